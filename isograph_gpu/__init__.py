@@ -1,0 +1,35 @@
+"""isograph-gpu: explain IsoGraph gene/isoform modules with batched tensor algebra.
+
+Public API::
+
+    from isograph_gpu import explain_module, ExplainConfig
+    results = explain_module("artifact_dir", "feature_table.parquet", "feature_meta.parquet")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import ExplainConfig
+
+__version__ = "0.1.0"
+#: the isograph release whose outputs this package reproduces
+REFERENCE_VERSION = "0.1.5"
+
+__all__ = ["REFERENCE_VERSION", "ExplainConfig", "ExplainResult", "__version__", "explain_module"]
+
+if TYPE_CHECKING:
+    from .pipeline import explain_module
+    from .results import ExplainResult
+
+
+def __getattr__(name: str) -> Any:  # lazy: keep `import isograph_gpu` light
+    if name == "explain_module":
+        from .pipeline import explain_module
+
+        return explain_module
+    if name == "ExplainResult":
+        from .results import ExplainResult
+
+        return ExplainResult
+    raise AttributeError(f"module 'isograph_gpu' has no attribute {name!r}")
