@@ -1,0 +1,367 @@
+"""Realistic synthetic IsoGraph datasets for the demo, the tests and the benchmarks.
+
+``make_synthetic_dataset`` simulates transcript counts with planted co-regulated modules and
+returns everything ``explain-module`` reads, laid out exactly as ``isograph fit`` and the
+reference fixture lay it out (reference-semantics.md §1):
+
+* ``modules``: gene_id, module_id (``"M000"``...), sorted by module then gene;
+* ``feature_scores``: feature_id, gene_id, feature_type, n_transcripts (float64, NaN on
+  abundance rows), then one float64 column per sample; per gene an ``<gene>::abundance`` row
+  (z-scored log2(CPM + 0.5) of the gene's summed counts, population SD) and, for genes with
+  >= 2 transcripts, a ``<gene>::switch`` row (PC1 score of the sample-centred within-gene CLR
+  composition with the reference's sign rule); rows sorted by (gene_id, feature_type,
+  feature_id);
+* ``feature_table``: ``sample_id`` column, then transcript usage (count / gene count) per
+  transcript ``G00001.T1``..., then ``n_psi`` PSI features ``G00010:psi:E1``; a fraction
+  ``nan_fraction`` of the values is NaN;
+* ``feature_meta``: feature_id, gene_id, feature_type, transcript_id, gene_name;
+* ``truth``: per gene its planted module (or None), whether it switches and which transcripts go
+  up/down; ``module_factors``: the latent sample factor of each module.
+
+Simulation: every module k has a latent sample factor f_k (standardised normal). A module gene's
+log expression is ``beta_g * f_k`` plus noise; for a switching gene one transcript's logit
+rises with f_k and another's falls (a within-gene isoform switch). Genes outside modules are
+noise. Counts are Poisson around ``library size x expression x isoform proportion``.
+
+Everything is vectorised over genes of equal transcript count in chunks of bounded size
+(batched SVD, no per-gene Python loop), so 1,000 samples x 12,500 genes x 4 transcripts takes
+seconds and the only large arrays are the outputs themselves. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+__all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores"]
+
+# elements of one (genes, transcripts, samples) chunk array; bounds working memory (~16 MB each)
+_CHUNK_ELEMENTS = 2_000_000
+_PSEUDOCOUNT = 0.5
+_CLR_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class SyntheticDataset:
+    """A simulated dataset: the artifact frames, the caller inputs and the ground truth."""
+
+    modules: pd.DataFrame
+    feature_scores: pd.DataFrame
+    feature_table: pd.DataFrame
+    feature_meta: pd.DataFrame
+    truth: pd.DataFrame
+    module_factors: pd.DataFrame
+    transcript_counts: np.ndarray | None = None
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Sample IDs in simulation order."""
+        return self.feature_table["sample_id"].tolist()
+
+    def write(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write the explain inputs under ``directory`` (each file atomically).
+
+        Returns the paths keyed ``modules``, ``feature_scores`` (both under ``artifact/``),
+        ``feature_table``, ``feature_meta`` and ``artifact_dir``.
+        """
+        root = Path(directory)
+        paths = {
+            "modules": root / "artifact" / "modules.parquet",
+            "feature_scores": root / "artifact" / "feature_scores.parquet",
+            "feature_table": root / "feature_table.parquet",
+            "feature_meta": root / "feature_meta.parquet",
+        }
+        for name, path in paths.items():
+            _write_parquet_atomic(getattr(self, name), path)
+        return {**paths, "artifact_dir": root / "artifact"}
+
+
+def make_synthetic_dataset(
+    n_samples: int = 200,
+    n_genes: int = 300,
+    n_modules: int = 5,
+    genes_per_module: int = 20,
+    transcripts_per_gene: tuple[int, int] = (2, 4),
+    n_psi: int = 10,
+    nan_fraction: float = 0.02,
+    seed: int = 0,
+    *,
+    switch_fraction: float = 0.6,
+    keep_counts: bool = False,
+) -> SyntheticDataset:
+    """Simulate a dataset with ``n_modules`` planted modules of ``genes_per_module`` genes.
+
+    ``transcripts_per_gene`` is an inclusive (min, max) range drawn uniformly per gene;
+    ``switch_fraction`` of the module genes with >= 2 transcripts carry an isoform switch.
+    ``keep_counts`` keeps the simulated counts as ``transcript_counts`` ((transcripts, samples)
+    float64, rows in feature_table column order) for checks; off by default to save memory.
+    """
+    lo, hi = (int(v) for v in transcripts_per_gene)
+    if not 1 <= lo <= hi:
+        raise InputError(f"transcripts_per_gene must satisfy 1 <= min <= max, got {transcripts_per_gene}")
+    if n_modules * genes_per_module > n_genes:
+        raise InputError(
+            f"n_modules * genes_per_module = {n_modules * genes_per_module} exceeds n_genes = {n_genes}"
+        )
+    if n_samples < 3:
+        raise InputError(f"n_samples must be >= 3, got {n_samples}")
+    if not 0.0 <= nan_fraction < 1.0:
+        raise InputError(f"nan_fraction must be in [0, 1), got {nan_fraction}")
+
+    rng = np.random.default_rng(seed)
+    sample_ids = _ids("S", n_samples, 4)
+    gene_ids = _ids("G", n_genes, 5)
+    module_names = [f"M{k:03d}" for k in range(n_modules)]
+
+    n_tx = rng.integers(lo, hi + 1, size=n_genes)
+    module_of = np.full(n_genes, -1, dtype=np.int64)
+    planted = rng.permutation(n_genes)[: n_modules * genes_per_module]
+    module_of[planted] = np.repeat(np.arange(n_modules), genes_per_module)
+
+    factors = rng.standard_normal((n_modules, n_samples))
+    factors = (factors - factors.mean(axis=1, keepdims=True)) / factors.std(axis=1, keepdims=True)
+    # row n_modules is all zeros: the "factor" of genes outside every module
+    factor_rows = np.vstack([factors, np.zeros((1, n_samples))])
+
+    in_module = module_of >= 0
+    switches = in_module & (n_tx >= 2) & (rng.random(n_genes) < switch_fraction)
+    abundance_effect = np.where(
+        in_module, rng.choice([-1.0, 1.0], n_genes) * rng.uniform(0.4, 1.0, n_genes), 0.0
+    )
+    switch_effect = np.where(switches, rng.uniform(1.0, 1.6, n_genes), 0.0)
+    mean_count = np.exp(rng.normal(np.log(300.0), 0.8, n_genes))
+    size_factor = np.exp(rng.normal(0.0, 0.2, n_samples))
+    # the transcripts that go up / down with the factor (distinct; index within the gene)
+    up = np.floor(rng.random(n_genes) * n_tx).astype(np.int64)
+    down = (up + 1 + np.floor(rng.random(n_genes) * np.maximum(n_tx - 1, 1)).astype(np.int64)) % n_tx
+
+    tx_offset = np.concatenate([[0], np.cumsum(n_tx)[:-1]])
+    n_transcripts_total = int(n_tx.sum())
+    n_psi_features = min(n_psi, n_genes)
+    # the feature table's values: transcript usage columns, then PSI columns
+    values = np.empty((n_samples, n_transcripts_total + n_psi_features), dtype=np.float64)
+    usage = values[:, :n_transcripts_total]
+    gene_counts = np.empty((n_genes, n_samples), dtype=np.float64)
+    switch_rows = np.full((n_genes, n_samples), np.nan, dtype=np.float64)
+    kept_counts = np.empty((n_transcripts_total, n_samples)) if keep_counts else None
+
+    for k in np.unique(n_tx):
+        genes_k = np.flatnonzero(n_tx == k)
+        chunk = max(1, _CHUNK_ELEMENTS // (int(k) * n_samples))
+        for start in range(0, genes_k.size, chunk):
+            g = genes_k[start : start + chunk]
+            f = factor_rows[np.where(module_of[g] >= 0, module_of[g], n_modules)]  # (G, S)
+            expression = (
+                mean_count[g, None]
+                * size_factor[None, :]
+                * np.exp(abundance_effect[g, None] * f + 0.4 * rng.standard_normal(f.shape))
+            )
+            direction = np.zeros((g.size, int(k)))
+            if k >= 2:
+                rows = np.arange(g.size)
+                direction[rows, up[g]] += 1.0
+                direction[rows, down[g]] -= 1.0
+            logits = (
+                rng.normal(0.0, 0.8, (g.size, int(k), 1))
+                + 0.25 * rng.standard_normal((g.size, int(k), n_samples))
+                + (switch_effect[g, None] * direction)[:, :, None] * f[:, None, :]
+            )
+            logits -= logits.max(axis=1, keepdims=True)
+            proportions = np.exp(logits)
+            proportions /= proportions.sum(axis=1, keepdims=True)
+            counts = rng.poisson(expression[:, None, :] * proportions).astype(np.float64)
+
+            totals = counts.sum(axis=1)  # (G, S)
+            gene_counts[g] = totals
+            with np.errstate(invalid="ignore", divide="ignore"):
+                chunk_usage = counts / totals[:, None, :]
+            if np.any(totals == 0):  # an unexpressed gene in a sample: pseudocount usage
+                pseudo = (counts + _PSEUDOCOUNT) / (totals[:, None, :] + _PSEUDOCOUNT * k)
+                chunk_usage = np.where(totals[:, None, :] == 0, pseudo, chunk_usage)
+            columns = (tx_offset[g, None] + np.arange(int(k))[None, :]).ravel()
+            usage[:, columns] = chunk_usage.reshape(-1, n_samples).T
+            if kept_counts is not None:
+                kept_counts[columns] = counts.reshape(-1, n_samples)
+            if k >= 2:
+                switch_rows[g] = switch_scores(counts)
+
+    abundance_rows = _zscore_rows(np.log2(gene_counts / gene_counts.sum(axis=0) * 1e6 + 0.5))
+
+    feature_scores = _feature_scores_frame(gene_ids, n_tx, abundance_rows, switch_rows, sample_ids)
+    psi_genes, psi_values = _simulate_psi(rng, n_psi, module_of, factor_rows, n_modules)
+    transcript_ids = [
+        f"{gene_ids[gi]}.T{t + 1}" for gi in range(n_genes) for t in range(int(n_tx[gi]))
+    ]
+    psi_ids = [f"{gene_ids[gi]}:psi:E1" for gi in psi_genes]
+    values[:, n_transcripts_total:] = psi_values
+    if nan_fraction > 0:
+        rows_per_block = max(1, _CHUNK_ELEMENTS // values.shape[1])
+        for start in range(0, n_samples, rows_per_block):
+            block = values[start : start + rows_per_block]
+            block[rng.random(block.shape) < nan_fraction] = np.nan
+    feature_table = pd.DataFrame(values, columns=[*transcript_ids, *psi_ids], copy=False)
+    feature_table.insert(0, "sample_id", pd.array(sample_ids, dtype="str"))
+
+    tx_gene = np.repeat(np.arange(n_genes), n_tx)
+    meta_gene = [gene_ids[i] for i in tx_gene] + [gene_ids[i] for i in psi_genes]
+    feature_meta = pd.DataFrame(
+        {
+            "feature_id": pd.array([*transcript_ids, *psi_ids], dtype="str"),
+            "gene_id": pd.array(meta_gene, dtype="str"),
+            "feature_type": pd.array(
+                ["transcript_usage"] * len(transcript_ids) + ["psi"] * len(psi_ids), dtype="str"
+            ),
+            "transcript_id": pd.array([*transcript_ids, *([None] * len(psi_ids))], dtype="str"),
+            "gene_name": pd.array([f"{gid}_name" for gid in meta_gene], dtype="str"),
+        }
+    )
+
+    modules = pd.DataFrame(
+        {
+            "gene_id": pd.array([gene_ids[i] for i in planted], dtype="str"),
+            "module_id": pd.array([module_names[module_of[i]] for i in planted], dtype="str"),
+        }
+    ).sort_values(["module_id", "gene_id"], ignore_index=True)
+
+    truth = pd.DataFrame(
+        {
+            "gene_id": pd.array(gene_ids, dtype="str"),
+            "module_id": pd.array(
+                [module_names[m] if m >= 0 else None for m in module_of], dtype="str"
+            ),
+            "n_transcripts": n_tx.astype(np.int64),
+            "switches": switches,
+            "switch_up": pd.array(
+                [f"{gene_ids[i]}.T{up[i] + 1}" if switches[i] else None for i in range(n_genes)],
+                dtype="str",
+            ),
+            "switch_down": pd.array(
+                [f"{gene_ids[i]}.T{down[i] + 1}" if switches[i] else None for i in range(n_genes)],
+                dtype="str",
+            ),
+        }
+    )
+    module_factors = pd.DataFrame(factors.T, columns=module_names)
+    module_factors.insert(0, "sample_id", pd.array(sample_ids, dtype="str"))
+    return SyntheticDataset(
+        modules=modules,
+        feature_scores=feature_scores,
+        feature_table=feature_table,
+        feature_meta=feature_meta,
+        truth=truth,
+        module_factors=module_factors,
+        transcript_counts=kept_counts,
+    )
+
+
+def switch_scores(counts: np.ndarray) -> np.ndarray:
+    """Switch coordinates of genes with equal transcript count, as ``isograph fit`` makes them.
+
+    ``counts``: (genes, transcripts, samples) float64, transcripts >= 2. Usage =
+    (count + 0.5) / sum, CLR with eps 1e-8 clip, centre each transcript over samples, PC1 score
+    (batched SVD); the largest-|loading| transcript is made positive (ties within 1e-9 * max go
+    to the lowest index). Returns (genes, samples) float64.
+    """
+    pseudo = counts + _PSEUDOCOUNT
+    composition = pseudo / np.clip(pseudo.sum(axis=1, keepdims=True), 1e-12, None)
+    logs = np.log(np.clip(composition, _CLR_EPS, 1.0))
+    clr = logs - logs.mean(axis=1, keepdims=True)
+    centred = clr.transpose(0, 2, 1)  # (G, S, k)
+    centred = centred - centred.mean(axis=1, keepdims=True)
+    _, _, vh = np.linalg.svd(centred, full_matrices=False)
+    loadings = vh[:, 0, :]  # (G, k)
+    scores = np.matmul(centred, loadings[:, :, None])[:, :, 0]  # (G, S)
+    magnitude = np.abs(loadings)
+    top = magnitude.max(axis=1, keepdims=True)
+    pivot = np.argmax(magnitude >= top - 1e-9 * top, axis=1)  # first of the tied maxima
+    sign = np.where(loadings[np.arange(loadings.shape[0]), pivot] >= 0, 1.0, -1.0)
+    return scores * sign[:, None]
+
+
+def _zscore_rows(matrix: np.ndarray) -> np.ndarray:
+    centred = matrix - matrix.mean(axis=1, keepdims=True)
+    scale = centred.std(axis=1, keepdims=True)
+    return centred / np.where(scale > 1e-12, scale, 1.0)
+
+
+def _feature_scores_frame(
+    gene_ids: list[str],
+    n_tx: np.ndarray,
+    abundance_rows: np.ndarray,
+    switch_rows: np.ndarray,
+    sample_ids: list[str],
+) -> pd.DataFrame:
+    """Interleave abundance and switch rows per gene (gene_ids are already sorted)."""
+    n_genes = len(gene_ids)
+    has_switch = n_tx >= 2
+    per_gene = 1 + has_switch.astype(np.int64)
+    gene_index = np.repeat(np.arange(n_genes), per_gene)
+    is_switch = np.zeros(gene_index.size, dtype=bool)
+    is_switch[np.cumsum(per_gene)[has_switch] - 1] = True
+    matrix = np.empty((gene_index.size, abundance_rows.shape[1]), dtype=np.float64)
+    matrix[~is_switch] = abundance_rows
+    matrix[is_switch] = switch_rows[has_switch]
+    gene_col = [gene_ids[i] for i in gene_index]
+    kind = np.where(is_switch, "switch", "abundance")
+    meta = pd.DataFrame(
+        {
+            "feature_id": pd.array([f"{g}::{t}" for g, t in zip(gene_col, kind, strict=True)], dtype="str"),
+            "gene_id": pd.array(gene_col, dtype="str"),
+            "feature_type": pd.array(kind.tolist(), dtype="str"),
+            "n_transcripts": np.where(is_switch, n_tx[gene_index].astype(np.float64), np.nan),
+        }
+    )
+    scores = pd.DataFrame(matrix, columns=sample_ids, copy=False)
+    return pd.concat([meta, scores], axis=1)
+
+
+def _simulate_psi(
+    rng: np.random.Generator,
+    n_psi: int,
+    module_of: np.ndarray,
+    factor_rows: np.ndarray,
+    n_modules: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSI of one exon for ``n_psi`` genes (module genes first, sorted): (genes, (S, n_psi))."""
+    candidates = np.concatenate([np.flatnonzero(module_of >= 0), np.flatnonzero(module_of < 0)])
+    genes = np.sort(candidates[: min(n_psi, candidates.size)])
+    f = factor_rows[np.where(module_of[genes] >= 0, module_of[genes], n_modules)]
+    n_samples = factor_rows.shape[1]
+    logit = (
+        rng.normal(0.0, 1.0, (genes.size, 1))
+        + rng.uniform(0.8, 1.5, (genes.size, 1)) * f
+        + 0.4 * rng.standard_normal((genes.size, n_samples))
+    )
+    return genes, (1.0 / (1.0 + np.exp(-logit))).T
+
+
+def _ids(prefix: str, n: int, min_width: int) -> list[str]:
+    width = max(min_width, len(str(max(n - 1, 0))))
+    return [f"{prefix}{i:0{width}d}" for i in range(n)]
+
+
+def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Parquet without index, string columns as ``string`` (as the fit writes), atomically."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
+    ]
+    table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
