@@ -1,0 +1,50 @@
+"""The VAE encoder input: feature_scores (samples x rows) in checkpoint order, NaNs imputed.
+
+The reference feeds NaNs to the encoder as-is, which turns every latent, every decoded delta
+and every IG attribution into NaN. Here each NaN is replaced by its feature's mean over the
+samples (a feature that is NaN everywhere by 0, the centre of the z-scored channels) and a
+``UserWarning`` says how many values were imputed.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+
+def impute_feature_means(scores: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Replace NaN/inf by the column's finite mean over rows (0 when none is finite).
+
+    ``scores`` is (n samples, d features) float. Returns the imputed float64 copy, the number
+    of values replaced and the number of affected features.
+    """
+    x = np.array(scores, dtype=np.float64, copy=True)
+    bad = ~np.isfinite(x)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return x, 0, 0
+    cols = np.flatnonzero(bad.any(axis=0))
+    finite = ~bad[:, cols]
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, x[:, cols], 0.0).sum(axis=0)
+    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    sub = x[:, cols]
+    sub[bad[:, cols]] = np.broadcast_to(means, sub.shape)[bad[:, cols]]
+    x[:, cols] = sub
+    return x, n_bad, len(cols)
+
+
+def encoder_input(scores: np.ndarray, order: np.ndarray, device: torch.device,
+                  dtype: torch.dtype, source: str = "feature_scores.parquet") -> torch.Tensor:
+    """(n, d) encoder input on ``device``: columns ``scores[:, order]``, NaNs imputed (warned)."""
+    x, n_bad, n_cols = impute_feature_means(np.asarray(scores)[:, order])
+    if n_bad:
+        warnings.warn(
+            f"{source} has {n_bad} missing value(s) in {n_cols} row(s); for VAE attribution "
+            "and Integrated Gradients each is imputed with its feature's mean over samples "
+            "(0 for an all-missing row) instead of propagating NaN as isograph 0.1.5 does",
+            UserWarning, stacklevel=3,
+        )
+    return torch.as_tensor(x, device=device).to(dtype)
