@@ -1,0 +1,144 @@
+"""Streams a features matrix through the tensor core in feature chunks under a memory
+budget: per chunk one GEMM yields the Pearson moments against every module score and the
+group sums of every contrast; p-values follow in float64.
+
+Everything here is per feature, so chunks are independent; only the q-values (done by the
+caller on the small [F, K] p matrix) need all features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .ops.contrast import WelchResult, welch_from_sums
+from .ops.moments import Moments, centre_and_mask
+from .ops.pearson import column_constant, pearson_from_moments
+from .ops.pvalues import pearson_pvalue, welch_pvalue
+from .progress import Progress
+
+_BYTES_PER_VALUE_PER_FEATURE = 8  # x, mask, centred, squared, stacked copy (+ slack)
+
+
+@dataclass
+class ContrastStatistics:
+    """Welch statistics of one split, each [F, K] numpy (float64; counts int64)."""
+
+    mean_high: np.ndarray
+    mean_low: np.ndarray
+    delta: np.ndarray
+    se: np.ndarray
+    tstat: np.ndarray
+    pvalue: np.ndarray
+    n_high: np.ndarray
+    n_low: np.ndarray
+
+
+@dataclass
+class FeatureStatistics:
+    """Per feature x module statistics (host numpy arrays, [F, K])."""
+
+    r: np.ndarray
+    n: np.ndarray
+    pvalue: np.ndarray
+    #: finite values per feature over all samples [F]
+    n_finite: np.ndarray
+    contrasts: dict[str, ContrastStatistics] = field(default_factory=dict)
+
+
+def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
+               chunk_features: int | None = None) -> int:
+    """Features per chunk so that one chunk's working set fits the memory budget."""
+    if chunk_features is not None:
+        return max(1, min(int(chunk_features), max(n_features, 1)))
+    per_feature = max(1, n_samples) * itemsize * _BYTES_PER_VALUE_PER_FEATURE
+    return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
+
+
+def _contrast_to_numpy(w: WelchResult, p: torch.Tensor) -> ContrastStatistics:
+    def host(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy()
+
+    return ContrastStatistics(
+        mean_high=host(w.mean_high), mean_low=host(w.mean_low), delta=host(w.delta),
+        se=host(w.se), tstat=host(w.tstat), pvalue=host(p),
+        n_high=host(w.n_high), n_low=host(w.n_low),
+    )
+
+
+def feature_statistics(
+    features: np.ndarray,
+    scores: torch.Tensor,
+    *,
+    min_pairs: int,
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    device: torch.device,
+    dtype: torch.dtype,
+    memory_budget_bytes: int,
+    chunk_features: int | None = None,
+    progress: Progress | None = None,
+    label: str = "features",
+) -> FeatureStatistics:
+    """Pearson r/n/p of every column of ``features`` [n, F] (host, NaN = missing) against
+    every column of ``scores`` [n, K], plus Welch statistics for each named split
+    (``splits[name] = (high, low)`` bool masks [n, K]).
+
+    Feature chunks are copied to ``device`` as ``dtype`` one at a time.
+    """
+    n, f = features.shape
+    k = scores.shape[1]
+    y = scores.to(device=device, dtype=dtype)
+    my, y0, _ = centre_and_mask(y)
+    y_flat = column_constant(y)
+    group_cols = []
+    for high, low in (splits or {}).values():
+        group_cols += [high.to(device=device, dtype=dtype), low.to(device=device, dtype=dtype)]
+    right = torch.cat([my, y0, y0 * y0, *group_cols], dim=1)  # [n, 3K + 2K*splits]
+
+    r_out = np.empty((f, k), dtype=np.float64)
+    n_out = np.empty((f, k), dtype=np.int64)
+    p_out = np.empty((f, k), dtype=np.float64)
+    finite_out = np.empty(f, dtype=np.int64)
+    contrast_parts: dict[str, list[ContrastStatistics]] = {name: [] for name in (splits or {})}
+
+    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features)
+    starts = list(range(0, f, step))
+    for i, a in enumerate(starts, start=1):
+        b = min(f, a + step)
+        x = torch.from_numpy(np.ascontiguousarray(features[:, a:b])).to(device=device, dtype=dtype)
+        mx, x0, centre = centre_and_mask(x)
+        c = b - a
+        prod = torch.cat([mx, x0, x0 * x0], dim=1).T @ right  # [3c, 3K + 2KS]
+        m = Moments(
+            n=prod[:c, :k], sx=prod[c : 2 * c, :k], sy=prod[:c, k : 2 * k],
+            sxx=prod[2 * c :, :k], syy=prod[:c, 2 * k : 3 * k], sxy=prod[c : 2 * c, k : 2 * k],
+        )
+        r = pearson_from_moments(m, min_pairs, column_constant(x), y_flat)
+        n_pairs = m.n.round().to(torch.int64)
+        r_out[a:b] = r.to(torch.float64).cpu().numpy()
+        n_out[a:b] = n_pairs.cpu().numpy()
+        p_out[a:b] = pearson_pvalue(r.to(torch.float64), n_pairs).cpu().numpy()
+        finite_out[a:b] = mx.sum(dim=0).round().to(torch.int64).cpu().numpy()
+        col = 3 * k
+        for name in contrast_parts:
+            gh, gl = slice(col, col + k), slice(col + k, col + 2 * k)
+            col += 2 * k
+            w = welch_from_sums(
+                prod[:c, gh], prod[c : 2 * c, gh], prod[2 * c :, gh],
+                prod[:c, gl], prod[c : 2 * c, gl], prod[2 * c :, gl], centre,
+            )
+            contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
+        if progress is not None:
+            progress.chunk(label, i, len(starts))
+
+    contrasts = {
+        name: ContrastStatistics(**{
+            fld: np.concatenate([getattr(part, fld) for part in parts], axis=0)
+            for fld in ContrastStatistics.__dataclass_fields__
+        })
+        for name, parts in contrast_parts.items() if parts
+    }
+    return FeatureStatistics(r=r_out, n=n_out, pvalue=p_out, n_finite=finite_out,
+                             contrasts=contrasts)

@@ -1,0 +1,328 @@
+"""Loading, validating and aligning explain inputs (isograph 0.1.5 order of checks).
+
+Produces :class:`~isograph_gpu.results.ExplainInputs`: host float64 matrices in the
+reference's sample order (sorted string overlap of feature_scores and feature_table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.types as pat
+
+from ..errors import InputError, MissingInputError
+from ..results import ExplainInputs
+from .tables import TableSource, describe_source, read_arrow, read_table
+
+REQUIRED_META_COLUMNS = ["feature_id", "gene_id", "feature_type"]
+OPTIONAL_META_COLUMNS = ["gene_name", "transcript_id", "exon_id", "event_id", "source_coordinate"]
+SCORE_METADATA_COLUMNS = ["feature_id", "gene_id", "feature_type", "n_transcripts"]
+MIN_OVERLAP_SAMPLES = 10
+
+
+def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Size, mtime and a SHA-256 of the first and last MiB of a file (cheap on big files)."""
+    path = Path(path)
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if stat.st_size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read())
+    return {"path": str(path), "size": stat.st_size, "mtime": stat.st_mtime,
+            "sha256_head_tail": digest.hexdigest()}
+
+
+def _source_fingerprint(source: TableSource) -> dict[str, Any]:
+    if isinstance(source, pd.DataFrame):
+        return {"path": None, "in_memory": True, "shape": list(source.shape)}
+    return fingerprint(source)
+
+
+def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{what} is missing required columns: {missing}")
+
+
+def _duplicates(values: pd.Index | pd.Series) -> list[str]:
+    s = pd.Series(np.asarray(values, dtype=object))
+    return [str(v) for v in s[s.duplicated()].tolist()[:5]]
+
+
+def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
+    """modules.parquet and the path of feature_scores.parquet (existence checked in the
+    reference's order: modules first)."""
+    modules_path = artifact_dir / "modules.parquet"
+    scores_path = artifact_dir / "feature_scores.parquet"
+    if not artifact_dir.is_dir():
+        raise MissingInputError(f"artifact dir not found: {artifact_dir}")
+    for path in (modules_path, scores_path):
+        if not path.exists():
+            raise MissingInputError(
+                f"Required artifact file not found: {path}. Run 'isograph fit' to generate it."
+            )
+    modules = read_arrow(modules_path, "modules.parquet").to_pandas()
+    _check_columns(modules, ["gene_id", "module_id"], f"modules.parquet ({modules_path})")
+    modules = modules.assign(gene_id=modules["gene_id"].astype(str),
+                             module_id=modules["module_id"].astype(str))
+    return modules, scores_path
+
+
+def load_feature_scores(path: Path) -> pd.DataFrame:
+    """feature_scores.parquet with the reference's legacy-layout fixes."""
+    scores = read_arrow(path, "feature_scores.parquet").to_pandas()
+    if "gene_id" not in scores.columns:
+        raise InputError(f"feature_scores.parquet ({path}) is missing required columns: ['gene_id']")
+    if "feature_id" not in scores.columns:
+        scores.insert(0, "feature_id", scores["gene_id"].astype(str) + "::switch")
+    if "feature_type" not in scores.columns:
+        scores.insert(2, "feature_type", "switch")
+    return scores
+
+
+def validate_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Required columns, optional-column warning, unique feature ids (reference checks)."""
+    _check_columns(meta, REQUIRED_META_COLUMNS, "feature_meta")
+    absent = [c for c in OPTIONAL_META_COLUMNS if c not in meta.columns]
+    if absent:
+        warnings.warn(
+            f"feature_meta is missing optional columns (annotations will be limited): {absent}",
+            UserWarning, stacklevel=3,
+        )
+    dupes = _duplicates(meta["feature_id"][meta["feature_id"].duplicated()])
+    if dupes:
+        raise InputError(f"feature_meta has duplicate feature_id values: {dupes}")
+    meta = meta.copy()
+    for col in ("feature_id", "gene_id", "feature_type"):
+        meta[col] = meta[col].astype(str)
+    return meta
+
+
+class _FeatureTable:
+    """A samples x features table, kept columnar (Arrow or pandas) until the needed
+    columns are gathered into one float64 matrix."""
+
+    def __init__(self, source: TableSource, what: str) -> None:
+        self.what = what
+        self.where = describe_source(source)
+        if isinstance(source, pd.DataFrame):
+            df = source
+            if "sample_id" in df.columns:
+                self.sample_ids = df["sample_id"].astype(str).to_numpy()
+                df = df.drop(columns=["sample_id"])
+            else:
+                self.sample_ids = np.asarray(df.index.astype(str))
+            self._frame: pd.DataFrame | None = df
+            self._arrow: pa.Table | None = None
+            self.columns = [str(c) for c in df.columns]
+        else:
+            table = read_arrow(source, what)
+            index_cols = _pandas_index_columns(table)
+            if "sample_id" in table.column_names:
+                ids = table.column("sample_id")
+                table = table.drop_columns(["sample_id"])
+            elif index_cols:
+                ids = table.column(index_cols[0])
+                table = table.drop_columns(index_cols)
+            else:
+                raise InputError(
+                    f"{what} {self.where} has no sample_id column (or pandas index) "
+                    "naming the samples"
+                )
+            self.sample_ids = np.asarray([str(v) for v in ids.to_pylist()], dtype=object)
+            self._frame = None
+            self._arrow = table
+            self.columns = list(table.column_names)
+        dupes = _duplicates(pd.Index(self.sample_ids)[pd.Index(self.sample_ids).duplicated()])
+        if dupes:
+            raise InputError(f"{what} has duplicate sample IDs: {dupes}")
+
+    def matrix(self, columns: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous)."""
+        out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
+        for j, name in enumerate(columns):
+            out[:, j] = self._column(name)[rows]
+        return out
+
+    def _column(self, name: str) -> np.ndarray:
+        if self._arrow is not None:
+            col = self._arrow.column(name)
+            if not (pat.is_floating(col.type) or pat.is_integer(col.type)
+                    or pat.is_null(col.type) or pat.is_boolean(col.type)):
+                raise InputError(
+                    f"{self.what} {self.where}: column {name!r} is not numeric "
+                    f"(type {col.type}); feature values must be numbers"
+                )
+            return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        assert self._frame is not None
+        values = self._frame[name]
+        try:
+            return pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError) as exc:
+            raise InputError(
+                f"{self.what} {self.where}: column {name!r} is not numeric "
+                f"({exc}); feature values must be numbers"
+            ) from exc
+
+
+def _pandas_index_columns(table: pa.Table) -> list[str]:
+    meta = table.schema.pandas_metadata or {}
+    return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+
+
+def _module_score_matrix(
+    source: TableSource, module_ids: list[str], sample_ids: list[str]
+) -> np.ndarray:
+    mst = read_table(source, "module score table")
+    if "sample_id" in mst.columns:
+        mst = mst.set_index("sample_id")
+    mst.index = mst.index.astype(str)
+    mst.columns = [str(c) for c in mst.columns]
+    dupes = _duplicates(mst.index[mst.index.duplicated()])
+    if dupes:
+        raise InputError(f"module_score_table has duplicate sample IDs: {dupes}")
+    missing = [m for m in module_ids if m not in mst.columns]
+    if missing:
+        raise InputError(
+            f"module_score_table is missing columns for requested module(s): {missing}"
+        )
+    overlap = set(sample_ids) & set(mst.index)
+    if len(overlap) < MIN_OVERLAP_SAMPLES:
+        raise InputError(
+            f"Only {len(overlap)} samples overlap between module_score_table and the "
+            f"feature data (minimum required: {MIN_OVERLAP_SAMPLES})."
+        )
+    absent = [s for s in sample_ids if s not in overlap]
+    if absent:
+        warnings.warn(
+            f"module_score_table lacks {len(absent)} of the {len(sample_ids)} samples "
+            f"(e.g. {absent[:3]}); their module scores are treated as missing",
+            UserWarning, stacklevel=3,
+        )
+    sub = mst.reindex(index=sample_ids)[module_ids]
+    try:
+        return sub.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"module_score_table has non-numeric module scores: {exc}") from exc
+
+
+def load_explain_inputs(
+    artifact_dir: str | os.PathLike[str],
+    feature_table: TableSource,
+    feature_meta: TableSource,
+    module_ids: Sequence[str] | None = None,
+    module_score_table: TableSource | None = None,
+    transcript_usage_feature_type: str = "transcript_usage",
+) -> ExplainInputs:
+    """Read, validate and align every explain input (reference order of checks)."""
+    artifact_dir = Path(artifact_dir)
+    modules, scores_path = load_modules(artifact_dir)
+    scores_df = load_feature_scores(scores_path)
+
+    meta = validate_feature_meta(read_table(feature_meta, "feature meta"))
+    table = _FeatureTable(feature_table, "feature table")
+
+    score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
+    table_samples = set(table.sample_ids.tolist())
+    sample_ids = sorted(set(score_samples) & table_samples)
+    if len(sample_ids) < MIN_OVERLAP_SAMPLES:
+        raise InputError(
+            f"Only {len(sample_ids)} samples overlap between feature_scores and feature_table "
+            f"(minimum required: {MIN_OVERLAP_SAMPLES}). Check that sample IDs match."
+        )
+    dropped_scores = len(set(score_samples) - set(sample_ids))
+    dropped_table = len(table_samples - set(sample_ids))
+    if dropped_scores:
+        warnings.warn(f"{dropped_scores} sample(s) in feature_scores not in feature_table "
+                      "and will be dropped.", UserWarning, stacklevel=2)
+    if dropped_table:
+        warnings.warn(f"{dropped_table} sample(s) in feature_table not in feature_scores "
+                      "and will be dropped.", UserWarning, stacklevel=2)
+
+    available = sorted(modules["module_id"].unique().tolist())
+    if module_ids is None or len(module_ids) == 0:
+        resolved = available
+    else:
+        resolved = [str(m) for m in module_ids]
+        unknown = [m for m in resolved if m not in available]
+        if unknown:
+            raise InputError(f"Unknown module ID(s): {unknown}. Available modules: {available}")
+        resolved = list(dict.fromkeys(resolved))
+
+    module_scores = None
+    if module_score_table is not None:
+        module_scores = _module_score_matrix(module_score_table, resolved, sample_ids)
+
+    # feature_scores -> samples x rows
+    scores_df.columns = [str(c) for c in scores_df.columns]
+    try:
+        scores = np.asfortranarray(scores_df[sample_ids].to_numpy(dtype=np.float64).T)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"feature_scores.parquet ({scores_path}) has non-numeric sample "
+                         f"values: {exc}") from exc
+    score_gene_ids = scores_df["gene_id"].astype(str).to_numpy()
+
+    groups = modules.groupby("module_id", sort=False)["gene_id"]
+    module_genes = {m: groups.get_group(m).tolist() for m in resolved}
+    if module_scores is None:
+        present = set(score_gene_ids.tolist())
+        empty = [m for m in resolved if not any(g in present for g in module_genes[m])]
+        if empty:
+            raise InputError(
+                f"module(s) {empty[:5]} have no genes in {scores_path}; their eigengene is "
+                "undefined (exclude them with --module-ids or pass a module score table)"
+            )
+
+    # annotated feature_table columns, in table order
+    meta_ids = set(meta["feature_id"].tolist())
+    feature_ids = [c for c in table.columns if c in meta_ids]
+    positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
+    rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
+    features = table.matrix(feature_ids, rows)
+    meta_idx = meta.set_index("feature_id")
+    sub = meta_idx.loc[feature_ids] if feature_ids else meta_idx.iloc[:0]
+    transcript_ids = (sub["transcript_id"].to_numpy(dtype=object)
+                      if "transcript_id" in meta.columns else None)
+
+    checkpoint = artifact_dir / "vae_checkpoint.pt"
+    fingerprints: dict[str, Any] = {
+        "modules": fingerprint(artifact_dir / "modules.parquet"),
+        "feature_scores": fingerprint(scores_path),
+        "feature_table": _source_fingerprint(feature_table),
+        "feature_meta": _source_fingerprint(feature_meta),
+    }
+    if module_score_table is not None:
+        fingerprints["module_score_table"] = _source_fingerprint(module_score_table)
+    if checkpoint.exists():
+        fingerprints["vae_checkpoint"] = fingerprint(checkpoint)
+
+    return ExplainInputs(
+        artifact_dir=artifact_dir,
+        sample_ids=sample_ids,
+        module_ids=resolved,
+        module_genes=module_genes,
+        n_module_genes={m: len(module_genes[m]) for m in resolved},
+        scores=scores,
+        score_feature_ids=scores_df["feature_id"].astype(str).to_numpy(dtype=object),
+        score_gene_ids=score_gene_ids.astype(object),
+        score_feature_types=scores_df["feature_type"].astype(str).to_numpy(dtype=object),
+        features=features,
+        feature_ids=np.asarray(feature_ids, dtype=object),
+        feature_gene_ids=sub["gene_id"].to_numpy(dtype=object),
+        feature_types=sub["feature_type"].to_numpy(dtype=object),
+        feature_transcript_ids=transcript_ids,
+        module_scores=module_scores,
+        checkpoint_path=checkpoint if checkpoint.exists() else None,
+        feature_meta=meta,
+        fingerprints=fingerprints,
+    )

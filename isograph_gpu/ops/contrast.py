@@ -1,0 +1,110 @@
+"""High-vs-low contrasts: percentile / tail group split per eigengene and Welch statistics
+from masked group sums (computed as GEMMs with one-hot group matrices)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def percentile_split(scores: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
+    """Reference split per column of ``scores`` [n, K]: high = score >= nanpercentile
+    (linear interpolation), low = the other samples with a finite score.
+
+    Returns two bool tensors [n, K]. Samples with a NaN score join neither group
+    (isograph 0.1.5 puts them in low; a documented deliberate difference).
+    """
+    threshold = torch.nanquantile(scores.to(torch.float64), percentile / 100.0, dim=0,
+                                  interpolation="linear")
+    finite = torch.isfinite(scores)
+    high = finite & (scores.to(torch.float64) >= threshold)
+    return high, finite & ~high
+
+
+def tail_split(scores: Tensor, tail_percent: float) -> tuple[Tensor, Tensor]:
+    """Top vs bottom ``tail_percent`` % of samples ranked by each column of ``scores``.
+
+    high = score >= nanpercentile(100 - Q), low = score <= nanpercentile(Q); NaN scores
+    join neither group. Returns two bool tensors [n, K].
+    """
+    s = scores.to(torch.float64)
+    upper = torch.nanquantile(s, 1.0 - tail_percent / 100.0, dim=0, interpolation="linear")
+    lower = torch.nanquantile(s, tail_percent / 100.0, dim=0, interpolation="linear")
+    finite = torch.isfinite(s)
+    return finite & (s >= upper), finite & (s <= lower) & ~(s >= upper)
+
+
+@dataclass
+class WelchResult:
+    """Welch two-sample statistics, each [F, K] (float64 except counts, int64)."""
+
+    mean_high: Tensor
+    mean_low: Tensor
+    delta: Tensor
+    se: Tensor
+    tstat: Tensor
+    df: Tensor
+    n_high: Tensor
+    n_low: Tensor
+
+
+def group_sums(mask: Tensor, centred: Tensor, groups: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(count, sum, sum of squares) of each feature per group.
+
+    ``mask``/``centred`` [n, F] from :func:`~isograph_gpu.ops.moments.centre_and_mask`,
+    ``groups`` [n, G] 0/1. One GEMM [3F, n] x [n, G]; outputs [F, G].
+    """
+    g = groups.to(centred.dtype)
+    f = centred.shape[1]
+    prod = torch.cat([mask, centred, centred * centred], dim=1).T @ g
+    return prod[:f], prod[f : 2 * f], prod[2 * f :]
+
+
+def welch_from_sums(
+    count_h: Tensor, sum_h: Tensor, sq_h: Tensor,
+    count_l: Tensor, sum_l: Tensor, sq_l: Tensor,
+    centre: Tensor,
+) -> WelchResult:
+    """Welch statistics from group sums of centred values (centre [F] added back).
+
+    As the reference: NaN everything (but counts) when a group has < 2 values; se from
+    ddof=1 variances; constant groups with equal means give t = NaN, different means
+    t = ±inf.
+    """
+    f64 = torch.float64
+    nh, nl = count_h.to(f64), count_l.to(f64)
+    sh, sl, qh, ql = sum_h.to(f64), sum_l.to(f64), sq_h.to(f64), sq_l.to(f64)
+    ok = (nh >= 2) & (nl >= 2)
+    nh_s, nl_s = nh.clamp_min(2.0), nl.clamp_min(2.0)
+    mh, ml = sh / nh_s, sl / nl_s
+    tol = 1024.0 * torch.finfo(sum_h.dtype).eps
+    ssh = qh - sh * mh
+    ssl = ql - sl * ml
+    ssh = torch.where(ssh <= tol * qh, torch.zeros_like(ssh), ssh)
+    ssl = torch.where(ssl <= tol * ql, torch.zeros_like(ssl), ssl)
+    vh, vl = ssh / (nh_s - 1.0), ssl / (nl_s - 1.0)
+    ah, al = vh / nh_s, vl / nl_s
+    se = torch.sqrt(ah + al)
+    c = centre.to(f64)[:, None]
+    mean_high, mean_low = mh + c, ml + c
+    delta = mh - ml
+    scale = mh.abs() + ml.abs() + c.abs()
+    same = delta.abs() <= tol * scale
+    zero_se = se == 0
+    t = torch.where(zero_se, torch.where(same, torch.full_like(se, float("nan")),
+                                         torch.sign(delta) * float("inf")), delta / se)
+    delta = torch.where(zero_se & same, torch.zeros_like(delta), delta)
+    df = (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0))
+    nan = torch.full_like(se, float("nan"))
+    return WelchResult(
+        mean_high=torch.where(ok, mean_high, nan),
+        mean_low=torch.where(ok, mean_low, nan),
+        delta=torch.where(ok, delta, nan),
+        se=torch.where(ok, se, nan),
+        tstat=torch.where(ok, t, nan),
+        df=torch.where(ok & ~zero_se, df, nan),
+        n_high=count_h.round().to(torch.int64),
+        n_low=count_l.round().to(torch.int64),
+    )

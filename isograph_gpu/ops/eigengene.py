@@ -1,0 +1,69 @@
+"""Sign-aligned module eigengenes for all modules at once (isograph 0.1.5 semantics).
+
+Each module's channel rows are gathered into a padded tensor [K, R_max, n]; the sign
+bootstrap against the first row and the (at most five) refinement rounds against the
+running mean run batched over modules. Five unconditional rounds equal the reference's
+early-stopping loop: once signs stop changing, further rounds reproduce them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .pearson import paired_pearson
+
+#: the reference's hard-coded minimum of complete pairs in the sign alignment
+SIGN_MIN_PAIRS = 3
+REFINEMENT_ROUNDS = 5
+
+
+def gather_module_rows(scores: Tensor, rows: Tensor) -> Tensor:
+    """Gather module rows of ``scores`` [n, R] into [K, R_max, n].
+
+    ``rows`` [K, R_max] int64 holds row indices per module, -1 for padding (NaN rows).
+    """
+    n = scores.shape[0]
+    padded = torch.cat([scores, torch.full((n, 1), float("nan"), dtype=scores.dtype,
+                                           device=scores.device)], dim=1)
+    idx = torch.where(rows < 0, torch.full_like(rows, scores.shape[1]), rows)
+    return padded.T[idx]  # [K, R_max, n]
+
+
+def _nanmean_rows(values: Tensor) -> Tensor:
+    finite = torch.isfinite(values)
+    total = torch.where(finite, values, torch.zeros_like(values)).sum(dim=1)
+    count = finite.sum(dim=1)
+    out = total / count.clamp_min(1).to(values.dtype)
+    return torch.where(count > 0, out, torch.full_like(out, float("nan")))
+
+
+def module_eigengenes(scores: Tensor, rows: Tensor) -> Tensor:
+    """Sign-aligned eigengenes [n, K].
+
+    ``scores`` [n, R]: feature_scores channels (samples x rows). ``rows`` [K, R_max]:
+    each module's row indices in feature_scores order, -1 padded. A module with one row
+    returns that row; a module without rows returns NaN.
+    """
+    block = gather_module_rows(scores, rows)  # [K, R, n]
+    valid = rows >= 0  # [K, R]
+    n_rows = valid.sum(dim=1)  # [K]
+    ones = torch.ones(rows.shape, dtype=scores.dtype, device=scores.device)
+
+    # bootstrap: orient rows i >= 1 against row 0
+    r0, n0 = paired_pearson(block, block[:, :1, :])
+    flip = valid & (n0 >= SIGN_MIN_PAIRS) & (r0 < 0)
+    flip[:, 0] = False
+    signs = torch.where(flip, -ones, ones)
+
+    for _ in range(REFINEMENT_ROUNDS):
+        e = _nanmean_rows(block * signs[:, :, None])  # [K, n]
+        r, n = paired_pearson(block, e[:, None, :])
+        decided = valid & (n >= SIGN_MIN_PAIRS)
+        new = torch.where(r >= 0, ones, -ones)  # NaN r -> -1, as the reference
+        signs = torch.where(decided, new, signs)
+
+    single = (n_rows == 1)[:, None]
+    signs = torch.where(single, ones, signs)
+    eigen = _nanmean_rows(block * signs[:, :, None])  # [K, n]
+    return eigen.T.contiguous()

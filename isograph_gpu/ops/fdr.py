@@ -1,0 +1,45 @@
+"""Benjamini-Hochberg / Benjamini-Yekutieli q-values per family, batched over columns.
+
+Matches ``scipy.stats.false_discovery_control`` applied to the finite p-values of each
+family: NaN p gives NaN q and is left out of the family size m.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FDR_METHODS = ("bh", "by")
+
+
+def fdr_adjust(p: Tensor, family: Tensor | None = None, method: str = "bh") -> Tensor:
+    """q-values for ``p`` [F, K], one family per column.
+
+    ``family`` [F, K] bool selects the members of each column's family (default: all).
+    Non-members and NaN p get NaN q. float64 out, p's device.
+    """
+    if method not in FDR_METHODS:
+        raise ValueError(f"fdr_method must be one of {list(FDR_METHODS)}, got {method!r}")
+    p = p.to(torch.float64)
+    if p.ndim == 1:
+        return fdr_adjust(p[:, None], None if family is None else family[:, None], method)[:, 0]
+    member = torch.isfinite(p)
+    if family is not None:
+        member = member & family.to(p.device)
+    f = p.shape[0]
+    keyed = torch.where(member, p, torch.full_like(p, float("inf")))
+    order = torch.argsort(keyed, dim=0, stable=True)
+    p_sorted = torch.gather(keyed, 0, order)
+    m = member.sum(dim=0, keepdim=True).to(torch.float64)  # [1, K]
+    rank = torch.arange(1, f + 1, dtype=torch.float64, device=p.device)[:, None]
+    scaled = p_sorted * m / rank
+    if method == "by":
+        harmonic = torch.cumsum(1.0 / rank, dim=0)  # H_i for i = 1..F
+        h_m = torch.gather(harmonic.expand(-1, p.shape[1]), 0,
+                           (m.long() - 1).clamp_min(0))  # H_m per column
+        scaled = scaled * h_m
+    in_family = rank <= m
+    scaled = torch.where(in_family, scaled, torch.full_like(scaled, float("inf")))
+    q_sorted = torch.flip(torch.cummin(torch.flip(scaled, [0]), dim=0).values, [0]).clamp(0.0, 1.0)
+    q = torch.empty_like(q_sorted).scatter_(0, order, q_sorted)
+    return torch.where(member, q, torch.full_like(q, float("nan")))
