@@ -1,0 +1,37 @@
+"""``isograph-gpu annotate-structure``: structural labels of switch pairs from a GTF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import run_command
+
+
+@click.command("annotate-structure")
+@click.option("--gtf", "gtf", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GTF or GTF.gz annotation (GENCODE or Ensembl).")
+@click.option("--switch-pairs", "switch_pairs", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="TSV with columns gene_id, transcript_id_1, transcript_id_2.")
+@click.option("--output", "output", default="transcript_structure_annotations.tsv",
+              show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output TSV (booleans True/False, NA empty).")
+@click.option("--gtf-cache", "gtf_cache", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Parquet cache of the parsed GTF; reused only if built from the same GTF "
+                   "by the same parser version, otherwise rebuilt.")
+def annotate_structure(gtf: Path, switch_pairs: Path, output: Path,
+                       gtf_cache: Path | None) -> None:
+    """Label what changes in transcript structure between switch-pair partners."""
+
+    def body() -> None:
+        from ..structure import annotate_switch_pairs, read_switch_pairs, write_annotations
+
+        pairs = read_switch_pairs(switch_pairs)
+        table = annotate_switch_pairs(pairs, gtf, gtf_cache=gtf_cache)
+        write_annotations(table, output)
+        click.echo(str(output))
+
+    run_command(body)

@@ -1,0 +1,34 @@
+"""Transcript structure: GTF parsing and cache, switch-pair labels, annotation-table merge."""
+
+from __future__ import annotations
+
+from .annotate import annotate_switch_pairs, read_switch_pairs
+from .annotation import (
+    annotate_driver_table,
+    annotate_transcript_table,
+    fill_annotation_gene_ids,
+    load_annotation_table,
+    present_annotation_columns,
+)
+from .cache import load_transcript_models
+from .gtf import PARSER_VERSION, read_gtf
+from .labels import CANONICAL_LABELS, EXTRA_LABELS
+from .models import TranscriptModels
+from .writer import write_annotations
+
+__all__ = [
+    "CANONICAL_LABELS",
+    "EXTRA_LABELS",
+    "PARSER_VERSION",
+    "TranscriptModels",
+    "annotate_driver_table",
+    "annotate_switch_pairs",
+    "annotate_transcript_table",
+    "fill_annotation_gene_ids",
+    "load_annotation_table",
+    "load_transcript_models",
+    "present_annotation_columns",
+    "read_gtf",
+    "read_switch_pairs",
+    "write_annotations",
+]
