@@ -292,7 +292,7 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
         for rel in plot_files:
             staged.path(rel)  # register for the commit
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
-                              plot_files, staged.files + [MANIFEST])
+                              plot_files, [*staged.files, MANIFEST])
     staged.write_json(manifest, MANIFEST)
 
 

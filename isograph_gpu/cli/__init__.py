@@ -8,8 +8,39 @@ import click
 from .. import __version__
 from .common import run_command  # noqa: F401  (re-exported for subcommand modules)
 
+#: options that take several values after one flag, as isograph's argparse nargs="*"/"+"
+MULTI_VALUE_OPTIONS = ("--module-ids", "--output-format")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def expand_multi_value_options(args: list[str]) -> list[str]:
+    """``--module-ids A B`` -> ``--module-ids A --module-ids B`` (click takes one value per
+    flag); values run until the next token that starts with '-'. Tokens after ``--`` are
+    left alone."""
+    out: list[str] = []
+    current: str | None = None
+    for i, tok in enumerate(args):
+        if tok == "--":
+            out.extend(args[i:])
+            return out
+        if tok.startswith("-"):
+            current = tok if tok in MULTI_VALUE_OPTIONS else None
+            out.append(tok)
+            continue
+        if current is not None and out and out[-1] != current:
+            out.append(current)
+        out.append(tok)
+    return out
+
+
+class _Group(click.Group):
+    def main(self, args=None, *a, **kw):
+        import sys
+
+        args = list(sys.argv[1:] if args is None else args)
+        return super().main(expand_multi_value_options(args), *a, **kw)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="isograph-gpu")
 def main() -> None:
     """Explain IsoGraph gene/isoform modules on the GPU (or the CPU)."""

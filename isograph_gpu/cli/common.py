@@ -17,7 +17,7 @@ T = TypeVar("T")
 EXIT_FAILURE = 1
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"Warning: {message}\n"
 
 
