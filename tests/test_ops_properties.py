@@ -1,0 +1,231 @@
+"""The tensor core against plain per-feature scipy/numpy oracles on generated inputs:
+NaNs, constant features, fewer pairs than min_complete_pairs, single-transcript genes,
+tied eigengenes, tiny n."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from isograph_gpu.ops.contrast import group_sums, percentile_split, tail_split, welch_from_sums
+from isograph_gpu.ops.eigengene import module_eigengenes
+from isograph_gpu.ops.fdr import fdr_adjust
+from isograph_gpu.ops.moments import centre_and_mask
+from isograph_gpu.ops.pearson import masked_pearson
+from isograph_gpu.ops.pvalues import pearson_pvalue, welch_pvalue
+from isograph_gpu.ops.segments import segment_argmax, switch_strength
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@st.composite
+def matrices(draw, max_n=30, max_f=6, max_k=3):
+    """Samples x features and samples x scores with NaNs, constant columns, ties."""
+    n = draw(st.integers(2, max_n))
+    f = draw(st.integers(1, max_f))
+    k = draw(st.integers(1, max_k))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, f)) * rng.choice([1e-3, 1.0, 50.0]) + rng.choice([0.0, 100.0])
+    y = rng.normal(size=(n, k))
+    if draw(st.booleans()):  # constant feature
+        x[:, 0] = 3.25
+    if draw(st.booleans()):  # tied scores
+        y[:, 0] = np.round(y[:, 0])
+    x[rng.random(x.shape) < draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))] = np.nan
+    y[rng.random(y.shape) < draw(st.sampled_from([0.0, 0.05, 0.3]))] = np.nan
+    return x, y
+
+
+def oracle_pearson(x, y, min_pairs):
+    f, k = x.shape[1], y.shape[1]
+    r = np.full((f, k), np.nan)
+    p = np.full((f, k), np.nan)
+    n = np.zeros((f, k), dtype=int)
+    for i in range(f):
+        for j in range(k):
+            m = np.isfinite(x[:, i]) & np.isfinite(y[:, j])
+            n[i, j] = m.sum()
+            if n[i, j] < min_pairs:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = stats.pearsonr(x[m, i], y[m, j])
+            r[i, j], p[i, j] = res.statistic, res.pvalue
+    return r, p, n
+
+
+@SETTINGS
+@given(matrices(), st.integers(2, 5))
+def test_masked_pearson_matches_scipy(data, min_pairs):
+    x, y = data
+    r, n = masked_pearson(torch.from_numpy(x), torch.from_numpy(y), min_pairs)
+    p = pearson_pvalue(r, n)
+    r_o, p_o, n_o = oracle_pearson(x, y, min_pairs)
+    np.testing.assert_array_equal(n.numpy(), n_o)
+    np.testing.assert_array_equal(np.isnan(r.numpy()), np.isnan(r_o))
+    np.testing.assert_allclose(r.numpy(), r_o, atol=1e-9, equal_nan=True)
+    ok = np.isfinite(p_o) & (p_o > 1e-280)
+    np.testing.assert_allclose(np.log10(p.numpy()[ok]), np.log10(p_o[ok]), atol=1e-8)
+    np.testing.assert_array_equal(np.isnan(p.numpy()), np.isnan(p_o))
+
+
+def test_pearson_float32_centred_is_accurate():
+    rng = np.random.default_rng(1)
+    x = 1000.0 + rng.normal(size=(500, 40))  # large offset: uncentred float32 would fail
+    y = rng.normal(size=(500, 4)) + 0.3 * x[:, :4]
+    r64, _ = masked_pearson(torch.from_numpy(x), torch.from_numpy(y))
+    r32, _ = masked_pearson(torch.from_numpy(x).float(), torch.from_numpy(y).float())
+    assert np.abs(r64.numpy() - r32.double().numpy()).max() < 1e-5
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=1, max_size=40),
+       st.sampled_from(["bh", "by"]))
+def test_fdr_matches_scipy(pvals, method):
+    p = np.asarray(pvals, dtype=float)
+    q = fdr_adjust(torch.from_numpy(p), method=method).numpy()
+    expected = np.full_like(p, np.nan)
+    fin = np.isfinite(p)
+    if fin.any():
+        expected[fin] = stats.false_discovery_control(p[fin], method=method)
+    np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
+
+
+def test_fdr_families_per_column():
+    rng = np.random.default_rng(3)
+    p = rng.random((50, 3))
+    family = rng.random((50, 3)) < 0.4
+    q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family)).numpy()
+    for k in range(3):
+        expected = np.full(50, np.nan)
+        expected[family[:, k]] = stats.false_discovery_control(p[family[:, k], k])
+        np.testing.assert_allclose(q[:, k], expected, rtol=1e-12, equal_nan=True)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), st.integers(1, 8), st.integers(1, 3))
+def test_switch_strength_and_argmax_match_loops(seed, n_genes, k):
+    rng = np.random.default_rng(seed)
+    seg = rng.integers(0, n_genes, size=rng.integers(1, 25))  # includes single-transcript genes
+    r = rng.uniform(-1, 1, size=(len(seg), k))
+    r[rng.random(r.shape) < 0.3] = np.nan
+    r[rng.random(r.shape) < 0.2] = 0.5  # ties
+    got = switch_strength(torch.from_numpy(r), torch.from_numpy(seg), n_genes).numpy()
+    arg = segment_argmax(torch.from_numpy(np.nan_to_num(r, nan=-2.0)), torch.from_numpy(seg),
+                         n_genes).numpy()
+    for g in range(n_genes):
+        rows = np.flatnonzero(seg == g)
+        for j in range(k):
+            vals = [v for v in r[rows, j] if np.isfinite(v)]
+            expected = max(vals) - min(vals) if len(vals) >= 2 else 0.0
+            assert got[g, j] == pytest.approx(expected, abs=1e-15)
+            if len(rows) == 0:
+                assert arg[g, j] == -1
+            else:
+                key = np.nan_to_num(r[rows, j], nan=-2.0)
+                assert arg[g, j] == rows[int(np.argmax(key))]  # first maximum
+
+
+@SETTINGS
+@given(matrices(max_n=40, max_f=5, max_k=3), st.floats(1.0, 99.0))
+def test_welch_matches_scipy(data, percentile):
+    x, y = data
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    high, low = percentile_split(yt, percentile)
+    mask, centred, centre = centre_and_mask(xt)
+    k = y.shape[1]
+    cnt, s1, s2 = group_sums(mask, centred, torch.cat([high, low], dim=1))
+    w = welch_from_sums(cnt[:, :k], s1[:, :k], s2[:, :k], cnt[:, k:], s1[:, k:], s2[:, k:], centre)
+    p = welch_pvalue(w.tstat, w.df).numpy()
+    for j in range(k):
+        e = y[:, j]
+        thr = np.nanpercentile(e, percentile) if np.isfinite(e).any() else np.nan
+        hi, lo = np.isfinite(e) & (e >= thr), np.isfinite(e) & ~(e >= thr)
+        np.testing.assert_array_equal(high[:, j].numpy(), hi)
+        for i in range(x.shape[1]):
+            a, b = x[hi, i], x[lo, i]
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            assert w.n_high[i, j] == len(a) and w.n_low[i, j] == len(b)
+            if len(a) < 2 or len(b) < 2:
+                assert np.isnan(w.tstat[i, j].item()) and np.isnan(w.delta[i, j].item())
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = stats.ttest_ind(a, b, equal_var=False)
+            assert w.mean_high[i, j].item() == pytest.approx(a.mean(), abs=1e-9)
+            assert w.mean_low[i, j].item() == pytest.approx(b.mean(), abs=1e-9)
+            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            assert w.se[i, j].item() == pytest.approx(se, abs=1e-9)
+            t = w.tstat[i, j].item()
+            if np.isnan(res.statistic):
+                assert np.isnan(t)
+            elif np.isinf(res.statistic):
+                assert t == res.statistic and p[i, j] == 0.0
+            else:
+                assert t == pytest.approx(res.statistic, rel=1e-7)
+                if res.pvalue > 1e-280:
+                    assert np.log10(p[i, j]) == pytest.approx(np.log10(res.pvalue), abs=1e-7)
+
+
+def test_tail_split_selects_top_and_bottom():
+    e = np.arange(100, dtype=float)
+    e[5] = np.nan
+    high, low = tail_split(torch.from_numpy(e[:, None]), 10.0)
+    upper, lower = np.nanpercentile(e, 90), np.nanpercentile(e, 10)
+    np.testing.assert_array_equal(high[:, 0].numpy(), np.isfinite(e) & (e >= upper))
+    np.testing.assert_array_equal(low[:, 0].numpy(), np.isfinite(e) & (e <= lower))
+    assert not (high & low).any()
+
+
+def oracle_eigengene(matrix):
+    """isograph 0.1.5's compute_eigengene, written plainly (rows x samples)."""
+    if len(matrix) == 1:
+        return matrix[0]
+    signs = np.ones(len(matrix))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(1, len(matrix)):
+            m = np.isfinite(matrix[i]) & np.isfinite(matrix[0])
+            if m.sum() >= 3 and np.corrcoef(matrix[i][m], matrix[0][m])[0, 1] < 0:
+                signs[i] = -1.0
+        for _ in range(5):
+            e = np.nanmean(matrix * signs[:, None], axis=0)
+            new = signs.copy()
+            for i in range(len(matrix)):
+                m = np.isfinite(matrix[i]) & np.isfinite(e)
+                if m.sum() >= 3:
+                    new[i] = 1.0 if np.corrcoef(matrix[i][m], e[m])[0, 1] >= 0 else -1.0
+            if np.all(new == signs):
+                break
+            signs = new
+        return np.nanmean(matrix * signs[:, None], axis=0)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), st.integers(3, 25), st.integers(1, 4))
+def test_eigengenes_match_reference_algorithm(seed, n, k):
+    rng = np.random.default_rng(seed)
+    n_rows = 10
+    latent = rng.normal(size=(k, n))
+    scores = rng.normal(size=(n, n_rows)) * 0.5
+    modules = [rng.choice(n_rows, size=rng.integers(1, 6), replace=False) for _ in range(k)]
+    for j, rows in enumerate(modules):
+        for r in rows:
+            scores[:, r] += rng.choice([-1, 1]) * latent[j]
+    scores[:, 0] = 1.0  # a constant row (NaN correlation -> sign -1 in refinement)
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    width = max(len(r) for r in modules)
+    idx = np.full((k, width), -1)
+    for j, rows in enumerate(modules):
+        idx[j, : len(rows)] = np.sort(rows)
+    got = module_eigengenes(torch.from_numpy(scores), torch.from_numpy(idx)).numpy()
+    for j, rows in enumerate(modules):
+        expected = oracle_eigengene(scores[:, np.sort(rows)].T)
+        np.testing.assert_allclose(got[:, j], expected, atol=1e-12, equal_nan=True)
