@@ -17,8 +17,10 @@ def decoder_finite_difference(decoder: Callable[[torch.Tensor], torch.Tensor],
     """Central differences ``(dec(z + eps e_j) - dec(z - eps e_j)) / (2 eps)``, shape (m, d).
 
     ``z_center`` is (L,), ``latent_idx`` (m,) int64 latent axes; all 2m perturbed latents
-    go through the decoder as one batch. Symmetric in the sign of ``eps``.
+    go through the decoder as one batch. Only ``|eps|`` matters (the formula is symmetric in
+    its sign), so ``eps`` and ``-eps`` give bit-identical results.
     """
+    eps = abs(float(eps))
     m = int(latent_idx.shape[0])
     if m == 0:
         raise ValueError("latent_idx is empty")
