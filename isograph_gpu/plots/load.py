@@ -1,0 +1,87 @@
+"""Rebuild :class:`ExplainResult` objects from an explain output directory (no recomputation)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, MissingInputError
+from ..results import ExplainResult
+
+MANIFEST_NAME = "module_explanation_manifest.json"
+EIGENGENES_NAME = "eigengenes.parquet"
+TABLE_NAMES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
+
+
+def read_manifest(explain_dir: Path) -> dict:
+    """The manifest of an explain output dir (MissingInputError / InputError naming it)."""
+    explain_dir = Path(explain_dir)
+    if not explain_dir.is_dir():
+        raise MissingInputError(f"explain dir {explain_dir} does not exist or is not a folder")
+    path = explain_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise MissingInputError(f"{path} not found; is {explain_dir} an explain-module output?")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("module_ids"), list):
+        raise InputError(f"{path} has no module_ids list")
+    return manifest
+
+
+def _read_eigengenes(explain_dir: Path) -> pd.DataFrame | None:
+    path = explain_dir / EIGENGENES_NAME
+    if not path.is_file():
+        warnings.warn(f"{path} not found: eigengene-based figures (eigengene_heatmap, "
+                      "isoform_gradient, driver_heatmap) are skipped", stacklevel=3)
+        return None
+    table = pd.read_parquet(path)
+    if "sample_id" not in table.columns:
+        raise InputError(f"{path} has no sample_id column")
+    table = table.assign(sample_id=table["sample_id"].astype(str)).set_index("sample_id")
+    return table
+
+
+def load_explain_dir(explain_dir: Path) -> dict[str, ExplainResult]:
+    """Results of an explain run read back from its output directory: the three tables per
+    module, the eigengene from ``eigengenes.parquet`` (float64 over its sample ids) and
+    n_module_genes from the manifest's ``modules`` entry (else the driver-table row count).
+    Modules come in the manifest's ``module_ids`` order."""
+    explain_dir = Path(explain_dir)
+    manifest = read_manifest(explain_dir)
+    eigengenes = _read_eigengenes(explain_dir)
+    module_info = manifest.get("modules") if isinstance(manifest.get("modules"), dict) else {}
+    results: dict[str, ExplainResult] = {}
+    for module_id in map(str, manifest["module_ids"]):
+        tables = {}
+        for name in TABLE_NAMES:
+            path = explain_dir / module_id / f"{name}.parquet"
+            if not path.is_file():
+                raise MissingInputError(f"{path} not found (module {module_id} in the manifest)")
+            tables[name] = pd.read_parquet(path)
+        if eigengenes is not None:
+            if module_id not in eigengenes.columns:
+                raise InputError(f"{explain_dir / EIGENGENES_NAME} has no column for module "
+                                 f"{module_id!r}")
+            eigengene = eigengenes[module_id].to_numpy(dtype=np.float64)
+            sample_ids = list(eigengenes.index)
+        else:
+            eigengene, sample_ids = np.empty(0, dtype=np.float64), []
+        info = module_info.get(module_id, {}) if isinstance(module_info, dict) else {}
+        n_genes = info.get("n_module_genes") if isinstance(info, dict) else None
+        results[module_id] = ExplainResult(
+            module_id=module_id,
+            gene_driver_table=tables["gene_driver_table"],
+            transcript_polarity_table=tables["transcript_polarity_table"],
+            high_vs_low_table=tables["high_vs_low_table"],
+            eigengene=eigengene,
+            sample_ids=sample_ids,
+            n_module_genes=int(n_genes) if n_genes is not None
+            else len(tables["gene_driver_table"]),
+        )
+    return results

@@ -1,0 +1,135 @@
+"""Render every explain figure for a set of module results into an output directory."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..errors import InputError
+from ..io.output import atomic_write_bytes, json_bytes
+from ..results import ExplainResult
+from ._data import gene_name_map, usage_frame
+from .drivers import plot_driver_bar, plot_driver_heatmap
+from .overview import plot_eigengene_heatmap, plot_high_vs_low
+from .panel import plot_summary_panel
+from .style import DEFAULT_DPI, FORMATS, save_figure
+from .summary import summarize_module
+from .transcripts import plot_isoform_gradient, plot_switch_pair, plot_transcript_polarity
+
+#: per-module figure names, in the order they are written
+MODULE_FIGURES = ("driver_bar", "isoform_gradient", "driver_heatmap", "high_vs_low",
+                  "transcript_polarity", "switch_pair", "summary_panel")
+TOP_FIGURES = ("eigengene_heatmap",)
+SUMMARY_NAME = "module_summary.json"
+_NEEDS_USAGE = ("isoform_gradient", "driver_heatmap")
+
+
+def eigengene_frame(results: dict[str, ExplainResult]) -> pd.DataFrame:
+    """Samples x modules eigengenes (outer join on sample ids, first-seen sample order)."""
+    columns = []
+    for module_id, result in results.items():
+        eig = np.asarray(result.eigengene, dtype=np.float64)
+        if eig.size and eig.size == len(result.sample_ids):
+            columns.append(pd.Series(eig, index=[str(s) for s in result.sample_ids],
+                                     name=str(module_id)))
+    if not columns:
+        return pd.DataFrame()
+    return pd.concat(columns, axis=1, sort=False)
+
+
+def _module_builders(result: ExplainResult, usage: pd.DataFrame | None,
+                     gene_names: dict[str, str], top_n: int
+                     ) -> dict[str, Callable[[], Figure | Axes]]:
+    drivers, polarity = result.gene_driver_table, result.transcript_polarity_table
+    has_eigengene = np.asarray(result.eigengene).size == len(result.sample_ids) > 0
+
+    def needs_usage(build: Callable[[], Figure]) -> Callable[[], Figure]:
+        def checked() -> Figure:
+            if usage is None:
+                raise InputError("no feature usage table given")
+            if not has_eigengene:
+                raise InputError("no eigengene for this module")
+            return build()
+        return checked
+
+    return {
+        "driver_bar": lambda: plot_driver_bar(drivers, top_n=top_n, gene_names=gene_names),
+        "isoform_gradient": needs_usage(lambda: plot_isoform_gradient(
+            drivers, polarity, result.eigengene, result.sample_ids, usage, top_n=top_n,
+            gene_names=gene_names)),
+        "driver_heatmap": needs_usage(lambda: plot_driver_heatmap(
+            drivers, polarity, result.eigengene, result.sample_ids, usage, top_n=top_n,
+            gene_names=gene_names)),
+        "high_vs_low": lambda: plot_high_vs_low(result.high_vs_low_table, top_n=10,
+                                                gene_names=gene_names),
+        "transcript_polarity": lambda: plot_transcript_polarity(
+            polarity, drivers, top_n=max(top_n, 15), gene_names=gene_names),
+        "switch_pair": lambda: plot_switch_pair(polarity, top_n=5, gene_names=gene_names),
+        "summary_panel": lambda: plot_summary_panel(
+            result, usage if has_eigengene else None, gene_names=gene_names,
+            top_n=min(top_n, 6)),
+    }
+
+
+def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
+                           formats: Sequence[str] = ("png",),
+                           feature_usage: pd.DataFrame | None = None,
+                           feature_meta: pd.DataFrame | None = None, top_n: int = 10,
+                           dpi: int = DEFAULT_DPI) -> list[str]:
+    """Write every figure (+ ``module_summary.json`` per module) under ``output_dir``; return
+    the written paths relative to ``output_dir`` (``/``-separated, figures first per module,
+    the summary json last; filter on the suffix for the manifest's ``plot_files``).
+
+    ``feature_usage``: samples x features usage (index or ``sample_id`` column = sample ids);
+    without it isoform_gradient and driver_heatmap are skipped with a warning.
+    ``feature_meta`` with ``gene_name`` puts gene names in labels. Figures a module cannot
+    have (no transcripts, no finite r, ...) are skipped with one warning per module.
+    Each file is written atomically; tables are only read, never modified.
+    """
+    formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown figure format {fmt!r}; choose from {list(FORMATS)}")
+    if not formats:
+        raise InputError("no figure format requested")
+    output_dir = Path(output_dir)
+    gene_names = gene_name_map(feature_meta)
+    usage = usage_frame(feature_usage) if feature_usage is not None else None
+    if usage is None:
+        warnings.warn("no feature usage table given: isoform_gradient and driver_heatmap "
+                      "figures are skipped", stacklevel=2)
+    written: list[str] = []
+
+    def emit(figure: Figure | Axes, relative_stem: str) -> None:
+        fig = figure.figure if isinstance(figure, Axes) else figure
+        for path in save_figure(fig, output_dir / relative_stem, formats, dpi=dpi):
+            written.append(path.relative_to(output_dir).as_posix())
+
+    eigengenes = eigengene_frame(results)
+    try:
+        emit(plot_eigengene_heatmap(eigengenes), "eigengene_heatmap")
+    except InputError as exc:
+        warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
+
+    for module_id, result in results.items():
+        skipped: list[str] = []
+        for name, build in _module_builders(result, usage, gene_names, top_n).items():
+            try:
+                figure = build()
+            except InputError as exc:
+                if not (usage is None and name in _NEEDS_USAGE):
+                    skipped.append(f"{name} ({exc})")
+                continue
+            emit(figure, f"{module_id}/{name}")
+        summary_path = output_dir / str(module_id) / SUMMARY_NAME
+        atomic_write_bytes(summary_path, json_bytes(summarize_module(result)))
+        written.append(summary_path.relative_to(output_dir).as_posix())
+        if skipped:
+            warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped), stacklevel=2)
+    return written

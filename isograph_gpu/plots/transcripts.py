@@ -1,0 +1,253 @@
+"""Transcript-level figures: polarity heatmap, switch pairs and isoform usage gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+
+from ..errors import InputError
+from ._data import (
+    aligned_usage,
+    gene_label,
+    moving_average_trend,
+    top_drivers,
+    transcript_label,
+    usage_frame,
+)
+from .style import (
+    DOUBLE_COLUMN_IN,
+    NEGATIVE_COLOR,
+    NEUTRAL_COLOR,
+    POSITIVE_COLOR,
+    SINGLE_COLUMN_IN,
+    diverging_cmap,
+    diverging_norm,
+    new_figure,
+    sign_color,
+    styled,
+)
+
+#: line colours of a gene's transcripts, highest r first (vermillion) ... lowest r (blue)
+_MIDDLE_COLORS = ("#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+
+
+def _polarity(polarity_table: pd.DataFrame | None) -> pd.DataFrame:
+    if polarity_table is None or len(polarity_table) == 0:
+        raise InputError("transcript polarity table is empty (module has no transcripts); "
+                         "nothing to plot")
+    return polarity_table.assign(
+        gene_id=polarity_table["gene_id"].astype(str),
+        feature_id=polarity_table["feature_id"].astype(str),
+        r=pd.to_numeric(polarity_table["r"], errors="coerce").astype(np.float64),
+    )
+
+
+def _ranked_transcripts(pol: pd.DataFrame, gene: str) -> pd.DataFrame:
+    """The gene's transcripts, r descending (NaN last), ties by feature_id."""
+    tx = pol[pol["gene_id"] == gene]
+    key = tx["r"].fillna(-np.inf)
+    return tx.assign(_r=key).sort_values(["_r", "feature_id"], ascending=[False, True],
+                                         kind="mergesort").drop(columns="_r")
+
+
+def polarity_genes(polarity_table: pd.DataFrame, driver_table: pd.DataFrame | None,
+                   top_n: int) -> list[str]:
+    """Genes shown in transcript figures: top drivers (|r| order) that have transcripts; when
+    no driver has any, genes by switch_strength descending. At most ``top_n``."""
+    pol = _polarity(polarity_table)
+    have = set(pol["gene_id"])
+    drivers = top_drivers(driver_table, len(driver_table)) if driver_table is not None else None
+    genes = [] if drivers is None else [g for g in drivers["gene_id"].astype(str) if g in have]
+    if not genes:
+        strength = pol.groupby("gene_id", sort=True)["switch_strength"].first()
+        genes = list(strength.sort_values(ascending=False, kind="mergesort").index)
+    return genes[: int(top_n)]
+
+
+@styled
+def plot_transcript_polarity(polarity_table: pd.DataFrame,
+                             driver_table: pd.DataFrame | None = None, top_n: int = 15,
+                             ax: Axes | None = None,
+                             gene_names: Mapping[str, str] | None = None,
+                             title: str | None = None) -> Axes:
+    """Heatmap of transcript r: rows = top driver genes (≤ top_n), columns = each gene's
+    transcripts ranked by r (highest left), blank where a gene has fewer. Returns the Axes."""
+    pol = _polarity(polarity_table)
+    genes = polarity_genes(pol, driver_table, top_n)
+    ranked = [_ranked_transcripts(pol, g) for g in genes]
+    width = max(len(t) for t in ranked)
+    matrix = np.full((len(genes), width), np.nan)
+    for i, tx in enumerate(ranked):
+        matrix[i, : len(tx)] = tx["r"].to_numpy()
+    if ax is None:
+        fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.2 * len(genes))
+        ax = fig.add_subplot()
+    image = ax.imshow(matrix, aspect="auto", cmap=diverging_cmap(), norm=diverging_norm(1.0))
+    if width <= 8 and len(genes) <= 25:
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if abs(value) > 0.6 else "black")
+    ax.set_yticks(np.arange(len(genes)), [gene_label(g, gene_names) for g in genes])
+    ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)])
+    ax.set_xlabel("transcripts ranked by r (highest \u2192 lowest)")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(True)
+    cbar = ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    cbar.set_label("transcript r")
+    ax.set_title(title if title is not None else "Transcript polarity", loc="left")
+    return ax
+
+
+def switch_pairs(polarity_table: pd.DataFrame, top_n: int = 5) -> pd.DataFrame:
+    """Per gene with ≥ 2 finite transcript r: the lowest- and highest-r transcripts, genes by
+    switch_strength descending (ties gene_id). Columns: gene_id, switch_strength,
+    low_feature, low_label, low_r, high_feature, high_label, high_r."""
+    pol = _polarity(polarity_table)
+    rows = []
+    for gene, tx in pol.groupby("gene_id", sort=True):
+        tx = tx[np.isfinite(tx["r"].to_numpy())]
+        if len(tx) < 2:
+            continue
+        low = tx.loc[tx["r"].idxmin()]
+        high = tx.loc[tx["r"].idxmax()]
+        rows.append({"gene_id": gene, "switch_strength": float(tx["switch_strength"].iloc[0]),
+                     "low_feature": low["feature_id"], "low_label": transcript_label(low),
+                     "low_r": float(low["r"]), "high_feature": high["feature_id"],
+                     "high_label": transcript_label(high), "high_r": float(high["r"])})
+    if not rows:
+        raise InputError("no gene has two transcripts with a finite r; no switch pair to plot")
+    table = pd.DataFrame(rows).sort_values(["switch_strength", "gene_id"],
+                                           ascending=[False, True], kind="mergesort")
+    return table.head(int(top_n)).reset_index(drop=True)
+
+
+@styled
+def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | None = None,
+                     gene_names: Mapping[str, str] | None = None,
+                     title: str | None = None) -> Axes:
+    """For the ``top_n`` genes with the largest switch_strength: one bar for the lowest-r and
+    one for the highest-r transcript (coloured by sign), labelled with the transcript ids;
+    x in [-1.5, 1.5]. Returns the Axes."""
+    pairs = switch_pairs(polarity_table, top_n)
+    if ax is None:
+        fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.3 * len(pairs))
+        ax = fig.add_subplot()
+    y = np.arange(len(pairs))
+    for col in ("low", "high"):
+        values = pairs[f"{col}_r"].to_numpy()
+        ax.barh(y, values, height=0.6, color=[sign_color(v) for v in values],
+                edgecolor="none")
+        for yi, value, label in zip(y, values, pairs[f"{col}_label"], strict=True):
+            ax.text(value + (0.03 if value >= 0 else -0.03), yi, label, fontsize=5,
+                    va="center", ha="left" if value >= 0 else "right")
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    ax.set_xlim(-1.5, 1.5)
+    ax.set_yticks(y, [f"{gene_label(g, gene_names)}\n\u0394r = {s:.2f}"
+                      for g, s in zip(pairs["gene_id"], pairs["switch_strength"], strict=True)])
+    ax.set_ylim(len(pairs) - 0.5, -0.5)
+    ax.set_xlabel("transcript r with module eigengene")
+    ax.set_title(title if title is not None else "Isoform switch pairs", loc="left")
+    return ax
+
+
+def _emptiest_corner(ax: Axes) -> str:
+    """The axes corner whose quadrant holds the fewest trend-line vertices (a cheap stand-in
+    for ``loc="best"``, which scans every scatter point at each draw)."""
+    points = [line.get_xydata() for line in ax.get_lines()]
+    if not points:
+        return "upper left"
+    ax.autoscale_view()
+    xy = ax.transAxes.inverted().transform(ax.transData.transform(np.vstack(points)))
+    right, upper = xy[:, 0] > 0.5, xy[:, 1] > 0.5
+    counts = {
+        "upper left": np.sum(upper & ~right), "upper right": np.sum(upper & right),
+        "lower left": np.sum(~upper & ~right), "lower right": np.sum(~upper & right),
+    }
+    return min(counts, key=lambda k: (counts[k], k))
+
+
+def gradient_genes(driver_table: pd.DataFrame, polarity_table: pd.DataFrame,
+                   feature_usage: pd.DataFrame, top_n: int) -> list[str]:
+    """Top driver genes (|r| order) with at least one transcript in the usage table."""
+    pol = _polarity(polarity_table)
+    cols = set(usage_frame(feature_usage).columns)
+    pol = pol[pol["feature_id"].isin(cols)]
+    genes = polarity_genes(pol, driver_table, len(pol)) if len(pol) else []
+    return genes[: int(top_n)]
+
+
+def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFrame,
+                          polarity_table: pd.DataFrame, eigengene: np.ndarray,
+                          sample_ids: list[str], feature_usage: pd.DataFrame, top_n: int = 5,
+                          gene_names: Mapping[str, str] | None = None,
+                          max_columns: int = 4) -> list[Axes]:
+    """One panel per gene (top ``top_n`` drivers with transcripts): usage vs eigengene scatter
+    per transcript plus its moving-average trend. Returns the panel Axes."""
+    pol = _polarity(polarity_table)
+    genes = gradient_genes(driver_table, pol, feature_usage, top_n)
+    if not genes:
+        raise InputError("no driver gene has transcripts in the feature usage table; "
+                         "isoform gradient is empty")
+    eig = np.asarray(eigengene, dtype=np.float64)
+    if not np.isfinite(eig).any():
+        raise InputError("module eigengene is all NaN; isoform gradient is empty")
+    usage_cols = set(usage_frame(feature_usage).columns)
+    ncols = min(len(genes), max_columns)
+    nrows = -(-len(genes) // ncols)
+    grid = container.add_gridspec(nrows, ncols)
+    axes: list[Axes] = []
+    for k, gene in enumerate(genes):
+        ax = container.add_subplot(grid[k // ncols, k % ncols])
+        tx = _ranked_transcripts(pol, gene)
+        tx = tx[tx["feature_id"].isin(usage_cols)]
+        values = aligned_usage(feature_usage, list(sample_ids), tx["feature_id"].tolist())
+        for j, (_, row) in enumerate(tx.iterrows()):
+            if j == 0:
+                color = POSITIVE_COLOR
+            elif j == len(tx) - 1:
+                color = NEGATIVE_COLOR
+            else:
+                color = _MIDDLE_COLORS[(j - 1) % len(_MIDDLE_COLORS)]
+            y = values[:, j]
+            ok = np.isfinite(eig) & np.isfinite(y)
+            ax.scatter(eig[ok], y[ok], s=1.5, color=color, alpha=0.35, linewidths=0,
+                       rasterized=True)
+            xs, trend = moving_average_trend(eig, y)
+            r = row["r"]
+            label = f"{transcript_label(row)} (r={r:.2f})" if np.isfinite(r) \
+                else transcript_label(row)
+            ax.plot(xs, trend, color=color if np.isfinite(r) else NEUTRAL_COLOR,
+                    linewidth=1.2, label=label)
+        ax.set_title(gene_label(gene, gene_names), loc="left", fontsize=7)
+        ax.set_xlabel("module eigengene")
+        if k % ncols == 0:
+            ax.set_ylabel("transcript usage")
+        ax.legend(loc=_emptiest_corner(ax), fontsize=4.5, handlelength=1.0, borderaxespad=0.2, frameon=True,
+                  framealpha=0.8, edgecolor="none")
+        axes.append(ax)
+    return axes
+
+
+@styled
+def plot_isoform_gradient(driver_table: pd.DataFrame, polarity_table: pd.DataFrame,
+                          eigengene: np.ndarray, sample_ids: list[str],
+                          feature_usage: pd.DataFrame, top_n: int = 5,
+                          gene_names: Mapping[str, str] | None = None,
+                          title: str | None = None) -> Figure:
+    """Isoform usage gradients of the top ``top_n`` driver genes (one panel per gene).
+    Returns the Figure."""
+    n_genes = len(gradient_genes(driver_table, polarity_table, feature_usage, top_n))
+    ncols = max(1, min(n_genes, 4))
+    nrows = max(1, -(-n_genes // ncols))
+    width = DOUBLE_COLUMN_IN if ncols > 1 else SINGLE_COLUMN_IN
+    fig = new_figure(width, 0.3 + 1.9 * nrows)
+    draw_isoform_gradient(fig, driver_table, polarity_table, eigengene, sample_ids,
+                          feature_usage, top_n=top_n, gene_names=gene_names)
+    fig.suptitle(title if title is not None else "Transcript usage along the module eigengene",
+                 fontsize=8, fontweight="bold", x=0.0, ha="left")
+    return fig
