@@ -55,6 +55,7 @@ def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None
 
 
 def _duplicates(values: pd.Index | pd.Series) -> list[str]:
+    """The first five values that occur more than once (their repeats, in order)."""
     s = pd.Series(np.asarray(values, dtype=object))
     return [str(v) for v in s[s.duplicated()].tolist()[:5]]
 
@@ -99,7 +100,7 @@ def validate_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
             f"feature_meta is missing optional columns (annotations will be limited): {absent}",
             UserWarning, stacklevel=3,
         )
-    dupes = _duplicates(meta["feature_id"][meta["feature_id"].duplicated()])
+    dupes = _duplicates(meta["feature_id"])
     if dupes:
         raise InputError(f"feature_meta has duplicate feature_id values: {dupes}")
     meta = meta.copy()
@@ -143,9 +144,9 @@ class _FeatureTable:
             self._frame = None
             self._arrow = table
             self.columns = list(table.column_names)
-        dupes = _duplicates(pd.Index(self.sample_ids)[pd.Index(self.sample_ids).duplicated()])
+        dupes = _duplicates(pd.Index(self.sample_ids))
         if dupes:
-            raise InputError(f"{what} has duplicate sample IDs: {dupes}")
+            raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
 
     def matrix(self, columns: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous)."""
@@ -188,7 +189,7 @@ def _module_score_matrix(
         mst = mst.set_index("sample_id")
     mst.index = mst.index.astype(str)
     mst.columns = [str(c) for c in mst.columns]
-    dupes = _duplicates(mst.index[mst.index.duplicated()])
+    dupes = _duplicates(mst.index)
     if dupes:
         raise InputError(f"module_score_table has duplicate sample IDs: {dupes}")
     missing = [m for m in module_ids if m not in mst.columns]
@@ -229,8 +230,8 @@ def load_explain_inputs(
     modules, scores_path = load_modules(artifact_dir)
     scores_df = load_feature_scores(scores_path)
 
-    meta = validate_feature_meta(read_table(feature_meta, "feature meta"))
-    table = _FeatureTable(feature_table, "feature table")
+    meta = validate_feature_meta(read_table(feature_meta, "feature_meta"))
+    table = _FeatureTable(feature_table, "feature_table")
 
     score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
     table_samples = set(table.sample_ids.tolist())
