@@ -254,13 +254,15 @@ def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs, eigenge
 
 
 def _versions() -> dict[str, str]:
-    import click
-    import pyarrow
-    import scipy
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"isograph_gpu": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__, "pyarrow": pyarrow.__version__, "click": click.__version__}
+    out = {"isograph_gpu": __version__, "python": platform.python_version()}
+    for dist in ("torch", "numpy", "scipy", "pandas", "pyarrow", "click", "cupy", "captum"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: ExplainInputs,
