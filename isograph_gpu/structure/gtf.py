@@ -30,7 +30,6 @@ from .models import TranscriptModels
 PARSER_VERSION = "1"
 
 KEPT_FEATURES = ("transcript", "exon", "CDS")
-_COLUMNS = ("chrom", "feature", "start", "end", "strand", "attributes")
 
 
 def _attribute(key: str) -> pl.Expr:
@@ -38,39 +37,59 @@ def _attribute(key: str) -> pl.Expr:
     return pl.col("attributes").str.extract(rf'(?:^|[;\s]){key}\s+"([^"]+)"', 1)
 
 
-def _read_lines(path: Path) -> pl.DataFrame:
-    """The GTF's columns seqname, feature, start, end, strand, attributes (all strings)."""
-    try:
-        frame = pl.read_csv(
-            path,
-            separator="\t",
-            has_header=False,
-            comment_prefix="#",
-            quote_char=None,
-            schema={f"column_{i}": pl.String for i in range(9)},
-            columns=[0, 2, 3, 4, 6, 8],
-            raise_if_empty=False,
-        )
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns: {first}") \
-            from exc
-    return frame.rename(dict(zip(frame.columns, _COLUMNS, strict=True)))
+_SCHEMA = {"chrom": pl.String, "source": pl.String, "feature": pl.String, "start": pl.Int64,
+           "end": pl.Int64, "score": pl.String, "strand": pl.String, "frame": pl.String,
+           "attributes": pl.String}
 
 
-def _to_int(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
-    cast = frame.with_columns(
-        pl.col("start").cast(pl.Int64, strict=False).alias("start_int"),
-        pl.col("end").cast(pl.Int64, strict=False).alias("end_int"),
+def _scan(path: Path, typed: bool = True) -> pl.LazyFrame:
+    schema = _SCHEMA if typed else {name: pl.String for name in _SCHEMA}
+    return pl.scan_csv(path, separator="\t", has_header=False, comment_prefix="#",
+                       quote_char=None, schema=schema, raise_if_empty=False)
+
+
+def _kept_rows(path: Path) -> pl.DataFrame:
+    """transcript/exon/CDS rows with a transcript_id: chrom, feature, start, end, strand,
+    attributes, transcript_id."""
+    query = (
+        _scan(path)
+        .filter(pl.col("feature").is_in(KEPT_FEATURES))
+        .select("chrom", "feature", "start", "end", "strand", "attributes")
+        .with_columns(_attribute("transcript_id").alias("transcript_id"))
+        .filter(pl.col("transcript_id").is_not_null())
     )
-    bad = cast.filter(pl.col("start_int").is_null() | pl.col("end_int").is_null())
-    if bad.height:
-        row = bad.row(0, named=True)
+    try:
+        return query.collect()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        _explain_failure(path, exc)
+        raise  # pragma: no cover  (_explain_failure always raises)
+
+
+def _explain_failure(path: Path, exc: Exception) -> None:
+    """Raise an InputError naming what is wrong with the GTF."""
+    try:
+        rows = (
+            _scan(path, typed=False)
+            .filter(pl.col("feature").is_in(KEPT_FEATURES))
+            .with_columns(
+                _attribute("transcript_id").alias("transcript_id"),
+                pl.col("start").cast(pl.Int64, strict=False).alias("start_int"),
+                pl.col("end").cast(pl.Int64, strict=False).alias("end_int"),
+            )
+            .filter(pl.col("start_int").is_null() | pl.col("end_int").is_null())
+            .head(1)
+            .collect()
+        )
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
+        rows = None
+    if rows is not None and rows.height:
+        row = rows.row(0, named=True)
         raise InputError(
             f"GTF {path}: {row['feature']} line of {row['transcript_id']} has a non-integer "
-            f"start/end ({row['start']!r}, {row['end']!r})"
-        )
-    return cast.drop("start", "end").rename({"start_int": "start", "end_int": "end"})
+            f"start/end ({row['start']!r}, {row['end']!r})") from exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns: {first}") \
+        from exc
 
 
 def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
@@ -78,55 +97,47 @@ def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"GTF file not found: {path}")
-    lines = _read_lines(path)
-    if lines.height == 0:
+    kept = _kept_rows(path)
+    if kept.height == 0:
         return _empty_models()
-    kept = (
-        lines.lazy()
-        .filter(pl.col("feature").is_in(KEPT_FEATURES))
-        .with_columns(_attribute("transcript_id").alias("transcript_id"))
-        .filter(pl.col("transcript_id").is_not_null())
-        .collect()
-    )
-    kept = _to_int(kept, path)
-
-    header_rows = kept.filter(pl.col("feature") == "transcript").unique(
-        "transcript_id", keep="last", maintain_order=True
-    )
-    intervals = kept.filter(pl.col("feature") != "transcript")
-    # transcripts without a transcript line take their first exon (else CDS) line
-    orphans = (
-        intervals.join(header_rows.select("transcript_id"), on="transcript_id", how="anti")
-        .with_columns((pl.col("feature") != "exon").alias("_cds_first"))
-        .with_row_index("_order")
-        .sort("_cds_first", "_order")
-        .unique("transcript_id", keep="first", maintain_order=True)
-        .sort("_order")
-        .drop("_cds_first", "_order")
-    )
+    is_header = kept["feature"] == "transcript"
+    header_rows = kept.filter(is_header).unique("transcript_id", keep="last",
+                                                maintain_order=True)
+    intervals = kept.filter(~is_header)
+    orphan_ids = intervals.select(pl.col("transcript_id").unique(maintain_order=True)).join(
+        header_rows.select("transcript_id"), on="transcript_id", how="anti")
+    parts = [header_rows]
+    if orphan_ids.height:
+        # transcripts without a transcript line take their first exon (else CDS) line
+        parts.append(
+            intervals.filter(pl.col("transcript_id").is_in(orphan_ids["transcript_id"]))
+            .with_columns((pl.col("feature") != "exon").alias("_cds_first"))
+            .with_row_index("_order")
+            .sort("_cds_first", "_order")
+            .unique("transcript_id", keep="first", maintain_order=True)
+            .sort("_order")
+            .drop("_cds_first", "_order"))
     transcripts = (
-        pl.concat([header_rows, orphans])
+        pl.concat(parts)
         .with_columns(
             _attribute("gene_id").fill_null("").alias("gene_id"),
             pl.coalesce(_attribute("transcript_type"), _attribute("transcript_biotype"),
                         pl.lit("")).alias("biotype"),
         )
         .select("transcript_id", "gene_id", "chrom", "strand", "biotype")
-        .with_row_index("row", offset=0)
     )
     n = transcripts.height
-    rows = transcripts.select("transcript_id", pl.col("row").cast(pl.Int64))
+    rows = transcripts.select("transcript_id").with_row_index("row")
+    located = (
+        intervals.select("transcript_id", "feature", "start", "end")
+        .join(rows, on="transcript_id", how="inner")
+        .sort("row", "start", "end")
+    )
 
     def csr(feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        part = (
-            intervals.filter(pl.col("feature") == feature)
-            .select("transcript_id", "start", "end")
-            .join(rows, on="transcript_id", how="inner")
-            .sort("row", "start", "end")
-        )
-        row = part["row"].to_numpy()
+        part = located.filter(pl.col("feature") == feature)
         offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row, minlength=n), out=offsets[1:])
+        np.cumsum(np.bincount(part["row"].to_numpy(), minlength=n), out=offsets[1:])
         return (offsets, part["start"].to_numpy().astype(np.int64, copy=False),
                 part["end"].to_numpy().astype(np.int64, copy=False))
 
