@@ -116,7 +116,10 @@ def draw_driver_heatmap(container: Figure | SubFigure, driver_table: pd.DataFram
     order = finite[np.argsort(eig[finite], kind="stable")]
     ordered_ids = [str(sample_ids[i]) for i in order]
     values = aligned_usage(feature_usage, ordered_ids, rows["feature_id"].tolist()).T
-    z = zscore_rows(values)
+    keep = np.isfinite(values).any(axis=1)
+    if not keep.any():
+        raise InputError("every driver transcript's usage is NaN; driver heatmap is empty")
+    rows, z = rows[keep].reset_index(drop=True), zscore_rows(values[keep])
 
     grid = container.add_gridspec(2, 2, height_ratios=[1, 12], width_ratios=[40, 1],
                                   hspace=0.02, wspace=0.02)

@@ -126,9 +126,7 @@ def diverging_norm(limit: float) -> TwoSlopeNorm:
 
 def diverging_cmap() -> Colormap:
     """The diverging colour map with NaN cells drawn light gray."""
-    cmap = mpl.colormaps[DIVERGING_CMAP].copy()
-    cmap.set_bad("#E6E6E6")
-    return cmap
+    return mpl.colormaps[DIVERGING_CMAP].with_extremes(bad="#E6E6E6")
 
 
 def sign_color(value: float) -> str:

@@ -172,13 +172,25 @@ def _emptiest_corner(ax: Axes) -> str:
 
 
 def gradient_genes(driver_table: pd.DataFrame, polarity_table: pd.DataFrame,
-                   feature_usage: pd.DataFrame, top_n: int) -> list[str]:
-    """Top driver genes (|r| order) with at least one transcript in the usage table."""
+                   feature_usage: pd.DataFrame, top_n: int, eigengene: np.ndarray,
+                   sample_ids: list[str]) -> list[str]:
+    """Top driver genes (|r| order) with at least one transcript whose usage is finite at
+    some sample with a finite eigengene; at most ``top_n``."""
     pol = _polarity(polarity_table)
-    cols = set(usage_frame(feature_usage).columns)
-    pol = pol[pol["feature_id"].isin(cols)]
-    genes = polarity_genes(pol, driver_table, len(pol)) if len(pol) else []
-    return genes[: int(top_n)]
+    usage = usage_frame(feature_usage)
+    pol = pol[pol["feature_id"].isin(set(usage.columns))]
+    if pol.empty:
+        return []
+    eig = np.asarray(eigengene, dtype=np.float64)
+    at = [str(s) for s, e in zip(sample_ids, eig, strict=True) if np.isfinite(e)]
+    genes = []
+    for gene in polarity_genes(pol, driver_table, len(pol)):
+        features = pol.loc[pol["gene_id"] == gene, "feature_id"].tolist()
+        if np.isfinite(aligned_usage(usage, at, features)).any():
+            genes.append(gene)
+            if len(genes) == int(top_n):
+                break
+    return genes
 
 
 def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFrame,
@@ -189,13 +201,13 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
     """One panel per gene (top ``top_n`` drivers with transcripts): usage vs eigengene scatter
     per transcript plus its moving-average trend. Returns the panel Axes."""
     pol = _polarity(polarity_table)
-    genes = gradient_genes(driver_table, pol, feature_usage, top_n)
-    if not genes:
-        raise InputError("no driver gene has transcripts in the feature usage table; "
-                         "isoform gradient is empty")
     eig = np.asarray(eigengene, dtype=np.float64)
     if not np.isfinite(eig).any():
         raise InputError("module eigengene is all NaN; isoform gradient is empty")
+    genes = gradient_genes(driver_table, pol, feature_usage, top_n, eig, sample_ids)
+    if not genes:
+        raise InputError("no driver gene has finite transcript usage in the feature usage "
+                         "table; isoform gradient is empty")
     usage_cols = set(usage_frame(feature_usage).columns)
     ncols = min(len(genes), max_columns)
     nrows = -(-len(genes) // ncols)
@@ -241,7 +253,8 @@ def plot_isoform_gradient(driver_table: pd.DataFrame, polarity_table: pd.DataFra
                           title: str | None = None) -> Figure:
     """Isoform usage gradients of the top ``top_n`` driver genes (one panel per gene).
     Returns the Figure."""
-    n_genes = len(gradient_genes(driver_table, polarity_table, feature_usage, top_n))
+    n_genes = len(gradient_genes(driver_table, polarity_table, feature_usage, top_n,
+                                 eigengene, sample_ids))
     ncols = max(1, min(n_genes, 4))
     nrows = max(1, -(-n_genes // ncols))
     width = DOUBLE_COLUMN_IN if ncols > 1 else SINGLE_COLUMN_IN

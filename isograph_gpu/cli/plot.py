@@ -1,0 +1,71 @@
+"""``isograph-gpu plot``: draw the figures of an existing explain output directory from its
+tables (nothing is recomputed) and record them in the manifest's ``plot_files``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .common import run_command
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    from ..io.tables import read_table
+
+    return read_table(path, what=what)
+
+
+@click.command("plot")
+@click.option("--explain-dir", required=True, type=click.Path(path_type=Path),
+              help="Output directory of explain-module (tables, eigengenes.parquet, manifest).")
+@click.option("--feature-table", type=click.Path(path_type=Path), default=None,
+              help="Samples x features usage (parquet/CSV/TSV) for the gradient and heatmap "
+                   "figures; without it those two figures are skipped.")
+@click.option("--feature-meta", type=click.Path(path_type=Path), default=None,
+              help="Feature metadata; a gene_name column puts gene names in the labels.")
+@click.option("--output-format", multiple=True, type=click.Choice(list(FIGURE_FORMATS)),
+              help="Figure format(s): png pdf svg (several after one flag); default png.")
+@click.option("--top-n", type=click.IntRange(1, None), default=10, show_default=True,
+              help="Driver genes per figure (bars, gradient panels, heatmap genes).")
+@click.option("--dpi", type=click.IntRange(50, 1200), default=300, show_default=True,
+              help="Resolution of png output (and of rasterised scatter in pdf/svg).")
+@click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
+def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
+         output_format: tuple[str, ...], top_n: int, dpi: int, quiet: bool) -> None:
+    """Draw publication-ready figures for every module of an explain run; prints the
+    number of files written and the manifest path."""
+
+    def job() -> None:
+        from ..io.output import atomic_write_bytes, json_bytes
+        from ..plots import load_explain_dir, render_explain_figures
+        from ..plots.load import MANIFEST_NAME, read_manifest
+
+        manifest = read_manifest(explain_dir)
+        results = load_explain_dir(explain_dir)
+        usage = _read_optional_table(feature_table, "feature table")
+        meta = _read_optional_table(feature_meta, "feature meta")
+        formats = tuple(dict.fromkeys(output_format)) or ("png",)
+        written = render_explain_figures(results, explain_dir, formats, feature_usage=usage,
+                                         feature_meta=meta, top_n=top_n, dpi=dpi)
+        figures = [p for p in written if not p.endswith(".json")]
+        previous = [p for p in manifest.get("plot_files", []) or []
+                    if p not in figures and (explain_dir / p).is_file()]
+        manifest["plot_files"] = [*previous, *figures]
+        if isinstance(manifest.get("files"), list):
+            manifest["files"] = sorted(set(manifest["files"]) | set(written))
+        atomic_write_bytes(explain_dir / MANIFEST_NAME, json_bytes(manifest))
+        click.echo(f"{len(figures)} figures written; manifest: {explain_dir / MANIFEST_NAME}")
+
+    run_command(job, quiet=quiet)
+
+
+__all__ = ["plot"]
