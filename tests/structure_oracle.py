@@ -4,6 +4,7 @@ from coordinates with loops and sets (independent of isograph_gpu.structure)."""
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 
@@ -41,7 +42,7 @@ def read_plain(path: Path) -> dict[str, dict]:
 
 
 def introns(exons: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    return [(a[1] + 1, b[0] - 1) for a, b in zip(exons, exons[1:]) if a[1] + 1 <= b[0] - 1]
+    return [(a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(exons) if a[1] + 1 <= b[0] - 1]
 
 
 def tss(rec: dict) -> int:

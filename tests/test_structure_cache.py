@@ -30,7 +30,7 @@ def parse_counter(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
     real = gtf_module.read_gtf
 
-    def counting(path):  # noqa: ANN001, ANN202
+    def counting(path):
         calls.append(Path(path))
         return real(path)
 
@@ -38,7 +38,7 @@ def parse_counter(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return calls
 
 
-def _same(a, b) -> bool:  # noqa: ANN001
+def _same(a, b) -> bool:
     return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in (
         "transcript_id", "gene_id", "chrom", "strand", "biotype", "exon_offsets",
         "exon_start", "exon_end", "cds_offsets", "cds_start", "cds_end"))

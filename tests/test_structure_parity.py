@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from structure_oracle import read_plain
 
 from isograph_gpu.cli import main
 from isograph_gpu.structure import (
@@ -18,7 +19,6 @@ from isograph_gpu.structure import (
     read_gtf,
     read_switch_pairs,
 )
-from structure_oracle import read_plain
 
 DATA = Path(__file__).parent / "data"
 SYNTH = DATA / "isograph-0.1.5" / "structure"
@@ -84,7 +84,7 @@ def test_ensembl_biotypes_from_transcript_biotype() -> None:
     rows = models.index_of(list(plain))
     assert [models.biotype[r] for r in rows] == [plain[t]["biotype"] for t in plain]
     assert "lncRNA" in set(models.biotype)  # an Ensembl-only biotype name
-    assert all(models.exons_of(r) == plain[t]["exons"] for r, t in zip(rows, plain))
+    assert all(models.exons_of(r) == plain[t]["exons"] for r, t in zip(rows, plain, strict=False))
 
 
 def test_gencode_parse_matches_plain_reader() -> None:
@@ -93,7 +93,7 @@ def test_gencode_parse_matches_plain_reader() -> None:
     plain = read_plain(path)
     assert len(models) == len(plain) == 470
     rows = models.index_of(list(plain))
-    for row, tid in zip(rows, plain):
+    for row, tid in zip(rows, plain, strict=False):
         assert models.cds_of(row) == plain[tid]["cds"]
         assert models.strand[row] == plain[tid]["strand"]
     assert int(models.exon_offsets[-1]) == 2470
