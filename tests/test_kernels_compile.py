@@ -1,0 +1,111 @@
+"""kernels/*.cu compile to PTX for sm_90 (CI check without a GPU), and the CPU dispatch of
+isograph_gpu.backends falls back to the torch ops."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from isograph_gpu import backends
+from isograph_gpu.backends import cupy_kernels
+from isograph_gpu.ops.moments import masked_moments
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / ".ci" / "compile_kernels.sh"
+EXPECTED_ENTRIES = {
+    "masked_moments": {"masked_moments_f32", "masked_moments_f64"},
+    "segment_extrema": {"segment_extrema_f32", "segment_extrema_f64"},
+    "group_sums": {"group_sums_f32", "group_sums_f64"},
+}
+
+
+def _nvcc() -> str | None:
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    default = Path("/usr/local/cuda/bin/nvcc")
+    return str(default) if default.exists() else None
+
+
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc not installed")
+def test_every_kernel_compiles_to_ptx_with_its_entry_points(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    sources = sorted(p.stem for p in (ROOT / "kernels").glob("*.cu"))
+    assert sources == sorted(EXPECTED_ENTRIES)
+    for name in sources:
+        ptx = (tmp_path / f"{name}.ptx").read_text()
+        assert ".target sm_90" in ptx
+        entries = set(re.findall(r"\.entry\s+(\w+)\(", ptx))
+        assert entries == EXPECTED_ENTRIES[name]
+
+
+def test_compile_script_skips_cleanly_without_nvcc(tmp_path: Path) -> None:
+    env = {"PATH": "/nonexistent", "HOME": str(tmp_path)}
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(
+        [bash, str(SCRIPT), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    if Path("/usr/local/cuda/bin/nvcc").exists() or list(
+        Path("/usr/local").glob("cuda-*/bin/nvcc")
+    ):
+        pytest.skip("a CUDA toolkit is installed at its default place")
+    assert done.returncode == 0
+    assert "skipped" in done.stdout
+
+
+def test_cpu_dispatch_is_the_torch_path() -> None:
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(30, 7)))
+    x[rng.random(x.shape) < 0.2] = float("nan")
+    y = torch.as_tensor(rng.normal(size=(30, 3)))
+    assert not backends.kernels_enabled(x, y)
+    got = backends.masked_moments(x, y)
+    want = masked_moments(x, y)
+    for name in ("n", "sx", "sy", "sxx", "syy", "sxy"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
+    high = torch.as_tensor(rng.random((30, 3)) < 0.5)
+    low = ~high
+    ch, sh, qh, cl, sl, ql, centre = backends.group_sums(x, high, low)
+    xn = x.numpy()
+    np.testing.assert_allclose(centre.numpy(), np.nanmean(xn, axis=0), rtol=1e-13)
+    for k in range(3):
+        for f in range(7):
+            col = xn[:, f]
+            fin = np.isfinite(col)
+            c = col[fin].mean()
+            h = col[fin & high[:, k].numpy()] - c
+            lo = col[fin & low[:, k].numpy()] - c
+            assert ch[f, k] == h.size and cl[f, k] == lo.size
+            np.testing.assert_allclose([sh[f, k], qh[f, k]], [h.sum(), (h * h).sum()], atol=1e-12)
+            np.testing.assert_allclose(
+                [sl[f, k], ql[f, k]], [lo.sum(), (lo * lo).sum()], atol=1e-12
+            )
+
+
+def test_csr_index_groups_rows_by_gene_ascending() -> None:
+    segment = torch.tensor([2, 0, 2, 1, 0, 2])
+    order, offsets = cupy_kernels.csr_index(segment, 4)
+    assert offsets.tolist() == [0, 2, 3, 6, 6]
+    for g in range(4):
+        rows = order[offsets[g] : offsets[g + 1]].tolist()
+        assert rows == [i for i, s in enumerate(segment.tolist()) if s == g]
+
+
+def test_kernels_unavailable_without_cuda() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert cupy_kernels.available() is False
