@@ -74,16 +74,26 @@ def load_inputs(artifact_dir: Path, feature_table: Path, feature_meta: Path) -> 
     meta_ids = set(meta["feature_id"].astype(str))
     annotated = [c for c in table.columns if c in meta_ids]  # feature_table column order
     values = table.loc[samples, annotated].to_numpy(dtype=np.float64)  # (S, F)
+    annotated_index = {f: i for i, f in enumerate(annotated)}
+    meta_ids = meta["feature_id"].astype(str).to_numpy()
+    score_gene = scores["gene_id"].astype(str).to_numpy()
+    meta_gene = meta["gene_id"].astype(str).to_numpy()
+    # one integer code per gene id, shared by feature_scores rows and feature_meta rows
+    gene_codes, uniques = pd.factorize(np.concatenate([score_gene, meta_gene]))
     return {
         "modules": modules,
         "samples": samples,
-        "score_gene": scores["gene_id"].astype(str).to_numpy(),
+        "score_gene": score_gene,
+        "score_code": gene_codes[: score_gene.size],
+        "meta_code": gene_codes[score_gene.size :],
+        "code_of": {g: i for i, g in enumerate(uniques)},
+        "meta_column": np.array([annotated_index.get(f, -1) for f in meta_ids], dtype=np.int64),
+        "meta_is_usage": (meta["feature_type"] == "transcript_usage").to_numpy(dtype=bool),
         "score_feature": scores["feature_id"].astype(str).to_numpy(),
         "score_type": scores["feature_type"].astype(str).to_numpy(),
         "score_values": scores[samples].to_numpy(dtype=np.float64),  # (R, S)
         "meta": meta,
         "annotated": annotated,
-        "annotated_index": {f: i for i, f in enumerate(annotated)},
         "values": values,
     }
 
@@ -225,9 +235,16 @@ def welch_all(values: np.ndarray, eigengenes: np.ndarray, percentile: float) -> 
 # ----------------------------------------------------------------------------- tables
 
 
+def _member(inputs: dict, genes: set[str]) -> np.ndarray:
+    """Boolean lookup over gene codes: True for the module's genes."""
+    lookup = np.zeros(len(inputs["code_of"]), dtype=bool)
+    lookup[[inputs["code_of"][g] for g in genes if g in inputs["code_of"]]] = True
+    return lookup
+
+
 def driver_table(inputs: dict, genes: set[str], e: np.ndarray, min_pairs: int, fdr_method: str) -> pd.DataFrame:
     """gene_driver_table (§5)."""
-    rows = np.flatnonzero(np.isin(inputs["score_gene"], list(genes)))
+    rows = np.flatnonzero(_member(inputs, genes)[inputs["score_code"]])
     n_total = len(inputs["samples"])
     r, p, n = masked_pearson(inputs["score_values"][rows], e, min_pairs)
     q = fdr(p, fdr_method)
@@ -256,16 +273,10 @@ def driver_table(inputs: dict, genes: set[str], e: np.ndarray, min_pairs: int, f
 def polarity_table(inputs: dict, genes: set[str], e: np.ndarray, min_pairs: int, fdr_method: str) -> pd.DataFrame:
     """transcript_polarity_table (§6)."""
     meta = inputs["meta"]
-    index = inputs["annotated_index"]
-    ids = meta["feature_id"].astype(str)
-    keep = (
-        meta["gene_id"].astype(str).isin(genes)
-        & (meta["feature_type"] == "transcript_usage")
-        & ids.isin(index.keys())
-    ).to_numpy()
+    keep = _member(inputs, genes)[inputs["meta_code"]] & inputs["meta_is_usage"] & (inputs["meta_column"] >= 0)
     rel = meta.loc[keep]
     base = ["feature_id", "gene_id"] + (["transcript_id"] if "transcript_id" in meta.columns else [])
-    cols = np.array([index[f] for f in ids[keep]], dtype=np.int64)
+    cols = inputs["meta_column"][keep]
     x = inputs["values"][:, cols].T
     r, p, n = masked_pearson(x, e, min_pairs)
     q = fdr(p, fdr_method)
@@ -316,7 +327,7 @@ def explain(
 
     t0 = time.perf_counter()
     eigengenes = np.column_stack(
-        [eigengene(inputs["score_values"][np.isin(inputs["score_gene"], list(genes_of[m]))]) for m in module_ids]
+        [eigengene(inputs["score_values"][_member(inputs, genes_of[m])[inputs["score_code"]]]) for m in module_ids]
     )
     timings["eigengene"] = time.perf_counter() - t0
 
@@ -334,8 +345,8 @@ def explain(
     t0 = time.perf_counter()
     welch = welch_all(inputs["values"], eigengenes, split_percentile)
     meta_gene = dict(zip(inputs["meta"]["feature_id"].astype(str), inputs["meta"]["gene_id"], strict=True))
-    feature_ids = np.array(inputs["annotated"], dtype=object)
-    gene_ids = np.array([meta_gene[f] for f in inputs["annotated"]], dtype=object)
+    feature_ids = pd.array(inputs["annotated"], dtype="str")  # converted once, shared by modules
+    gene_ids = pd.array([meta_gene[f] for f in inputs["annotated"]], dtype="str")
     missing = 1.0 - welch["n_finite"] / len(inputs["samples"])
     for k, m in enumerate(module_ids):
         frame = {"feature_id": feature_ids, "gene_id": gene_ids}
