@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from .ops.contrast import WelchResult, welch_from_sums
-from .ops.moments import Moments, centre_and_mask
-from .ops.pearson import column_constant, pearson_from_moments
+from .ops.moments import moments_and_group_sums
+from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
 
@@ -90,12 +90,11 @@ def feature_statistics(
     n, f = features.shape
     k = scores.shape[1]
     y = scores.to(device=device, dtype=dtype)
-    my, y0, _ = centre_and_mask(y)
-    y_flat = column_constant(y)
-    group_cols = []
+    # one-hot groups of every split, then a column of ones (finite count per feature)
+    group_cols = [torch.ones((n, 1), dtype=torch.bool, device=scores.device)]
     for high, low in (splits or {}).values():
-        group_cols += [high.to(device=device, dtype=dtype), low.to(device=device, dtype=dtype)]
-    right = torch.cat([my, y0, y0 * y0, *group_cols], dim=1)  # [n, 3K + 2K*splits]
+        group_cols[-1:-1] = [high, low]
+    groups = torch.cat(group_cols, dim=1)  # [n, 2K * splits + 1]
 
     r_out = np.empty((f, k), dtype=np.float64)
     n_out = np.empty((f, k), dtype=np.int64)
@@ -107,28 +106,22 @@ def feature_statistics(
     starts = list(range(0, f, step))
     for i, a in enumerate(starts, start=1):
         b = min(f, a + step)
-        x = torch.from_numpy(np.ascontiguousarray(features[:, a:b])).to(device=device, dtype=dtype)
-        mx, x0, centre = centre_and_mask(x)
-        c = b - a
-        prod = torch.cat([mx, x0, x0 * x0], dim=1).T @ right  # [3c, 3K + 2KS]
-        m = Moments(
-            n=prod[:c, :k], sx=prod[c : 2 * c, :k], sy=prod[:c, k : 2 * k],
-            sxx=prod[2 * c :, :k], syy=prod[:c, 2 * k : 3 * k], sxy=prod[c : 2 * c, k : 2 * k],
-        )
-        r = pearson_from_moments(m, min_pairs, column_constant(x), y_flat)
+        # a strided view of the host matrix: no copy on the CPU in the working dtype
+        x = torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
+        m, sums = moments_and_group_sums(x, y, groups)
+        r = pearson_from_moments(m, min_pairs)
         n_pairs = m.n.round().to(torch.int64)
         r_out[a:b] = r.to(torch.float64).cpu().numpy()
         n_out[a:b] = n_pairs.cpu().numpy()
-        p_out[a:b] = pearson_pvalue(r.to(torch.float64), n_pairs).cpu().numpy()
-        finite_out[a:b] = mx.sum(dim=0).round().to(torch.int64).cpu().numpy()
-        col = 3 * k
-        for name in contrast_parts:
-            gh, gl = slice(col, col + k), slice(col + k, col + 2 * k)
-            col += 2 * k
-            w = welch_from_sums(
-                prod[:c, gh], prod[c : 2 * c, gh], prod[2 * c :, gh],
-                prod[:c, gl], prod[c : 2 * c, gl], prod[2 * c :, gl], centre,
-            )
+        p_out[a:b] = pearson_pvalue(r, n_pairs).cpu().numpy()
+        assert sums is not None
+        finite_out[a:b] = sums.count[:, -1].round().to(torch.int64).cpu().numpy()
+        for j, name in enumerate(contrast_parts):
+            gh = slice(2 * k * j, 2 * k * j + k)
+            gl = slice(2 * k * j + k, 2 * k * (j + 1))
+            w = welch_from_sums(sums.count[:, gh], sums.total[:, gh], sums.squares[:, gh],
+                                sums.count[:, gl], sums.total[:, gl], sums.squares[:, gl],
+                                sums.centre)
             contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
         if progress is not None:
             progress.chunk(label, i, len(starts))

@@ -118,7 +118,7 @@ def _eigengenes(inputs: ExplainInputs, device: torch.device, dtype: torch.dtype)
     rows = np.full((len(per_module), max(width, 1)), -1, dtype=np.int64)
     for k, r in enumerate(per_module):
         rows[k, : len(r)] = r
-    scores = torch.from_numpy(np.ascontiguousarray(inputs.scores)).to(device=device, dtype=dtype)
+    scores = torch.from_numpy(inputs.scores).to(device=device, dtype=dtype)  # no host copy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         eig = module_eigengenes(scores, torch.from_numpy(rows).to(device))

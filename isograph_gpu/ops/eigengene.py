@@ -22,12 +22,10 @@ def gather_module_rows(scores: Tensor, rows: Tensor) -> Tensor:
     """Gather module rows of ``scores`` [n, R] into [K, R_max, n].
 
     ``rows`` [K, R_max] int64 holds row indices per module, -1 for padding (NaN rows).
+    Only the gathered rows are copied.
     """
-    n = scores.shape[0]
-    padded = torch.cat([scores, torch.full((n, 1), float("nan"), dtype=scores.dtype,
-                                           device=scores.device)], dim=1)
-    idx = torch.where(rows < 0, torch.full_like(rows, scores.shape[1]), rows)
-    return padded.T[idx]  # [K, R_max, n]
+    block = scores.T[rows.clamp_min(0)]  # [K, R_max, n]
+    return block.masked_fill((rows < 0)[:, :, None], float("nan"))
 
 
 def _nanmean_rows(values: Tensor) -> Tensor:

@@ -7,8 +7,9 @@ missing, the pairwise-complete moments over samples where both are finite are::
     sy  = Mx' Y0          syy = Mx' (Y0*Y0)   sxy = X0' Y0
 
 with ``M`` the finite masks and ``X0``/``Y0`` the values centred by their column nan-mean
-and zero-filled. Centring first keeps float32 accurate. All six come out of one GEMM of
-the stacked left block ``[Mx | X0 | X0^2]`` against ``[My | Y0 | Y0^2]``.
+and zero-filled. Centring first keeps float32 accurate. All six, and the group sums of
+any contrast, come out of three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against the stacked
+block ``[My | Y0 | Y0^2 | groups]``.
 """
 
 from __future__ import annotations
@@ -39,22 +40,39 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres).
 
     The mask has x's dtype (1.0 / 0.0) so it can enter GEMMs; a column with no finite
-    value gets centre 0.
+    value gets centre 0. Four passes over x; ``x`` itself is not modified.
     """
     finite = torch.isfinite(x)
     mask = finite.to(x.dtype)
-    filled = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    count = mask.sum(dim=0)
-    centre = filled.sum(dim=0) / count.clamp_min(1.0)
-    centred = torch.where(finite, x - centre, torch.zeros((), dtype=x.dtype, device=x.device))
+    centred = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    centre = centred.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
+    centred.sub_(centre).mul_(mask)
     return mask, centred, centre
 
 
-def masked_moments(x: Tensor, y: Tensor) -> Moments:
-    """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K].
+@dataclass
+class GroupSums:
+    """Per-feature count, sum and sum of squares of the centred values in each group,
+    each [F, G]; add ``centre`` [F] back for means."""
 
-    Both on the same device and floating dtype; NaN/inf mark missing values. One GEMM of
-    shape [3F, n] x [n, 3K]; the result is on ``x``'s device and dtype.
+    count: Tensor
+    total: Tensor
+    squares: Tensor
+    centre: Tensor
+
+
+def masked_moments(x: Tensor, y: Tensor) -> Moments:
+    """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K] (NaN = missing)."""
+    return moments_and_group_sums(x, y)[0]
+
+
+def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
+                           ) -> tuple[Moments, GroupSums | None]:
+    """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K], and optionally the
+    group sums of x for 0/1 ``groups`` [n, G].
+
+    All inputs on one device; NaN/inf mark missing values. Three GEMMs of [F, n] against
+    the stacked right block [n, 3K + G]; results on x's device and dtype.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
@@ -62,17 +80,21 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
             f"and {tuple(y.shape)}"
         )
     y = y.to(dtype=x.dtype, device=x.device)
-    mx, x0, _ = centre_and_mask(x)
+    k = y.shape[1]
     my, y0, _ = centre_and_mask(y)
-    f, k = x.shape[1], y.shape[1]
-    left = torch.cat([mx, x0, x0 * x0], dim=1)  # [n, 3F]
-    right = torch.cat([my, y0, y0 * y0], dim=1)  # [n, 3K]
-    prod = left.T @ right  # [3F, 3K]
-    return Moments(
-        n=prod[:f, :k],
-        sx=prod[f : 2 * f, :k],
-        sy=prod[:f, k : 2 * k],
-        sxx=prod[2 * f :, :k],
-        syy=prod[:f, 2 * k :],
-        sxy=prod[f : 2 * f, k : 2 * k],
-    )
+    blocks = [my, y0, y0 * y0]
+    if groups is not None:
+        blocks.append(groups.to(dtype=x.dtype, device=x.device))
+    right = torch.cat(blocks, dim=1)  # [n, 3K + G]
+    mx, x0, centre = centre_and_mask(x)
+    by_mask = mx.T @ right
+    by_value = x0.T @ right
+    by_square = x0.square_().T @ right  # x0 is ours: square in place
+    moments = Moments(n=by_mask[:, :k], sx=by_value[:, :k], sy=by_mask[:, k : 2 * k],
+                      sxx=by_square[:, :k], syy=by_mask[:, 2 * k : 3 * k],
+                      sxy=by_value[:, k : 2 * k])
+    if groups is None:
+        return moments, None
+    g = slice(3 * k, None)
+    return moments, GroupSums(count=by_mask[:, g], total=by_value[:, g],
+                              squares=by_square[:, g], centre=centre)

@@ -17,18 +17,14 @@ def _constant_tolerance(dtype: torch.dtype) -> float:
     return _CONSTANT_RTOL_EPS * torch.finfo(dtype).eps
 
 
-def pearson_from_moments(
-    m: Moments,
-    min_pairs: int = 3,
-    x_constant: Tensor | None = None,
-    y_constant: Tensor | None = None,
-) -> Tensor:
+def pearson_from_moments(m: Moments, min_pairs: int = 3) -> Tensor:
     """Pearson r [F, K] from pairwise-complete moments.
 
     NaN where fewer than ``min_pairs`` complete pairs or either side is constant on its
-    complete pairs (as scipy.stats.pearsonr). ``x_constant`` [F] / ``y_constant`` [K] are
-    optional exact constancy flags (column max == min) that complement the tolerance
-    test. Clipped to [-1, 1]. Differentiable.
+    complete pairs (as scipy.stats.pearsonr). Values are centred by their column mean, so a
+    column constant on its pairs has identical centred values and a variance at rounding
+    level: below ``1024 eps`` of its raw second moment counts as zero. Clipped to [-1, 1].
+    Differentiable.
     """
     n = m.n
     safe_n = n.clamp_min(1.0)
@@ -37,22 +33,10 @@ def pearson_from_moments(
     cov = m.sxy - m.sx * m.sy / safe_n
     tol = _constant_tolerance(m.sxx.dtype)
     flat = (vx <= tol * m.sxx) | (vy <= tol * m.syy)
-    if x_constant is not None:
-        flat = flat | x_constant[:, None]
-    if y_constant is not None:
-        flat = flat | y_constant[None, :]
     invalid = flat | (n < min_pairs)
     denom = torch.sqrt(torch.where(invalid, torch.ones_like(vx), vx * vy))
     r = (cov / denom).clamp(-1.0, 1.0)
     return torch.where(invalid, torch.full_like(r, float("nan")), r)
-
-
-def column_constant(x: Tensor) -> Tensor:
-    """[F] bool: the finite values of each column of ``x`` [n, F] are all equal."""
-    finite = torch.isfinite(x)
-    hi = torch.where(finite, x, torch.full_like(x, -float("inf"))).amax(dim=0)
-    lo = torch.where(finite, x, torch.full_like(x, float("inf"))).amin(dim=0)
-    return hi == lo
 
 
 def masked_pearson(x: Tensor, y: Tensor, min_pairs: int = 3) -> tuple[Tensor, Tensor]:
@@ -64,7 +48,7 @@ def masked_pearson(x: Tensor, y: Tensor, min_pairs: int = 3) -> tuple[Tensor, Te
     """
     y = y.to(dtype=x.dtype, device=x.device)
     m = masked_moments(x, y)
-    r = pearson_from_moments(m, min_pairs, column_constant(x), column_constant(y))
+    r = pearson_from_moments(m, min_pairs)
     return r, m.n.round().to(torch.int64)
 
 
