@@ -211,6 +211,7 @@ def main() -> None:
         "cached_load_s": statistics.median(cached_times),
         "cached_load_runs_s": cached_times,
         "cache_bytes": cache.stat().st_size,
+        "load_average_1min_at_end": os.getloadavg()[0],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other "
                    "jobs while measuring), Python " + platform.python_version(),
     }
