@@ -36,7 +36,7 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
               help="Figure format(s): png pdf svg (several after one flag); default png.")
 @click.option("--top-n", type=click.IntRange(1, None), default=10, show_default=True,
               help="Driver genes per figure (bars, gradient panels, heatmap genes).")
-@click.option("--dpi", type=click.IntRange(50, 1200), default=300, show_default=True,
+@click.option("--dpi", type=click.IntRange(20, 1200), default=300, show_default=True,
               help="Resolution of png output (and of rasterised scatter in pdf/svg).")
 @click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
 def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, TwoSlopeNorm
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from ..io.output import atomic_write_bytes
 
@@ -138,10 +139,36 @@ def sign_color(value: float) -> str:
     return NEUTRAL_COLOR
 
 
+def freeze_layout(fig: Figure) -> None:
+    """Run the constrained layout once and pin the axes where it put them, so every format
+    saved afterwards shares one geometry (constrained layout starts from the current
+    positions, so re-running it per save would make a pdf depend on an earlier png)."""
+    engine = fig.get_layout_engine()
+    if not isinstance(engine, ConstrainedLayoutEngine):
+        return
+    with figure_style():
+        fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    _round_geometry(fig)
+
+
+def _round_geometry(container: Figure | SubFigure, decimals: int = 6) -> None:
+    """Round subfigure boxes and axes positions (figure fractions) to ``decimals``: the
+    constrained solver's last-bit noise (it varies with set order between runs) would
+    otherwise leak into the bytes of vector files. +0.0 turns -0.0 into 0.0."""
+    for sub in container.subfigs:
+        box = sub.bbox_relative
+        box.set_points(np.round(box.get_points(), decimals) + 0.0)
+        _round_geometry(sub, decimals)
+    for ax in container.axes:
+        ax.set_position(np.round(ax.get_position(original=False).bounds, decimals) + 0.0,
+                        which="both")
+
 def figure_bytes(fig: Figure, fmt: str, dpi: int = DEFAULT_DPI) -> bytes:
     """Encode ``fig`` as ``fmt`` (png/pdf/svg) with fixed metadata: same figure, same bytes."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown figure format {fmt!r}; choose from {list(FORMATS)}")
+    freeze_layout(fig)
     buf = io.BytesIO()
     with figure_style():
         # no bbox_inches="tight": constrained layout already fits the content, and the page

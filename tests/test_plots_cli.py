@@ -1,0 +1,191 @@
+"""Figure files: formats (magic bytes), byte-for-byte determinism, vector text, the
+``isograph-gpu plot`` command (manifest update, one-line errors) and load_explain_dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from isograph_gpu.errors import MissingInputError
+from isograph_gpu.plots import load_explain_dir, plot_driver_bar, render_explain_figures
+from isograph_gpu.plots.style import figure_bytes
+
+FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
+API_RUN = FIXTURE / "expected" / "api_run"
+FEATURE_TABLE = FIXTURE / "inputs" / "feature_table.parquet"
+FEATURE_META = FIXTURE / "inputs" / "feature_meta.parquet"
+TABLES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
+
+
+def make_explain_dir(root: Path, modules=("M000", "M003"), with_module_info=True) -> Path:
+    """An explain output dir built from the fixture: tables, eigengenes and a manifest."""
+    out = root / "explain"
+    for m in modules:
+        shutil.copytree(API_RUN / m, out / m,
+                        ignore=shutil.ignore_patterns("vae_*", "ig_*"))
+    eig = pd.read_parquet(API_RUN / "eigengenes.parquet")[["sample_id", *modules]]
+    eig.to_parquet(out / "eigengenes.parquet", index=False)
+    manifest = json.loads((API_RUN / "module_explanation_manifest.json").read_text())
+    manifest.update(module_ids=list(modules), n_modules=len(modules))
+    if with_module_info:
+        manifest["modules"] = {m: {"n_module_genes": 20, "n_transcripts": 0} for m in modules}
+    (out / "module_explanation_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def is_svg(data: bytes) -> bool:
+    return data.lstrip().startswith(b"<?xml") and b"<svg" in data[:2000]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("formats")
+    results = load_explain_dir(make_explain_dir(root, modules=("M000",)))
+    usage = pd.read_parquet(FEATURE_TABLE)  # sample_id column form
+    files = render_explain_figures(results, root / "figs", ("png", "pdf", "svg"), usage,
+                                   pd.read_parquet(FEATURE_META), top_n=3, dpi=40)
+    return root / "figs", files
+
+
+def test_every_figure_in_every_format_with_magic_bytes(rendered):
+    out, files = rendered
+    stems = {f.rsplit(".", 1)[0] for f in files if not f.endswith(".json")}
+    assert len(stems) == 8  # eigengene heatmap + 7 module figures
+    for stem in stems:
+        for fmt in ("png", "pdf", "svg"):
+            data = (out / f"{stem}.{fmt}").read_bytes()
+            assert is_svg(data) if fmt == "svg" else data.startswith(MAGIC[fmt]), (stem, fmt)
+
+
+def test_vector_output_keeps_text_and_has_no_dates(rendered):
+    out, _ = rendered
+    svg = (out / "M000" / "driver_bar.svg").read_text()
+    assert "<text" in svg and "G00023_name" in svg  # text as text, gene names in labels
+    assert "<dc:date>" not in svg
+    pdf = (out / "M000" / "driver_bar.pdf").read_bytes()
+    assert b"/FontFile2" in pdf  # TrueType (Type 42) embedded, text stays selectable
+    assert b"/CreationDate" not in pdf and b"/ModDate" not in pdf
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
+def test_rendering_twice_gives_identical_bytes(fmt):
+    drivers = pd.read_parquet(API_RUN / "M002" / "gene_driver_table.parquet")
+    first = figure_bytes(plot_driver_bar(drivers).figure, fmt, dpi=40)
+    second = figure_bytes(plot_driver_bar(drivers).figure, fmt, dpi=40)
+    assert first == second
+
+
+def test_full_render_is_deterministic_for_vector_formats(rendered, tmp_path):
+    out, files = rendered
+    results = load_explain_dir(out.parent / "explain")
+    again = render_explain_figures(results, tmp_path, ("pdf", "svg"),
+                                   pd.read_parquet(FEATURE_TABLE),
+                                   pd.read_parquet(FEATURE_META), top_n=3, dpi=40)
+    assert again == [f for f in files if not f.endswith(".png")]
+    for rel in again:
+        assert (tmp_path / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+def test_load_explain_dir_round_trips_tables_and_eigengenes(tmp_path):
+    results = load_explain_dir(make_explain_dir(tmp_path))
+    assert list(results) == ["M000", "M003"]
+    eig = pd.read_parquet(API_RUN / "eigengenes.parquet")
+    for m, res in results.items():
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(res, name),
+                                          pd.read_parquet(API_RUN / m / f"{name}.parquet"))
+        np.testing.assert_array_equal(res.eigengene, eig[m].to_numpy())
+        assert res.sample_ids == eig["sample_id"].tolist()
+        assert res.n_module_genes == 20
+
+
+def test_load_explain_dir_without_module_info_or_eigengenes(tmp_path):
+    out = make_explain_dir(tmp_path, modules=("M001",), with_module_info=False)
+    (out / "eigengenes.parquet").unlink()
+    with pytest.warns(UserWarning, match="eigengenes.parquet not found"):
+        res = load_explain_dir(out)["M001"]
+    assert res.n_module_genes == len(res.gene_driver_table)
+    assert res.eigengene.size == 0 and res.sample_ids == []
+
+
+def test_load_explain_dir_missing_parts_name_the_path(tmp_path):
+    with pytest.raises(MissingInputError, match="nowhere"):
+        load_explain_dir(tmp_path / "nowhere")
+    out = make_explain_dir(tmp_path)
+    (out / "M003" / "high_vs_low_table.parquet").unlink()
+    with pytest.raises(MissingInputError, match=r"M003.high_vs_low_table.parquet"):
+        load_explain_dir(out)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def cli():
+    from isograph_gpu.cli import main
+
+    return main
+
+
+def test_plot_command_renders_and_updates_manifest(tmp_path):
+    out = make_explain_dir(tmp_path)
+    before = json.loads((out / "module_explanation_manifest.json").read_text())
+    result = CliRunner().invoke(cli(), [
+        "plot", "--explain-dir", str(out), "--feature-table", str(FEATURE_TABLE),
+        "--feature-meta", str(FEATURE_META), "--output-format", "png", "svg",
+        "--top-n", "3", "--dpi", "40", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+    plot_files = manifest["plot_files"]
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if p.suffix in {".png", ".svg"})
+    assert sorted(plot_files) == on_disk
+    assert len(plot_files) == 2 * (1 + 2 * 7)
+    assert plot_files[:2] == ["eigengene_heatmap.png", "eigengene_heatmap.svg"]
+    assert {k: v for k, v in manifest.items() if k != "plot_files"} == \
+        {k: v for k, v in before.items() if k != "plot_files"}
+    summary = json.loads((out / "M003" / "module_summary.json").read_text())
+    assert summary["module_id"] == "M003" and summary["n_module_genes"] == 20
+    assert not list(out.rglob("*.tmp"))
+
+    # a second run in another format keeps the earlier figures listed
+    result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--output-format",
+                                        "pdf", "--dpi", "40", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+    assert set(plot_files) < set(manifest["plot_files"])
+    assert "M000/driver_bar.pdf" in manifest["plot_files"]
+    assert "M000/isoform_gradient.pdf" not in manifest["plot_files"]  # no usage table
+
+
+def test_plot_command_without_feature_table_warns_once(tmp_path):
+    out = make_explain_dir(tmp_path, modules=("M004",))
+    with pytest.warns(UserWarning, match="no feature usage table given") as record:
+        result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--dpi", "40"])
+    assert result.exit_code == 0
+    assert sum("feature usage" in str(w.message) for w in record) == 1
+    assert (out / "M004" / "driver_bar.png").is_file()
+
+
+@pytest.mark.parametrize("case", ["missing_dir", "missing_manifest", "bad_feature_table"])
+def test_plot_command_errors_are_one_line_and_exit_1(tmp_path, case):
+    args = ["plot", "--explain-dir", str(tmp_path / "absent")]
+    if case == "missing_manifest":
+        (tmp_path / "empty").mkdir()
+        args = ["plot", "--explain-dir", str(tmp_path / "empty")]
+    elif case == "bad_feature_table":
+        out = make_explain_dir(tmp_path, modules=("M000",))
+        args = ["plot", "--explain-dir", str(out), "--feature-table", str(tmp_path / "no.tsv")]
+    result = CliRunner().invoke(cli(), args)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    expected = {"missing_dir": "absent", "missing_manifest": "module_explanation_manifest.json",
+                "bad_feature_table": "no.tsv"}[case]
+    assert expected in lines[0]
