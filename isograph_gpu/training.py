@@ -1,0 +1,185 @@
+"""Module statistics inside a training loop: tensors in, tensors out, no files, no pandas,
+no host synchronisation.
+
+Build :class:`ModuleStatistics` once from the feature metadata (the gene of each feature
+column); call it every epoch/step on the feature matrix and the module scores (latent
+means, eigengenes, ...)::
+
+    stats = ModuleStatistics(gene_ids, with_pvalues=True)
+    out = stats(features, scores)          # features [n, F], scores [n, K]
+    loss = loss - 0.1 * out.switch_strength.mean()   # gradients flow through r and switch strength
+
+Everything is computed with the tensor core (:mod:`isograph_gpu.ops`) on the inputs'
+device and dtype; p-values are float64 and carry no gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import InputError
+from .ops.contrast import group_sums, percentile_split, welch_from_sums
+from .ops.differentiable import differentiable_masked_pearson
+from .ops.fdr import FDR_METHODS, fdr_adjust
+from .ops.moments import centre_and_mask
+from .ops.pvalues import pearson_pvalue, welch_pvalue
+from .ops.segments import switch_strength
+
+__all__ = ["ContrastOutput", "ModuleStatistics", "ModuleStatisticsOutput"]
+
+
+@dataclass
+class ContrastOutput:
+    """High-vs-low split statistics, each [F, K] on the input's device.
+
+    Means/delta/t in the features' dtype (float64 for float64 input), counts int64,
+    p-value float64. Samples with a NaN score join neither group.
+    """
+
+    mean_high: Tensor
+    mean_low: Tensor
+    delta: Tensor
+    tstat: Tensor
+    n_high: Tensor
+    n_low: Tensor
+    pvalue: Tensor | None = None
+
+
+@dataclass
+class ModuleStatisticsOutput:
+    """Statistics of every feature against every module score, on the input's device.
+
+    r: [F, K] Pearson r (NaN when undefined), differentiable. n: [F, K] int64 complete
+    pairs. switch_strength: [G, K] (genes in ``ModuleStatistics.gene_names`` order),
+    differentiable. pvalue/qvalue: [F, K] float64 (BH/BY per module over all features),
+    when requested. contrast: when requested.
+    """
+
+    r: Tensor
+    n: Tensor
+    switch_strength: Tensor
+    pvalue: Tensor | None = None
+    qvalue: Tensor | None = None
+    contrast: ContrastOutput | None = None
+
+
+class ModuleStatistics:
+    """Per-epoch module statistics for a fixed feature layout.
+
+    ``gene_ids[f]`` is the gene of feature column f. Genes are numbered in order of first
+    appearance (``gene_names``). Options: ``min_pairs`` (complete pairs below which r is
+    NaN), ``with_pvalues`` (exact two-sided p and q-values, ``fdr_method`` "bh"/"by"),
+    ``with_contrast`` (high vs low split at ``split_percentile`` of each score, Welch
+    statistics; p-values too when ``with_pvalues``).
+    """
+
+    def __init__(
+        self,
+        gene_ids: Sequence[str],
+        *,
+        min_pairs: int = 3,
+        with_pvalues: bool = False,
+        with_contrast: bool = False,
+        split_percentile: float = 50.0,
+        fdr_method: str = "bh",
+    ) -> None:
+        genes = [str(g) for g in gene_ids]
+        if not genes:
+            raise InputError("ModuleStatistics: gene_ids is empty (one gene id per feature)")
+        if int(min_pairs) < 2:
+            raise InputError(f"ModuleStatistics: min_pairs must be at least 2, got {min_pairs}")
+        if not 0.0 <= float(split_percentile) <= 100.0:
+            raise InputError(
+                f"ModuleStatistics: split_percentile must be within [0, 100], got {split_percentile}"
+            )
+        if fdr_method not in FDR_METHODS:
+            raise InputError(
+                f"ModuleStatistics: fdr_method must be one of {list(FDR_METHODS)}, got {fdr_method!r}"
+            )
+        index: dict[str, int] = {}
+        for g in genes:
+            index.setdefault(g, len(index))
+        self.gene_names: list[str] = list(index)
+        self.n_features = len(genes)
+        self.min_pairs = int(min_pairs)
+        self.with_pvalues = bool(with_pvalues)
+        self.with_contrast = bool(with_contrast)
+        self.split_percentile = float(split_percentile)
+        self.fdr_method = fdr_method
+        self._segment_cpu = torch.tensor([index[g] for g in genes], dtype=torch.int64)
+        self._segment_by_device: dict[torch.device, Tensor] = {}
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.gene_names)
+
+    def segment(self, device: torch.device | str = "cpu") -> Tensor:
+        """Feature -> gene index [F] int64 on ``device`` (copied once per device)."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self._segment_cpu
+        if device not in self._segment_by_device:
+            self._segment_by_device[device] = self._segment_cpu.to(device)
+        return self._segment_by_device[device]
+
+    def to(self, device: torch.device | str) -> ModuleStatistics:
+        """Place the gene index on ``device`` ahead of the first call (returns self)."""
+        self.segment(device)
+        return self
+
+    def __call__(self, features: Tensor, scores: Tensor) -> ModuleStatisticsOutput:
+        """Statistics of ``features`` [n, F] against ``scores`` [n, K] (same device;
+        NaN = missing). Returns tensors on that device; nothing leaves it."""
+        if features.ndim != 2 or features.shape[1] != self.n_features:
+            raise InputError(
+                f"ModuleStatistics: features must be [n, {self.n_features}], got "
+                f"{tuple(features.shape)}"
+            )
+        if scores.ndim != 2 or scores.shape[0] != features.shape[0]:
+            raise InputError(
+                f"ModuleStatistics: scores must be [{features.shape[0]}, K], got "
+                f"{tuple(scores.shape)}"
+            )
+        if not features.is_floating_point():
+            raise InputError(
+                f"ModuleStatistics: features must be floating point, got {features.dtype}"
+            )
+        if scores.device != features.device:
+            raise InputError(
+                f"ModuleStatistics: scores on {scores.device} but features on {features.device}"
+            )
+        scores = scores.to(features.dtype)
+        segment = self.segment(features.device)
+        r, n = differentiable_masked_pearson(features, scores, self.min_pairs)
+        out = ModuleStatisticsOutput(
+            r=r, n=n, switch_strength=switch_strength(r, segment, self.n_genes)
+        )
+        if self.with_pvalues:
+            out.pvalue = pearson_pvalue(r, n)
+            out.qvalue = fdr_adjust(out.pvalue, method=self.fdr_method)
+        if self.with_contrast:
+            out.contrast = self._contrast(features, scores)
+        return out
+
+    def _contrast(self, features: Tensor, scores: Tensor) -> ContrastOutput:
+        high, low = percentile_split(scores.detach(), self.split_percentile)
+        mask, centred, centre = centre_and_mask(features)
+        welch = welch_from_sums(
+            *group_sums(mask, centred, high), *group_sums(mask, centred, low), centre
+        )
+        dtype = features.dtype
+        result = ContrastOutput(
+            mean_high=welch.mean_high.to(dtype),
+            mean_low=welch.mean_low.to(dtype),
+            delta=welch.delta.to(dtype),
+            tstat=welch.tstat.to(dtype),
+            n_high=welch.n_high,
+            n_low=welch.n_low,
+        )
+        if self.with_pvalues:
+            result.pvalue = welch_pvalue(welch.tstat, welch.df)
+        return result

@@ -1,0 +1,189 @@
+"""Training-loop API: ModuleStatistics against the ops, scipy oracles and autograd."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats as st
+import torch
+
+from isograph_gpu.errors import InputError
+from isograph_gpu.ops.pearson import masked_pearson
+from isograph_gpu.ops.segments import switch_strength
+from isograph_gpu.training import ModuleStatistics
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_vae_with_drivers.py"
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("train_vae_with_drivers", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data(n=40, genes=("A", "A", "B", "B", "B", "C", "D", "D"), k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(genes)))
+    x[:, 1] += 0.8 * x[:, 0]
+    x[rng.random(x.shape) < 0.15] = np.nan
+    y = rng.normal(size=(n, k))
+    y[:, 0] += 0.7 * np.nan_to_num(x[:, 0])
+    y[rng.random(y.shape) < 0.05] = np.nan
+    return list(genes), x, y
+
+
+def _pearson_oracle(x: np.ndarray, y: np.ndarray, min_pairs: int = 3):
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < min_pairs:
+        return np.nan, np.nan, int(ok.sum())
+    res = st.pearsonr(x[ok], y[ok])
+    return res.statistic, res.pvalue, int(ok.sum())
+
+
+def test_statistics_match_scipy_and_numpy() -> None:
+    genes, x, y = _data()
+    stats = ModuleStatistics(genes, with_pvalues=True, with_contrast=True)
+    out = stats(torch.as_tensor(x), torch.as_tensor(y))
+    assert stats.gene_names == ["A", "B", "C", "D"]
+    assert out.r.shape == (8, 3) and out.switch_strength.shape == (4, 3)
+    assert out.r.dtype == torch.float64 and out.n.dtype == torch.int64
+    p = np.empty((8, 3))
+    for f in range(8):
+        for k in range(3):
+            r, p[f, k], n = _pearson_oracle(x[:, f], y[:, k])
+            assert out.n[f, k].item() == n
+            np.testing.assert_allclose(out.r[f, k].item(), r, atol=1e-12)
+    np.testing.assert_allclose(out.pvalue.numpy(), p, rtol=1e-10)
+    for k in range(3):
+        np.testing.assert_allclose(
+            out.qvalue[:, k].numpy(), st.false_discovery_control(p[:, k]), rtol=1e-10
+        )
+    # switch strength: max r - min r per gene over finite r, >= 2 of them, else 0
+    r = out.r.numpy()
+    seg = np.array([stats.gene_names.index(g) for g in genes])
+    for g in range(4):
+        for k in range(3):
+            vals = r[seg == g, k]
+            vals = vals[np.isfinite(vals)]
+            want = vals.max() - vals.min() if vals.size >= 2 else 0.0
+            np.testing.assert_allclose(out.switch_strength[g, k].item(), want, atol=1e-12)
+    # contrast: median split per score, NaN score in neither group, Welch t-test
+    c = out.contrast
+    assert c is not None
+    for k in range(3):
+        thr = np.nanpercentile(y[:, k], 50.0)
+        high = np.isfinite(y[:, k]) & (y[:, k] >= thr)
+        low = np.isfinite(y[:, k]) & ~high
+        for f in range(8):
+            a = x[high, f][np.isfinite(x[high, f])]
+            b = x[low, f][np.isfinite(x[low, f])]
+            assert c.n_high[f, k].item() == a.size and c.n_low[f, k].item() == b.size
+            np.testing.assert_allclose(c.delta[f, k].item(), a.mean() - b.mean(), atol=1e-12)
+            res = st.ttest_ind(a, b, equal_var=False)
+            np.testing.assert_allclose(c.tstat[f, k].item(), res.statistic, rtol=1e-9)
+            np.testing.assert_allclose(c.pvalue[f, k].item(), res.pvalue, rtol=1e-8)
+
+
+def test_gradients_through_r_and_switch_strength() -> None:
+    genes, x, y = _data(n=12, k=2, seed=3)
+    missing = torch.as_tensor(np.isnan(x))
+    stats = ModuleStatistics(genes)
+
+    def fn(features: torch.Tensor, scores: torch.Tensor):
+        features = torch.where(missing, torch.full_like(features, float("nan")), features)
+        out = stats(features, scores)
+        return torch.nan_to_num(out.r), out.switch_strength
+
+    xs = torch.as_tensor(np.nan_to_num(x)).requires_grad_(True)
+    ys = torch.as_tensor(np.nan_to_num(y, nan=0.3)).requires_grad_(True)
+    assert torch.autograd.gradcheck(fn, (xs, ys), eps=1e-6, atol=1e-6)
+
+
+def test_bad_inputs_raise_one_line_errors() -> None:
+    stats = ModuleStatistics(["A", "B"])
+    with pytest.raises(InputError, match=r"features must be \[n, 2\]"):
+        stats(torch.zeros(5, 3), torch.zeros(5, 1))
+    with pytest.raises(InputError, match=r"scores must be \[5, K\]"):
+        stats(torch.zeros(5, 2), torch.zeros(4, 1))
+    with pytest.raises(InputError, match="gene_ids is empty"):
+        ModuleStatistics([])
+    with pytest.raises(InputError, match="fdr_method"):
+        ModuleStatistics(["A"], fdr_method="holm")
+
+
+def test_vae_training_loop_loss_decreases_and_stats_equal_ops() -> None:
+    ex = _example()
+    torch.manual_seed(0)
+    data = ex.make_data(n_samples=128, n_genes=12, seed=1)
+    x = data.features
+    stats = ModuleStatistics(data.gene_ids, with_pvalues=True)
+    model = ex.TinyVAE(x.shape[1]).double()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x_in = torch.nan_to_num(x)
+    seg = stats.segment()
+    losses = []
+    for epoch in range(8):
+        opt.zero_grad()
+        recon, mu, logvar = model(x_in)
+        out = stats(x, mu)
+        loss = ex.vae_loss(x, recon, mu, logvar) - 0.1 * out.switch_strength.mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        mu_d = mu.detach()
+        r_ops, n_ops = masked_pearson(x, mu_d)
+        torch.testing.assert_close(out.r.detach(), r_ops, rtol=0, atol=1e-12, equal_nan=True)
+        assert torch.equal(out.n, n_ops)
+        torch.testing.assert_close(
+            out.switch_strength.detach(),
+            switch_strength(r_ops, seg, stats.n_genes),
+            rtol=0,
+            atol=1e-12,
+        )
+        if epoch in (0, 7):
+            xn, mn = x.numpy(), mu_d.numpy()
+            for f, k in [(0, 0), (1, 1), (5, 0), (x.shape[1] - 1, 1)]:
+                r, p, _ = _pearson_oracle(xn[:, f], mn[:, k])
+                np.testing.assert_allclose(out.r[f, k].item(), r, atol=1e-12)
+                np.testing.assert_allclose(out.pvalue[f, k].item(), p, rtol=1e-9)
+    assert losses[-1] < losses[0]
+    assert np.all(np.isfinite(losses))
+
+
+def test_example_runs_and_reports_each_epoch(capsys: pytest.CaptureFixture[str]) -> None:
+    ex = _example()
+    history = ex.train(epochs=4, verbose=True)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert len(printed) == 4 and len(history) == 4
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert all(0.0 <= h["mean_switch_strength"] <= 2.0 for h in history)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_call_path_has_no_host_sync() -> None:
+    genes, x, y = _data(n=200, seed=4)
+    stats = ModuleStatistics(genes, with_pvalues=True, with_contrast=True).to("cuda")
+    xc = torch.as_tensor(x, dtype=torch.float32).cuda()
+    yc = torch.as_tensor(y, dtype=torch.float32).cuda().requires_grad_(True)
+    stats(xc, yc)  # warm-up (lazy CUDA init may sync)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = stats(xc, yc)
+        out.switch_strength.sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    cpu = ModuleStatistics(genes, with_pvalues=True)(
+        torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    )
+    assert out.r.device.type == "cuda"
+    torch.testing.assert_close(out.r.cpu(), cpu.r, atol=1e-5, rtol=0, equal_nan=True)
+    torch.testing.assert_close(out.pvalue.cpu(), cpu.pvalue, rtol=1e-4, atol=1e-12, equal_nan=True)
