@@ -122,14 +122,14 @@ def test_modules_sharing_a_latent_share_the_work(tmp_path, monkeypatch):
     calls = []
     original = IntegratedGradients.attribute
 
-    def spy(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
+    def spy(self, inputs, *args, **kwargs):
+        calls.append(inputs.shape[0])
+        return original(self, inputs, *args, **kwargs)
 
     monkeypatch.setattr(IntegratedGradients, "attribute", spy)
     out = run_attribution(inputs_for(path, x, ["A", "B", "C"]), eig, {}, ExplainConfig(
         integrated_gradients=True, ig_n_steps=10), torch.device("cpu"), Progress())
-    assert len(calls) == 2  # one per distinct latent
+    assert sum(calls) == 2 * N  # each distinct latent explained once for every sample
     tables = {m: out[m].ig_attributions.sort_values("feature_id").reset_index(drop=True)
               for m in "ABC"}
     assert tables["A"]["latent_dim_idx"].iloc[0] == 0 == tables["B"]["latent_dim_idx"].iloc[0]

@@ -25,7 +25,7 @@ from .decoder import decoder_exact_derivative, decoder_finite_difference
 from .encoder_input import encoder_input
 from .integrated_gradients import encoder_integrated_gradients, require_captum
 from .latent import latent_module_correlations, select_module_latents
-from .tables import ig_attribution_table, vae_driver_table
+from .tables import feature_id_rank, gene_row_index, ig_attribution_table, vae_driver_table
 
 __all__ = [
     "ModuleAttribution",
@@ -122,6 +122,8 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
                 ig[j] = (both[0], both[1], s.convergence_delta)
 
     out: dict[str, ModuleAttribution] = {}
+    rank = feature_id_rank(inputs.score_feature_ids) if config.integrated_gradients else None
+    gene_rows = gene_row_index(inputs.score_gene_ids) if config.vae_attribution else None
     with progress.stage("attribution: tables"):
         for k, module_id in enumerate(module_ids):
             j, r = latent_idx[k], latent_r[k]
@@ -131,11 +133,12 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
                     driver_tables[module_id], *meta, deltas[j], j, r,
                     fdr_threshold=float(config.vae_fdr_threshold),
                     percentile_threshold=float(config.vae_percentile_threshold),
+                    gene_rows=gene_rows,
                 )
             ig_table, ig_delta = None, None
             if config.integrated_gradients:
                 score, abs_mean, ig_delta = ig[j]
-                ig_table = ig_attribution_table(*meta, score, abs_mean, j, r)
+                ig_table = ig_attribution_table(*meta, score, abs_mean, j, r, feature_rank=rank)
             out[module_id] = ModuleAttribution(vae, ig_table, ig_delta)
     return out
 

@@ -17,29 +17,33 @@ import torch
 def impute_feature_means(scores: np.ndarray) -> tuple[np.ndarray, int, int]:
     """Replace NaN/inf by the column's finite mean over rows (0 when none is finite).
 
-    ``scores`` is (n samples, d features) float. Returns the imputed float64 copy, the number
-    of values replaced and the number of affected features.
+    ``scores`` is (n samples, d features) float. Returns float64 values (``scores`` itself
+    when nothing needs replacing, else an imputed copy), the number of values replaced and
+    the number of affected features.
     """
-    x = np.array(scores, dtype=np.float64, copy=True)
-    bad = ~np.isfinite(x)
-    n_bad = int(bad.sum())
-    if n_bad == 0:
+    x = np.asarray(scores, dtype=np.float64)
+    finite_cols = np.isfinite(x).all(axis=0)
+    if finite_cols.all():
         return x, 0, 0
-    cols = np.flatnonzero(bad.any(axis=0))
-    finite = ~bad[:, cols]
-    counts = finite.sum(axis=0)
-    sums = np.where(finite, x[:, cols], 0.0).sum(axis=0)
-    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    cols = np.flatnonzero(~finite_cols)
+    x = x.copy()
     sub = x[:, cols]
-    sub[bad[:, cols]] = np.broadcast_to(means, sub.shape)[bad[:, cols]]
+    bad = ~np.isfinite(sub)
+    counts = (~bad).sum(axis=0)
+    sums = np.where(bad, 0.0, sub).sum(axis=0)
+    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    sub[bad] = np.broadcast_to(means, sub.shape)[bad]
     x[:, cols] = sub
-    return x, n_bad, len(cols)
+    return x, int(bad.sum()), len(cols)
 
 
 def encoder_input(scores: np.ndarray, order: np.ndarray, device: torch.device,
                   dtype: torch.dtype, source: str = "feature_scores.parquet") -> torch.Tensor:
     """(n, d) encoder input on ``device``: columns ``scores[:, order]``, NaNs imputed (warned)."""
-    x, n_bad, n_cols = impute_feature_means(np.asarray(scores)[:, order])
+    scores = np.asarray(scores)
+    if not np.array_equal(order, np.arange(scores.shape[1])):
+        scores = scores[:, order]
+    x, n_bad, n_cols = impute_feature_means(scores)
     if n_bad:
         warnings.warn(
             f"{source} has {n_bad} missing value(s) in {n_cols} row(s); for VAE attribution "
@@ -47,4 +51,6 @@ def encoder_input(scores: np.ndarray, order: np.ndarray, device: torch.device,
             "(0 for an all-missing row) instead of propagating NaN as isograph 0.1.5 does",
             UserWarning, stacklevel=3,
         )
-    return torch.as_tensor(x, device=device).to(dtype)
+    if not x.flags.writeable or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x).copy()
+    return torch.from_numpy(x).to(device=device, dtype=dtype)

@@ -37,80 +37,108 @@ def empty_vae_drivers() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in EMPTY_VAE_DRIVER_COLUMNS})
 
 
+def gene_row_index(gene_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """gene_id -> int64 row indices (ascending) of its feature_scores rows; build once, reuse."""
+    codes, uniques = pd.factorize(pd.Series(np.asarray(gene_ids, dtype=object)), sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return {str(g): order[bounds[i]:bounds[i + 1]] for i, g in enumerate(uniques)}
+
+
 def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_ids: np.ndarray,
                      feature_types: np.ndarray, decoded_delta: np.ndarray, latent_dim_idx: int,
                      latent_r: float, fdr_threshold: float = 0.05,
-                     percentile_threshold: float = 90.0) -> pd.DataFrame:
+                     percentile_threshold: float = 90.0,
+                     gene_rows: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``vae_drivers`` for one module.
 
     ``gene_ids``/``feature_ids``/``feature_types``/``decoded_delta`` are per feature_scores
-    row (length d). Per gene the channel with the largest |decoded_delta| is kept (ties: lowest
-    feature_id), left-joined onto the driver table's ``gene_id, r, qvalue``; then the
-    percentile rank of |decoded_delta|, the direction-corrected sign rule and
+    row (length d); ``gene_rows`` (from :func:`gene_row_index`) may be passed to reuse it
+    across modules. Per gene the channel with the largest |decoded_delta| is kept (ties and
+    all-NaN: lowest feature_id), left-joined onto the driver table's ``gene_id, r, qvalue``;
+    then the percentile rank of |decoded_delta|, the direction-corrected sign rule and
     ``passes_filter``; rows sorted by |decoded_delta| descending, NaN last, ties by gene_id.
     """
     if len(driver_table) == 0:
         return empty_vae_drivers()
-    delta = np.asarray(decoded_delta, dtype=np.float64)
-    jac = pd.DataFrame({
-        "gene_id": pd.array(np.asarray(gene_ids, dtype=object), dtype="str"),
-        "feature_id": pd.array(np.asarray(feature_ids, dtype=object), dtype="str"),
-        "feature_type": pd.array(np.asarray(feature_types, dtype=object), dtype="str"),
-        "decoded_delta": delta,
-    })
-    jac["_abs"] = np.abs(delta)
-    best = (jac.sort_values(["_abs", "feature_id"], ascending=[False, True],
-                            na_position="last", kind="mergesort")
-            .drop_duplicates("gene_id", keep="first")
-            .drop(columns="_abs"))
-    best["latent_dim_idx"] = np.int64(latent_dim_idx)
-    best["latent_r"] = float(latent_r)
-    drivers = driver_table[["gene_id", "r", "qvalue"]].copy()
-    drivers["gene_id"] = drivers["gene_id"].astype("str")
-    out = drivers.merge(best, on="gene_id", how="left")
-    out["latent_dim_idx"] = np.int64(latent_dim_idx)  # a driver gene absent from the VAE
-    out["latent_r"] = float(latent_r)
+    if gene_rows is None:
+        gene_rows = gene_row_index(gene_ids)
+    delta_all = np.asarray(decoded_delta, dtype=np.float64)
+    fids = np.asarray(feature_ids, dtype=object)
+    ftypes = np.asarray(feature_types, dtype=object)
+    genes = [str(g) for g in driver_table["gene_id"]]
+    m = len(genes)
+    best_fid = np.full(m, None, dtype=object)
+    best_type = np.full(m, None, dtype=object)
+    delta = np.full(m, np.nan)
+    empty = np.empty(0, dtype=np.int64)
+    for i, gene in enumerate(genes):
+        rows = gene_rows.get(gene, empty)
+        if len(rows) == 0:
+            continue  # a driver gene the VAE does not decode: NaN, as a left join gives
+        size = np.abs(delta_all[rows])
+        if np.isfinite(size).any():
+            rows = rows[size == np.nanmax(size)]
+        pick = min(rows, key=lambda row: str(fids[row]))
+        best_fid[i], best_type[i], delta[i] = fids[pick], ftypes[pick], delta_all[pick]
 
-    abs_delta = out["decoded_delta"].abs()
-    if abs_delta.notna().any() and float(abs_delta.max()) > 0:
-        pct = abs_delta.rank(method="average", pct=True) * 100.0
+    size = np.abs(delta)
+    if np.isfinite(size).any() and np.nanmax(size) > 0:
+        percentile = pd.Series(size).rank(method="average", pct=True).to_numpy() * 100.0
     else:
-        pct = pd.Series(0.0, index=out.index)
-    out["decoded_delta_percentile"] = pct.astype("float64")
-    dd = out["decoded_delta"].to_numpy(dtype=np.float64)
-    r = out["r"].to_numpy(dtype=np.float64)
-    q = out["qvalue"].to_numpy(dtype=np.float64)
-    sign_agreement = np.sign(dd * _direction(float(latent_r))) == np.sign(r)
-    out["sign_agreement"] = sign_agreement
+        percentile = np.zeros(m)
+    r = driver_table["r"].to_numpy(dtype=np.float64)
+    q = driver_table["qvalue"].to_numpy(dtype=np.float64)
+    sign_agreement = np.sign(delta * _direction(float(latent_r))) == np.sign(r)
     with np.errstate(invalid="ignore"):
-        out["passes_filter"] = ((q <= fdr_threshold)
-                                & (out["decoded_delta_percentile"].to_numpy() >= percentile_threshold)
-                                & sign_agreement)
-    out["_abs"] = np.abs(dd)
-    out = (out.sort_values(["_abs", "gene_id"], ascending=[False, True], na_position="last",
-                           kind="mergesort")
-           .drop(columns="_abs").reset_index(drop=True))
-    return out[VAE_DRIVER_COLUMNS].astype(_DTYPES)
+        passes = (q <= fdr_threshold) & (percentile >= percentile_threshold) & sign_agreement
+    gene_rank = np.empty(m, dtype=np.int64)
+    gene_rank[np.argsort(np.asarray(genes, dtype=str), kind="stable")] = np.arange(m)
+    order = np.lexsort((gene_rank, -size))  # NaN last
+    out = pd.DataFrame({
+        "gene_id": pd.array(np.asarray(genes, dtype=object)[order], dtype="str"),
+        "r": r[order], "qvalue": q[order],
+        "feature_id": pd.array(best_fid[order], dtype="str"),
+        "feature_type": pd.array(best_type[order], dtype="str"),
+        "decoded_delta": delta[order],
+        "latent_dim_idx": np.full(m, latent_dim_idx, dtype=np.int64),
+        "latent_r": np.full(m, float(latent_r)),
+        "decoded_delta_percentile": percentile[order],
+        "sign_agreement": sign_agreement[order],
+        "passes_filter": passes[order],
+    })
+    return out[VAE_DRIVER_COLUMNS]
+
+
+def feature_id_rank(feature_ids: np.ndarray) -> np.ndarray:
+    """Rank of each feature id in ascending string order (int64), for tie-breaking."""
+    ids = np.asarray(feature_ids).astype(str)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    return rank
 
 
 def ig_attribution_table(gene_ids: np.ndarray, feature_ids: np.ndarray,
                          feature_types: np.ndarray, ig_score: np.ndarray,
                          ig_score_abs_mean: np.ndarray, latent_dim_idx: int,
-                         latent_r: float) -> pd.DataFrame:
+                         latent_r: float, feature_rank: np.ndarray | None = None
+                         ) -> pd.DataFrame:
     """``ig_attributions`` for one module: one row per feature_scores row, sorted by
-    |ig_score| descending (NaN last), ties by feature_id ascending."""
+    |ig_score| descending (NaN last), ties by feature_id ascending.
+
+    ``feature_rank`` (from :func:`feature_id_rank`) may be passed to reuse it across modules.
+    """
     score = np.asarray(ig_score, dtype=np.float64)
-    out = pd.DataFrame({
-        "gene_id": pd.array(np.asarray(gene_ids, dtype=object), dtype="str"),
-        "feature_id": pd.array(np.asarray(feature_ids, dtype=object), dtype="str"),
-        "feature_type": pd.array(np.asarray(feature_types, dtype=object), dtype="str"),
-        "ig_score": score,
-        "ig_score_corrected": score * _direction(float(latent_r)),
-        "ig_score_abs_mean": np.asarray(ig_score_abs_mean, dtype=np.float64),
+    rank = feature_id_rank(feature_ids) if feature_rank is None else feature_rank
+    order = np.lexsort((rank, -np.abs(score)))  # NaN sorts last
+    direction = _direction(float(latent_r))
+    return pd.DataFrame({
+        "gene_id": pd.array(np.asarray(gene_ids, dtype=object)[order], dtype="str"),
+        "feature_id": pd.array(np.asarray(feature_ids, dtype=object)[order], dtype="str"),
+        "feature_type": pd.array(np.asarray(feature_types, dtype=object)[order], dtype="str"),
+        "ig_score": score[order],
+        "ig_score_corrected": score[order] * direction,
+        "ig_score_abs_mean": np.asarray(ig_score_abs_mean, dtype=np.float64)[order],
         "latent_dim_idx": np.full(len(score), latent_dim_idx, dtype=np.int64),
         "latent_r": np.full(len(score), float(latent_r), dtype=np.float64),
     })
-    out["_abs"] = np.abs(score)
-    return (out.sort_values(["_abs", "feature_id"], ascending=[False, True], na_position="last",
-                            kind="mergesort")
-            .drop(columns="_abs").reset_index(drop=True))
