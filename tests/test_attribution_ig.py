@@ -165,3 +165,26 @@ def test_eigengene_shape_must_match(tmp_path):
     with pytest.raises(InputError, match=r"24 samples x 2 modules"):
         run_attribution(inputs_for(path, data().numpy(), ["A", "B"]), np.zeros((N, 1)), {},
                         ExplainConfig(vae_attribution=True), torch.device("cpu"), Progress())
+
+
+def test_all_nan_eigengene_and_empty_driver_table(tmp_path):
+    """A module whose genes are all absent: NaN eigengene -> latent 0 with r 0 (as the
+    reference), an empty driver table -> the reference's 7-column empty vae_drivers."""
+    path = save_checkpoint(tmp_path / "vae_checkpoint.pt")
+    x = data(5).numpy()
+    mu = load_checkpoint(path).encoder(torch.from_numpy(x))[0].numpy()
+    eig = np.column_stack([np.full(N, np.nan), mu[:, 1]])
+    empty = pd.DataFrame({"gene_id": pd.array([], dtype="str"), "r": [], "qvalue": []})
+    full = pd.DataFrame({"gene_id": pd.array(["G00", "G01"], dtype="str"), "r": [0.5, -0.5],
+                         "qvalue": [0.01, 0.01]})
+    out = run_attribution(inputs_for(path, x, ["A", "B"]), eig, {"A": empty, "B": full},
+                          ExplainConfig(vae_attribution=True, integrated_gradients=True,
+                                        ig_n_steps=5), torch.device("cpu"), Progress())
+    assert len(out["A"].vae_drivers) == 0 and len(out["A"].vae_drivers.columns) == 7
+    assert (out["A"].ig_attributions["latent_dim_idx"] == 0).all()
+    assert (out["A"].ig_attributions["latent_r"] == 0).all()
+    assert out["B"].vae_drivers["latent_dim_idx"].tolist() == [1, 1]
+    assert out["B"].vae_drivers["latent_r"].iloc[0] == pytest.approx(1.0)
+    inputs = inputs_for(path, x, [])
+    assert run_attribution(inputs, np.zeros((N, 0)), {}, ExplainConfig(vae_attribution=True),
+                           torch.device("cpu"), Progress()) == {}

@@ -74,6 +74,8 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
     if config.integrated_gradients:
         require_captum()
     module_ids = list(inputs.module_ids)
+    if not module_ids:
+        return {}
     eig = np.asarray(eigengenes, dtype=np.float64)
     if eig.ndim != 2 or eig.shape != (inputs.n_samples, len(module_ids)):
         raise InputError(
