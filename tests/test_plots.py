@@ -31,6 +31,7 @@ from isograph_gpu.plots import (
 )
 from isograph_gpu.plots._data import moving_average_trend
 from isograph_gpu.plots.style import NEGATIVE_COLOR, NEUTRAL_COLOR, POSITIVE_COLOR
+from isograph_gpu.plots.transcripts import trend_lines
 from isograph_gpu.results import ExplainResult
 
 FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
@@ -260,14 +261,18 @@ def test_isoform_gradient_one_panel_per_top_gene(results, usage, names, top_n):
     assert [ax.get_title(loc="left") for ax in fig.axes] == [names[g] for g in genes]
     first = fig.axes[0]
     tx = pol[pol["gene_id"] == genes[0]].sort_values("r", ascending=False)
-    assert len(first.get_lines()) == len(tx)
+    assert len(trend_lines(first)) == len(tx)
     # the highest-r transcript's trend is the moving average of its usage vs the eigengene
     values = usage.reindex(res.sample_ids)[tx["feature_id"].iloc[0]].to_numpy()
     xs, trend = moving_average_trend(res.eigengene, values)
-    np.testing.assert_allclose(first.get_lines()[0].get_xdata(), xs)
-    np.testing.assert_allclose(first.get_lines()[0].get_ydata(), trend)
-    assert first.get_lines()[0].get_color() == POSITIVE_COLOR
-    assert first.get_lines()[-1].get_color() == NEGATIVE_COLOR
+    lines = trend_lines(first)
+    np.testing.assert_allclose(lines[0].get_xdata(), xs)
+    np.testing.assert_allclose(lines[0].get_ydata(), trend)
+    assert lines[0].get_color() == POSITIVE_COLOR and lines[-1].get_color() == NEGATIVE_COLOR
+    # every sample with finite usage and eigengene is drawn as a marker
+    markers = [ln for ln in first.get_lines() if ln not in lines]
+    ok = np.isfinite(values) & np.isfinite(res.eigengene)
+    assert len(markers[0].get_xdata()) == ok.sum()
 
 
 def test_isoform_gradient_raises_when_nothing_to_draw(results, usage):
@@ -480,7 +485,7 @@ def test_one_gene_figures_have_one_bar_and_one_panel():
     assert len(bar_patches(plot_driver_bar(res.gene_driver_table))) == 1
     fig = plot_isoform_gradient(res.gene_driver_table, res.transcript_polarity_table,
                                 res.eigengene, res.sample_ids, edge_usage(), top_n=10)
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+    assert len(fig.axes) == 1 and len(trend_lines(fig.axes[0])) == 2
 
 
 def test_render_without_usage_warns_and_skips_usage_figures(tmp_path):
@@ -493,3 +498,15 @@ def test_render_without_usage_warns_and_skips_usage_figures(tmp_path):
 def test_render_rejects_unknown_format(results, tmp_path):
     with pytest.raises(InputError, match="tiff"):
         render_explain_figures({"M000": results["M000"]}, tmp_path, ("tiff",))
+
+
+def test_render_in_worker_processes_writes_the_same_bytes(tmp_path):
+    res = edge_results()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = render_explain_figures(res, tmp_path / "a", ("svg",), edge_usage(), dpi=40)
+        parallel = render_explain_figures(res, tmp_path / "b", ("svg",), edge_usage(), dpi=40,
+                                          jobs=2)
+    assert serial == parallel
+    for rel in serial:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel

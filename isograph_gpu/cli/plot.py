@@ -38,9 +38,12 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
               help="Driver genes per figure (bars, gradient panels, heatmap genes).")
 @click.option("--dpi", type=click.IntRange(20, 1200), default=300, show_default=True,
               help="Resolution of png output (and of rasterised scatter in pdf/svg).")
+@click.option("--jobs", type=click.IntRange(1, None), default=1, show_default=True,
+              help="Worker processes (modules are drawn in parallel).")
 @click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
 def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
-         output_format: tuple[str, ...], top_n: int, dpi: int, quiet: bool) -> None:
+         output_format: tuple[str, ...], top_n: int, dpi: int, jobs: int,
+         quiet: bool) -> None:
     """Draw publication-ready figures for every module of an explain run; prints the
     number of files written and the manifest path."""
 
@@ -55,7 +58,8 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         meta = _read_optional_table(feature_meta, "feature meta")
         formats = tuple(dict.fromkeys(output_format)) or ("png",)
         written = render_explain_figures(results, explain_dir, formats, feature_usage=usage,
-                                         feature_meta=meta, top_n=top_n, dpi=dpi)
+                                         feature_meta=meta, top_n=top_n, dpi=dpi,
+                                         jobs=jobs)
         figures = [p for p in written if not p.endswith(".json")]
         previous = [p for p in manifest.get("plot_files", []) or []
                     if p not in figures and (explain_dir / p).is_file()]

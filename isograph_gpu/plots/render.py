@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +79,43 @@ def _module_builders(result: ExplainResult, usage: pd.DataFrame | None,
     }
 
 
+def _module_usage(usage: pd.DataFrame | None, result: ExplainResult) -> pd.DataFrame | None:
+    """The usage columns a module's figures can read (its transcripts): small to copy."""
+    if usage is None:
+        return None
+    polarity = result.transcript_polarity_table
+    wanted = [] if polarity is None or polarity.empty else \
+        [f for f in dict.fromkeys(polarity["feature_id"].astype(str)) if f in usage.columns]
+    return usage[wanted]
+
+
+def _render_module(task: tuple) -> tuple[list[str], list[str]]:
+    """Draw and write one module's figures and summary; returns (files written, skipped)."""
+    result, usage, gene_names, top_n, output_dir, formats, dpi, usage_missing = task
+    module_id = str(result.module_id)
+    written: list[str] = []
+    skipped: list[str] = []
+    for name, build in _module_builders(result, usage, gene_names, top_n).items():
+        try:
+            figure = build()
+        except InputError as exc:
+            if not (usage_missing and name in _NEEDS_USAGE):
+                skipped.append(f"{name} ({exc})")
+            continue
+        fig = figure.figure if isinstance(figure, Axes) else figure
+        for path in save_figure(fig, output_dir / module_id / name, formats, dpi=dpi):
+            written.append(path.relative_to(output_dir).as_posix())
+    summary_path = output_dir / module_id / SUMMARY_NAME
+    atomic_write_bytes(summary_path, json_bytes(summarize_module(result)))
+    written.append(summary_path.relative_to(output_dir).as_posix())
+    return written, skipped
+
+
 def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                            formats: Sequence[str] = ("png",),
                            feature_usage: pd.DataFrame | None = None,
                            feature_meta: pd.DataFrame | None = None, top_n: int = 10,
-                           dpi: int = DEFAULT_DPI) -> list[str]:
+                           dpi: int = DEFAULT_DPI, jobs: int = 1) -> list[str]:
     """Write every figure (+ ``module_summary.json`` per module) under ``output_dir``; return
     the written paths relative to ``output_dir`` (``/``-separated, figures first per module,
     the summary json last; filter on the suffix for the manifest's ``plot_files``).
@@ -90,7 +124,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     without it isoform_gradient and driver_heatmap are skipped with a warning.
     ``feature_meta`` with ``gene_name`` puts gene names in labels. Figures a module cannot
     have (no transcripts, no finite r, ...) are skipped with one warning per module.
-    Each file is written atomically; tables are only read, never modified.
+    Each file is written atomically; tables are only read, never modified. ``jobs`` > 1
+    renders modules in that many worker processes (same files, same bytes).
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
@@ -117,19 +152,22 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     except InputError as exc:
         warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
 
-    for module_id, result in results.items():
-        skipped: list[str] = []
-        for name, build in _module_builders(result, usage, gene_names, top_n).items():
-            try:
-                figure = build()
-            except InputError as exc:
-                if not (usage is None and name in _NEEDS_USAGE):
-                    skipped.append(f"{name} ({exc})")
-                continue
-            emit(figure, f"{module_id}/{name}")
-        summary_path = output_dir / str(module_id) / SUMMARY_NAME
-        atomic_write_bytes(summary_path, json_bytes(summarize_module(result)))
-        written.append(summary_path.relative_to(output_dir).as_posix())
-        if skipped:
-            warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped), stacklevel=2)
+    jobs = max(1, min(int(jobs), len(results)))
+    tasks = [(result, _module_usage(usage, result), gene_names, top_n, output_dir, formats, dpi,
+              usage is None) for result in results.values()]
+    if jobs == 1:
+        outcomes = map(_render_module, tasks)
+    else:
+        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        outcomes = pool.map(_render_module, tasks)
+    try:
+        for module_id, (files, skipped) in zip(results, outcomes, strict=True):
+            written.extend(files)
+            if skipped:
+                warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
+                              stacklevel=2)
+    finally:
+        if jobs > 1:
+            pool.shutdown()
     return written

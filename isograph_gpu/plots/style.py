@@ -67,6 +67,8 @@ STYLE_RC: dict[str, object] = {
     "ytick.major.size": 2.5,
     "lines.linewidth": 1.0,
     "image.interpolation": "nearest",
+    # colour-map the small data array, then resample the RGBA (not the other way round)
+    "image.interpolation_stage": "rgba",
     # vector output keeps text as text (editable in Illustrator/Inkscape)
     "svg.fonttype": "none",
     "pdf.fonttype": 42,
@@ -147,7 +149,7 @@ def freeze_layout(fig: Figure) -> None:
     if not isinstance(engine, ConstrainedLayoutEngine):
         return
     with figure_style():
-        fig.draw_without_rendering()
+        engine.execute(fig)  # only the layout solve: no artist is drawn here
     fig.set_layout_engine("none")
     _round_geometry(fig)
 
