@@ -21,6 +21,9 @@ from isograph_gpu.errors import InputError
 from isograph_gpu.progress import Progress
 from isograph_gpu.results import ExplainInputs
 
+# these tests run the encoder through Captum (optional extra `explain`)
+captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
+
 CKPT = Path(__file__).parent / "data" / "isograph-0.1.5" / "inputs" / "artifact" / "vae_checkpoint.pt"
 
 

@@ -15,6 +15,9 @@ from click.testing import CliRunner
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.cli import main
 
+# these tests run the encoder through Captum (optional extra `explain`)
+captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
+
 DATA = Path(__file__).parent / "data" / "isograph-0.1.5"
 INPUTS = DATA / "inputs"
 EXPECTED = DATA / "expected"

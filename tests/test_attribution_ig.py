@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from captum.attr import IntegratedGradients
 
 from isograph_gpu.attribution import run_attribution
 from isograph_gpu.attribution.checkpoint import VaeDecoder, VaeEncoder, load_checkpoint
@@ -19,6 +18,10 @@ from isograph_gpu.config import ExplainConfig
 from isograph_gpu.errors import InputError, OptionalDependencyError
 from isograph_gpu.progress import Progress
 from isograph_gpu.results import ExplainInputs
+
+# these tests run the encoder through Captum (optional extra `explain`)
+captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
+IntegratedGradients = captum_attr.IntegratedGradients
 
 N, D, LATENT = 24, 40, 4
 

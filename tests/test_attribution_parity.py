@@ -20,6 +20,9 @@ from isograph_gpu.config import ExplainConfig
 from isograph_gpu.progress import Progress
 from isograph_gpu.results import ExplainInputs
 
+# these tests run the encoder through Captum (optional extra `explain`)
+captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
+
 DATA = Path(__file__).parent / "data" / "isograph-0.1.5"
 EXPECTED = DATA / "expected"
 SCORE_META = {"feature_id", "gene_id", "feature_type", "n_transcripts"}
