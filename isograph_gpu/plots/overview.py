@@ -121,6 +121,7 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
         Line2D([], [], marker="o", linestyle="", color=NEGATIVE_COLOR, label="low eigengene"),
         Line2D([], [], marker="o", linestyle="", color=POSITIVE_COLOR, label="high eigengene"),
         Line2D([], [], color=NEUTRAL_COLOR, label="|\u0394| \u2264 se"),
-    ], loc="best", handlelength=1.0)
+    ], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, handlelength=1.0,
+              columnspacing=1.0)
     ax.set_title(title if title is not None else "High vs low module samples", loc="left")
     return ax

@@ -117,7 +117,7 @@ def empty_axes(ax: Axes, message: str) -> Axes:
 def new_figure(width_in: float, height_in: float) -> Figure:
     """A bare Figure (no pyplot registry) of the given size in inches."""
     fig = Figure(figsize=(float(width_in), float(height_in)), layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, wspace=0.02, hspace=0.02)
+    fig.get_layout_engine().set(w_pad=0.05, h_pad=0.04, wspace=0.02, hspace=0.02)
     return fig
 
 
@@ -141,13 +141,14 @@ def sign_color(value: float) -> str:
     return NEUTRAL_COLOR
 
 
-def freeze_layout(fig: Figure) -> None:
+def freeze_layout(fig: Figure, dpi: int = DEFAULT_DPI) -> None:
     """Run the constrained layout once and pin the axes where it put them, so every format
     saved afterwards shares one geometry (constrained layout starts from the current
     positions, so re-running it per save would make a pdf depend on an earlier png)."""
     engine = fig.get_layout_engine()
     if not isinstance(engine, ConstrainedLayoutEngine):
         return
+    fig.set_dpi(dpi)  # measure text at the resolution it is rendered at (hinting)
     with figure_style():
         engine.execute(fig)  # only the layout solve: no artist is drawn here
     fig.set_layout_engine("none")
@@ -170,7 +171,7 @@ def figure_bytes(fig: Figure, fmt: str, dpi: int = DEFAULT_DPI) -> bytes:
     """Encode ``fig`` as ``fmt`` (png/pdf/svg) with fixed metadata: same figure, same bytes."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown figure format {fmt!r}; choose from {list(FORMATS)}")
-    freeze_layout(fig)
+    freeze_layout(fig, dpi)
     buf = io.BytesIO()
     with figure_style():
         # no bbox_inches="tight": constrained layout already fits the content, and the page
