@@ -109,10 +109,11 @@ def _segments(gene_ids: np.ndarray) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(codes.astype(np.int64)), len(uniques)
 
 
-def _eigengenes(inputs: ExplainInputs, device: torch.device, dtype: torch.dtype) -> np.ndarray:
+def _eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.device,
+                dtype: torch.dtype) -> np.ndarray:
+    """[n, K] module scores; ``membership`` [R, K]: feature_scores row in module k."""
     if inputs.module_scores is not None:
         return inputs.module_scores.astype(np.float64)
-    membership = _module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     per_module = [np.flatnonzero(membership[:, k]) for k in range(membership.shape[1])]
     width = max((len(r) for r in per_module), default=0)
     rows = np.full((len(per_module), max(width, 1)), -1, dtype=np.int64)
@@ -130,8 +131,9 @@ def _compute(
     progress: Progress,
 ) -> tuple[dict[str, ExplainResult], np.ndarray]:
     n_total = inputs.n_samples
+    channel_family = _module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     with progress.stage("eigengenes"):
-        eigengenes = _eigengenes(inputs, device, dtype)  # [n, K]
+        eigengenes = _eigengenes(inputs, channel_family, device, dtype)  # [n, K]
     scores_t = torch.from_numpy(eigengenes)
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
                   memory_budget_bytes=int(config.memory_budget_bytes),
@@ -139,7 +141,6 @@ def _compute(
 
     with progress.stage("gene drivers"):
         channel = feature_statistics(inputs.scores, scores_t, label="feature_scores", **common)
-        channel_family = _module_membership(inputs.score_gene_ids, inputs)
         channel_q = fdr_adjust(torch.from_numpy(channel.pvalue),
                                torch.from_numpy(channel_family), config.fdr_method).numpy()
         seg, n_genes = _segments(inputs.score_gene_ids)

@@ -23,9 +23,9 @@ from torch import Tensor
 
 from .errors import InputError
 from .ops.contrast import group_sums, percentile_split, welch_from_sums
-from .ops.differentiable import differentiable_masked_pearson
 from .ops.fdr import FDR_METHODS, fdr_adjust
 from .ops.moments import centre_and_mask
+from .ops.pearson import masked_pearson
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .ops.segments import switch_strength
 
@@ -154,7 +154,7 @@ class ModuleStatistics:
             )
         scores = scores.to(features.dtype)
         segment = self.segment(features.device)
-        r, n = differentiable_masked_pearson(features, scores, self.min_pairs)
+        r, n = masked_pearson(features, scores, self.min_pairs)
         out = ModuleStatisticsOutput(
             r=r, n=n, switch_strength=switch_strength(r, segment, self.n_genes)
         )

@@ -168,3 +168,17 @@ def test_failed_write_leaves_existing_output_intact(inputs, monkeypatch):
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # nothing half-overwritten, nothing added
     assert not list(out.parent.glob(".out.isograph-gpu-staging-*"))
+
+
+def test_outputs_are_readable_like_ordinary_files(inputs):
+    """Staged files get 0666 less the umask, not mkstemp's private 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        result, out = run_cli(inputs, extra=["--module-ids", "M001"])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    for name in ("module_explanation_manifest.json", "M001/gene_driver_table.parquet"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name

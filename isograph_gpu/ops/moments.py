@@ -40,13 +40,17 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres).
 
     The mask has x's dtype (1.0 / 0.0) so it can enter GEMMs; a column with no finite
-    value gets centre 0. Four passes over x; ``x`` itself is not modified.
+    value gets centre 0. Four passes over x, in place unless autograd tracks x; ``x``
+    itself is never modified.
     """
     finite = torch.isfinite(x)
     mask = finite.to(x.dtype)
     centred = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
     centre = centred.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
-    centred.sub_(centre).mul_(mask)
+    if centred.requires_grad and torch.is_grad_enabled():  # autograd: out of place
+        centred = (centred - centre) * mask
+    else:
+        centred.sub_(centre).mul_(mask)
     return mask, centred, centre
 
 
@@ -89,7 +93,10 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     mx, x0, centre = centre_and_mask(x)
     by_mask = mx.T @ right
     by_value = x0.T @ right
-    by_square = x0.square_().T @ right  # x0 is ours: square in place
+    # x0 is ours: square in place unless autograd needs it (training loops)
+    tracked = torch.is_grad_enabled() and (x0.requires_grad or right.requires_grad)
+    squared = x0 * x0 if tracked else x0.square_()  # x0 is saved for backward when tracked
+    by_square = squared.T @ right
     moments = Moments(n=by_mask[:, :k], sx=by_value[:, :k], sy=by_mask[:, k : 2 * k],
                       sxx=by_square[:, :k], syy=by_mask[:, 2 * k : 3 * k],
                       sxy=by_value[:, k : 2 * k])
