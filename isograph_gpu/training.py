@@ -22,10 +22,10 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .ops.contrast import group_sums, percentile_split, welch_from_sums
+from .ops.contrast import percentile_split, welch_from_sums
 from .ops.fdr import FDR_METHODS, fdr_adjust
-from .ops.moments import centre_and_mask
-from .ops.pearson import masked_pearson
+from .ops.moments import GroupSums, moments_and_group_sums
+from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .ops.segments import switch_strength
 
@@ -154,24 +154,29 @@ class ModuleStatistics:
             )
         scores = scores.to(features.dtype)
         segment = self.segment(features.device)
-        r, n = masked_pearson(features, scores, self.min_pairs)
+        groups = None
+        if self.with_contrast:  # high then low columns, from the same GEMMs as r
+            groups = torch.cat(percentile_split(scores.detach(), self.split_percentile), dim=1)
+        moments, sums = moments_and_group_sums(features, scores, groups)
+        r = pearson_from_moments(moments, self.min_pairs)
+        n = moments.n.round().to(torch.int64)
         out = ModuleStatisticsOutput(
             r=r, n=n, switch_strength=switch_strength(r, segment, self.n_genes)
         )
         if self.with_pvalues:
             out.pvalue = pearson_pvalue(r, n)
             out.qvalue = fdr_adjust(out.pvalue, method=self.fdr_method)
-        if self.with_contrast:
-            out.contrast = self._contrast(features, scores)
+        if sums is not None:
+            out.contrast = self._contrast(sums, features.dtype)
         return out
 
-    def _contrast(self, features: Tensor, scores: Tensor) -> ContrastOutput:
-        high, low = percentile_split(scores.detach(), self.split_percentile)
-        mask, centred, centre = centre_and_mask(features)
+    def _contrast(self, sums: GroupSums, dtype: torch.dtype) -> ContrastOutput:
+        k = sums.count.shape[1] // 2
+        hi, lo = slice(0, k), slice(k, 2 * k)
         welch = welch_from_sums(
-            *group_sums(mask, centred, high), *group_sums(mask, centred, low), centre
+            sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
+            sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo], sums.centre,
         )
-        dtype = features.dtype
         result = ContrastOutput(
             mean_high=welch.mean_high.to(dtype),
             mean_low=welch.mean_low.to(dtype),

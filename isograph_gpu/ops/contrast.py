@@ -1,5 +1,6 @@
 """High-vs-low contrasts: percentile / tail group split per eigengene and Welch statistics
-from masked group sums (computed as GEMMs with one-hot group matrices)."""
+from masked group sums (computed as GEMMs with one-hot group matrices by
+:func:`isograph_gpu.ops.moments.moments_and_group_sums`)."""
 
 from __future__ import annotations
 
@@ -48,18 +49,6 @@ class WelchResult:
     df: Tensor
     n_high: Tensor
     n_low: Tensor
-
-
-def group_sums(mask: Tensor, centred: Tensor, groups: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(count, sum, sum of squares) of each feature per group.
-
-    ``mask``/``centred`` [n, F] from :func:`~isograph_gpu.ops.moments.centre_and_mask`,
-    ``groups`` [n, G] 0/1. One GEMM [3F, n] x [n, G]; outputs [F, G].
-    """
-    g = groups.to(centred.dtype)
-    f = centred.shape[1]
-    prod = torch.cat([mask, centred, centred * centred], dim=1).T @ g
-    return prod[:f], prod[f : 2 * f], prod[2 * f :]
 
 
 def welch_from_sums(

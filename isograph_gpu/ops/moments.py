@@ -8,8 +8,8 @@ missing, the pairwise-complete moments over samples where both are finite are::
 
 with ``M`` the finite masks and ``X0``/``Y0`` the values centred by their column nan-mean
 and zero-filled. Centring first keeps float32 accurate. All six, and the group sums of
-any contrast, come out of three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against the stacked
-block ``[My | Y0 | Y0^2 | groups]``.
+any contrast, come out of three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against prefixes of
+the stacked block ``[My | groups | Y0 | Y0^2 | 1]``.
 """
 
 from __future__ import annotations
@@ -40,29 +40,30 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres).
 
     The mask has x's dtype (1.0 / 0.0) so it can enter GEMMs; a column with no finite
-    value gets centre 0. Four passes over x, in place unless autograd tracks x; ``x``
-    itself is never modified.
+    value gets centre 0. ``x`` itself is never modified. Missing values are zero-filled
+    first, so the mask is "zero-filled equals x" (false exactly for NaN and ±inf) and the
+    centring ``x0 - mask * centre`` is one fused in-place pass (out of place when
+    autograd tracks x).
     """
-    finite = torch.isfinite(x)
-    mask = finite.to(x.dtype)
-    centred = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    centre = centred.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
-    if centred.requires_grad and torch.is_grad_enabled():  # autograd: out of place
-        centred = (centred - centre) * mask
-    else:
-        centred.sub_(centre).mul_(mask)
-    return mask, centred, centre
+    filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    mask = torch.eq(filled, x).to(x.dtype)
+    centre = filled.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
+    if filled.requires_grad and torch.is_grad_enabled():
+        return mask, filled - mask * centre, centre
+    return mask, filled.addcmul_(mask, centre, value=-1.0), centre
 
 
 @dataclass
 class GroupSums:
     """Per-feature count, sum and sum of squares of the centred values in each group,
-    each [F, G]; add ``centre`` [F] back for means."""
+    each [F, G]; add ``centre`` [F] back for means. ``finite`` [F]: finite values of
+    each feature over all samples."""
 
     count: Tensor
     total: Tensor
     squares: Tensor
     centre: Tensor
+    finite: Tensor
 
 
 def masked_moments(x: Tensor, y: Tensor) -> Moments:
@@ -75,8 +76,11 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K], and optionally the
     group sums of x for 0/1 ``groups`` [n, G].
 
-    All inputs on one device; NaN/inf mark missing values. Three GEMMs of [F, n] against
-    the stacked right block [n, 3K + G]; results on x's device and dtype.
+    All inputs on one device; NaN/inf mark missing values; results on x's device and
+    dtype. Three GEMMs of [F, n] against prefixes of one right block
+    ``[My | groups | Y0 | Y0^2 | 1]`` [n, 3K + G + 1]: the mask takes all of it, the
+    centred values the first 2K + G columns, their squares the first K + G (each GEMM
+    only computes the moments it is needed for).
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
@@ -84,24 +88,27 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
             f"and {tuple(y.shape)}"
         )
     y = y.to(dtype=x.dtype, device=x.device)
-    k = y.shape[1]
+    n, k = y.shape
     my, y0, _ = centre_and_mask(y)
-    blocks = [my, y0, y0 * y0]
-    if groups is not None:
-        blocks.append(groups.to(dtype=x.dtype, device=x.device))
-    right = torch.cat(blocks, dim=1)  # [n, 3K + G]
+    g = (groups.to(dtype=x.dtype, device=x.device) if groups is not None
+         else torch.zeros((n, 0), dtype=x.dtype, device=x.device))
+    n_groups = g.shape[1]
+    ones = torch.ones((n, 1), dtype=x.dtype, device=x.device)
+    right = torch.cat([my, g, y0, y0 * y0, ones], dim=1)  # [n, 3K + G + 1]
+    a, b = k + n_groups, 2 * k + n_groups  # prefix widths for squares / values
     mx, x0, centre = centre_and_mask(x)
-    by_mask = mx.T @ right
-    by_value = x0.T @ right
+    by_mask = mx.T @ right  # n | counts | sy | syy | finite
+    by_value = x0.T @ right[:, :b]  # sx | totals | sxy
     # x0 is ours: square in place unless autograd needs it (training loops)
     tracked = torch.is_grad_enabled() and (x0.requires_grad or right.requires_grad)
     squared = x0 * x0 if tracked else x0.square_()  # x0 is saved for backward when tracked
-    by_square = squared.T @ right
-    moments = Moments(n=by_mask[:, :k], sx=by_value[:, :k], sy=by_mask[:, k : 2 * k],
-                      sxx=by_square[:, :k], syy=by_mask[:, 2 * k : 3 * k],
-                      sxy=by_value[:, k : 2 * k])
+    by_square = squared.T @ right[:, :a]  # sxx | squares
+    moments = Moments(n=by_mask[:, :k], sx=by_value[:, :k], sy=by_mask[:, a:b],
+                      sxx=by_square[:, :k], syy=by_mask[:, b : b + k],
+                      sxy=by_value[:, a:b])
     if groups is None:
         return moments, None
-    g = slice(3 * k, None)
-    return moments, GroupSums(count=by_mask[:, g], total=by_value[:, g],
-                              squares=by_square[:, g], centre=centre)
+    cols = slice(k, a)
+    return moments, GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
+                              squares=by_square[:, cols], centre=centre,
+                              finite=by_mask[:, -1])
