@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .backends import moments_and_group_sums
 from .ops.contrast import WelchResult, welch_from_sums
-from .ops.moments import moments_and_group_sums
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
@@ -68,6 +68,16 @@ def _contrast_to_numpy(w: WelchResult, p: torch.Tensor) -> ContrastStatistics:
     )
 
 
+def _pearson_pvalue_where(r: torch.Tensor, n: torch.Tensor,
+                          where: torch.Tensor | None) -> torch.Tensor:
+    """Pearson p [F, K] float64, computed only where ``where`` (NaN elsewhere)."""
+    if where is None:
+        return pearson_pvalue(r, n)
+    p = torch.full(r.shape, float("nan"), dtype=torch.float64, device=r.device)
+    p[where] = pearson_pvalue(r[where], n[where])
+    return p
+
+
 def feature_statistics(
     features: np.ndarray,
     scores: torch.Tensor,
@@ -80,21 +90,26 @@ def feature_statistics(
     chunk_features: int | None = None,
     progress: Progress | None = None,
     label: str = "features",
+    pvalue_where: np.ndarray | None = None,
 ) -> FeatureStatistics:
     """Pearson r/n/p of every column of ``features`` [n, F] (host, NaN = missing) against
     every column of ``scores`` [n, K], plus Welch statistics for each named split
     (``splits[name] = (high, low)`` bool masks [n, K]).
 
-    Feature chunks are copied to ``device`` as ``dtype`` one at a time.
+    Feature chunks are copied to ``device`` as ``dtype`` one at a time. ``pvalue_where``
+    [F, K] bool limits the Pearson p-values to the entries a caller will use (NaN
+    elsewhere): the incomplete beta is the costliest elementwise step.
     """
     n, f = features.shape
     k = scores.shape[1]
     y = scores.to(device=device, dtype=dtype)
-    # one-hot groups of every split, then a column of ones (finite count per feature)
-    group_cols = [torch.ones((n, 1), dtype=torch.bool, device=scores.device)]
+    # one-hot groups of every split: high then low columns per split
+    group_cols = [torch.zeros((n, 0), dtype=torch.bool)]
     for high, low in (splits or {}).values():
-        group_cols[-1:-1] = [high, low]
-    groups = torch.cat(group_cols, dim=1)  # [n, 2K * splits + 1]
+        group_cols += [high.cpu(), low.cpu()]
+    groups = torch.cat(group_cols, dim=1).to(device)  # [n, 2K * splits]
+    where = None if pvalue_where is None else torch.from_numpy(
+        np.ascontiguousarray(pvalue_where, dtype=bool))
 
     r_out = np.empty((f, k), dtype=np.float64)
     n_out = np.empty((f, k), dtype=np.int64)
@@ -113,9 +128,10 @@ def feature_statistics(
         n_pairs = m.n.round().to(torch.int64)
         r_out[a:b] = r.to(torch.float64).cpu().numpy()
         n_out[a:b] = n_pairs.cpu().numpy()
-        p_out[a:b] = pearson_pvalue(r, n_pairs).cpu().numpy()
+        p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None
+                                           else where[a:b].to(r.device)).cpu().numpy()
         assert sums is not None
-        finite_out[a:b] = sums.count[:, -1].round().to(torch.int64).cpu().numpy()
+        finite_out[a:b] = sums.finite.round().to(torch.int64).cpu().numpy()
         for j, name in enumerate(contrast_parts):
             gh = slice(2 * k * j, 2 * k * j + k)
             gl = slice(2 * k * j + k, 2 * k * (j + 1))

@@ -140,7 +140,8 @@ def _compute(
                   chunk_features=config.chunk_features, progress=progress)
 
     with progress.stage("gene drivers"):
-        channel = feature_statistics(inputs.scores, scores_t, label="feature_scores", **common)
+        channel = feature_statistics(inputs.scores, scores_t, label="feature_scores",
+                                     pvalue_where=channel_family, **common)
         channel_q = fdr_adjust(torch.from_numpy(channel.pvalue),
                                torch.from_numpy(channel_family), config.fdr_method).numpy()
         seg, n_genes = _segments(inputs.score_gene_ids)
@@ -151,8 +152,11 @@ def _compute(
     if config.contrast_tails is not None:
         splits["tails"] = tail_split(scores_t, float(config.contrast_tails))
     with progress.stage("feature statistics"):
+        # Pearson p of table features is used only by the transcript polarity tables
+        is_usage = inputs.feature_types == config.transcript_usage_feature_type
+        polarity_where = is_usage[:, None] & _module_membership(inputs.feature_gene_ids, inputs)
         feats = feature_statistics(inputs.features, scores_t, splits=splits, label="features",
-                                   **common)
+                                   pvalue_where=polarity_where, **common)
 
     with progress.stage("transcript polarity"):
         polarity = _polarity_inputs(inputs, feats, config)

@@ -79,21 +79,33 @@ def test_cpu_dispatch_is_the_torch_path() -> None:
         torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
     high = torch.as_tensor(rng.random((30, 3)) < 0.5)
     low = ~high
-    ch, sh, qh, cl, sl, ql, centre = backends.group_sums(x, high, low)
+    moments, sums = backends.moments_and_group_sums(x, y, torch.cat([high, low], dim=1))
+    for name in ("n", "sx", "sy", "sxx", "syy", "sxy"):
+        # same sums, GEMM blocking may differ with the extra group columns
+        torch.testing.assert_close(getattr(moments, name), getattr(want, name),
+                                   rtol=1e-12, atol=1e-12)
     xn = x.numpy()
-    np.testing.assert_allclose(centre.numpy(), np.nanmean(xn, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(sums.centre.numpy(), np.nanmean(xn, axis=0), rtol=1e-13)
+    np.testing.assert_array_equal(sums.finite.numpy(), np.isfinite(xn).sum(axis=0))
     for k in range(3):
         for f in range(7):
             col = xn[:, f]
             fin = np.isfinite(col)
             c = col[fin].mean()
-            h = col[fin & high[:, k].numpy()] - c
-            lo = col[fin & low[:, k].numpy()] - c
-            assert ch[f, k] == h.size and cl[f, k] == lo.size
-            np.testing.assert_allclose([sh[f, k], qh[f, k]], [h.sum(), (h * h).sum()], atol=1e-12)
-            np.testing.assert_allclose(
-                [sl[f, k], ql[f, k]], [lo.sum(), (lo * lo).sum()], atol=1e-12
-            )
+            for j, member in ((k, high[:, k].numpy()), (3 + k, low[:, k].numpy())):
+                v = col[fin & member] - c
+                assert sums.count[f, j] == v.size
+                np.testing.assert_allclose([sums.total[f, j], sums.squares[f, j]],
+                                           [v.sum(), (v * v).sum()], atol=1e-12)
+
+
+def test_kernels_can_be_switched_off(monkeypatch) -> None:
+    monkeypatch.setattr(cupy_kernels, "available", lambda: True)
+    x = torch.zeros((3, 2))
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    assert backends.kernels_enabled(x)
+    monkeypatch.setenv(backends.KERNELS_ENV, "0")
+    assert not backends.kernels_enabled(x)
 
 
 def test_csr_index_groups_rows_by_gene_ascending() -> None:

@@ -7,19 +7,27 @@ within float rounding whichever path runs (``tests/test_cuda_kernels.py``).
 
 from __future__ import annotations
 
+import os
+
 from torch import Tensor
 
-from ..ops.contrast import group_sums as torch_group_sums
-from ..ops.moments import Moments, centre_and_mask
+from ..ops.moments import GroupSums, Moments
 from ..ops.moments import masked_moments as torch_masked_moments
+from ..ops.moments import moments_and_group_sums as torch_moments_and_group_sums
 from . import cupy_kernels
 
-__all__ = ["group_sums", "kernels_enabled", "masked_moments"]
+__all__ = ["kernels_enabled", "masked_moments", "moments_and_group_sums"]
+
+#: set to 0 to run the torch path on CUDA too (for comparisons and debugging)
+KERNELS_ENV = "ISOGRAPH_GPU_KERNELS"
 
 
 def kernels_enabled(*tensors: Tensor) -> bool:
     """True when the fused kernels will run for these inputs: all on CUDA, float32/64,
-    none needing gradients, and CuPy available."""
+    none needing gradients, CuPy available, and not switched off with
+    ``ISOGRAPH_GPU_KERNELS=0``."""
+    if os.environ.get(KERNELS_ENV, "1").strip() in {"0", "false", "no", "off"}:
+        return False
     return all(t.is_cuda and not t.requires_grad for t in tensors) and cupy_kernels.available()
 
 
@@ -30,14 +38,10 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
     return torch_masked_moments(x, y)
 
 
-def group_sums(
-    x: Tensor, high: Tensor, low: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(count_h, sum_h, sq_h, count_l, sum_l, sq_l, centre) of ``x`` [n, F] for the
-    high/low memberships ``high``/``low`` bool [n, K]; sums of centred values, [F, K]."""
-    if kernels_enabled(x):
-        return cupy_kernels.group_sums(x, high, low)
-    mask, centred, centre = centre_and_mask(x)
-    ch, sh, qh = torch_group_sums(mask, centred, high)
-    cl, sl, ql = torch_group_sums(mask, centred, low)
-    return ch, sh, qh, cl, sl, ql, centre
+def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
+                           ) -> tuple[Moments, GroupSums | None]:
+    """Moments of ``x`` [n, F] against ``y`` [n, K] and group sums for 0/1 ``groups``
+    [n, G], as :func:`isograph_gpu.ops.moments.moments_and_group_sums`."""
+    if kernels_enabled(x, y):
+        return cupy_kernels.moments_and_group_sums(x, y, groups)
+    return torch_moments_and_group_sums(x, y, groups)

@@ -17,13 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..ops.moments import Moments
+from ..ops.moments import GroupSums, Moments
 
 __all__ = [
     "KERNEL_DIR",
     "available",
     "group_sums",
     "masked_moments",
+    "moments_and_group_sums",
     "segment_extrema",
 ]
 
@@ -187,6 +188,34 @@ def group_sums(
     grid = ((f + _BLOCK - 1) // _BLOCK, (k + _KT - 1) // _KT)
     _launch(_kernel("group_sums", x.dtype, x.device), grid, (_BLOCK,), args, x.device)
     return (*outs, centre)
+
+
+def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
+                           ) -> tuple[Moments, GroupSums | None]:
+    """The kernels' form of :func:`isograph_gpu.ops.moments.moments_and_group_sums`: the
+    moments kernel, then the group kernel over the 0/1 ``groups`` [n, G] (its two
+    membership inputs take the two halves of the columns), and the finite counts."""
+    moments = masked_moments(x, y)
+    if groups is None:
+        return moments, None
+    n, f = x.shape
+    member = groups.to(device=x.device, dtype=torch.bool)
+    n_groups = member.shape[1]
+    if n_groups == 0:
+        empty = torch.zeros((f, 0), dtype=x.dtype, device=x.device)
+        centre = _column_nanmean(x)
+        count, total, squares = empty, empty, empty
+    else:
+        if n_groups % 2:
+            member = torch.cat([member, member.new_zeros((n, 1))], dim=1)
+        half = member.shape[1] // 2
+        ch, sh, qh, cl, sl, ql, centre = group_sums(x, member[:, :half], member[:, half:])
+        count = torch.cat([ch, cl], dim=1)[:, :n_groups]
+        total = torch.cat([sh, sl], dim=1)[:, :n_groups]
+        squares = torch.cat([qh, ql], dim=1)[:, :n_groups]
+    finite = torch.isfinite(x).sum(dim=0).to(x.dtype)
+    return moments, GroupSums(count=count, total=total, squares=squares, centre=centre,
+                              finite=finite)
 
 
 def _i32(v: int) -> Any:
