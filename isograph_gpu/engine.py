@@ -8,6 +8,7 @@ caller on the small [F, K] p matrix) need all features.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,60 @@ def _contrast_to_numpy(w: WelchResult, p: torch.Tensor) -> ContrastStatistics:
     )
 
 
+def device_chunks(features: np.ndarray, step: int, device: torch.device,
+                  dtype: torch.dtype) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield ``(a, b, x)``: columns a:b of the host matrix ``features`` [n, F] as a tensor
+    [n, b - a] on ``device`` in ``dtype``, in order.
+
+    CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
+    float64). CUDA: each chunk is cast into one of two pinned host buffers and copied on a
+    side stream while the caller computes on the previous chunk; device memory holds two
+    chunks at a time whatever the matrix size.
+    """
+    n, f = features.shape
+    if device.type != "cuda":
+        for a in range(0, f, step):
+            b = min(f, a + step)
+            yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
+        return
+    starts = list(range(0, f, step))
+    width = min(step, f)
+    pinned = [torch.empty((width, n), dtype=dtype, pin_memory=True) for _ in range(2)]
+    staged = [torch.empty((width, n), dtype=dtype, device=device) for _ in range(2)]
+    copy_stream = torch.cuda.Stream(device)
+    compute_stream = torch.cuda.current_stream(device)
+    copied: list[torch.cuda.Event | None] = [None, None]
+    released: list[torch.cuda.Event | None] = [None, None]
+
+    def stage(i: int) -> None:
+        a, s = starts[i], i % 2
+        b = min(f, a + step)
+        if copied[s] is not None:
+            copied[s].synchronize()  # the pinned buffer's previous copy has left it
+        # host: cast + transpose of a Fortran block into contiguous pinned memory
+        pinned[s][: b - a].copy_(torch.from_numpy(features[:, a:b]).T)
+        with torch.cuda.stream(copy_stream):
+            if released[s] is not None:
+                copy_stream.wait_event(released[s])  # the device buffer is no longer read
+            staged[s][: b - a].copy_(pinned[s][: b - a], non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(copy_stream)
+            copied[s] = event
+
+    if starts:
+        stage(0)
+    for i, a in enumerate(starts):
+        s = i % 2
+        b = min(f, a + step)
+        compute_stream.wait_event(copied[s])
+        if i + 1 < len(starts):
+            stage(i + 1)  # its copy overlaps the caller's compute on chunk i
+        yield a, b, staged[s][: b - a].T
+        event = torch.cuda.Event()
+        event.record(compute_stream)
+        released[s] = event
+
+
 def _pearson_pvalue_where(r: torch.Tensor, n: torch.Tensor,
                           where: torch.Tensor | None) -> torch.Tensor:
     """Pearson p [F, K] float64, computed only where ``where`` (NaN elsewhere)."""
@@ -118,11 +173,9 @@ def feature_statistics(
     contrast_parts: dict[str, list[ContrastStatistics]] = {name: [] for name in (splits or {})}
 
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features)
-    starts = list(range(0, f, step))
-    for i, a in enumerate(starts, start=1):
-        b = min(f, a + step)
-        # a strided view of the host matrix: no copy on the CPU in the working dtype
-        x = torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
+    chunks = device_chunks(features, step, device, dtype)
+    n_chunks = -(-f // step) if f else 0
+    for i, (a, b, x) in enumerate(chunks, start=1):
         m, sums = moments_and_group_sums(x, y, groups)
         r = pearson_from_moments(m, min_pairs)
         n_pairs = m.n.round().to(torch.int64)
@@ -140,7 +193,7 @@ def feature_statistics(
                                 sums.centre)
             contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
         if progress is not None:
-            progress.chunk(label, i, len(starts))
+            progress.chunk(label, i, n_chunks)
 
     contrasts = {
         name: ContrastStatistics(**{
