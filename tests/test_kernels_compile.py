@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,19 @@ def test_kernels_unavailable_without_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     assert cupy_kernels.available() is False
+
+
+def test_build_ships_the_kernel_sources_inside_the_package(tmp_path: Path) -> None:
+    """setup.py's build_py copies kernels/*.cu to isograph_gpu/kernels, where
+    cupy_kernels looks first in an installed wheel."""
+    setup = ROOT / "setup.py"
+    done = subprocess.run(
+        [sys.executable, str(setup), "-q", "build_py", "--build-lib", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    shipped = sorted(p.name for p in (tmp_path / "isograph_gpu" / "kernels").glob("*.cu"))
+    assert shipped == sorted(f"{name}.cu" for name in EXPECTED_ENTRIES)
+    for name in shipped:
+        assert (tmp_path / "isograph_gpu" / "kernels" / name).read_bytes() == (
+            ROOT / "kernels" / name).read_bytes()

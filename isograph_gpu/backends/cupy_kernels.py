@@ -28,8 +28,14 @@ __all__ = [
     "segment_extrema",
 ]
 
-#: kernels/ at the repository root (shipped beside the package in editable installs)
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+def _kernel_dir() -> Path:
+    """``isograph_gpu/kernels`` in an installed wheel (setup.py copies them there), else
+    ``kernels/`` at the repository root (source checkouts, editable installs)."""
+    package = Path(__file__).resolve().parents[1] / "kernels"
+    return package if package.is_dir() else Path(__file__).resolve().parents[2] / "kernels"
+
+
+KERNEL_DIR = _kernel_dir()
 _BLOCK = 128
 _KT = 8  # module tile of masked_moments.cu / group_sums.cu (#define KT)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
