@@ -181,7 +181,10 @@ class _FeatureTable:
                 )
         if not len(columns):
             return np.empty((len(rows), 0), dtype=np.float64, order="F")
-        sub = frame.select([pl.col(name).cast(pl.Float64) for name in columns])
+        sub = frame if list(columns) == frame.columns else frame.select(columns)
+        recast = [name for name in columns if schema[name] != pl.Float64]
+        if recast:
+            sub = sub.with_columns([pl.col(name).cast(pl.Float64) for name in recast])
         if not np.array_equal(rows, np.arange(frame.height)):
             sub = sub[rows]
         out = sub.to_numpy(order="fortran")
