@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from isograph_gpu.errors import MissingInputError
 from isograph_gpu.plots import load_explain_dir, plot_driver_bar, render_explain_figures
-from isograph_gpu.plots.style import figure_bytes
+from isograph_gpu.plots.style import encode_png, figure_bytes, figure_style, freeze_layout
 
 FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
 API_RUN = FIXTURE / "expected" / "api_run"
@@ -80,6 +81,68 @@ def test_rendering_twice_gives_identical_bytes(fmt):
     first = figure_bytes(plot_driver_bar(drivers).figure, fmt, dpi=40)
     second = figure_bytes(plot_driver_bar(drivers).figure, fmt, dpi=40)
     assert first == second
+
+
+def decode_png(data: bytes) -> tuple[np.ndarray, str, tuple]:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    return np.asarray(image), image.mode, image.info.get("dpi")
+
+
+@pytest.mark.parametrize("dpi", [40, 300])
+def test_png_has_the_pixels_matplotlib_savefig_draws(dpi):
+    drivers = pd.read_parquet(API_RUN / "M002" / "gene_driver_table.parquet")
+    ours = figure_bytes(plot_driver_bar(drivers).figure, "png", dpi=dpi)
+    reference = plot_driver_bar(drivers).figure
+    freeze_layout(reference, dpi)
+    buf = io.BytesIO()
+    with figure_style():
+        reference.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    pixels, mode, resolution = decode_png(ours)
+    expected, _, expected_resolution = decode_png(buf.getvalue())
+    assert mode == "RGB"  # opaque figure: no alpha channel stored
+    np.testing.assert_array_equal(pixels, expected[..., :3])
+    assert (expected[..., 3] == 255).all()
+    assert resolution == expected_resolution == pytest.approx((dpi, dpi), abs=0.02)
+
+
+def test_encode_png_round_trips_rgb_and_rgba():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    pixels, mode, resolution = decode_png(encode_png(rgba, 150))
+    assert mode == "RGBA" and resolution == pytest.approx((150, 150), abs=0.02)
+    np.testing.assert_array_equal(pixels, rgba)
+    rgba[..., 3] = 255
+    pixels, mode, _ = decode_png(encode_png(rgba, 150))
+    assert mode == "RGB"
+    np.testing.assert_array_equal(pixels, rgba[..., :3])
+    assert encode_png(rgba, 150) == encode_png(rgba.copy(), 150)
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+def test_saving_draws_the_figure_once(fmt):
+    drivers = pd.read_parquet(API_RUN / "M002" / "gene_driver_table.parquet")
+    fig = plot_driver_bar(drivers).figure
+    freeze_layout(fig, 40)
+    assert fig.get_layout_engine() is None  # a leftover engine makes savefig draw twice
+    draws = []
+    original = fig.draw
+    fig.draw = lambda renderer: (draws.append(1), original(renderer))[1]
+    figure_bytes(fig, fmt, dpi=40)
+    assert len(draws) == 1
+
+
+def test_png_of_a_figure_on_another_canvas_leaves_its_canvas():
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    drivers = pd.read_parquet(API_RUN / "M002" / "gene_driver_table.parquet")
+    fig = plot_driver_bar(drivers).figure
+    expected = figure_bytes(fig, "png", dpi=40)
+    other = plot_driver_bar(drivers).figure
+    canvas = FigureCanvasBase(other)
+    assert figure_bytes(other, "png", dpi=40) == expected
+    assert other.canvas is canvas
 
 
 def test_full_render_is_deterministic_for_vector_formats(rendered, tmp_path):
