@@ -29,7 +29,7 @@ from isograph_gpu.plots import (
     render_explain_figures,
     summarize_module,
 )
-from isograph_gpu.plots._data import moving_average_trend
+from isograph_gpu.plots._data import moving_average_trend, top_drivers, transcript_ranks
 from isograph_gpu.plots.style import NEGATIVE_COLOR, NEUTRAL_COLOR, POSITIVE_COLOR
 from isograph_gpu.plots.transcripts import trend_lines
 from isograph_gpu.results import ExplainResult
@@ -75,6 +75,19 @@ def bar_patches(ax) -> list:
     from matplotlib.container import BarContainer
 
     return [p for c in ax.containers if isinstance(c, BarContainer) for p in c.patches]
+
+
+def test_top_drivers_and_transcript_ranks_break_ties_by_id():
+    drivers = pd.DataFrame({"gene_id": ["C", "B", "A", "D", "E"],
+                            "r": [0.5, -0.5, np.nan, 0.9, 0.5], "n_samples": [9] * 5})
+    assert top_drivers(drivers, 10)["gene_id"].tolist() == ["D", "B", "C", "E"]
+    assert top_drivers(drivers, 2)["gene_id"].tolist() == ["D", "B"]
+    assert list(top_drivers(drivers, 2).columns) == list(drivers.columns)
+    genes = np.array(["G", "G", "H", "G", "G"], dtype=object)
+    features = np.array(["t4", "t2", "h1", "t1", "t3"], dtype=object)
+    ranks = transcript_ranks(genes, features, np.array([0.1, 0.3, 0.0, np.nan, 0.3]))
+    assert list(ranks) == ["G", "H"]
+    assert [features[i] for i in ranks["G"]] == ["t2", "t3", "t4", "t1"]  # NaN last
 
 
 # --------------------------------------------------------------------------- driver bar
@@ -273,6 +286,26 @@ def test_isoform_gradient_one_panel_per_top_gene(results, usage, names, top_n):
     markers = [ln for ln in first.get_lines() if ln not in lines]
     ok = np.isfinite(values) & np.isfinite(res.eigengene)
     assert len(markers[0].get_xdata()) == ok.sum()
+
+
+def test_isoform_gradient_panels_have_common_limits_without_sharing(results, usage):
+    res = results["M001"]
+    fig = plot_isoform_gradient(res.gene_driver_table, res.transcript_polarity_table,
+                                res.eigengene, res.sample_ids, usage, top_n=5)
+    axes = fig.axes
+    assert len(axes) == 5
+    data = np.vstack([line.get_xydata() for ax in axes for line in ax.get_lines()
+                      if len(line.get_xdata())])
+    for ax in axes:
+        # independent axes (shared ones cost a sibling scan per panel at every draw) ...
+        assert ax.get_shared_x_axes().get_siblings(ax) == [ax]
+        assert ax.get_shared_y_axes().get_siblings(ax) == [ax]
+        # ... with the limits sharing would give: every panel's data plus 5 % margins
+        assert ax.get_xlim() == axes[0].get_xlim() and ax.get_ylim() == axes[0].get_ylim()
+    (x0, x1), (y0, y1) = axes[0].get_xlim(), axes[0].get_ylim()
+    span = data.max(axis=0) - data.min(axis=0)
+    np.testing.assert_allclose([x0, y0], data.min(axis=0) - 0.05 * span)
+    np.testing.assert_allclose([x1, y1], data.max(axis=0) + 0.05 * span)
 
 
 def test_isoform_gradient_raises_when_nothing_to_draw(results, usage):

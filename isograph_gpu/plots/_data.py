@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,13 +69,26 @@ def top_drivers(driver_table: pd.DataFrame, top_n: int) -> pd.DataFrame:
     """Driver rows with finite r, |r| descending, ties by gene_id ascending; first ``top_n``."""
     if driver_table is None or len(driver_table) == 0 or "r" not in driver_table.columns:
         return pd.DataFrame(columns=["gene_id", "r", "n_samples"])
-    table = driver_table.assign(
-        _abs=pd.to_numeric(driver_table["r"], errors="coerce").abs(),
-        _gene=driver_table["gene_id"].astype(str),
-    )
-    table = table[np.isfinite(table["_abs"].to_numpy(dtype=np.float64))]
-    table = table.sort_values(["_abs", "_gene"], ascending=[False, True], kind="mergesort")
-    return table.drop(columns=["_abs", "_gene"]).head(int(top_n)).reset_index(drop=True)
+    abs_r = np.abs(pd.to_numeric(driver_table["r"], errors="coerce").to_numpy(np.float64))
+    genes = driver_table["gene_id"].astype(str).to_numpy(dtype=object)
+    finite = np.flatnonzero(np.isfinite(abs_r))
+    # stable: equal |r| and gene keep their table order (numpy, not pandas: these tables
+    # are tens of rows, where every pandas call costs more than the work)
+    order = sorted(finite.tolist(), key=lambda i: (-abs_r[i], genes[i]))[: max(int(top_n), 0)]
+    return driver_table.iloc[order].reset_index(drop=True)
+
+
+def transcript_ranks(gene_ids: Sequence[str], feature_ids: Sequence[str],
+                     r: np.ndarray) -> dict[str, list[int]]:
+    """Row positions of each gene's transcripts, r descending (NaN last), ties by
+    feature_id then table order; genes in first-seen order."""
+    key = np.where(np.isnan(r), -np.inf, r)
+    ranks: dict[str, list[int]] = {}
+    for i in range(len(gene_ids)):
+        ranks.setdefault(gene_ids[i], []).append(i)
+    for positions in ranks.values():
+        positions.sort(key=lambda i: (-key[i], feature_ids[i]))
+    return ranks
 
 
 def gene_switch_strength(polarity: pd.DataFrame) -> pd.Series:
@@ -92,9 +105,10 @@ def usage_frame(feature_usage: pd.DataFrame) -> pd.DataFrame:
     usage = feature_usage
     if "sample_id" in usage.columns:
         usage = usage.set_index("sample_id")
-    if not all(isinstance(s, str) for s in usage.index):
+    # inferred_type is cached on the Index: no per-call scan of every label
+    if len(usage.index) and usage.index.inferred_type != "string":
         usage = usage.set_axis(usage.index.astype(str), axis=0)
-    if not all(isinstance(c, str) for c in usage.columns):
+    if len(usage.columns) and usage.columns.inferred_type != "string":
         usage = usage.set_axis(usage.columns.astype(str), axis=1)
     return usage
 
@@ -103,11 +117,10 @@ def aligned_usage(feature_usage: pd.DataFrame, sample_ids: list[str],
                   feature_ids: list[str]) -> np.ndarray:
     """Usage of ``feature_ids`` at ``sample_ids`` (NaN where absent): float64 (samples, feats)."""
     usage = usage_frame(feature_usage)
-    cols = [f for f in feature_ids if f in usage.columns]
-    if len(cols) != len(feature_ids):
-        missing = [f for f in feature_ids if f not in usage.columns]
+    missing = [f for f in feature_ids if f not in usage.columns]
+    if missing:
         raise InputError(f"feature usage table has no column for feature {missing[0]!r}")
-    sub = usage.reindex(index=[str(s) for s in sample_ids])[cols]
+    sub = usage[list(feature_ids)].reindex(index=[str(s) for s in sample_ids])
     return sub.to_numpy(dtype=np.float64)
 
 

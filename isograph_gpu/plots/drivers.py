@@ -19,6 +19,7 @@ from ._data import (
     gene_label,
     top_drivers,
     transcript_label,
+    transcript_ranks,
     zscore_rows,
 )
 from .style import (
@@ -79,21 +80,17 @@ def driver_heatmap_rows(driver_table: pd.DataFrame, polarity_table: pd.DataFrame
         return pd.DataFrame(columns=["gene_id", "feature_id", "r", "gene_r", "block"])
     pol = polarity_table.assign(gene_id=polarity_table["gene_id"].astype(str),
                                 feature_id=polarity_table["feature_id"].astype(str))
-    pol = pol[pol["feature_id"].isin(usage_columns)]
+    pol = pol[pol["feature_id"].isin(usage_columns)].reset_index(drop=True)
+    ranks = transcript_ranks(pol["gene_id"].to_numpy(dtype=object),
+                             pol["feature_id"].to_numpy(dtype=object),
+                             pd.to_numeric(pol["r"], errors="coerce").to_numpy(np.float64))
+    driver_genes = drivers["gene_id"].astype(str).tolist()
+    driver_r = drivers["r"].to_numpy(dtype=np.float64)
     out = []
-    for block, keep in (("positive", drivers["r"] > 0), ("negative", drivers["r"] < 0)):
-        taken = 0
-        for gene, gene_r in zip(drivers.loc[keep, "gene_id"].astype(str),
-                                drivers.loc[keep, "r"], strict=True):
-            tx = pol[pol["gene_id"] == gene]
-            if tx.empty:
-                continue
-            tx = tx.assign(_r=pd.to_numeric(tx["r"], errors="coerce").fillna(-np.inf))
-            tx = tx.sort_values(["_r", "feature_id"], ascending=[False, True], kind="mergesort")
-            out.append(tx.drop(columns="_r").assign(gene_r=float(gene_r), block=block))
-            taken += 1
-            if taken == per_side:
-                break
+    for block, sign in (("positive", 1.0), ("negative", -1.0)):
+        chosen = [(g, r) for g, r in zip(driver_genes, driver_r, strict=True)
+                  if r * sign > 0 and g in ranks][:per_side]
+        out.extend(pol.iloc[ranks[g]].assign(gene_r=float(r), block=block) for g, r in chosen)
     if not out:
         return pd.DataFrame(columns=["gene_id", "feature_id", "r", "gene_r", "block"])
     return pd.concat(out, ignore_index=True)
@@ -124,7 +121,7 @@ def draw_driver_heatmap(container: Figure | SubFigure, driver_table: pd.DataFram
     grid = container.add_gridspec(2, 2, height_ratios=[1, 12], width_ratios=[40, 1],
                                   hspace=0.02, wspace=0.02)
     ax_strip = container.add_subplot(grid[0, 0])
-    ax_map = container.add_subplot(grid[1, 0], sharex=ax_strip)
+    ax_map = container.add_subplot(grid[1, 0])  # same columns, so the same x limits
     ax_cbar = container.add_subplot(grid[1, 1])
     strip = eig[order][None, :]
     ax_strip.imshow(strip, aspect="auto", cmap=diverging_cmap(),

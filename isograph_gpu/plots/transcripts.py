@@ -16,6 +16,7 @@ from ._data import (
     moving_average_trend,
     top_drivers,
     transcript_label,
+    transcript_ranks,
     usage_frame,
 )
 from .style import (
@@ -46,12 +47,12 @@ def _polarity(polarity_table: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def _ranked_transcripts(pol: pd.DataFrame, gene: str) -> pd.DataFrame:
-    """The gene's transcripts, r descending (NaN last), ties by feature_id."""
-    tx = pol[pol["gene_id"] == gene]
-    key = tx["r"].fillna(-np.inf)
-    return tx.assign(_r=key).sort_values(["_r", "feature_id"], ascending=[False, True],
-                                         kind="mergesort").drop(columns="_r")
+def _ranked(pol: pd.DataFrame) -> dict[str, list[int]]:
+    """Row positions of each gene's transcripts in ``pol`` (a :func:`_polarity` frame), r
+    descending (NaN last), ties by feature_id."""
+    return transcript_ranks(pol["gene_id"].to_numpy(dtype=object),
+                            pol["feature_id"].to_numpy(dtype=object),
+                            pol["r"].to_numpy(dtype=np.float64))
 
 
 def polarity_genes(polarity_table: pd.DataFrame, driver_table: pd.DataFrame | None,
@@ -78,11 +79,12 @@ def plot_transcript_polarity(polarity_table: pd.DataFrame,
     transcripts ranked by r (highest left), blank where a gene has fewer. Returns the Axes."""
     pol = _polarity(polarity_table)
     genes = polarity_genes(pol, driver_table, top_n)
-    ranked = [_ranked_transcripts(pol, g) for g in genes]
-    width = max(len(t) for t in ranked)
+    ranks = _ranked(pol)
+    r = pol["r"].to_numpy(dtype=np.float64)
+    width = max(len(ranks[g]) for g in genes)
     matrix = np.full((len(genes), width), np.nan)
-    for i, tx in enumerate(ranked):
-        matrix[i, : len(tx)] = tx["r"].to_numpy()
+    for i, gene in enumerate(genes):
+        matrix[i, : len(ranks[gene])] = r[ranks[gene]]
     if ax is None:
         fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.2 * len(genes))
         ax = fig.add_subplot()
@@ -108,17 +110,25 @@ def switch_pairs(polarity_table: pd.DataFrame, top_n: int = 5) -> pd.DataFrame:
     switch_strength descending (ties gene_id). Columns: gene_id, switch_strength,
     low_feature, low_label, low_r, high_feature, high_label, high_r."""
     pol = _polarity(polarity_table)
+    genes = pol["gene_id"].to_numpy(dtype=object)
+    features = pol["feature_id"].to_numpy(dtype=object)
+    r = pol["r"].to_numpy(dtype=np.float64)
+    strength = pd.to_numeric(pol["switch_strength"], errors="coerce").to_numpy(np.float64)
+    finite_rows: dict[str, list[int]] = {}
+    for i in np.flatnonzero(np.isfinite(r)).tolist():
+        finite_rows.setdefault(genes[i], []).append(i)
     rows = []
-    for gene, tx in pol.groupby("gene_id", sort=True):
-        tx = tx[np.isfinite(tx["r"].to_numpy())]
-        if len(tx) < 2:
+    for gene in sorted(finite_rows):
+        positions = finite_rows[gene]
+        if len(positions) < 2:
             continue
-        low = tx.loc[tx["r"].idxmin()]
-        high = tx.loc[tx["r"].idxmax()]
-        rows.append({"gene_id": gene, "switch_strength": float(tx["switch_strength"].iloc[0]),
-                     "low_feature": low["feature_id"], "low_label": transcript_label(low),
-                     "low_r": float(low["r"]), "high_feature": high["feature_id"],
-                     "high_label": transcript_label(high), "high_r": float(high["r"])})
+        # first lowest / first highest in table order (as idxmin / idxmax)
+        low = min(positions, key=lambda i: r[i])
+        high = max(positions, key=lambda i: (r[i], -i))
+        rows.append({"gene_id": gene, "switch_strength": float(strength[positions[0]]),
+                     "low_feature": features[low], "low_label": transcript_label(pol.iloc[low]),
+                     "low_r": float(r[low]), "high_feature": features[high],
+                     "high_label": transcript_label(pol.iloc[high]), "high_r": float(r[high])})
     if not rows:
         raise InputError("no gene has two transcripts with a finite r; no switch pair to plot")
     table = pd.DataFrame(rows).sort_values(["switch_strength", "gene_id"],
@@ -166,7 +176,6 @@ def _emptiest_corner(ax: Axes) -> str:
     points = [line.get_xydata() for line in trend_lines(ax)]
     if not points:
         return "upper left"
-    ax.autoscale_view()
     xy = ax.transAxes.inverted().transform(ax.transData.transform(np.vstack(points)))
     right, upper = xy[:, 0] > 0.5, xy[:, 1] > 0.5
     counts = {
@@ -188,14 +197,13 @@ def gradient_genes(driver_table: pd.DataFrame, polarity_table: pd.DataFrame,
         return []
     eig = np.asarray(eigengene, dtype=np.float64)
     at = [str(s) for s, e in zip(sample_ids, eig, strict=True) if np.isfinite(e)]
-    genes = []
-    for gene in polarity_genes(pol, driver_table, len(pol)):
-        features = pol.loc[pol["gene_id"] == gene, "feature_id"].tolist()
-        if np.isfinite(aligned_usage(usage, at, features)).any():
-            genes.append(gene)
-            if len(genes) == int(top_n):
-                break
-    return genes
+    features = list(dict.fromkeys(pol["feature_id"]))
+    seen = np.isfinite(aligned_usage(usage, at, features)).any(axis=0)
+    drawable = {f for f, ok in zip(features, seen, strict=True) if ok}
+    gene_of = pol["gene_id"].to_numpy(dtype=object)
+    has_usage = {g for g, f in zip(gene_of, pol["feature_id"], strict=True) if f in drawable}
+    genes = [g for g in polarity_genes(pol, driver_table, len(pol)) if g in has_usage]
+    return genes[: int(top_n)]
 
 
 def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFrame,
@@ -214,15 +222,17 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
         raise InputError("no driver gene has finite transcript usage in the feature usage "
                          "table; isoform gradient is empty")
     usage_cols = set(usage_frame(feature_usage).columns)
+    ranks = _ranked(pol)
+    feature_of = pol["feature_id"].to_numpy(dtype=object)
     ncols = min(len(genes), max_columns)
     nrows = -(-len(genes) // ncols)
     grid = container.add_gridspec(nrows, ncols)
     axes: list[Axes] = []
     for k, gene in enumerate(genes):
-        share = axes[0] if axes else None
-        ax = container.add_subplot(grid[k // ncols, k % ncols], sharex=share, sharey=share)
-        tx = _ranked_transcripts(pol, gene)
-        tx = tx[tx["feature_id"].isin(usage_cols)]
+        # panels get common limits below instead of sharex/sharey: shared axes make every
+        # layout and draw pass measure the tick labels of all siblings for each panel
+        ax = container.add_subplot(grid[k // ncols, k % ncols])
+        tx = pol.iloc[[i for i in ranks[gene] if feature_of[i] in usage_cols]]
         values = aligned_usage(feature_usage, list(sample_ids), tx["feature_id"].tolist())
         for j, (_, row) in enumerate(tx.iterrows()):
             if j == 0:
@@ -253,10 +263,25 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
             ax.set_ylabel("transcript usage")
         else:
             ax.tick_params(labelleft=False)
-        ax.legend(loc=_emptiest_corner(ax), fontsize=4.5, handlelength=1.0, borderaxespad=0.2, frameon=True,
-                  framealpha=0.8, edgecolor="none")
         axes.append(ax)
+    common_limits(axes)
+    for ax in axes:
+        ax.legend(loc=_emptiest_corner(ax), fontsize=4.5, handlelength=1.0,
+                  borderaxespad=0.2, frameon=True, framealpha=0.8, edgecolor="none")
     return axes
+
+
+def common_limits(axes: list[Axes]) -> None:
+    """Give every panel the limits that sharing both axes would: the union of the panels'
+    data with the default margins (autoscaled on the first panel, then copied)."""
+    first = axes[0]
+    if len(axes) > 1:
+        first.update_datalim(np.vstack([ax.dataLim.get_points() for ax in axes[1:]]))
+    first.autoscale_view()
+    xlim, ylim = first.get_xlim(), first.get_ylim()
+    for ax in axes[1:]:
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
 
 
 @styled
