@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.plots import (
+    default_jobs,
     plot_driver_bar,
     plot_driver_heatmap,
     plot_eigengene_heatmap,
@@ -541,5 +542,33 @@ def test_render_in_worker_processes_writes_the_same_bytes(tmp_path):
         parallel = render_explain_figures(res, tmp_path / "b", ("svg",), edge_usage(), dpi=40,
                                           jobs=2)
     assert serial == parallel
+    for rel in serial:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_default_jobs_is_one_per_core_at_most_one_per_module(monkeypatch):
+    import isograph_gpu.plots.render as render
+
+    monkeypatch.setattr(render.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
+                        raising=False)
+    assert [default_jobs(n) for n in (0, 1, 3, 20)] == [1, 1, 3, 4]
+
+
+def test_default_render_uses_workers_and_writes_what_one_process_writes(tmp_path, monkeypatch):
+    import isograph_gpu.plots.render as render
+
+    pools = []
+    real_pool = render.ProcessPoolExecutor
+    monkeypatch.setattr(render, "default_jobs", lambda n: 2)
+    monkeypatch.setattr(render, "ProcessPoolExecutor",
+                        lambda **kw: pools.append(kw["max_workers"]) or real_pool(**kw))
+    res = edge_results()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = render_explain_figures(res, tmp_path / "a", ("png",), edge_usage(), dpi=40)
+        serial = render_explain_figures(res, tmp_path / "b", ("png",), edge_usage(), dpi=40,
+                                        jobs=1)
+    assert pools == [2]  # the default drew in worker processes, jobs=1 in this one
+    assert default == serial and default[0] == "eigengene_heatmap.png"
     for rel in serial:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel

@@ -252,3 +252,17 @@ def test_plot_command_errors_are_one_line_and_exit_1(tmp_path, case):
     expected = {"missing_dir": "absent", "missing_manifest": "module_explanation_manifest.json",
                 "bad_feature_table": "no.tsv"}[case]
     assert expected in lines[0]
+
+
+def test_plot_command_drops_summaries_an_older_manifest_listed(tmp_path):
+    out = make_explain_dir(tmp_path, modules=("M000",))
+    path = out / "module_explanation_manifest.json"
+    manifest = json.loads(path.read_text())
+    (out / "M000" / "module_summary.json").write_text("{}")
+    manifest["plot_files"] = ["M000/module_summary.json"]
+    path.write_text(json.dumps(manifest))
+    result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--dpi", "40",
+                                        "--quiet"])
+    assert result.exit_code == 0, result.output
+    plot_files = json.loads(path.read_text())["plot_files"]
+    assert plot_files and not [p for p in plot_files if p.endswith(".json")]

@@ -38,18 +38,19 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
               help="Driver genes per figure (bars, gradient panels, heatmap genes).")
 @click.option("--dpi", type=click.IntRange(20, 1200), default=300, show_default=True,
               help="Resolution of png output (and of rasterised scatter in pdf/svg).")
-@click.option("--jobs", type=click.IntRange(1, None), default=1, show_default=True,
-              help="Worker processes (modules are drawn in parallel).")
+@click.option("--jobs", type=click.IntRange(1, None), default=None,
+              help="Worker processes drawing modules in parallel [default: one per CPU "
+                   "core, at most one per module]; 1 draws in this process.")
 @click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
 def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
-         output_format: tuple[str, ...], top_n: int, dpi: int, jobs: int,
+         output_format: tuple[str, ...], top_n: int, dpi: int, jobs: int | None,
          quiet: bool) -> None:
     """Draw publication-ready figures for every module of an explain run; prints the
     number of files written and the manifest path."""
 
     def job() -> None:
         from ..io.output import atomic_write_bytes, json_bytes
-        from ..plots import load_explain_dir, render_explain_figures
+        from ..plots import figure_files, load_explain_dir, render_explain_figures
         from ..plots.load import MANIFEST_NAME, read_manifest
 
         manifest = read_manifest(explain_dir)
@@ -60,8 +61,10 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         written = render_explain_figures(results, explain_dir, formats, feature_usage=usage,
                                          feature_meta=meta, top_n=top_n, dpi=dpi,
                                          jobs=jobs)
-        figures = [p for p in written if not p.endswith(".json")]
-        previous = [p for p in manifest.get("plot_files", []) or []
+        # plot_files lists figures only (as explain-module --plot and isograph 0.1.5 do);
+        # module_summary.json is recorded in "files" with everything else written
+        figures = figure_files(written)
+        previous = [p for p in figure_files(manifest.get("plot_files", []) or [])
                     if p not in figures and (explain_dir / p).is_file()]
         manifest["plot_files"] = [*previous, *figures]
         if isinstance(manifest.get("files"), list):

@@ -12,13 +12,21 @@ from .drivers import plot_driver_bar, plot_driver_heatmap
 from .load import load_explain_dir
 from .overview import plot_eigengene_heatmap, plot_high_vs_low
 from .panel import plot_summary_panel
-from .render import MODULE_FIGURES, TOP_FIGURES, render_explain_figures
+from .render import (
+    MODULE_FIGURES,
+    TOP_FIGURES,
+    default_jobs,
+    figure_files,
+    render_explain_figures,
+)
 from .summary import summarize_module
 from .transcripts import plot_isoform_gradient, plot_switch_pair, plot_transcript_polarity
 
 __all__ = [
     "MODULE_FIGURES",
     "TOP_FIGURES",
+    "default_jobs",
+    "figure_files",
     "load_explain_dir",
     "plot_driver_bar",
     "plot_driver_heatmap",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -111,21 +113,40 @@ def _render_module(task: tuple) -> tuple[list[str], list[str]]:
     return written, skipped
 
 
+def default_jobs(n_modules: int) -> int:
+    """Worker processes used when ``jobs`` is not given: one per CPU core this process may
+    run on, at most one per module (1 for a single module: no pool at all)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, int(n_modules)))
+
+
+def _pool_context() -> mp.context.BaseContext:
+    # fork on Linux: workers start in milliseconds with matplotlib and the tables already
+    # imported; elsewhere the platform default (spawn on macOS/Windows, where fork is unsafe)
+    return mp.get_context("fork" if sys.platform.startswith("linux") else None)
+
+
 def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                            formats: Sequence[str] = ("png",),
                            feature_usage: pd.DataFrame | None = None,
                            feature_meta: pd.DataFrame | None = None, top_n: int = 10,
-                           dpi: int = DEFAULT_DPI, jobs: int = 1) -> list[str]:
+                           dpi: int = DEFAULT_DPI, jobs: int | None = None) -> list[str]:
     """Write every figure (+ ``module_summary.json`` per module) under ``output_dir``; return
     the written paths relative to ``output_dir`` (``/``-separated, figures first per module,
-    the summary json last; filter on the suffix for the manifest's ``plot_files``).
+    the summary json last; :func:`figure_files` keeps the figures, which is what the
+    manifest's ``plot_files`` lists).
 
     ``feature_usage``: samples x features usage (index or ``sample_id`` column = sample ids);
     without it isoform_gradient and driver_heatmap are skipped with a warning.
     ``feature_meta`` with ``gene_name`` puts gene names in labels. Figures a module cannot
     have (no transcripts, no finite r, ...) are skipped with one warning per module.
-    Each file is written atomically; tables are only read, never modified. ``jobs`` > 1
-    renders modules in that many worker processes (same files, same bytes).
+    Each file is written atomically; tables are only read, never modified. Modules are
+    drawn in ``jobs`` worker processes (default :func:`default_jobs`: one per CPU core, at
+    most one per module; 1 draws in this process); the files and their bytes do not depend
+    on ``jobs``.
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
@@ -139,35 +160,37 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     if usage is None:
         warnings.warn("no feature usage table given: isoform_gradient and driver_heatmap "
                       "figures are skipped", stacklevel=2)
-    written: list[str] = []
-
-    def emit(figure: Figure | Axes, relative_stem: str) -> None:
-        fig = figure.figure if isinstance(figure, Axes) else figure
-        for path in save_figure(fig, output_dir / relative_stem, formats, dpi=dpi):
-            written.append(path.relative_to(output_dir).as_posix())
-
-    eigengenes = eigengene_frame(results)
-    try:
-        emit(plot_eigengene_heatmap(eigengenes), "eigengene_heatmap")
-    except InputError as exc:
-        warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
-
-    jobs = max(1, min(int(jobs), len(results)))
+    jobs = default_jobs(len(results)) if jobs is None else max(1, min(int(jobs), len(results)))
     tasks = [(result, _module_usage(usage, result), gene_names, top_n, output_dir, formats, dpi,
               usage is None) for result in results.values()]
-    if jobs == 1:
-        outcomes = map(_render_module, tasks)
-    else:
-        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-        outcomes = pool.map(_render_module, tasks)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) if jobs > 1 \
+        else None
     try:
+        # workers start on the modules while this process draws the eigengene heatmap
+        outcomes = map(_render_module, tasks) if pool is None \
+            else pool.map(_render_module, tasks)
+        written: list[str] = []
+        eigengenes = eigengene_frame(results)
+        try:
+            figure = plot_eigengene_heatmap(eigengenes)
+            for path in save_figure(figure.figure, output_dir / "eigengene_heatmap", formats,
+                                    dpi=dpi):
+                written.append(path.relative_to(output_dir).as_posix())
+        except InputError as exc:
+            warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
         for module_id, (files, skipped) in zip(results, outcomes, strict=True):
             written.extend(files)
             if skipped:
                 warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
                               stacklevel=2)
     finally:
-        if jobs > 1:
-            pool.shutdown()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return written
+
+
+def figure_files(written: Sequence[str]) -> list[str]:
+    """The figures among ``written`` (paths from :func:`render_explain_figures`), in order:
+    what the manifest's ``plot_files`` lists. ``module_summary.json`` is written with the
+    figures but is not one (isograph 0.1.5 does not list it either)."""
+    return [p for p in written if Path(p).suffix.lstrip(".") in FORMATS]
