@@ -287,7 +287,7 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
                          "eigengenes.parquet")
     plot_files: list[str] = []
     if config.plot:
-        from .plots import render_explain_figures
+        from .plots import figure_files, render_explain_figures
 
         with progress.stage("plots"):
             plot_files = render_explain_figures(
@@ -298,6 +298,7 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
             )
         for rel in plot_files:
             staged.path(rel)  # register for the commit
+        plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
                               plot_files, [*staged.files, MANIFEST])
     staged.write_json(manifest, MANIFEST)

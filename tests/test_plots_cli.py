@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +253,32 @@ def test_plot_command_errors_are_one_line_and_exit_1(tmp_path, case):
     expected = {"missing_dir": "absent", "missing_manifest": "module_explanation_manifest.json",
                 "bad_feature_table": "no.tsv"}[case]
     assert expected in lines[0]
+
+
+def test_explain_plot_and_plot_command_list_the_same_plot_files(tmp_path):
+    """plot_files lists figures only, whichever path drew them (isograph 0.1.5 lists no
+    module_summary.json there); the summaries are recorded in the manifest's files."""
+    from isograph_gpu import ExplainConfig, explain_module
+
+    out = tmp_path / "explain"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explain_module(FIXTURE / "inputs" / "artifact", FEATURE_TABLE, FEATURE_META,
+                       module_ids=["M000", "M003"], output_dir=out,
+                       config=ExplainConfig(device="cpu", plot=True, output_format="png"))
+    manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+    figures = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(figures) == 1 + 2 * 7
+    assert sorted(manifest["plot_files"]) == figures
+    assert {"M000/module_summary.json", "M003/module_summary.json"} <= set(manifest["files"])
+
+    result = CliRunner().invoke(cli(), [
+        "plot", "--explain-dir", str(out), "--feature-table", str(FEATURE_TABLE),
+        "--feature-meta", str(FEATURE_META), "--quiet"])
+    assert result.exit_code == 0, result.output
+    replotted = json.loads((out / "module_explanation_manifest.json").read_text())
+    assert replotted["plot_files"] == manifest["plot_files"]
+    assert replotted["files"] == manifest["files"]
 
 
 def test_plot_command_drops_summaries_an_older_manifest_listed(tmp_path):
