@@ -186,3 +186,50 @@ def test_disabled_does_nothing(tmp_path, recwarn):
     assert run_attribution(inputs, rng.normal(size=(20, 1)), {}, ExplainConfig(),
                            torch.device("cpu"), Progress()) == {}
     assert len(recwarn) == 0
+
+
+def test_loading_skips_random_init_and_converts_like_a_copy(tmp_path, monkeypatch):
+    """Modules are built on the meta device and given the checkpoint's tensors: Linear's
+    random init never runs, and weights stored in another dtype are converted as
+    load_state_dict's copy would."""
+    path = save_random_checkpoint(tmp_path / "vae_checkpoint.pt", 12)
+    payload = torch.load(path, weights_only=True)
+    payload["encoder"] = {k: v.double() for k, v in payload["encoder"].items()}
+    torch.save(payload, path)
+
+    init_devices = []
+    original = torch.nn.Linear.reset_parameters
+
+    def spy(self):
+        init_devices.append(self.weight.device.type)
+        return original(self)
+
+    monkeypatch.setattr(torch.nn.Linear, "reset_parameters", spy)
+    ckpt = load_checkpoint(path, dtype=torch.float32)
+    assert init_devices and set(init_devices) == {"meta"}  # no init on real memory
+    for net, raw in ((ckpt.encoder, payload["encoder"]), (ckpt.decoder, payload["decoder"])):
+        state = net.state_dict()
+        assert set(state) == set(raw)
+        for key, value in state.items():
+            assert value.device.type == "cpu" and value.dtype == torch.float32
+            torch.testing.assert_close(value, raw[key].float(), rtol=0, atol=0)
+        assert not any(p.requires_grad for p in net.parameters())
+    x = torch.randn(3, 12)
+    assert torch.isfinite(ckpt.decoder(ckpt.encoder(x)[0])).all()
+
+
+def test_duplicate_feature_ids_are_named(tmp_path):
+    path = save_random_checkpoint(tmp_path / "vae_checkpoint.pt", len(FEATURES),
+                                  feature_ids=FEATURES)
+    doubled = [*FEATURES[:-2], FEATURES[0], FEATURES[1]]
+    with pytest.raises(InputError, match=r"duplicate feature_id values: \['G0::abundance', "
+                                         r"'G0::switch'\]"):
+        checkpoint_feature_order(load_checkpoint(path), np.array(doubled, dtype=object))
+    path = save_random_checkpoint(tmp_path / "dup.pt", len(FEATURES), feature_ids=doubled)
+    with pytest.raises(InputError, match=r"checkpoint has duplicate feature_ids: "
+                                         r"\['G0::abundance', 'G0::switch'\]"):
+        checkpoint_feature_order(load_checkpoint(path), np.array(FEATURES, dtype=object))
+    # the usual case, the fit's own order, is the identity
+    order = checkpoint_feature_order(load_checkpoint(tmp_path / "vae_checkpoint.pt"),
+                                     np.array(FEATURES, dtype=object))
+    assert order.tolist() == list(range(len(FEATURES)))

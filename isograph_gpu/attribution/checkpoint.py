@@ -9,6 +9,7 @@ d)] (keys ``net.0``, ``net.2``, ...).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,11 +112,19 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
             f"{path}: VAE checkpoint sizes are invalid (n_genes={n_inputs}, "
             f"latent_dim={latent_dim}, hidden_dim={hidden_dim}, n_hidden_layers={n_layers})"
         )
-    encoder = VaeEncoder(n_inputs, latent_dim, hidden_dim, n_layers)
-    decoder = VaeDecoder(n_inputs, latent_dim, hidden_dim, n_layers)
+    # built on the meta device and given the checkpoint's tensors (assign=True), converted
+    # first as load_state_dict's copy would: no random init of the two d x h_0 layers,
+    # which costs more than reading them
+    with torch.device("meta"):
+        encoder = VaeEncoder(n_inputs, latent_dim, hidden_dim, n_layers)
+        decoder = VaeDecoder(n_inputs, latent_dim, hidden_dim, n_layers)
     for name, net in (("encoder", encoder), ("decoder", decoder)):
+        state = payload[name]
+        if isinstance(state, dict):
+            state = {k: v.to(device=device, dtype=dtype) if isinstance(v, torch.Tensor) else v
+                     for k, v in state.items()}
         try:
-            net.load_state_dict(payload[name], strict=True)
+            net.load_state_dict(state, strict=True, assign=True)
         except (RuntimeError, TypeError, AttributeError) as exc:
             detail = " ".join(str(exc).split())[:300]
             raise InputError(
@@ -123,7 +132,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                 f"(n_genes={n_inputs}, latent_dim={latent_dim}, hidden_dim={hidden_dim}, "
                 f"n_hidden_layers={n_layers}): {detail}"
             ) from exc
-        net.to(device=device, dtype=dtype).eval()
+        net.eval()
         net.requires_grad_(False)
     feature_ids = payload.get("feature_ids")
     if feature_ids is not None:
@@ -154,13 +163,13 @@ def checkpoint_feature_order(checkpoint: VaeCheckpoint, score_feature_ids: np.nd
     ids = [str(f) for f in score_feature_ids]
     position = {fid: i for i, fid in enumerate(ids)}
     if len(position) != len(ids):
-        dup = sorted({f for f in ids if ids.count(f) > 1})[:5]
-        raise InputError(f"{scores_name} has duplicate feature_id values: {dup}")
+        raise InputError(f"{scores_name} has duplicate feature_id values: {_duplicates(ids)}")
     ckpt_ids = checkpoint.feature_ids
+    if ckpt_ids == ids:  # the usual case: the fit's own feature order
+        return np.arange(n_rows, dtype=np.int64)
     if len(set(ckpt_ids)) != len(ckpt_ids):
-        seen: set[str] = set()
-        dup = sorted({f for f in ckpt_ids if f in seen or seen.add(f)})[:5]
-        raise InputError(f"{checkpoint.path}: checkpoint has duplicate feature_ids: {dup}")
+        raise InputError(f"{checkpoint.path}: checkpoint has duplicate feature_ids: "
+                         f"{_duplicates(ckpt_ids)}")
     missing = [f for f in ckpt_ids if f not in position]
     extra = sorted(set(ids) - set(ckpt_ids))
     if missing or extra:
@@ -172,3 +181,8 @@ def checkpoint_feature_order(checkpoint: VaeCheckpoint, score_feature_ids: np.nd
             parts.append(f"{len(extra)} {scores_name} row(s) not in the checkpoint: {extra[:5]}")
         raise InputError(f"{checkpoint.path}: feature_ids do not match: " + "; ".join(parts))
     return np.asarray([position[f] for f in ckpt_ids], dtype=np.int64)
+
+
+def _duplicates(ids: list[str], limit: int = 5) -> list[str]:
+    """The first ``limit`` (sorted) ids that occur more than once."""
+    return sorted(f for f, count in Counter(ids).items() if count > 1)[:limit]
