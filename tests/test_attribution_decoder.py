@@ -15,7 +15,12 @@ from torch import nn
 from isograph_gpu.attribution.checkpoint import VaeDecoder
 from isograph_gpu.attribution.decoder import decoder_exact_derivative, decoder_finite_difference
 from isograph_gpu.attribution.latent import latent_module_correlations, select_module_latents
-from isograph_gpu.attribution.tables import EMPTY_VAE_DRIVER_COLUMNS, vae_driver_table
+from isograph_gpu.attribution.tables import (
+    EMPTY_VAE_DRIVER_COLUMNS,
+    best_channels,
+    gene_row_index,
+    vae_driver_table,
+)
 
 
 def random_decoder(d: int = 30, latent: int = 5, seed: int = 0) -> VaeDecoder:
@@ -201,3 +206,31 @@ def test_empty_driver_table_gives_the_reference_seven_columns():
                            np.array(["G0::switch"], dtype=object),
                            np.array(["switch"], dtype=object), np.array([1.0]), 0, 0.5)
     assert list(got.columns) == EMPTY_VAE_DRIVER_COLUMNS and len(got) == 0
+
+
+def test_best_channel_per_gene_rules():
+    """Largest |delta| per gene; ties and all-NaN genes go to the lowest feature_id; an
+    infinite delta beats NaN; a gene without rows gets -1."""
+    genes = np.array(["A", "A", "B", "B", "B", "C", "C", "D", "D", "E"], dtype=object)
+    fids = np.array(["A::z", "A::a", "B::c", "B::b", "B::a", "C::b", "C::a", "D::b", "D::a",
+                     "E::a"], dtype=object)
+    delta = np.array([0.5, -0.5, 0.1, -0.7, 0.7, np.nan, np.nan, np.nan, -np.inf, np.nan])
+    rows = gene_row_index(genes)
+    got = best_channels(rows, np.array(["E", "D", "C", "B", "A", "X"], dtype=object), delta,
+                        fids)
+    assert [fids[i] if i >= 0 else None for i in got] == [
+        "E::a", "D::a", "C::a", "B::a", "A::a", None]
+
+
+def test_driver_gene_the_vae_does_not_decode_is_a_nan_row_sorted_last():
+    genes = np.array(["G0", "G0", "G1"], dtype=object)
+    driver = pd.DataFrame({"gene_id": pd.array(["G9", "G1", "G0"], dtype="str"),
+                           "r": [0.5, 0.5, 0.5], "qvalue": [0.01, 0.01, 0.01]})
+    got = vae_driver_table(driver, genes, np.array(["G0::a", "G0::b", "G1::a"], dtype=object),
+                           np.array(["abundance", "switch", "abundance"], dtype=object),
+                           np.array([0.2, -0.9, 0.4]), 1, 0.3)
+    assert got["gene_id"].tolist() == ["G0", "G1", "G9"]
+    assert got["feature_id"].tolist()[:2] == ["G0::b", "G1::a"]
+    assert pd.isna(got["feature_id"].iloc[2]) and np.isnan(got["decoded_delta"].iloc[2])
+    assert got["decoded_delta"].tolist()[:2] == [-0.9, 0.4]
+    assert not got["sign_agreement"].iloc[2] and not got["passes_filter"].iloc[2]

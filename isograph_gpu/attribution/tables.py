@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -37,19 +39,75 @@ def empty_vae_drivers() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in EMPTY_VAE_DRIVER_COLUMNS})
 
 
-def gene_row_index(gene_ids: np.ndarray) -> dict[str, np.ndarray]:
-    """gene_id -> int64 row indices (ascending) of its feature_scores rows; build once, reuse."""
-    codes, uniques = pd.factorize(pd.Series(np.asarray(gene_ids, dtype=object)), sort=False)
+@dataclass(frozen=True)
+class GeneRows:
+    """feature_scores rows grouped by gene; build once (:func:`gene_row_index`), reuse."""
+
+    #: gene id (str) -> gene code (first-appearance order)
+    codes: dict[str, int]
+    #: row indices sorted by gene code, ascending within a gene
+    order: np.ndarray
+    #: rows of gene code c are ``order[bounds[c]:bounds[c + 1]]``
+    bounds: np.ndarray
+
+    def rows_of(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All rows of ``genes`` flattened, and per row the position of its gene in ``genes``
+        (a gene without rows contributes none)."""
+        codes = np.fromiter((self.codes.get(g, -1) for g in genes), dtype=np.int64,
+                            count=len(genes))
+        known = codes >= 0
+        starts = np.where(known, self.bounds[codes], 0)
+        counts = np.where(known, self.bounds[codes + 1] - starts, 0)
+        owner = np.repeat(np.arange(len(genes)), counts)
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self.order[np.repeat(starts, counts) + offsets], owner
+
+
+def gene_row_index(gene_ids: np.ndarray) -> GeneRows:
+    """Group feature_scores rows by gene id (compared as str)."""
+    codes, uniques = pd.factorize(np.array([str(g) for g in gene_ids], dtype=object),
+                                  sort=False)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    return {str(g): order[bounds[i]:bounds[i + 1]] for i, g in enumerate(uniques)}
+    return GeneRows({g: i for i, g in enumerate(uniques)}, order, bounds)
+
+
+def best_channels(gene_rows: GeneRows, genes: np.ndarray, decoded_delta: np.ndarray,
+                  feature_ids: np.ndarray) -> np.ndarray:
+    """Per gene of ``genes``, the row with the largest |decoded_delta| (-1 when the gene has
+    no row). Ties, and genes whose values are all NaN, go to the lowest feature_id."""
+    rows, owner = gene_rows.rows_of(genes)
+    best = np.full(len(genes), -1, dtype=np.int64)
+    if len(rows) == 0:
+        return best
+    size = np.abs(decoded_delta[rows])
+    srt = np.lexsort((-size, owner))  # per gene: largest first, NaN last
+    rows, owner, size = rows[srt], owner[srt], size[srt]
+    lead = np.ones(len(rows), dtype=bool)
+    lead[1:] = owner[1:] != owner[:-1]
+    best[owner[lead]] = rows[lead]
+    # a runner-up equal to its gene's leader (same size, or both NaN): decide by feature_id
+    tied = ~lead[1:] & lead[:-1] & ((size[1:] == size[:-1])
+                                    | (np.isnan(size[1:]) & np.isnan(size[:-1])))
+    for i in np.flatnonzero(tied):
+        same = owner == owner[i]
+        top = size[i]
+        equal = np.isnan(size) if np.isnan(top) else size == top
+        candidates = rows[same & equal]
+        best[owner[i]] = min(candidates, key=lambda row: str(feature_ids[row]))
+    return best
+
+
+def _as_str_objects(values: pd.Series) -> np.ndarray:
+    out = values.to_numpy(dtype=object)
+    return np.array([v if type(v) is str else str(v) for v in out], dtype=object)
 
 
 def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_ids: np.ndarray,
                      feature_types: np.ndarray, decoded_delta: np.ndarray, latent_dim_idx: int,
                      latent_r: float, fdr_threshold: float = 0.05,
                      percentile_threshold: float = 90.0,
-                     gene_rows: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                     gene_rows: GeneRows | None = None) -> pd.DataFrame:
     """``vae_drivers`` for one module.
 
     ``gene_ids``/``feature_ids``/``feature_types``/``decoded_delta`` are per feature_scores
@@ -66,21 +124,14 @@ def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_i
     delta_all = np.asarray(decoded_delta, dtype=np.float64)
     fids = np.asarray(feature_ids, dtype=object)
     ftypes = np.asarray(feature_types, dtype=object)
-    genes = [str(g) for g in driver_table["gene_id"]]
+    genes = _as_str_objects(driver_table["gene_id"])
     m = len(genes)
-    best_fid = np.full(m, None, dtype=object)
-    best_type = np.full(m, None, dtype=object)
-    delta = np.full(m, np.nan)
-    empty = np.empty(0, dtype=np.int64)
-    for i, gene in enumerate(genes):
-        rows = gene_rows.get(gene, empty)
-        if len(rows) == 0:
-            continue  # a driver gene the VAE does not decode: NaN, as a left join gives
-        size = np.abs(delta_all[rows])
-        if np.isfinite(size).any():
-            rows = rows[size == np.nanmax(size)]
-        pick = min(rows, key=lambda row: str(fids[row]))
-        best_fid[i], best_type[i], delta[i] = fids[pick], ftypes[pick], delta_all[pick]
+    pick = best_channels(gene_rows, genes, delta_all, fids)
+    found = pick >= 0  # a driver gene the VAE does not decode: NaN, as a left join gives
+    safe = np.where(found, pick, 0)
+    best_fid = np.where(found, fids[safe], None)
+    best_type = np.where(found, ftypes[safe], None)
+    delta = np.where(found, delta_all[safe], np.nan)
 
     size = np.abs(delta)
     if np.isfinite(size).any() and np.nanmax(size) > 0:
@@ -93,10 +144,10 @@ def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_i
     with np.errstate(invalid="ignore"):
         passes = (q <= fdr_threshold) & (percentile >= percentile_threshold) & sign_agreement
     gene_rank = np.empty(m, dtype=np.int64)
-    gene_rank[np.argsort(np.asarray(genes, dtype=str), kind="stable")] = np.arange(m)
+    gene_rank[np.argsort(genes.astype(str), kind="stable")] = np.arange(m)
     order = np.lexsort((gene_rank, -size))  # NaN last
-    out = pd.DataFrame({
-        "gene_id": pd.array(np.asarray(genes, dtype=object)[order], dtype="str"),
+    return pd.DataFrame({  # columns in VAE_DRIVER_COLUMNS order
+        "gene_id": pd.array(genes[order], dtype="str"),
         "r": r[order], "qvalue": q[order],
         "feature_id": pd.array(best_fid[order], dtype="str"),
         "feature_type": pd.array(best_type[order], dtype="str"),
@@ -107,7 +158,6 @@ def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_i
         "sign_agreement": sign_agreement[order],
         "passes_filter": passes[order],
     })
-    return out[VAE_DRIVER_COLUMNS]
 
 
 def feature_id_rank(feature_ids: np.ndarray) -> np.ndarray:
