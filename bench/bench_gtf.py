@@ -1,17 +1,22 @@
-"""GTF parse benchmark at GENCODE scale: isograph-gpu parse, cached load, reference-style parse.
+"""GTF parse benchmark at GENCODE scale: isograph-gpu parse, cached load, reference parse.
 
 Generates (once) a synthetic GTF with the line count (~3.4 million) and attribute layout of
 GENCODE v47 under bench/.work/ (git-ignored), then times, on that same file:
 
-* ``read_gtf``: the polars parser (isograph_gpu.structure.gtf);
+* ``read_gtf``: the polars parser (isograph_gpu.structure.gtf), ``--repeats`` runs;
 * ``load_transcript_models`` with a fresh parquet cache (fingerprint check + load);
-* the reference's method (isograph 0.1.5 ``parse_gtf``, re-implemented here as it is
-  written there: pandas ``read_csv(comment="#")``, per-row regex ``str.extract`` for
-  transcript_id / gene_id / biotype, then a per-row Python loop building transcript records).
+* the reference's parse: isograph 0.1.5's own ``isograph.explain.structure.parse_gtf``,
+  run in bench/.venv-reference (bench/reference_env.py builds it) and timed inside that
+  process (the call only, not interpreter start-up or imports). Without that venv (or with
+  ``--reference-reimplementation``) the same method re-implemented here (pandas
+  ``read_csv(comment="#")``, per-row regex ``str.extract``, a per-row Python loop building
+  transcript records) runs instead; ``reference_source`` says which one ran.
 
-Medians of the repeats go to bench/results/gtf_parse.json.
+Every run records wall and process CPU seconds, and the 1-minute load average is recorded
+before and after each part: the figures are only comparable on a quiet host (load average
+well below the core count). Medians go to bench/results/gtf_parse.json.
 
-    python bench/bench_gtf.py [--repeats 3] [--reference-repeats 2]
+    python bench/bench_gtf.py [--repeats 5] [--reference-repeats 2]
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +35,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from reference_env import reference_python  # noqa: E402
+
 WORK = HERE / ".work"
 RESULTS = HERE / "results" / "gtf_parse.json"
 
@@ -162,43 +172,91 @@ def reference_style_parse(path: Path) -> dict:
     return records
 
 
-def timed(fn, repeats: int) -> tuple[list[float], object]:
-    times, result = [], None
+REFERENCE_SNIPPET = """
+import json, sys, time
+from isograph.explain.structure import parse_gtf
+times = []
+for _ in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    records = parse_gtf(sys.argv[1])
+    times.append(time.perf_counter() - start)
+    print(f"  {times[-1]:.2f} s", file=sys.stderr, flush=True)
+print(json.dumps({"times": times, "n_transcripts": len(records),
+                  "n_exons": sum(len(r.exons) for r in records.values()),
+                  "n_cds": sum(len(r.cds) for r in records.values())}))
+"""
+
+
+def reference_parse(gtf: Path, repeats: int) -> dict:
+    """isograph 0.1.5's parse_gtf in the reference venv: per-run seconds and counts."""
+    proc = subprocess.run([str(reference_python()), "-c", REFERENCE_SNIPPET, str(gtf),
+                           str(repeats)], stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn, repeats: int) -> tuple[list[float], list[float], object]:
+    """Wall and process-CPU seconds of ``repeats`` calls, and the last result."""
+    times, cpu, result = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), _cpu_seconds()
         result = fn()
         times.append(time.perf_counter() - start)
-        print(f"  {times[-1]:.2f} s", file=sys.stderr, flush=True)
-    return times, result
+        cpu.append(_cpu_seconds() - start_cpu)
+        print(f"  {times[-1]:.2f} s (cpu {cpu[-1]:.2f} s)", file=sys.stderr, flush=True)
+    return times, cpu, result
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-repeats", type=int, default=2)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--reference-reimplementation", action="store_true",
+                        help="time the re-implemented reference method even when "
+                             "bench/.venv-reference exists")
+    parser.add_argument("--gtf", type=Path, default=WORK / "gencode_v47_scale.gtf",
+                        help="GTF to time (generated at GENCODE v47 scale if it is the "
+                             "default and missing)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from isograph_gpu.structure.cache import load_transcript_models
+    import polars as pl
+
+    from isograph_gpu.structure.cache import gtf_fingerprint, load_transcript_models
     from isograph_gpu.structure.gtf import read_gtf
 
-    gtf = WORK / "gencode_v47_scale.gtf"
-    if not gtf.exists():
+    gtf = args.gtf
+    if not gtf.exists() and gtf == WORK / "gencode_v47_scale.gtf":
         print(f"generating {gtf} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         generate_gtf(gtf)
         print(f"  generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    with open(gtf, "rb") as fh:
+    with open(gtf, "rb") as fh:  # also brings the file into the page cache for every tool
         n_lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
 
+    load = {"start": load_average()}
     print("isograph-gpu read_gtf:", file=sys.stderr)
-    parse_times, models = timed(lambda: read_gtf(gtf), args.repeats)
-    cache = WORK / "gencode_v47_scale.cache.parquet"
+    parse_times, parse_cpu, models = timed(lambda: read_gtf(gtf), args.repeats)
+    load["after_parse"] = load_average()
+    cache = WORK / f"{gtf.name}.cache.parquet"
     cache.unlink(missing_ok=True)
     load_transcript_models(gtf, cache)  # builds the cache
     print("cached load:", file=sys.stderr)
-    cached_times, cached = timed(lambda: load_transcript_models(gtf, cache), args.repeats + 2)
+    cached_times, cached_cpu, cached = timed(lambda: load_transcript_models(gtf, cache),
+                                             args.repeats)
     assert len(cached) == len(models)
+    print("cache fingerprint (part of every cached load):", file=sys.stderr)
+    fingerprint_times, _, _ = timed(lambda: gtf_fingerprint(gtf), 3)
+    load["after_cached_load"] = load_average()
 
     result = {
         "gtf_lines": n_lines,
@@ -208,23 +266,39 @@ def main() -> None:
         "n_cds": int(models.cds_offsets[-1]),
         "isograph_gpu_parse_s": statistics.median(parse_times),
         "isograph_gpu_parse_runs_s": parse_times,
+        "isograph_gpu_parse_cpu_runs_s": parse_cpu,
         "cached_load_s": statistics.median(cached_times),
         "cached_load_runs_s": cached_times,
+        "cached_load_cpu_runs_s": cached_cpu,
+        "cache_fingerprint_s": statistics.median(fingerprint_times),
         "cache_bytes": cache.stat().st_size,
-        "load_average_1min_at_end": os.getloadavg()[0],
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other "
-                   "jobs while measuring), Python " + platform.python_version(),
+        "load_average_1min": load,
+        "polars": f"{pl.__version__}, {pl.thread_pool_size()} threads",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
+                   + platform.python_version(),
     }
     if not args.skip_reference:
-        print("reference-style parse (isograph 0.1.5 method):", file=sys.stderr)
-        ref_times, records = timed(lambda: reference_style_parse(gtf), args.reference_repeats)
-        assert len(records) == len(models)
-        result["reference_style_parse_s"] = statistics.median(ref_times)
-        result["reference_style_parse_runs_s"] = ref_times
-        result["speedup_parse"] = result["reference_style_parse_s"] / result[
-            "isograph_gpu_parse_s"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        if reference_python().exists() and not args.reference_reimplementation:
+            print("reference parse (isograph 0.1.5 parse_gtf):", file=sys.stderr)
+            ref = reference_parse(gtf, args.reference_repeats)
+            ref_times = ref["times"]
+            assert (ref["n_transcripts"], ref["n_exons"], ref["n_cds"]) == (
+                result["n_transcripts"], result["n_exons"], result["n_cds"]), ref
+            result["reference_source"] = ("isograph 0.1.5 isograph.explain.structure."
+                                          "parse_gtf (bench/.venv-reference), call only")
+        else:
+            print("reference-style parse (re-implemented isograph 0.1.5 method):",
+                  file=sys.stderr)
+            ref_times, _, records = timed(lambda: reference_style_parse(gtf),
+                                          args.reference_repeats)
+            assert len(records) == len(models)
+            result["reference_source"] = "re-implementation in bench/bench_gtf.py"
+        load["after_reference"] = load_average()
+        result["reference_parse_s"] = statistics.median(ref_times)
+        result["reference_parse_runs_s"] = ref_times
+        result["speedup_parse"] = result["reference_parse_s"] / result["isograph_gpu_parse_s"]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(json.dumps(result, indent=2, sort_keys=True))
 
 
