@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from isograph_gpu.attribution import ModuleAttribution, run_attribution
+from isograph_gpu.attribution import ModuleAttribution, attribution_dtype, run_attribution
 from isograph_gpu.attribution.checkpoint import (
     VaeDecoder,
     VaeEncoder,
@@ -112,7 +112,10 @@ def test_feature_scores_rows_are_aligned_to_checkpoint_feature_ids(tmp_path):
     scores = rng.normal(size=(20, len(FEATURES)))
     eig = rng.normal(size=(20, 2))
     drivers = {"M0": driver_table(["G0", "G1", "G2"], rng), "M1": driver_table(["G3", "G4"], rng)}
-    config = ExplainConfig(vae_attribution=True, integrated_gradients=True, ig_n_steps=8)
+    # float64: moving the columns changes the GEMM's summation order, which float32 would
+    # show at ~1e-8; this test is about alignment, compared to 1e-12
+    config = ExplainConfig(vae_attribution=True, integrated_gradients=True, ig_n_steps=8,
+                           precision="float64")
     base = run_attribution(make_inputs(path, scores, FEATURES, ["M0", "M1"]), eig, drivers,
                            config, torch.device("cpu"), Progress())
     perm = rng.permutation(len(FEATURES))
@@ -233,3 +236,10 @@ def test_duplicate_feature_ids_are_named(tmp_path):
     order = checkpoint_feature_order(load_checkpoint(tmp_path / "vae_checkpoint.pt"),
                                      np.array(FEATURES, dtype=object))
     assert order.tolist() == list(range(len(FEATURES)))
+
+
+def test_auto_precision_is_the_reference_float32_on_every_device():
+    for device in (torch.device("cpu"), torch.device("cuda")):
+        assert attribution_dtype("auto", device) == torch.float32
+        assert attribution_dtype("float32", device) == torch.float32
+        assert attribution_dtype("float64", device) == torch.float64

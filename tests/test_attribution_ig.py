@@ -130,8 +130,10 @@ def test_modules_sharing_a_latent_share_the_work(tmp_path, monkeypatch):
         return original(self, inputs, *args, **kwargs)
 
     monkeypatch.setattr(IntegratedGradients, "attribute", spy)
+    # float64: compared with plain Captum to 1e-9 below (auto would be float32)
     out = run_attribution(inputs_for(path, x, ["A", "B", "C"]), eig, {}, ExplainConfig(
-        integrated_gradients=True, ig_n_steps=10), torch.device("cpu"), Progress())
+        integrated_gradients=True, ig_n_steps=10, precision="float64"), torch.device("cpu"),
+        Progress())
     assert sum(calls) == 2 * N  # each distinct latent explained once for every sample
     tables = {m: out[m].ig_attributions.sort_values("feature_id").reset_index(drop=True)
               for m in "ABC"}

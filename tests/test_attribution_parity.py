@@ -106,6 +106,16 @@ def test_api_run_vae_drivers(api_run, module_id):
     assert_vae_drivers_match(api_run[module_id].vae_drivers, ref)
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_api_run_vae_drivers_explicit_precision(precision):
+    """``auto`` runs the VAE in float32 like the reference (the tests above); an explicit
+    ``float64`` (or ``float32``) run matches the reference at the same tolerance."""
+    got = run("artifact", "api_run", MODULES, vae_attribution=True, precision=precision)
+    for module_id in MODULES:
+        ref = pd.read_parquet(EXPECTED / "api_run" / module_id / "vae_drivers.parquet")
+        assert_vae_drivers_match(got[module_id].vae_drivers, ref)
+
+
 @pytest.mark.parametrize("module_id", MODULES)
 def test_api_run_ig_zero_baseline(api_run, module_id):
     ref = pd.read_parquet(EXPECTED / "api_run" / module_id / "ig_attributions.parquet")
