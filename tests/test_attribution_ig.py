@@ -63,6 +63,22 @@ def test_equals_plain_captum_on_the_whole_encoder(kind):
         assert got[j].convergence_delta == pytest.approx(float(delta.abs().max()), rel=1e-6)
 
 
+def test_precomputed_input_layer_gives_the_same_result():
+    """run_attribution passes the encoder pass's first-layer values to IG (X is multiplied
+    by W1 once); the result is the one IG computes for itself."""
+    enc, x = encoder(), data(1)
+    with torch.no_grad():
+        u_x = enc.input_layer(x)
+    own = encoder_integrated_gradients(enc, x, [1, 3], n_steps=9)
+    given = encoder_integrated_gradients(enc, x, [1, 3], n_steps=9, u_x=u_x)
+    for j in (1, 3):
+        torch.testing.assert_close(given[j].ig_mean, own[j].ig_mean, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(given[j].ig_abs_mean, own[j].ig_abs_mean, rtol=1e-12,
+                                   atol=1e-15)
+    with pytest.raises(ValueError, match="u_x has shape"):
+        encoder_integrated_gradients(enc, x, [1], n_steps=9, u_x=u_x[:-1])
+
+
 def test_small_memory_budget_batches_without_changing_results(monkeypatch):
     enc, x = encoder(1), data(1)
     full = encoder_integrated_gradients(enc, x, [1], n_steps=30, memory_budget_bytes=1 << 30)

@@ -93,7 +93,9 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
         order = checkpoint_feature_order(ckpt, inputs.score_feature_ids)
         x = encoder_input(inputs.scores, order, device, dtype)
         with torch.no_grad():
-            z = ckpt.encoder(x)[0]
+            # the one pass over X: first-layer pre-activations, shared with IG
+            u_x = ckpt.encoder.input_layer(x)
+            z = ckpt.encoder.mu_from_input_preactivation(u_x)
         corr = latent_module_correlations(z, torch.tensor(eig, device=device))
         latent_idx_t, latent_r_t = select_module_latents(corr)
         latent_idx = [int(v) for v in latent_idx_t.cpu()]
@@ -121,7 +123,7 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
             summaries = encoder_integrated_gradients(
                 ckpt.encoder, x, distinct, baseline=config.ig_baseline,
                 n_steps=int(config.ig_n_steps),
-                memory_budget_bytes=int(config.memory_budget_bytes),
+                memory_budget_bytes=int(config.memory_budget_bytes), u_x=u_x,
             )
             for j, s in summaries.items():
                 both = _to_score_order(torch.stack([s.ig_mean, s.ig_abs_mean]), order)

@@ -94,15 +94,16 @@ def _rows_per_chunk(n: int, bytes_per_row: int, budget: int) -> int:
 
 def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_idx: list[int],
                                  baseline: str = "zero", n_steps: int = 50,
-                                 memory_budget_bytes: int = 2 * 1024**3
-                                 ) -> dict[int, IgSummary]:
+                                 memory_budget_bytes: int = 2 * 1024**3,
+                                 u_x: torch.Tensor | None = None) -> dict[int, IgSummary]:
     """IG of ``mu(x)[j]`` for each latent ``j`` in ``latent_idx``, summarised per feature.
 
     ``x`` is the (n, d) encoder input (finite, on the encoder's device and dtype);
     ``baseline`` is ``"zero"``, ``"mean"`` (per-sample mean over that sample's features) or
     ``"feature-mean"`` (per-feature mean over samples, the reference's "mean"). Gauss-Legendre
     quadrature with ``n_steps`` nodes (Captum's default). Working memory beyond ``x`` stays
-    within about ``memory_budget_bytes``.
+    within about ``memory_budget_bytes``. ``u_x``, when given, is ``encoder.input_layer(x)``
+    already computed (n, h_0), so that X is not multiplied by W1 a second time.
     """
     integrated_gradients_cls = require_captum()
     n, d = x.shape
@@ -112,9 +113,12 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     u_base = base.preactivation(layer, n)
     # input pre-activations, chunked over samples (x-space rows cost d values each)
     x_rows = _rows_per_chunk(n, 4 * d * itemsize, memory_budget_bytes)
-    with torch.no_grad():
-        u_x = torch.cat([F.linear(x[i:i + x_rows], layer.weight, layer.bias)
-                         for i in range(0, n, x_rows)])
+    if u_x is None:
+        with torch.no_grad():
+            u_x = torch.cat([F.linear(x[i:i + x_rows], layer.weight, layer.bias)
+                             for i in range(0, n, x_rows)])
+    elif u_x.shape != (n, layer.out_features):
+        raise ValueError(f"u_x has shape {tuple(u_x.shape)}, expected {(n, layer.out_features)}")
 
     widths = [m.out_features for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
     u_row_bytes = 6 * itemsize * (sum(widths) + u_x.shape[1])
