@@ -243,3 +243,41 @@ def test_auto_precision_is_the_reference_float32_on_every_device():
         assert attribution_dtype("auto", device) == torch.float32
         assert attribution_dtype("float32", device) == torch.float32
         assert attribution_dtype("float64", device) == torch.float64
+
+
+def test_small_ops_use_one_thread_and_restore_the_setting(tmp_path, monkeypatch):
+    """The small tensor ops after the input layer run on one CPU thread (an OpenMP barrier
+    per op is what costs on a busy host); the caller's thread count comes back, also when
+    the run fails."""
+    from isograph_gpu import attribution
+
+    rng = np.random.default_rng(5)
+    path = save_random_checkpoint(tmp_path / "vae_checkpoint.pt", len(FEATURES),
+                                  feature_ids=FEATURES)
+    inputs = make_inputs(path, rng.normal(size=(20, len(FEATURES))), FEATURES, ["M0"])
+    drivers = {"M0": driver_table(["G0", "G1"], rng)}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        original = attribution.decoder_finite_difference
+
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(attribution, "decoder_finite_difference", spy)
+        run_attribution(inputs, rng.normal(size=(20, 1)), drivers,
+                        ExplainConfig(vae_attribution=True), torch.device("cpu"), Progress())
+        assert seen == [1] and torch.get_num_threads() == 2
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(attribution, "decoder_finite_difference", boom)
+        with pytest.raises(RuntimeError, match="boom"):
+            run_attribution(inputs, rng.normal(size=(20, 1)), drivers,
+                            ExplainConfig(vae_attribution=True), torch.device("cpu"), Progress())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
