@@ -238,9 +238,10 @@ def test_duplicate_feature_ids_are_named(tmp_path):
     assert order.tolist() == list(range(len(FEATURES)))
 
 
-def test_auto_precision_is_the_reference_float32_on_every_device():
+def test_auto_precision_is_float64_on_the_cpu_float32_on_cuda():
+    assert attribution_dtype("auto", torch.device("cpu")) == torch.float64
+    assert attribution_dtype("auto", torch.device("cuda")) == torch.float32
     for device in (torch.device("cpu"), torch.device("cuda")):
-        assert attribution_dtype("auto", device) == torch.float32
         assert attribution_dtype("float32", device) == torch.float32
         assert attribution_dtype("float64", device) == torch.float64
 

@@ -48,15 +48,13 @@ class ModuleAttribution:
     ig_convergence_delta: float | None
 
 
-def attribution_dtype(precision: str, device: torch.device | None = None) -> torch.dtype:
-    """The VAE's working dtype: float64 only for ``precision="float64"``, else float32.
-
-    ``"auto"`` is float32 on every device (``device`` is not consulted): the reference's VAE
-    runs in float32, its weights are float32, and float64 forward passes moved no output
-    closer to the reference's (docs/attribution.md, "Precision and device") while costing
-    twice the time of the one large GEMM.
-    """
-    return torch.float64 if precision == "float64" else torch.float32
+def attribution_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The VAE's working dtype: float64 for ``"float64"`` and for ``"auto"`` on the CPU
+    (the package's rule: float64 on the CPU by default); float32 otherwise, as the
+    reference's VAE and its float32 checkpoint weights."""
+    if precision == "float64" or (precision == "auto" and device.type == "cpu"):
+        return torch.float64
+    return torch.float32
 
 
 def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
