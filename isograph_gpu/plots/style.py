@@ -227,8 +227,10 @@ def encode_png(rgba: np.ndarray, dpi: float) -> bytes:
     height, width = rgba.shape[:2]
     opaque = bool((rgba[..., 3] == 255).all())
     pixels = rgba[..., :3] if opaque else rgba
-    rows = np.zeros((height, 1 + width * pixels.shape[2]), dtype=np.uint8)  # byte 0: filter
-    rows[:, 1:] = pixels.reshape(height, -1)
+    channels = pixels.shape[2]
+    rows = np.empty((height, 1 + width * channels), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type of each row
+    rows[:, 1:].reshape(height, width, channels)[...] = pixels  # one copy, into a view
     per_metre = int(dpi / 0.0254 + 0.5)
 
     def chunk(tag: bytes, data: bytes) -> bytes:

@@ -221,9 +221,15 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
     if not genes:
         raise InputError("no driver gene has finite transcript usage in the feature usage "
                          "table; isoform gradient is empty")
-    usage_cols = set(usage_frame(feature_usage).columns)
+    usage = usage_frame(feature_usage)
+    usage_cols = set(usage.columns)
     ranks = _ranked(pol)
     feature_of = pol["feature_id"].to_numpy(dtype=object)
+    shown = {g: [i for i in ranks[g] if feature_of[i] in usage_cols] for g in genes}
+    # one usage lookup for every panel (a column selection costs more than its data here)
+    columns = list(dict.fromkeys(feature_of[i] for g in genes for i in shown[g]))
+    all_values = aligned_usage(usage, list(sample_ids), columns)
+    column_of = {f: j for j, f in enumerate(columns)}
     ncols = min(len(genes), max_columns)
     nrows = -(-len(genes) // ncols)
     grid = container.add_gridspec(nrows, ncols)
@@ -232,8 +238,8 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
         # panels get common limits below instead of sharex/sharey: shared axes make every
         # layout and draw pass measure the tick labels of all siblings for each panel
         ax = container.add_subplot(grid[k // ncols, k % ncols])
-        tx = pol.iloc[[i for i in ranks[gene] if feature_of[i] in usage_cols]]
-        values = aligned_usage(feature_usage, list(sample_ids), tx["feature_id"].tolist())
+        tx = pol.iloc[shown[gene]]
+        values = all_values[:, [column_of[f] for f in tx["feature_id"]]]
         for j, (_, row) in enumerate(tx.iterrows()):
             if j == 0:
                 color = POSITIVE_COLOR
