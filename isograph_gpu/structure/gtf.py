@@ -215,15 +215,17 @@ def _row_of(intervals: pl.DataFrame, transcripts: pl.DataFrame, first: int) -> p
 def _sorted_order(rows: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Permutation sorting intervals by (row, start, end).
 
-    One stable argsort of ``row << 32 | start`` (fast: a GTF lists a transcript's lines
-    together, so the keys come in long sorted or reversed runs); ``end`` only decides among
-    equal (row, start), which a full lexsort handles when such ties are out of order.
+    One stable argsort of ``row << b | start``, b the bit length of the largest start (fast:
+    a GTF lists a transcript's lines together, so the keys come in long sorted or reversed
+    runs); ``end`` only decides among equal (row, start), which a full lexsort handles when
+    such ties are out of order, as it does keys that would not fit in 63 bits.
     """
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64)
-    if start.min() < 0 or start.max() >= 1 << 32 or rows.max() >= 1 << 31:
+    shift = int(start.max()).bit_length()
+    if start.min() < 0 or int(rows.max()).bit_length() + shift > 63:
         return np.lexsort((end, start, rows))
-    key = (rows.astype(np.int64) << 32) | start
+    key = (rows.astype(np.int64) << shift) | start
     order = np.argsort(key, kind="stable")
     key = key[order]
     tied = np.flatnonzero(key[1:] == key[:-1])
