@@ -142,3 +142,45 @@ def test_extra_column_is_one_clear_error(tmp_path: Path) -> None:
     path = _write(tmp_path / "wide.gtf", [f"chr1\tX\texon\t1\t2\t.\t+\t.\t{T1}\textra"])
     with pytest.raises(InputError, match=r"wide\.gtf cannot be parsed as 9 tab-separated"):
         read_gtf(path)
+
+
+@pytest.mark.parametrize("keep_all", [False, True])
+def test_transcripts_without_transcript_line_in_a_mixed_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_all: bool) -> None:
+    # T1 has a transcript line; T3 and T4 have none and take the attributes of their first
+    # exon line (T3: listed after its CDS line) or, without exons, first CDS line (T4).
+    # Their order is that of those lines. Either way of finding them (a second read, or
+    # attributes kept for every line as for exon-only files) gives the same models.
+    monkeypatch.setattr(gtf_module, "_has_transcript_lines", lambda head: not keep_all)
+    t3_cds = 'gene_id "G3"; transcript_id "T3"; transcript_type "from_cds";'
+    t3_exon = 'gene_id "G3"; transcript_id "T3"; transcript_type "from_exon";'
+    t4_cds = 'gene_id "G4"; transcript_id "T4"; transcript_biotype "cds_only";'
+    path = _write(tmp_path / "mixed.gtf", [
+        f"chr1\tX\ttranscript\t100\t400\t.\t+\t.\t{T1}",
+        f"chr3\tX\tCDS\t520\t540\t.\t-\t0\t{t3_cds}",
+        f"chr4\tX\tCDS\t700\t720\t.\t+\t0\t{t4_cds}",
+        f"chr1\tX\texon\t100\t200\t.\t+\t.\t{T1}",
+        f"chr3\tX\texon\t500\t600\t.\t-\t.\t{t3_exon}",
+        f"chr3\tX\texon\t650\t660\t.\t-\t.\t{t3_cds}",
+        f"chr1\tX\texon\t300\t400\t.\t+\t.\t{T1}",
+        f"chr1\tX\tCDS\t150\t200\t.\t+\t0\t{T1}",
+    ])
+    assert _summary(read_gtf(path)) == [
+        ("T1", "G1", "chr1", "+", "protein_coding", [(100, 200), (300, 400)], [(150, 200)]),
+        ("T4", "G4", "chr4", "+", "cds_only", [], [(700, 720)]),
+        ("T3", "G3", "chr3", "-", "from_exon", [(500, 600), (650, 660)], [(520, 540)]),
+    ]
+
+
+def test_exon_only_file_is_recognised_from_its_head(tmp_path: Path) -> None:
+    exon_only = [line for line in _lines_with_comments() if "\ttranscript\t" not in line]
+    assert not gtf_module._has_transcript_lines(
+        gtf_module._head(_write(tmp_path / "e.gtf.gz", exon_only)))
+    assert gtf_module._has_transcript_lines(
+        gtf_module._head(_write(tmp_path / "t.gtf.gz", _lines_with_comments())))
+    assert gtf_module._has_transcript_lines([b"##only comments", b""])
+    # a head cut inside the file keeps complete lines only
+    path = _write(tmp_path / "long.gtf", ["#" + "x" * 100] * 50)
+    head = gtf_module._head(path, size=1000)
+    assert len(head) == 9 and all(line == b"#" + b"x" * 100 for line in head)
+    assert gtf_module._leading_comment_lines(head) == 9
