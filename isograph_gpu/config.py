@@ -51,6 +51,10 @@ class ExplainConfig:
     memory_budget_bytes: int = 2 * 1024**3
     #: Fixed feature-chunk size; ``None`` derives it from ``memory_budget_bytes``.
     chunk_features: int | None = None
+    #: Read a parquet feature table chunk by chunk instead of loading it: host memory then
+    #: holds one chunk, not the table. ``None``: stream when the file is larger than
+    #: ``memory_budget_bytes``.
+    stream_features: bool | None = None
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
     #: Progress lines on stderr.

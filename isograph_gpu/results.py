@@ -31,8 +31,10 @@ class ExplainInputs:
     score_feature_ids: np.ndarray
     score_gene_ids: np.ndarray
     score_feature_types: np.ndarray
-    #: annotated feature_table columns (in table column order), samples x features
-    features: np.ndarray
+    #: annotated feature_table columns (in table column order), samples x features; a
+    #: ``ParquetFeatureBlocks`` (read block by block, ``np.asarray`` for all of it) when
+    #: the table is streamed
+    features: Any
     feature_ids: np.ndarray
     feature_gene_ids: np.ndarray
     feature_types: np.ndarray

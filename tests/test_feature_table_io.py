@@ -81,3 +81,56 @@ def test_corrupt_parquet_names_the_file(tmp_path):
     path.write_bytes(b"PAR1 not really parquet")
     with pytest.raises(InputError, match=r"cannot read feature_table .*broken\.parquet"):
         _FeatureTable(path, "feature_table")
+
+
+def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(9, 40))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(40)])
+    df.insert(0, "sample_id", [f"S{i}" for i in range(9)])
+    df["f3"] = np.arange(9)  # an integer column is cast like the rest
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    columns = [f"f{j}" for j in range(40)][::-1]
+    rows = np.array([8, 2, 0, 1, 3, 4, 5, 6, 7])
+    loaded = _FeatureTable(path, "feature_table").matrix(columns, rows)
+
+    reads: list[int] = []
+    original = pq.ParquetFile.read
+
+    def counting_read(self, columns=None, **kwargs):
+        reads.append(len(columns))
+        return original(self, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read", counting_read)
+    table = _FeatureTable(path, "feature_table", stream=True)
+    assert list(table.sample_ids) == list(df["sample_id"])
+    blocks = table.matrix(columns, rows)
+    assert blocks.shape == loaded.shape and reads == [1]  # only the sample ids so far
+    for a in range(0, 40, 7):
+        block = blocks[:, a:a + 7]
+        assert block.flags.f_contiguous and block.dtype == np.float64
+        np.testing.assert_array_equal(block, loaded[:, a:a + 7])
+    assert reads[1:] == [7, 7, 7, 7, 7, 5]
+    np.testing.assert_array_equal(np.asarray(blocks), loaded)
+    with pytest.raises(TypeError):
+        blocks[0, :]
+
+
+def test_streamed_parquet_checks_types_and_sample_ids(tmp_path):
+    df = _frame().assign(f_text=list("abcdef"))
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"t\.parquet: column 'f_text' is not numeric"):
+        _FeatureTable(path, "feature_table", stream=True).matrix(["f_text"], np.arange(6))
+    df.drop(columns="sample_id").to_parquet(path, index=False)
+    with pytest.raises(InputError, match="no sample_id column"):
+        _FeatureTable(path, "feature_table", stream=True)
+    indexed = tmp_path / "indexed.parquet"
+    _frame().set_index("sample_id").to_parquet(indexed)
+    table = _FeatureTable(indexed, "feature_table", stream=True)
+    assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
+    assert "sample_id" not in table.columns

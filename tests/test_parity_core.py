@@ -76,13 +76,16 @@ def test_nan_feature_scores_run(ref_inputs):
         assert_table_matches(expected, getattr(res["M000"], name))
 
 
-def test_cli_core_tables_and_manifest(ref_inputs, tmp_path):
+@pytest.mark.parametrize("reading", [[], ["--stream-features", "--memory-budget", "64K"]],
+                         ids=["loaded", "streamed-in-chunks"])
+def test_cli_core_tables_and_manifest(ref_inputs, tmp_path, reading):
     out = tmp_path / "explain"
     result = CliRunner().invoke(main, [
         "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
         "--feature-table", str(ref_inputs["feature_table"]),
         "--feature-meta", str(ref_inputs["feature_meta"]),
         "--module-ids", "M000", "M002", "--output-dir", str(out), "--device", "cpu", "--quiet",
+        *reading,
     ])
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("module_explanation_manifest.json")

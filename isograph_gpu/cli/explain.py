@@ -67,6 +67,10 @@ def parse_size(text: str) -> int:
               show_default=True, help="auto: float64 on CPU, float32 on CUDA.")
 @click.option("--memory-budget", default="2G", show_default=True,
               help="Working memory per feature chunk (e.g. 512M, 4G).")
+@click.option("--stream-features/--load-features", default=None,
+              help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
+                   "or load it whole. Default: stream when the file is larger than the "
+                   "memory budget.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def explain_module(**opts: object) -> None:
@@ -100,6 +104,7 @@ def explain_module(**opts: object) -> None:
             device=opts["device"],  # type: ignore[arg-type]
             precision=opts["precision"],  # type: ignore[arg-type]
             memory_budget_bytes=parse_size(str(opts["memory_budget"])),
+            stream_features=opts["stream_features"],  # type: ignore[arg-type]
             progress=not quiet,
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]

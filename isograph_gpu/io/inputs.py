@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pyarrow.types as pat
 
 from ..errors import InputError, MissingInputError
 from ..results import ExplainInputs
@@ -116,6 +118,64 @@ def validate_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
     return meta
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ParquetFeatureBlocks:
+    """The float64 samples x features matrix of a parquet feature table, read one block of
+    columns at a time (host memory bounded by the block, not the table).
+
+    Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
+    (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
+    it, e.g. for plots). The parquet footer is parsed once.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, file: pq.ParquetFile, where: str, what: str,
+                 columns: Sequence[str], rows: np.ndarray) -> None:
+        self._file, self._where, self._what = file, where, what
+        self._columns = list(columns)
+        self._rows = np.asarray(rows, dtype=np.int64)
+        self._identity = bool(np.array_equal(self._rows, np.arange(file.metadata.num_rows)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self._rows), len(self._columns)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError("ParquetFeatureBlocks supports x[:, a:b] only")
+        a, b, _ = cols.indices(len(self._columns))
+        return self._read(self._columns[a:b])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def _read(self, names: list[str]) -> np.ndarray:
+        if not names:
+            return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
+        try:
+            frame = pl.from_arrow(self._file.read(columns=names, use_threads=True))
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {self._what} {self._where} as parquet: "
+                             f"{_first_line(exc)}") from exc
+        assert isinstance(frame, pl.DataFrame)
+        recast = [n for n, t in frame.schema.items() if t != pl.Float64]
+        if recast:
+            frame = frame.with_columns([pl.col(n).cast(pl.Float64) for n in recast])
+        if not self._identity:
+            frame = frame[self._rows]
+        out = frame.to_numpy(order="fortran")
+        return out if out.flags.f_contiguous and out.dtype == np.float64 else (
+            np.asfortranarray(out, dtype=np.float64))
+
+
 class _FeatureTable:
     """A samples x features table, kept columnar (polars for files, pandas for DataFrames)
     until the needed columns are gathered into one float64 matrix.
@@ -125,12 +185,16 @@ class _FeatureTable:
     in one multi-threaded pass.
     """
 
-    def __init__(self, source: TableSource, what: str) -> None:
+    def __init__(self, source: TableSource, what: str, stream: bool = False) -> None:
         self.what = what
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
         self._polars: pl.DataFrame | None = None
-        if isinstance(source, pd.DataFrame):
+        self._parquet: pq.ParquetFile | None = None
+        if stream and not isinstance(source, pd.DataFrame) and (
+                table_format(Path(source)) == "parquet"):
+            self._open_streamed(Path(source))
+        elif isinstance(source, pd.DataFrame):
             df = source
             if "sample_id" in df.columns:
                 self.sample_ids = df["sample_id"].astype(str).to_numpy()
@@ -160,8 +224,46 @@ class _FeatureTable:
         if dupes:
             raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
 
-    def matrix(self, columns: Sequence[str], rows: np.ndarray) -> np.ndarray:
-        """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous)."""
+    def _open_streamed(self, path: Path) -> None:
+        """Parquet footer and sample ids only; feature columns are read block by block."""
+        if not path.is_file():
+            raise MissingInputError(f"{self.what} not found: {path}")
+        try:
+            self._parquet = pq.ParquetFile(path)
+            names = list(self._parquet.schema_arrow.names)
+            meta = self._parquet.schema_arrow.pandas_metadata or {}
+            index_cols = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+            id_column = "sample_id" if "sample_id" in names else next(
+                (c for c in index_cols if c in names), None)
+            if id_column is None:
+                raise InputError(
+                    f"{self.what} {self.where} has no sample_id column (or pandas index) "
+                    "naming the samples"
+                )
+            ids = self._parquet.read(columns=[id_column]).column(0).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {self.what} {path} as parquet: "
+                             f"{_first_line(exc)}") from exc
+        self.sample_ids = np.asarray([str(v) for v in ids], dtype=object)
+        self.columns = [c for c in names
+                        if c != id_column and not c.startswith("__index_level_")]
+
+    def matrix(self, columns: Sequence[str], rows: np.ndarray
+               ) -> np.ndarray | ParquetFeatureBlocks:
+        """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous);
+        for a streamed parquet, a :class:`ParquetFeatureBlocks` that reads column blocks
+        on demand."""
+        if self._parquet is not None:
+            schema = self._parquet.schema_arrow
+            for name in columns:
+                dtype = schema.field(name).type
+                if not (pat.is_floating(dtype) or pat.is_integer(dtype)
+                        or pat.is_boolean(dtype) or pat.is_null(dtype)):
+                    raise InputError(
+                        f"{self.what} {self.where}: column {name!r} is not numeric "
+                        f"(type {dtype}); feature values must be numbers"
+                    )
+            return ParquetFeatureBlocks(self._parquet, self.where, self.what, columns, rows)
         if self._polars is not None:
             return self._polars_matrix(self._polars, columns, rows)
         out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
@@ -255,14 +357,19 @@ def load_explain_inputs(
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     transcript_usage_feature_type: str = "transcript_usage",
+    stream_features: bool = False,
 ) -> ExplainInputs:
-    """Read, validate and align every explain input (reference order of checks)."""
+    """Read, validate and align every explain input (reference order of checks).
+
+    ``stream_features``: a parquet feature table is not loaded; ``features`` is then a
+    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk.
+    """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     scores_df = load_feature_scores(scores_path)
 
     meta = validate_feature_meta(read_table(feature_meta, "feature_meta"))
-    table = _FeatureTable(feature_table, "feature_table")
+    table = _FeatureTable(feature_table, "feature_table", stream=stream_features)
 
     score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
     table_samples = set(table.sample_ids.tolist())
