@@ -551,7 +551,10 @@ def test_default_jobs_is_one_per_core_at_most_one_per_module(monkeypatch):
 
     monkeypatch.setattr(render.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
                         raising=False)
+    monkeypatch.setattr(render.sys, "platform", "linux")
     assert [default_jobs(n) for n in (0, 1, 3, 20)] == [1, 1, 3, 4]
+    monkeypatch.setattr(render.sys, "platform", "darwin")  # spawn: no pool unless asked
+    assert default_jobs(20) == 1
 
 
 def test_default_render_uses_workers_and_writes_what_one_process_writes(tmp_path, monkeypatch):

@@ -39,8 +39,9 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
 @click.option("--dpi", type=click.IntRange(20, 1200), default=300, show_default=True,
               help="Resolution of png output (and of rasterised scatter in pdf/svg).")
 @click.option("--jobs", type=click.IntRange(1, None), default=None,
-              help="Worker processes drawing modules in parallel [default: one per CPU "
-                   "core, at most one per module]; 1 draws in this process.")
+              help="Worker processes drawing modules in parallel [default on Linux: one "
+                   "per CPU core, at most one per module; elsewhere 1]; 1 draws in this "
+                   "process.")
 @click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
 def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
          output_format: tuple[str, ...], top_n: int, dpi: int, jobs: int | None,

@@ -114,11 +114,15 @@ def _render_module(task: tuple) -> tuple[list[str], list[str]]:
 
 
 def default_jobs(n_modules: int) -> int:
-    """Worker processes used when ``jobs`` is not given: one per CPU core this process may
-    run on, at most one per module (1 for a single module: no pool at all)."""
+    """Worker processes used when ``jobs`` is not given: on Linux one per CPU core this
+    process may run on, at most one per module (1 for a single module: no pool at all).
+    Elsewhere 1: workers there are spawned, which re-imports the caller's main module and
+    so needs an ``if __name__ == "__main__":`` guard that a script may not have."""
+    if not sys.platform.startswith("linux"):
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
+    except AttributeError:
         cores = os.cpu_count() or 1
     return max(1, min(cores, int(n_modules)))
 
@@ -144,9 +148,9 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     ``feature_meta`` with ``gene_name`` puts gene names in labels. Figures a module cannot
     have (no transcripts, no finite r, ...) are skipped with one warning per module.
     Each file is written atomically; tables are only read, never modified. Modules are
-    drawn in ``jobs`` worker processes (default :func:`default_jobs`: one per CPU core, at
-    most one per module; 1 draws in this process); the files and their bytes do not depend
-    on ``jobs``.
+    drawn in ``jobs`` worker processes (default :func:`default_jobs`: on Linux one per CPU
+    core, at most one per module; 1 draws in this process); the files and their bytes do
+    not depend on ``jobs``.
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
