@@ -247,7 +247,7 @@ def main() -> None:
     print("isograph-gpu read_gtf:", file=sys.stderr)
     parse_times, parse_cpu, models = timed(lambda: read_gtf(gtf), args.repeats)
     load["after_parse"] = load_average()
-    cache = WORK / f"{gtf.name}.cache.parquet"
+    cache = WORK / f"{gtf.stem}.cache.parquet"
     cache.unlink(missing_ok=True)
     load_transcript_models(gtf, cache)  # builds the cache
     print("cached load:", file=sys.stderr)
