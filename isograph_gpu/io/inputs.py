@@ -273,18 +273,19 @@ class _FeatureTable:
 
     def _polars_matrix(self, frame: pl.DataFrame, columns: Sequence[str],
                        rows: np.ndarray) -> np.ndarray:
-        schema = frame.schema
-        for name in columns:
-            dtype = schema[name]
+        if not len(columns):
+            return np.empty((len(rows), 0), dtype=np.float64, order="F")
+        sub = frame if list(columns) == frame.columns else frame.select(columns)
+        # only the columns that are not float64 already are checked and cast (selected in
+        # polars: a Python schema of 50,000 columns costs more than the check)
+        others = sub.select(pl.all().exclude(pl.Float64)).schema
+        recast = list(others)
+        for name, dtype in others.items():
             if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
                 raise InputError(
                     f"{self.what} {self.where}: column {name!r} is not numeric "
                     f"(type {dtype}); feature values must be numbers"
                 )
-        if not len(columns):
-            return np.empty((len(rows), 0), dtype=np.float64, order="F")
-        sub = frame if list(columns) == frame.columns else frame.select(columns)
-        recast = [name for name in columns if schema[name] != pl.Float64]
         if recast:
             sub = sub.with_columns([pl.col(name).cast(pl.Float64) for name in recast])
         if not np.array_equal(rows, np.arange(frame.height)):

@@ -2,8 +2,9 @@
 
 Each module's channel rows are gathered into a padded tensor [K, R_max, n]; the sign
 bootstrap against the first row and the (at most five) refinement rounds against the
-running mean run batched over modules. Five unconditional rounds equal the reference's
-early-stopping loop: once signs stop changing, further rounds reproduce them.
+running mean run batched over modules. The loop stops at the first round that changes no
+sign of any module (one host sync per round on CUDA): once a module's signs stop changing,
+further rounds reproduce them, so this equals the reference's per-module early stop.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def module_eigengenes(scores: Tensor, rows: Tensor) -> Tensor:
         r, n = paired_pearson(block, e[:, None, :])
         decided = valid & (n >= SIGN_MIN_PAIRS)
         new = torch.where(r >= 0, ones, -ones)  # NaN r -> -1, as the reference
-        signs = torch.where(decided, new, signs)
+        new = torch.where(decided, new, signs)
+        if torch.equal(new, signs):  # a fixed point: further rounds reproduce it
+            break
+        signs = new
 
     single = (n_rows == 1)[:, None]
     signs = torch.where(single, ones, signs)
