@@ -286,18 +286,20 @@ def _versions() -> dict[str, str]:
 def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: ExplainInputs,
            eigengenes: np.ndarray, config: ExplainConfig, device: torch.device,
            dtype: torch.dtype, progress: Progress, annotated: bool) -> None:
+    tables: list[tuple[pd.DataFrame, str]] = []
     for module_id, res in results.items():
-        staged.write_parquet(res.gene_driver_table, f"{module_id}/{CORE_TABLES[0]}")
-        staged.write_parquet(res.transcript_polarity_table, f"{module_id}/{CORE_TABLES[1]}")
-        staged.write_parquet(res.high_vs_low_table, f"{module_id}/{CORE_TABLES[2]}")
+        tables += [(res.gene_driver_table, f"{module_id}/{CORE_TABLES[0]}"),
+                   (res.transcript_polarity_table, f"{module_id}/{CORE_TABLES[1]}"),
+                   (res.high_vs_low_table, f"{module_id}/{CORE_TABLES[2]}")]
         if res.tails_contrast_table is not None:
-            staged.write_parquet(res.tails_contrast_table, f"{module_id}/{TAILS_TABLE}")
+            tables.append((res.tails_contrast_table, f"{module_id}/{TAILS_TABLE}"))
         if res.vae_drivers is not None:
-            staged.write_parquet(res.vae_drivers, f"{module_id}/vae_drivers.parquet")
+            tables.append((res.vae_drivers, f"{module_id}/vae_drivers.parquet"))
         if res.ig_attributions is not None:
-            staged.write_parquet(res.ig_attributions, f"{module_id}/ig_attributions.parquet")
-    staged.write_parquet(eigengene_table(inputs.sample_ids, inputs.module_ids, eigengenes),
-                         "eigengenes.parquet")
+            tables.append((res.ig_attributions, f"{module_id}/ig_attributions.parquet"))
+    tables.append((eigengene_table(inputs.sample_ids, inputs.module_ids, eigengenes),
+                   "eigengenes.parquet"))
+    staged.write_parquet_many(tables)
     plot_files: list[str] = []
     if config.plot:
         from .plots import figure_files, render_explain_figures

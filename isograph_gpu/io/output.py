@@ -13,7 +13,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,19 @@ class StagedOutput:
 
     def write_parquet(self, df: pd.DataFrame, relative: str) -> None:
         write_parquet(df, self.path(relative))
+
+    def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame, str]]) -> None:
+        """Write several tables at once: paths are registered in the given order, files
+        are encoded on a thread per core (pyarrow releases the GIL while it encodes)."""
+        targets = [(df, self.path(relative)) for df, relative in tables]
+        workers = min(len(targets), os.cpu_count() or 1)
+        if workers <= 1:
+            for df, target in targets:
+                write_parquet(df, target)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(lambda item: write_parquet(*item), targets):
+                pass  # re-raises the first failure
 
     def write_json(self, obj: Any, relative: str) -> None:
         self.path(relative).write_bytes(json_bytes(obj))
