@@ -18,6 +18,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -49,15 +50,16 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(fn, device: torch.device, repeats: int = 3) -> float:
+    """Median wall time of ``repeats`` runs after one warm-up."""
     fn()
     _sync(device)
-    best = float("inf")
+    runs = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
 
 
 def time_stages(n: int, f: int, k: int, device: torch.device, dtype: torch.dtype) -> dict:
@@ -149,7 +151,7 @@ def main() -> None:
     result = {
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                     "torch": torch.__version__,
-                    "note": "shared 2-core machine; timings are best of 3 (engine: 1 run)"},
+                    "note": "2-core machine; timings are medians of 3 after a warm-up (engine: 1 run)"},
         "stages": rows,
     }
     if args.large:
