@@ -166,6 +166,7 @@ def main() -> None:
 
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -182,7 +183,9 @@ def _plot(rows: list[dict], path: Path) -> None:
             for s in stages:
                 ax.plot([r[axis] for r in sel], [r[s] for r in sel], marker="o",
                         label=f"{s.removesuffix('_s')} ({device})")
-        ax.set_xscale("log")
+            ax.set_xscale("log")
+            ax.set_xticks([r[axis] for r in sel], [f"{r[axis]:,}" for r in sel])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_yscale("log")
         ax.set_xlabel(axis.replace("_", " "))
         ax.set_ylabel("seconds")
