@@ -10,7 +10,7 @@ Two parts, both recorded in one JSON (default bench/results/gpu.json):
 * end to end: ``explain_module`` from parquet files to written tables on a synthetic
   dataset of the same shape (``isograph_gpu.synthetic``; 62,500 genes x 4 transcripts),
   in process (median of ``--repeats``) and once through the CLI in a subprocess (wall
-  clock including interpreter start-up and CUDA initialisation).
+  clock including interpreter start-up and CUDA initialisation, and its peak RSS).
 
 Medians of ``--repeats`` runs after one warm-up. Without CUDA it exits with a message
 unless ``--device cpu`` is given (with ``--features``/``--samples`` to shrink the problem;
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -111,6 +112,7 @@ def end_to_end(device: torch.device, n: int, f: int, k: int, repeats: int) -> di
                                       n_psi=0, seed=0)
         paths = data.write(tmp_path / "inputs")
         del data
+        feature_table_bytes = Path(paths["feature_table"]).stat().st_size
         generate_s = time.perf_counter() - t
         config = ExplainConfig(device=device.type, progress=False)
         args = (paths["artifact_dir"], paths["feature_table"], paths["feature_meta"])
@@ -129,6 +131,7 @@ def end_to_end(device: torch.device, n: int, f: int, k: int, repeats: int) -> di
         t = time.perf_counter()
         subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
         cli_s = time.perf_counter() - t
+        cli_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB
     return {
         "what": "explain_module: parquet read -> eigengenes -> statistics -> written tables",
         "generate_inputs_s": generate_s,
@@ -136,6 +139,8 @@ def end_to_end(device: torch.device, n: int, f: int, k: int, repeats: int) -> di
         "in_process_median_s": statistics.median(runs[1:]),
         "warm_up_s": runs[0],
         "cli_wall_s": cli_s,
+        "cli_peak_rss_gib": cli_peak / 2**30,
+        "feature_table_file_gib": feature_table_bytes / 2**30,
         "stage_timings_s": manifest.get("timings_seconds"),
         "precision": manifest.get("precision"),
     }
