@@ -319,6 +319,15 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
     staged.write_json(manifest, MANIFEST)
 
 
+def _attribution_precision(config: ExplainConfig, device: torch.device) -> str | None:
+    """The VAE's working dtype when attribution ran (it may differ from ``precision``)."""
+    if not (config.vae_attribution or config.integrated_gradients):
+        return None
+    from .attribution import attribution_dtype
+
+    return str(attribution_dtype(config.precision, device)).replace("torch.", "")
+
+
 def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
                    config: ExplainConfig, device: torch.device, dtype: torch.dtype,
                    progress: Progress, annotated: bool, plot_files: list[str],
@@ -354,6 +363,8 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
                         else platform.processor() or platform.machine()),
         "precision": str(dtype).replace("torch.", ""),
         "pvalue_precision": "float64",
+        "attribution_precision": _attribution_precision(config, device),
+        "feature_table_streamed": not isinstance(inputs.features, np.ndarray),
         "versions": _versions(),
         "inputs": inputs.fingerprints,
         "n_samples": inputs.n_samples,

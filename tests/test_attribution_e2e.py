@@ -65,6 +65,7 @@ def test_explain_module_api_run(tmp_path):
     manifest = json.loads((out / "module_explanation_manifest.json").read_text())
     assert manifest["vae_attribution_available"] is True
     assert manifest["ig_attribution_available"] is True
+    assert manifest["precision"] == manifest["attribution_precision"] == "float64"
 
 
 def test_cli_run_with_attribution_flags(tmp_path):

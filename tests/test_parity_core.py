@@ -104,6 +104,8 @@ def test_cli_core_tables_and_manifest(ref_inputs, tmp_path, reading):
         assert manifest[key] == reference[key], key
     assert set(reference) <= set(manifest)
     assert manifest["precision"] == "float64" and manifest["device"] == "cpu"
+    assert manifest["attribution_precision"] is None  # no attribution asked for
+    assert manifest["feature_table_streamed"] is bool(reading)
     assert "M000/gene_driver_table.parquet" in manifest["files"]
     eig = pd.read_parquet(out / "eigengenes.parquet")
     expected_eig = pd.read_parquet(EXPECTED / "api_run" / "eigengenes.parquet")
