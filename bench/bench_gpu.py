@@ -33,25 +33,7 @@ import time
 from pathlib import Path
 
 import torch
-
-#: published HBM bandwidth, bytes/s, by device-name fragment
-CARD_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}
-
-
-def _median_time(fn, device: torch.device, repeats: int) -> float:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    fn()
-    sync()
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+from bench_scaling import CARD_BANDWIDTH, median_time  # bench/ is on sys.path
 
 
 def stage_timings(device: torch.device, n: int, f: int, k: int, repeats: int) -> dict:
@@ -71,20 +53,20 @@ def stage_timings(device: torch.device, n: int, f: int, k: int, repeats: int) ->
     groups = torch.cat(percentile_split(y, 50.0), dim=1)
     kernels = backends.kernels_enabled(x, y)
     row: dict = {"dtype": "float32 (p-values float64)", "kernels_available": kernels}
-    row["moments_torch_s"] = _median_time(lambda: masked_moments(x, y), device, repeats)
-    row["moments_and_groups_torch_s"] = _median_time(
+    row["moments_torch_s"] = median_time(lambda: masked_moments(x, y), device, repeats)
+    row["moments_and_groups_torch_s"] = median_time(
         lambda: moments_and_group_sums(x, y, groups), device, repeats)
     if kernels:
-        row["moments_kernel_s"] = _median_time(
+        row["moments_kernel_s"] = median_time(
             lambda: cupy_kernels.masked_moments(x, y), device, repeats)
-        row["moments_and_groups_kernel_s"] = _median_time(
+        row["moments_and_groups_kernel_s"] = median_time(
             lambda: cupy_kernels.moments_and_group_sums(x, y, groups), device, repeats)
     m = masked_moments(x, y)
-    row["pearson_s"] = _median_time(lambda: pearson_from_moments(m), device, repeats)
+    row["pearson_s"] = median_time(lambda: pearson_from_moments(m), device, repeats)
     r = pearson_from_moments(m)
     pairs = m.n.round().to(torch.int64)
-    row["pvalues_s"] = _median_time(lambda: pearson_pvalue(r, pairs), device, repeats)
-    row["segments_s"] = _median_time(lambda: switch_strength(r, segment, f // 4), device,
+    row["pvalues_s"] = median_time(lambda: pearson_pvalue(r, pairs), device, repeats)
+    row["segments_s"] = median_time(lambda: switch_strength(r, segment, f // 4), device,
                                      repeats)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

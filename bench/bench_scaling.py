@@ -49,7 +49,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device: torch.device, repeats: int = 3) -> float:
+def median_time(fn, device: torch.device, repeats: int = 3) -> float:
     """Median wall time of ``repeats`` runs after one warm-up."""
     fn()
     _sync(device)
@@ -73,22 +73,22 @@ def time_stages(n: int, f: int, k: int, device: torch.device, dtype: torch.dtype
     row = {
         "n_samples": n, "n_features": f, "n_modules": k,
         "device": device.type, "dtype": str(dtype).removeprefix("torch."),
-        "moments_pearson_s": _timed(lambda: masked_pearson(x, y), device),
-        "pvalues_s": _timed(lambda: pearson_pvalue(r, n_pairs), device),
-        "segments_s": _timed(lambda: switch_strength(r, segment, genes), device),
-        "contrast_s": _timed(
+        "moments_pearson_s": median_time(lambda: masked_pearson(x, y), device),
+        "pvalues_s": median_time(lambda: pearson_pvalue(r, n_pairs), device),
+        "segments_s": median_time(lambda: switch_strength(r, segment, genes), device),
+        "contrast_s": median_time(
             lambda: feature_statistics(x_np, y, min_pairs=3, splits={"m": (high, low)},
                                        device=device, dtype=dtype,
                                        memory_budget_bytes=2**40), device, repeats=1)
         - 0.0,
-        "end_to_end_s": _timed(
+        "end_to_end_s": median_time(
             lambda: (feature_statistics(x_np, y, min_pairs=3, splits={"m": (high, low)},
                                         device=device, dtype=dtype,
                                         memory_budget_bytes=512 * 2**20),
                      switch_strength(r, segment, genes)), device, repeats=1),
     }
     # contrast alone = engine with split minus engine without
-    no_split = _timed(lambda: feature_statistics(x_np, y, min_pairs=3, device=device,
+    no_split = median_time(lambda: feature_statistics(x_np, y, min_pairs=3, device=device,
                                                  dtype=dtype, memory_budget_bytes=2**40),
                       device, repeats=1)
     row["contrast_s"] = max(0.0, row["contrast_s"] - no_split)

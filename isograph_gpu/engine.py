@@ -164,7 +164,7 @@ def feature_statistics(
         group_cols += [high.cpu(), low.cpu()]
     groups = torch.cat(group_cols, dim=1).to(device)  # [n, 2K * splits]
     where = None if pvalue_where is None else torch.from_numpy(
-        np.ascontiguousarray(pvalue_where, dtype=bool))
+        np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
 
     r_out = np.empty((f, k), dtype=np.float64)
     n_out = np.empty((f, k), dtype=np.int64)
@@ -182,7 +182,7 @@ def feature_statistics(
         r_out[a:b] = r.to(torch.float64).cpu().numpy()
         n_out[a:b] = n_pairs.cpu().numpy()
         p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None
-                                           else where[a:b].to(r.device)).cpu().numpy()
+                                           else where[a:b]).cpu().numpy()
         assert sums is not None
         finite_out[a:b] = sums.finite.round().to(torch.int64).cpu().numpy()
         for j, name in enumerate(contrast_parts):

@@ -167,12 +167,13 @@ def _compute(
     with progress.stage("feature statistics"):
         # Pearson p of table features is used only by the transcript polarity tables
         is_usage = inputs.feature_types == config.transcript_usage_feature_type
-        polarity_where = is_usage[:, None] & _module_membership(inputs.feature_gene_ids, inputs)
+        feature_family = _module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
+        polarity_where = is_usage[:, None] & feature_family
         feats = feature_statistics(inputs.features, scores_t, splits=splits, label="features",
                                    pvalue_where=polarity_where, **common)
 
     with progress.stage("transcript polarity"):
-        polarity = _polarity_inputs(inputs, feats, config)
+        polarity = _polarity_inputs(inputs, feats, config, feature_family)
 
     with progress.stage("tables"):
         results: dict[str, ExplainResult] = {}
@@ -223,15 +224,16 @@ class _Polarity:
         )
 
 
-def _polarity_inputs(inputs: ExplainInputs, feats: FeatureStatistics,
-                     config: ExplainConfig) -> _Polarity:
+def _polarity_inputs(inputs: ExplainInputs, feats: FeatureStatistics, config: ExplainConfig,
+                     feature_family: np.ndarray) -> _Polarity:
+    """``feature_family`` [F, K]: table feature's gene belongs to module k."""
     is_tu = inputs.feature_types == config.transcript_usage_feature_type
     tu_rows = np.flatnonzero(is_tu)
     # feature_meta row order
     assert inputs.feature_meta is not None
     meta_pos = pd.Index(inputs.feature_meta["feature_id"]).get_indexer(inputs.feature_ids[tu_rows])
     tu_rows = tu_rows[np.argsort(meta_pos, kind="stable")]
-    family = _module_membership(inputs.feature_gene_ids[tu_rows], inputs)  # [T, K]
+    family = feature_family[tu_rows]  # [T, K]
     q = fdr_adjust(torch.from_numpy(feats.pvalue[tu_rows]), torch.from_numpy(family),
                    config.fdr_method).numpy()
     seg, n_genes = _segments(inputs.feature_gene_ids[tu_rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 import numpy as np
@@ -38,6 +39,40 @@ def test_chunked_equals_single_pass():
                                    getattr(one.contrasts["split"], name), rtol=1e-12,
                                    equal_nan=True)
     assert "features: chunk 15/15" in buf.getvalue()
+
+
+def test_pvalues_only_where_asked_equal_the_full_computation():
+    rng = np.random.default_rng(9)
+    x = np.asfortranarray(rng.normal(size=(40, 30)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = torch.from_numpy(rng.normal(size=(40, 4)))
+    where = rng.random((30, 4)) < 0.3
+    common = dict(min_pairs=3, device=torch.device("cpu"), dtype=torch.float64,
+                  memory_budget_bytes=1 << 30, chunk_features=7)
+    full = feature_statistics(x, y, **common)
+    some = feature_statistics(x, y, pvalue_where=where, **common)
+    np.testing.assert_array_equal(some.pvalue[where], full.pvalue[where])
+    assert np.isnan(some.pvalue[~where]).all()
+    np.testing.assert_array_equal(some.r, full.r)
+    for f, k in zip(*np.nonzero(where), strict=True):  # and they are scipy's p-values
+        both = np.isfinite(x[:, f])
+        want = stats.pearsonr(x[both, f], y.numpy()[both, k]).pvalue
+        np.testing.assert_allclose(some.pvalue[f, k], want, rtol=1e-10)
+
+
+def test_large_feature_table_file_streams_by_default(ref_inputs, tmp_path):
+    """No --stream-features: a parquet file larger than the memory budget is streamed."""
+    size = ref_inputs["feature_table"].stat().st_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for budget, streamed in ((size - 1, True), (size * 4, False)):
+            out = tmp_path / f"out{budget}"
+            explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                           ref_inputs["feature_meta"], module_ids=["M000"],
+                           config=ExplainConfig(memory_budget_bytes=budget, device="cpu"),
+                           output_dir=out)
+            manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+            assert manifest["feature_table_streamed"] is streamed
 
 
 def test_device_chunks_cover_the_matrix_in_order():

@@ -95,16 +95,19 @@ def _launch(
         kernel(grid, block, args)
 
 
-def _column_nanmean(x: Tensor) -> Tensor:
+def _column_centre(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(column nan-mean, finite count per column), both [F] in x's dtype."""
     finite = torch.isfinite(x)
     total = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(0)
-    return total / finite.sum(0).clamp_min(1).to(x.dtype)
+    count = finite.sum(0).to(x.dtype)
+    return total / count.clamp_min(1.0), count
 
 
-def masked_moments(x: Tensor, y: Tensor) -> Moments:
+def masked_moments(x: Tensor, y: Tensor, centre: Tensor | None = None) -> Moments:
     """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K] (CUDA, float32/64),
-    values centred by column nan-means: the same :class:`Moments` as
-    :func:`isograph_gpu.ops.moments.masked_moments`, in one pass over x."""
+    values centred by column nan-means (``centre`` [F] when already known): the same
+    :class:`Moments` as :func:`isograph_gpu.ops.moments.masked_moments`, in one pass over
+    x."""
     y = y.to(dtype=x.dtype, device=x.device).contiguous()
     x = x.contiguous()
     n, f = x.shape
@@ -113,8 +116,8 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
     args = (
         _cp(x),
         _cp(y),
-        _cp(_column_nanmean(x)),
-        _cp(_column_nanmean(y)),
+        _cp(_column_centre(x)[0] if centre is None else centre),
+        _cp(_column_centre(y)[0]),
         _i32(n),
         _i32(f),
         _i32(k),
@@ -168,10 +171,11 @@ def segment_extrema(r: Tensor, order: Tensor, offsets: Tensor) -> dict[str, Tens
 
 
 def group_sums(
-    x: Tensor, high: Tensor, low: Tensor
+    x: Tensor, high: Tensor, low: Tensor, centre: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per feature and split: (count, sum, sum of squares) of the centred finite values of
-    ``x`` [n, F] in the high and in the low group (``high``/``low`` bool [n, K]).
+    ``x`` [n, F] in the high and in the low group (``high``/``low`` bool [n, K]); values
+    centred by the column nan-means (``centre`` [F] when already known).
 
     Returns ``count_h, sum_h, sq_h, count_l, sum_l, sq_l`` (each [F, K]) and the centre
     [F], ready for :func:`isograph_gpu.ops.contrast.welch_from_sums`.
@@ -179,7 +183,8 @@ def group_sums(
     x = x.contiguous()
     n, f = x.shape
     k = high.shape[1]
-    centre = _column_nanmean(x)
+    if centre is None:
+        centre = _column_centre(x)[0]
     outs = [torch.empty((f, k), dtype=x.dtype, device=x.device) for _ in range(6)]
     args = (
         _cp(x),
@@ -201,7 +206,9 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     """The kernels' form of :func:`isograph_gpu.ops.moments.moments_and_group_sums`: the
     moments kernel, then the group kernel over the 0/1 ``groups`` [n, G] (its two
     membership inputs take the two halves of the columns), and the finite counts."""
-    moments = masked_moments(x, y)
+    x = x.contiguous()  # the kernels read row-major [n, F]: one copy for both
+    centre, finite = _column_centre(x)
+    moments = masked_moments(x, y, centre)
     if groups is None:
         return moments, None
     n, f = x.shape
@@ -209,17 +216,15 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     n_groups = member.shape[1]
     if n_groups == 0:
         empty = torch.zeros((f, 0), dtype=x.dtype, device=x.device)
-        centre = _column_nanmean(x)
         count, total, squares = empty, empty, empty
     else:
         if n_groups % 2:
             member = torch.cat([member, member.new_zeros((n, 1))], dim=1)
         half = member.shape[1] // 2
-        ch, sh, qh, cl, sl, ql, centre = group_sums(x, member[:, :half], member[:, half:])
+        ch, sh, qh, cl, sl, ql, _ = group_sums(x, member[:, :half], member[:, half:], centre)
         count = torch.cat([ch, cl], dim=1)[:, :n_groups]
         total = torch.cat([sh, sl], dim=1)[:, :n_groups]
         squares = torch.cat([qh, ql], dim=1)[:, :n_groups]
-    finite = torch.isfinite(x).sum(dim=0).to(x.dtype)
     return moments, GroupSums(count=count, total=total, squares=squares, centre=centre,
                               finite=finite)
 

@@ -123,6 +123,26 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str) -> np.ndarray:
+    """All columns of ``frame`` as a Fortran-ordered float64 matrix, rows gathered in the
+    order ``rows`` (``None``: as they are). Only the columns that are not float64 already
+    are checked and cast (selected in polars: a Python schema of 50,000 columns costs more
+    than the check); a non-numeric one is an InputError naming ``source`` and the column."""
+    others = frame.select(pl.all().exclude(pl.Float64)).schema
+    for name, dtype in others.items():
+        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
+            raise InputError(f"{source}: column {name!r} is not numeric (type {dtype}); "
+                             "feature values must be numbers")
+    if others:
+        frame = frame.with_columns([pl.col(name).cast(pl.Float64) for name in others])
+    if rows is not None:
+        frame = frame[rows]
+    out = frame.to_numpy(order="fortran")
+    if out.dtype != np.float64 or not out.flags.f_contiguous:
+        out = np.asfortranarray(out, dtype=np.float64)
+    return out
+
+
 class ParquetFeatureBlocks:
     """The float64 samples x features matrix of a parquet feature table, read one block of
     columns at a time (host memory bounded by the block, not the table).
@@ -166,14 +186,8 @@ class ParquetFeatureBlocks:
             raise InputError(f"cannot read {self._what} {self._where} as parquet: "
                              f"{_first_line(exc)}") from exc
         assert isinstance(frame, pl.DataFrame)
-        recast = [n for n, t in frame.schema.items() if t != pl.Float64]
-        if recast:
-            frame = frame.with_columns([pl.col(n).cast(pl.Float64) for n in recast])
-        if not self._identity:
-            frame = frame[self._rows]
-        out = frame.to_numpy(order="fortran")
-        return out if out.flags.f_contiguous and out.dtype == np.float64 else (
-            np.asfortranarray(out, dtype=np.float64))
+        return _float64_matrix(frame, None if self._identity else self._rows,
+                               f"{self._what} {self._where}")
 
 
 class _FeatureTable:
@@ -276,24 +290,8 @@ class _FeatureTable:
         if not len(columns):
             return np.empty((len(rows), 0), dtype=np.float64, order="F")
         sub = frame if list(columns) == frame.columns else frame.select(columns)
-        # only the columns that are not float64 already are checked and cast (selected in
-        # polars: a Python schema of 50,000 columns costs more than the check)
-        others = sub.select(pl.all().exclude(pl.Float64)).schema
-        recast = list(others)
-        for name, dtype in others.items():
-            if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-                raise InputError(
-                    f"{self.what} {self.where}: column {name!r} is not numeric "
-                    f"(type {dtype}); feature values must be numbers"
-                )
-        if recast:
-            sub = sub.with_columns([pl.col(name).cast(pl.Float64) for name in recast])
-        if not np.array_equal(rows, np.arange(frame.height)):
-            sub = sub[rows]
-        out = sub.to_numpy(order="fortran")
-        if out.dtype != np.float64 or not out.flags.f_contiguous:
-            out = np.asfortranarray(out, dtype=np.float64)
-        return out
+        identity = np.array_equal(rows, np.arange(frame.height))
+        return _float64_matrix(sub, None if identity else rows, f"{self.what} {self.where}")
 
     def _frame_column(self, name: str) -> np.ndarray:
         assert self._frame is not None
