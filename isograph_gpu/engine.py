@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .backends import moments_and_group_sums
-from .ops.contrast import WelchResult, welch_from_sums
+from .ops.contrast import WelchResult
+from .ops.groups import GroupLayout
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
@@ -158,11 +159,7 @@ def feature_statistics(
     n, f = features.shape
     k = scores.shape[1]
     y = scores.to(device=device, dtype=dtype)
-    # one-hot groups of every split: high then low columns per split
-    group_cols = [torch.zeros((n, 0), dtype=torch.bool)]
-    for high, low in (splits or {}).values():
-        group_cols += [high.cpu(), low.cpu()]
-    groups = torch.cat(group_cols, dim=1).to(device)  # [n, 2K * splits]
+    layout = GroupLayout.from_splits(splits, n, k, device)  # one-hot groups of every split
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
 
@@ -176,7 +173,7 @@ def feature_statistics(
     chunks = device_chunks(features, step, device, dtype)
     n_chunks = -(-f // step) if f else 0
     for i, (a, b, x) in enumerate(chunks, start=1):
-        m, sums = moments_and_group_sums(x, y, groups)
+        m, sums = moments_and_group_sums(x, y, layout.matrix)
         r = pearson_from_moments(m, min_pairs)
         n_pairs = m.n.round().to(torch.int64)
         r_out[a:b] = r.to(torch.float64).cpu().numpy()
@@ -185,12 +182,8 @@ def feature_statistics(
                                            else where[a:b]).cpu().numpy()
         assert sums is not None
         finite_out[a:b] = sums.finite.round().to(torch.int64).cpu().numpy()
-        for j, name in enumerate(contrast_parts):
-            gh = slice(2 * k * j, 2 * k * j + k)
-            gl = slice(2 * k * j + k, 2 * k * (j + 1))
-            w = welch_from_sums(sums.count[:, gh], sums.total[:, gh], sums.squares[:, gh],
-                                sums.count[:, gl], sums.total[:, gl], sums.squares[:, gl],
-                                sums.centre)
+        for name in contrast_parts:
+            w = layout.welch(sums, name)
             contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
         if progress is not None:
             progress.chunk(label, i, n_chunks)

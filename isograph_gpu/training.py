@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .ops.contrast import percentile_split, welch_from_sums
+from .ops.contrast import WelchResult, percentile_split
 from .ops.fdr import FDR_METHODS, fdr_adjust
-from .ops.moments import GroupSums, moments_and_group_sums
+from .ops.groups import GroupLayout
+from .ops.moments import moments_and_group_sums
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .ops.segments import switch_strength
@@ -154,10 +155,12 @@ class ModuleStatistics:
             )
         scores = scores.to(features.dtype)
         segment = self.segment(features.device)
-        groups = None
-        if self.with_contrast:  # high then low columns, from the same GEMMs as r
-            groups = torch.cat(percentile_split(scores.detach(), self.split_percentile), dim=1)
-        moments, sums = moments_and_group_sums(features, scores, groups)
+        layout = None
+        if self.with_contrast:  # group sums from the same GEMMs as r
+            split = percentile_split(scores.detach(), self.split_percentile)
+            layout = GroupLayout.from_splits({"split": split}, *scores.shape)
+        moments, sums = moments_and_group_sums(
+            features, scores, None if layout is None else layout.matrix)
         r = pearson_from_moments(moments, self.min_pairs)
         n = moments.n.round().to(torch.int64)
         out = ModuleStatisticsOutput(
@@ -166,17 +169,11 @@ class ModuleStatistics:
         if self.with_pvalues:
             out.pvalue = pearson_pvalue(r, n)
             out.qvalue = fdr_adjust(out.pvalue, method=self.fdr_method)
-        if sums is not None:
-            out.contrast = self._contrast(sums, features.dtype)
+        if sums is not None and layout is not None:
+            out.contrast = self._contrast(layout.welch(sums, "split"), features.dtype)
         return out
 
-    def _contrast(self, sums: GroupSums, dtype: torch.dtype) -> ContrastOutput:
-        k = sums.count.shape[1] // 2
-        hi, lo = slice(0, k), slice(k, 2 * k)
-        welch = welch_from_sums(
-            sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
-            sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo], sums.centre,
-        )
+    def _contrast(self, welch: WelchResult, dtype: torch.dtype) -> ContrastOutput:
         result = ContrastOutput(
             mean_high=welch.mean_high.to(dtype),
             mean_low=welch.mean_low.to(dtype),

@@ -1,0 +1,85 @@
+"""The group layout of the high-vs-low contrasts: which column of the one-hot group matrix
+is the high or the low group of which split and module.
+
+Every caller (engine, training API, benchmarks, tests) builds the group matrix and reads
+group sums back through :class:`GroupLayout`, never by hand. Splits may overlap: a sample
+can be in the high group of the median split and in the high group of the tails split, and
+each group column counts it independently (the GEMM path in
+:func:`isograph_gpu.ops.moments.moments_and_group_sums` does; a kernel that folded two
+groups into one membership test would not, see ``tests/test_group_layout.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .contrast import WelchResult, welch_from_sums
+from .moments import GroupSums
+
+__all__ = ["GroupLayout"]
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Columns of the group matrix ``[n, 2 K S]`` for S named splits of K modules each:
+    split s occupies columns ``2Ks : 2Ks + K`` (high, module order) then
+    ``2Ks + K : 2K(s+1)`` (low).
+
+    ``matrix``: bool [n, 2 K S] on the device given to :meth:`from_splits`.
+    """
+
+    names: tuple[str, ...]
+    n_modules: int
+    matrix: Tensor
+
+    @classmethod
+    def from_splits(cls, splits: Mapping[str, tuple[Tensor, Tensor]] | None, n_samples: int,
+                    n_modules: int, device: torch.device | str | None = None) -> GroupLayout:
+        """Layout of ``splits[name] = (high, low)`` (bool [n, K] each, any device), in the
+        mapping's order; the group matrix is built once on ``device`` (default: the masks'
+        device, CPU when there are no splits)."""
+        columns: list[Tensor] = []
+        for name, (high, low) in (splits or {}).items():
+            for side, mask in (("high", high), ("low", low)):
+                if tuple(mask.shape) != (n_samples, n_modules):
+                    raise ValueError(
+                        f"split {name!r}: {side} mask has shape {tuple(mask.shape)}, "
+                        f"expected ({n_samples}, {n_modules})")
+            columns += [high.to(dtype=torch.bool), low.to(device=high.device, dtype=torch.bool)]
+        if columns:
+            matrix = torch.cat([c.to(columns[0].device) for c in columns], dim=1)
+        else:
+            matrix = torch.zeros((n_samples, 0), dtype=torch.bool)
+        if device is not None:
+            matrix = matrix.to(device)
+        return cls(names=tuple((splits or {}).keys()), n_modules=int(n_modules), matrix=matrix)
+
+    @property
+    def n_groups(self) -> int:
+        """Columns of the group matrix (2 K S)."""
+        return 2 * self.n_modules * len(self.names)
+
+    def columns(self, name: str) -> tuple[slice, slice]:
+        """(high, low) column slices of split ``name``."""
+        s = self.names.index(name)
+        k = self.n_modules
+        return slice(2 * k * s, 2 * k * s + k), slice(2 * k * s + k, 2 * k * (s + 1))
+
+    def masks(self, name: str) -> tuple[Tensor, Tensor]:
+        """(high, low) bool [n, K] of split ``name``, views of ``matrix``."""
+        hi, lo = self.columns(name)
+        return self.matrix[:, hi], self.matrix[:, lo]
+
+    def welch(self, sums: GroupSums, name: str) -> WelchResult:
+        """Welch statistics [F, K] of split ``name`` from group sums over ``matrix``."""
+        if sums.count.shape[1] != self.n_groups:
+            raise ValueError(f"group sums have {sums.count.shape[1]} columns, the layout "
+                             f"{self.n_groups}")
+        hi, lo = self.columns(name)
+        return welch_from_sums(sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
+                               sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo],
+                               sums.centre)

@@ -1,0 +1,92 @@
+"""GroupLayout with OVERLAPPING splits (the tails split overlaps the median split) against
+numpy/scipy written plainly: group counts, sums and Welch statistics of every group column.
+
+The old fused group kernel paired columns j and j + G/2 in one membership test
+(``if high ... else if low``) and counted a sample in both groups once: every tails count
+past the first half of the columns came out wrong. These tests compute each column on its
+own in numpy, so that pairing fails them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from isograph_gpu.backends import moments_and_group_sums
+from isograph_gpu.engine import feature_statistics
+from isograph_gpu.ops.contrast import percentile_split, tail_split
+from isograph_gpu.ops.groups import GroupLayout
+
+
+def _data(n: int = 120, f: int = 40, k: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, f)) * 3.0 + 10.0
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = rng.normal(size=(n, k))
+    y[rng.random(y.shape) < 0.05] = np.nan
+    return x, y
+
+
+def _overlapping_layout(y: torch.Tensor, device: str = "cpu") -> GroupLayout:
+    splits = {"split": percentile_split(y, 50.0), "tails": tail_split(y, 20.0)}
+    return GroupLayout.from_splits(splits, *y.shape, device=device)
+
+
+def test_layout_columns_are_the_split_masks() -> None:
+    _, y = _data()
+    yt = torch.from_numpy(y)
+    layout = _overlapping_layout(yt)
+    assert layout.names == ("split", "tails") and layout.n_groups == 12
+    assert layout.matrix.shape == (120, 12) and layout.matrix.dtype == torch.bool
+    for name, (high, low) in (("split", percentile_split(yt, 50.0)),
+                              ("tails", tail_split(yt, 20.0))):
+        got_high, got_low = layout.masks(name)
+        assert torch.equal(got_high, high) and torch.equal(got_low, low)
+    # the layouts overlap: tails-high samples are median-high samples too
+    split_high, _ = layout.masks("split")
+    tails_high, _ = layout.masks("tails")
+    assert (split_high & tails_high).sum() > 0
+
+
+def test_layout_rejects_mis_shaped_masks() -> None:
+    high = torch.zeros((10, 2), dtype=torch.bool)
+    with pytest.raises(ValueError, match="split 'tails': low mask has shape"):
+        GroupLayout.from_splits({"tails": (high, torch.zeros((10, 3), dtype=torch.bool))}, 10, 2)
+
+
+def test_overlapping_group_sums_match_numpy() -> None:
+    x, y = _data()
+    layout = _overlapping_layout(torch.from_numpy(y))
+    _, sums = moments_and_group_sums(torch.from_numpy(x), torch.from_numpy(y), layout.matrix)
+    member = layout.matrix.numpy()
+    centre = np.nanmean(x, axis=0)
+    for g in range(layout.n_groups):  # every column on its own, overlaps included
+        v = np.where(member[:, g, None] & np.isfinite(x), x - centre, np.nan)
+        np.testing.assert_array_equal(sums.count[:, g].numpy(), np.isfinite(v).sum(axis=0))
+        np.testing.assert_allclose(sums.total[:, g].numpy(), np.nansum(v, axis=0), atol=1e-10)
+        np.testing.assert_allclose(sums.squares[:, g].numpy(), np.nansum(v * v, axis=0),
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,split", [("split", lambda y: percentile_split(y, 50.0)),
+                                        ("tails", lambda y: tail_split(y, 20.0))])
+def test_engine_welch_of_each_overlapping_split_matches_scipy(name, split) -> None:
+    x, y = _data(seed=1)
+    yt = torch.from_numpy(y)
+    splits = {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}
+    got = feature_statistics(x, yt, min_pairs=3, splits=splits, device=torch.device("cpu"),
+                             dtype=torch.float64, memory_budget_bytes=1 << 30,
+                             chunk_features=7).contrasts[name]
+    high, low = (m.numpy() for m in split(yt))
+    for k in range(y.shape[1]):
+        for f in range(x.shape[1]):
+            a = x[high[:, k], f]
+            b = x[low[:, k], f]
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            assert got.n_high[f, k] == a.size and got.n_low[f, k] == b.size
+            want = stats.ttest_ind(a, b, equal_var=False)
+            np.testing.assert_allclose(got.delta[f, k], a.mean() - b.mean(), atol=1e-10)
+            np.testing.assert_allclose(got.tstat[f, k], want.statistic, rtol=1e-10)
+            np.testing.assert_allclose(got.pvalue[f, k], want.pvalue, rtol=1e-10)
