@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .backends import moments_and_group_sums
 from .ops.contrast import WelchResult
 from .ops.groups import GroupLayout
+from .ops.moments import moments_and_group_sums
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress

@@ -127,19 +127,141 @@ def test_broadcast_dtype_and_device() -> None:
     np.testing.assert_allclose(out.numpy(), want, rtol=REL_TOL)
 
 
+class _FakeCupy:
+    """Stands in for (cupy, cupyx.scipy.special) on the CPU: records the stream and the
+    inputs the dispatch hands over and computes with scipy."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.streams: list[object] = []
+        fake = self
+
+        class _Stream:
+            def __init__(self, handle: int) -> None:
+                self.handle = handle
+
+            def __enter__(self):
+                fake.streams.append(self.handle)
+                return self
+
+            def __exit__(self, *exc) -> None:
+                return None
+
+        class _Cuda:
+            ExternalStream = _Stream
+            Stream = type("Stream", (), {"null": _Stream(0)})
+
+            @staticmethod
+            def Device(index: int) -> _Stream:
+                return _Stream(-1 - index)
+
+        self.cuda = _Cuda()
+
+    @staticmethod
+    def from_dlpack(t: torch.Tensor) -> np.ndarray:
+        return np.from_dlpack(t)
+
+    def betainc(self, a, b, x):
+        self.calls.append((a.dtype, a.shape, b.shape, x.shape))
+        return sp.betainc(a, b, x)
+
+
+def test_pvalues_route_to_cupy_betainc_on_cuda(monkeypatch) -> None:
+    """With CuPy available, CUDA p-values go through cupyx.scipy.special.betainc via
+    DLPack; the results are scipy's p-values (here with a fake CuPy that calls scipy)."""
+    from scipy import stats
+
+    from isograph_gpu.backends import cupy_special
+    from isograph_gpu.ops import pvalues
+
+    fake = _FakeCupy()
+    monkeypatch.setattr(cupy_special, "_cupy", lambda: (fake, fake))
+    monkeypatch.setattr(pvalues, "betainc_route", lambda device, needs_grad=False: "cupy")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6))
+    y = rng.normal(size=(40, 2)) + x[:, :2]
+    r = np.array([[stats.pearsonr(x[:, f], y[:, k])[0] for k in range(2)] for f in range(6)])
+    got = pvalues.pearson_pvalue(torch.as_tensor(r), torch.full((6, 2), 40))
+    want = [[stats.pearsonr(x[:, f], y[:, k])[1] for k in range(2)] for f in range(6)]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert fake.calls == [(np.float64, (6, 2), (6, 2), (6, 2))]
+    assert fake.streams == [-1, 0]  # device 0, then the stream torch is on (CPU: null)
+    t = torch.tensor([0.5, -2.0, 30.0])
+    df = torch.tensor([3.0, 10.5, 100.0])
+    np.testing.assert_allclose(pvalues.welch_pvalue(t, df).numpy(),
+                               2 * stats.t.sf(np.abs(t.numpy()), df.numpy()), rtol=1e-12)
+    assert len(fake.calls) == 2
+
+
+def test_betainc_route() -> None:
+    from isograph_gpu.backends import cupy_special
+    from isograph_gpu.ops.pvalues import betainc_route
+
+    cuda = torch.device("cuda")
+    assert betainc_route(torch.device("cpu")) == "scipy"
+    assert betainc_route(torch.device("cpu"), needs_grad=True) == "torch"
+    assert betainc_route(cuda, needs_grad=True) == "torch"
+    want = "cupy" if cupy_special.available() else "torch"
+    assert betainc_route(cuda) == want
+
+
+def test_cupy_route_follows_availability_and_switch(monkeypatch) -> None:
+    from isograph_gpu.backends import cupy_special
+    from isograph_gpu.ops.pvalues import betainc_route
+
+    monkeypatch.setattr(cupy_special, "_cupy", lambda: (object(), object()))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert betainc_route(torch.device("cuda")) == "cupy"
+    monkeypatch.setenv(cupy_special.CUPY_ENV, "0")
+    assert betainc_route(torch.device("cuda")) == "torch"
+    monkeypatch.delenv(cupy_special.CUPY_ENV)
+    monkeypatch.setattr(cupy_special, "_cupy", lambda: None)
+    assert betainc_route(torch.device("cuda")) == "torch"
+
+
+def test_cuda_major_mismatch_message() -> None:
+    from isograph_gpu.backends.cupy_special import cuda_major_mismatch
+
+    assert cuda_major_mismatch(13000, "13.0") is None
+    assert cuda_major_mismatch(12080, None) is None
+    message = cuda_major_mismatch(12080, "13.0")
+    assert "CUDA 12" in message and "CUDA 13" in message
+    assert "isograph-gpu[cuda13]" in message
+
+
+def _pvalue_inputs(size: int = 20_000, seed: int = 5):
+    """(a, x) of Pearson and Welch p-values: a = (n-2)/2 or df/2 up to 5e5, b = 1/2."""
+    rng = np.random.default_rng(seed)
+    a = np.exp(rng.uniform(np.log(0.5), np.log(5e5), size))
+    x = rng.uniform(0, 1, size)
+    x[:50] = [0.0, 1.0] * 25
+    return a, x
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu_without_host_sync() -> None:
-    rng = np.random.default_rng(5)
-    a = torch.as_tensor(np.exp(rng.uniform(0, np.log(5e5), 10_000)))
-    x = torch.as_tensor(rng.uniform(0, 1, 10_000))
-    cpu = betainc(a, torch.tensor(0.5, dtype=torch.float64), x)
-    a_c, x_c = a.cuda(), x.cuda()
+@pytest.mark.parametrize("route", ["torch", "cupy"])
+def test_cuda_betainc_matches_scipy_without_host_sync(route: str, monkeypatch) -> None:
+    """Each CUDA betainc against scipy at the CPU tests' accuracy, with no host sync."""
+    from isograph_gpu.backends import cupy_special
+    from isograph_gpu.ops import pvalues
+
+    if route == "cupy" and not cupy_special.available():
+        pytest.skip("CuPy (for torch's CUDA major) is not installed")
+    monkeypatch.setattr(pvalues, "betainc_route", lambda device, needs_grad=False: route)
+    a, x = _pvalue_inputs()
+    a_c, x_c = torch.as_tensor(a).cuda(), torch.as_tensor(x).cuda()
     b_c = torch.full_like(a_c, 0.5)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        gpu = betainc(a_c, b_c, x_c)
+        gpu = pvalues.betainc(a_c, b_c, x_c)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-13, atol=1e-300)
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float64
+    got = gpu.cpu().numpy()
+    want = sp.betainc(a, 0.5, x)
+    big = want > TINY
+    rel = np.abs(got[big] - want[big]) / want[big]
+    assert rel.max() <= REL_TOL, rel.max()
+    assert np.all(got[~big] <= 1e-299)

@@ -14,10 +14,10 @@ import pytest
 import torch
 from scipy import stats
 
-from isograph_gpu.backends import moments_and_group_sums
 from isograph_gpu.engine import feature_statistics
 from isograph_gpu.ops.contrast import percentile_split, tail_split
 from isograph_gpu.ops.groups import GroupLayout
+from isograph_gpu.ops.moments import moments_and_group_sums
 
 
 def _data(n: int = 120, f: int = 40, k: int = 3, seed: int = 0):

@@ -10,20 +10,43 @@ import torch
 from torch import Tensor
 
 
-def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
-    """Regularized incomplete beta I_x(a, b), float64, on the inputs' device.
+def betainc_route(device: torch.device, needs_grad: bool = False) -> str:
+    """Which implementation :func:`betainc` uses: "scipy" on the CPU, "cupy"
+    (``cupyx.scipy.special.betainc``) on CUDA when CuPy is installed for torch's CUDA major,
+    "torch" (the float64 :mod:`isograph_gpu.ops.betainc`) otherwise and whenever a gradient
+    is needed."""
+    if needs_grad:
+        return "torch"
+    if device.type == "cpu":
+        return "scipy"
+    if device.type == "cuda":
+        from ..backends import cupy_special  # optional CuPy, imported only on CUDA
 
-    CPU: scipy.special.betainc (zero-copy). CUDA: CuPy's betainc when installed, else the
-    float64 torch implementation in :mod:`isograph_gpu.ops.betainc` (no host round trip).
+        if cupy_special.available():
+            return "cupy"
+    return "torch"
+
+
+def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """Regularized incomplete beta I_x(a, b), float64, broadcast, on the inputs' device.
+
+    Dispatch by :func:`betainc_route`: CPU: scipy.special.betainc (zero-copy). CUDA:
+    CuPy's betainc on torch's current stream when CuPy is installed, else the float64 torch
+    implementation in :mod:`isograph_gpu.ops.betainc`; neither synchronises with the host.
     """
     a, b, x = torch.broadcast_tensors(
         a.to(torch.float64), b.to(torch.float64).to(a.device), x.to(torch.float64).to(a.device)
     )
-    if a.device.type == "cpu" and not (a.requires_grad or x.requires_grad):
+    route = betainc_route(a.device, a.requires_grad or x.requires_grad)
+    if route == "scipy":
         from scipy import special
 
         out = special.betainc(a.numpy(), b.numpy(), x.numpy())
         return torch.from_numpy(out)
+    if route == "cupy":
+        from ..backends import cupy_special
+
+        return cupy_special.betainc(a, b, x)
     from .betainc import betainc as torch_betainc
 
     return torch_betainc(a, b, x)

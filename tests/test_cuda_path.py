@@ -1,0 +1,108 @@
+"""The CUDA path (torch GEMMs on the device, CuPy or torch betainc for p-values) against
+independent oracles: the float64 CPU path and numpy/scipy. Marked ``cuda``; skips cleanly
+without a device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from isograph_gpu.engine import feature_statistics
+from isograph_gpu.ops.contrast import percentile_split, tail_split
+from isograph_gpu.ops.groups import GroupLayout
+from isograph_gpu.ops.moments import moments_and_group_sums
+from isograph_gpu.ops.pearson import pearson_from_moments
+from isograph_gpu.ops.segments import segment_argmax, switch_strength
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def _data(n: int = 300, f: int = 2000, k: int = 11, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(size=(n, f)) * 5.0
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = rng.normal(size=(n, k))
+    y[rng.random(y.shape) < 0.05] = np.nan
+    return x, y
+
+
+@pytest.mark.parametrize("dtype,r_tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_cuda_moments_and_r_match_cpu_float64(dtype: torch.dtype, r_tol: float) -> None:
+    x, y = _data()
+    got = moments_and_group_sums(torch.as_tensor(x, dtype=dtype).cuda(),
+                                 torch.as_tensor(y, dtype=dtype).cuda())[0]
+    want = moments_and_group_sums(torch.as_tensor(x), torch.as_tensor(y))[0]
+    assert torch.equal(got.n.double().cpu(), want.n)
+    r_got = pearson_from_moments(got, 3).double().cpu()
+    r_want = pearson_from_moments(want, 3)
+    assert torch.equal(r_got.isnan(), r_want.isnan())
+    finite = ~r_want.isnan()
+    assert (r_got[finite] - r_want[finite]).abs().max().item() <= r_tol
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_overlapping_group_sums_match_numpy(dtype: torch.dtype) -> None:
+    """Median and tails splits overlap; every group column counted on its own (the old
+    group kernel got the tails columns wrong here)."""
+    x, y = _data(seed=3)
+    yt = torch.as_tensor(y)
+    layout = GroupLayout.from_splits(
+        {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}, *y.shape,
+        device="cuda")
+    _, sums = moments_and_group_sums(torch.as_tensor(x, dtype=dtype).cuda(),
+                                     yt.to(dtype).cuda(), layout.matrix)
+    member = layout.matrix.cpu().numpy()
+    count = sums.count.double().cpu().numpy()
+    total = sums.total.double().cpu().numpy()
+    centre = np.nanmean(x, axis=0)
+    for g in range(layout.n_groups):
+        v = np.where(member[:, g, None] & np.isfinite(x), x - centre, np.nan)
+        np.testing.assert_array_equal(count[:, g], np.isfinite(v).sum(axis=0))
+        scale = np.nansum(np.abs(v), axis=0) + 1.0
+        assert np.max(np.abs(total[:, g] - np.nansum(v, axis=0)) / scale) <= (
+            1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_cuda_segments_match_cpu() -> None:
+    rng = np.random.default_rng(1)
+    f, k, g = 5000, 9, 1400
+    segment = torch.as_tensor(rng.integers(0, g, f))
+    r = torch.as_tensor(rng.uniform(-1, 1, (f, k)))
+    r[torch.as_tensor(rng.random((f, k)) < 0.2)] = float("nan")
+    torch.testing.assert_close(switch_strength(r.cuda(), segment.cuda(), g).cpu(),
+                               switch_strength(r, segment, g), rtol=0, atol=0, equal_nan=True)
+    keyed = torch.where(r.isfinite(), r.abs(), torch.zeros_like(r))
+    assert torch.equal(segment_argmax(keyed.cuda(), segment.cuda(), g).cpu(),
+                       segment_argmax(keyed, segment, g))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cuda_engine_tails_and_pvalues_match_scipy(dtype: torch.dtype) -> None:
+    """The engine on CUDA (chunks streamed through pinned buffers, CuPy p-values when
+    installed): r, Pearson p and the Welch statistics of the overlapping tails split
+    against scipy on a sample of features."""
+    x, y = _data(n=200, f=600, k=4, seed=5)
+    yt = torch.as_tensor(np.nan_to_num(y))
+    splits = {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}
+    got = feature_statistics(x, yt, min_pairs=3, splits=splits, device=torch.device("cuda"),
+                             dtype=dtype, memory_budget_bytes=1 << 30, chunk_features=128)
+    r_tol, rel = (1e-12, 1e-9) if dtype == torch.float64 else (2e-6, 2e-3)
+    high, low = (m.numpy() for m in splits["tails"])
+    for f in range(0, 600, 37):
+        for k in range(4):
+            v = x[:, f]
+            ok = np.isfinite(v)
+            want = stats.pearsonr(v[ok], yt.numpy()[ok, k])
+            assert abs(got.r[f, k] - want.statistic) <= r_tol
+            np.testing.assert_allclose(got.pvalue[f, k], want.pvalue, rtol=rel)
+            a, b = v[high[:, k] & ok], v[low[:, k] & ok]
+            t = stats.ttest_ind(a, b, equal_var=False)
+            tails = got.contrasts["tails"]
+            assert tails.n_high[f, k] == a.size and tails.n_low[f, k] == b.size
+            np.testing.assert_allclose(tails.tstat[f, k], t.statistic, rtol=rel)
+            np.testing.assert_allclose(tails.pvalue[f, k], t.pvalue, rtol=rel)
