@@ -22,12 +22,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """"auto" -> float64 on the CPU, float32 on CUDA (centred GEMMs keep |dr| ~ 1e-6)."""
-    if precision == "float64":
-        return torch.float64
-    if precision == "float32":
-        return torch.float32
-    return torch.float64 if device.type == "cpu" else torch.float32
+    """Working dtype of the statistics: "auto" and "float64" -> float64 on every device (a
+    CUDA run then matches the reference within the 1e-6 contract); "float32" -> float32
+    (on the issue-10 H200 run: p/q up to 1.1e-3 off in log10, t 3e-4 relative; it saved
+    3 ms of device time). ``device`` is accepted for symmetry; the rule does not depend on
+    it."""
+    return torch.float32 if precision == "float32" else torch.float64
 
 
 def disable_reduced_precision() -> None:

@@ -1,0 +1,84 @@
+"""Reference parity over device x p-value backend: the core tables of isograph 0.1.5's
+stored run (tests/data/isograph-0.1.5) at the default precision on every device, and the
+tails contrast table against numpy/scipy. CUDA cases are marked ``cuda`` and skip cleanly
+without a device.
+
+Devices: cpu, cuda. P-value backends (:func:`isograph_gpu.ops.pvalues.betainc_route`):
+``default`` (scipy on the CPU; CuPy's betainc on CUDA when installed, else torch) and
+``torch`` (the float64 torch betainc, forced on either device).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import EXPECTED, assert_table_matches
+from scipy import stats
+
+from isograph_gpu import ExplainConfig, explain_module
+from isograph_gpu.device import resolve_dtype
+from isograph_gpu.ops import pvalues
+
+CORE = ["gene_driver_table", "transcript_polarity_table", "high_vs_low_table"]
+_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = [pytest.param("cpu", id="cpu"),
+           pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, _cuda])]
+ROUTES = ["default", "torch"]
+
+
+def test_auto_precision_is_float64_on_every_device() -> None:
+    for device in ("cpu", "cuda"):
+        assert resolve_dtype("auto", torch.device(device)) == torch.float64
+        assert resolve_dtype("float64", torch.device(device)) == torch.float64
+        assert resolve_dtype("float32", torch.device(device)) == torch.float32
+
+
+@pytest.fixture
+def pvalue_route(request, monkeypatch):
+    route = request.param
+    if route != "default":
+        monkeypatch.setattr(pvalues, "betainc_route",
+                            lambda device, needs_grad=False: route)
+    return route
+
+
+@pytest.mark.parametrize("pvalue_route", ROUTES, indirect=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_reference_parity_and_tails(ref_inputs, device: str, pvalue_route: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                                 ref_inputs["feature_meta"],
+                                 config=ExplainConfig(device=device, contrast_tails=20.0))
+    assert list(results) == ["M000", "M001", "M002", "M003", "M004"]
+    for module_id, res in results.items():
+        for name in CORE:
+            expected = pd.read_parquet(EXPECTED / "api_run" / module_id / f"{name}.parquet")
+            assert_table_matches(expected, getattr(res, name))
+
+    # tails table (overlaps the median split) against numpy + scipy, every row of M001
+    res = results["M001"]
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    values = table.loc[res.sample_ids]
+    e = res.eigengene
+    hi = e >= np.nanpercentile(e, 80)
+    lo = (e <= np.nanpercentile(e, 20)) & ~hi
+    tails = res.tails_contrast_table.set_index("feature_id")
+    assert len(tails) > 0 and set(tails.index) <= set(values.columns)
+    for fid in tails.index:
+        v = values[fid].to_numpy(dtype=float)
+        a, b = v[hi & np.isfinite(v)], v[lo & np.isfinite(v)]
+        row = tails.loc[fid]
+        assert row["n_high"] == a.size and row["n_low"] == b.size, fid
+        if a.size < 2 or b.size < 2:
+            assert np.isnan(row["tstat"])
+            continue
+        want = stats.ttest_ind(a, b, equal_var=False)
+        np.testing.assert_allclose(row["delta"], a.mean() - b.mean(), atol=1e-9)
+        if np.isfinite(want.statistic):
+            np.testing.assert_allclose(row["tstat"], want.statistic, rtol=1e-9)
+            np.testing.assert_allclose(row["pvalue"], want.pvalue, rtol=1e-7)
