@@ -187,3 +187,37 @@ def test_cuda_call_path_has_no_host_sync() -> None:
     assert out.r.device.type == "cuda"
     torch.testing.assert_close(out.r.cpu(), cpu.r, atol=1e-5, rtol=0, equal_nan=True)
     torch.testing.assert_close(out.pvalue.cpu(), cpu.pvalue, rtol=1e-4, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_call_at_benchmark_size_has_no_host_sync(dtype: torch.dtype) -> None:
+    """256 x 50,000 x 16 (bench/bench_training.py): forward + backward without a host
+    sync, r and p against the float64 CPU path; results follow the inputs' dtype."""
+    rng = np.random.default_rng(9)
+    n, f, k = 256, 50_000, 16
+    genes = [f"G{i // 4:05d}" for i in range(f)]
+    x = rng.random((n, f))
+    x[rng.random(x.shape) < 0.02] = np.nan
+    y = rng.normal(size=(n, k))
+    stats = ModuleStatistics(genes, with_pvalues=True).to("cuda")
+    xc = torch.as_tensor(x, dtype=dtype).cuda()
+    yc = torch.as_tensor(y, dtype=dtype).cuda().requires_grad_(True)
+    stats(xc, yc).switch_strength.sum().backward()  # warm-up
+    yc.grad = None
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = stats(xc, yc)
+        out.switch_strength.nanmean().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.r.dtype == dtype and out.pvalue.dtype == torch.float64
+    assert yc.grad is not None and yc.grad.dtype == dtype
+    cpu = ModuleStatistics(genes, with_pvalues=True)(torch.as_tensor(x), torch.as_tensor(y))
+    r_tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.r.double().cpu(), cpu.r, atol=r_tol, rtol=0, equal_nan=True)
+    p_rtol = 5e-3 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(out.pvalue.cpu(), cpu.pvalue, rtol=p_rtol, atol=1e-300,
+                               equal_nan=True)
