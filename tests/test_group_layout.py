@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from isograph_gpu.engine import feature_statistics
@@ -90,3 +92,34 @@ def test_engine_welch_of_each_overlapping_split_matches_scipy(name, split) -> No
             np.testing.assert_allclose(got.delta[f, k], a.mean() - b.mean(), atol=1e-10)
             np.testing.assert_allclose(got.tstat[f, k], want.statistic, rtol=1e-10)
             np.testing.assert_allclose(got.pvalue[f, k], want.pvalue, rtol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 30), f=st.integers(1, 6), k=st.integers(1, 4),
+       n_splits=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_any_overlapping_groups_count_each_column_independently(n, f, k, n_splits,
+                                                                seed) -> None:
+    """Arbitrary (possibly overlapping, empty or full) high/low masks for any number of
+    splits: each group column's count and sum equal numpy's over that column alone."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, f))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    density = rng.uniform(0.0, 1.0)
+    splits = {f"s{i}": (torch.as_tensor(rng.random((n, k)) < density),
+                        torch.as_tensor(rng.random((n, k)) < density))
+              for i in range(n_splits)}
+    layout = GroupLayout.from_splits(splits, n, k)
+    _, sums = moments_and_group_sums(torch.as_tensor(x), torch.as_tensor(rng.normal(size=(n, k))),
+                                     layout.matrix)
+    centre = np.where(np.isfinite(x).any(axis=0),
+                      np.nansum(x, axis=0) / np.maximum(np.isfinite(x).sum(axis=0), 1), 0.0)
+    for name, (high, low) in splits.items():
+        hi, lo = layout.columns(name)
+        for cols, masks in ((hi, high), (lo, low)):
+            for j in range(k):
+                member = masks[:, j].numpy()[:, None] & np.isfinite(x)
+                v = np.where(member, x - centre, 0.0)
+                np.testing.assert_array_equal(sums.count[:, cols][:, j].numpy(),
+                                              member.sum(axis=0))
+                np.testing.assert_allclose(sums.total[:, cols][:, j].numpy(), v.sum(axis=0),
+                                           atol=1e-12)
