@@ -265,3 +265,43 @@ def test_cuda_betainc_matches_scipy_without_host_sync(route: str, monkeypatch) -
     rel = np.abs(got[big] - want[big]) / want[big]
     assert rel.max() <= REL_TOL, rel.max()
     assert np.all(got[~big] <= 1e-299)
+
+
+def test_cupy_for_another_cuda_major_warns_once_and_is_not_used(monkeypatch) -> None:
+    """A CuPy built for CUDA 12 next to a torch for CUDA 13: one warning naming the extra
+    to install, and the torch betainc runs on CUDA."""
+    import sys
+    import types
+    import warnings
+
+    from isograph_gpu.backends import cupy_special
+
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12080))
+    cupyx = types.ModuleType("cupyx")
+    cupyx_scipy = types.ModuleType("cupyx.scipy")
+    special = types.ModuleType("cupyx.scipy.special")
+    cupyx.scipy, cupyx_scipy.special = cupyx_scipy, special
+    for name, module in (("cupy", cupy), ("cupyx", cupyx), ("cupyx.scipy", cupyx_scipy),
+                         ("cupyx.scipy.special", special)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cupy_special._cupy.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert cupy_special.available() is False
+            assert cupy_special.available() is False
+        messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+        assert len(messages) == 1 and "isograph-gpu[cuda13]" in messages[0]
+        from isograph_gpu.ops.pvalues import betainc_route
+
+        assert betainc_route(torch.device("cuda")) == "torch"
+        # the same CuPy next to a torch for CUDA 12 is used
+        cupy_special._cupy.cache_clear()
+        monkeypatch.setattr(torch.version, "cuda", "12.8")
+        assert cupy_special.available() is True
+    finally:
+        cupy_special._cupy.cache_clear()
