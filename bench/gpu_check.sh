@@ -56,13 +56,13 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 }
 
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-step cuda_tests 150 "$py" -m pytest -q -p no:cacheprovider -m cuda tests \
+step cuda_tests 120 "$py" -m pytest -q -p no:cacheprovider -m cuda tests \
     --ignore=tests/test_parity_devices.py
-step parity_cuda_float64 90 "$py" -m pytest -q -p no:cacheprovider -m cuda \
+step parity_cuda_float64 60 "$py" -m pytest -q -p no:cacheprovider -m cuda \
     tests/test_parity_devices.py
 bench_args=(--device cuda --repeats 5 --end-to-end-repeats 1 --out "$results/gpu_$card.json")
 [ "$quick" -eq 1 ] && bench_args+=(--skip-end-to-end)
-step bench_gpu 240 "$py" bench/bench_gpu.py "${bench_args[@]}"
+step bench_gpu 270 "$py" bench/bench_gpu.py "${bench_args[@]}"
 step bench_training 60 "$py" bench/bench_training.py --device cuda \
     --out "$results/training_cuda.json"
 
