@@ -13,7 +13,8 @@
 # Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json and
 # bench/results/gpu_check_<card>.json (each step's exit status, seconds and last lines,
 # with the card, driver, torch, CUDA and CuPy versions). Each step has its own time limit;
-# the whole check is sized to finish within 6 minutes on an H200.
+# from the issue-10 H200 timings the whole check should take about 5 minutes there (an
+# estimate: it has not run on a GPU yet); --quick skips the end-to-end explain.
 #
 # Offline machines lack polars and captum: build .device-bundle/ here first with
 # ../shared/gpu/make_device_bundle.sh (see its header) and send it with the working tree;
