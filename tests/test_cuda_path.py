@@ -91,7 +91,7 @@ def test_cuda_engine_tails_and_pvalues_match_scipy(dtype: torch.dtype) -> None:
     splits = {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}
     got = feature_statistics(x, yt, min_pairs=3, splits=splits, device=torch.device("cuda"),
                              dtype=dtype, memory_budget_bytes=1 << 30, chunk_features=128)
-    r_tol, rel = (1e-12, 1e-9) if dtype == torch.float64 else (2e-6, 2e-3)
+    r_tol, rel = (1e-12, 1e-9) if dtype == torch.float64 else (1e-5, 5e-3)
     high, low = (m.numpy() for m in splits["tails"])
     for f in range(0, 600, 37):
         for k in range(4):
