@@ -7,8 +7,10 @@ fraction converges slowly, and a log-beta prefactor that stays accurate for larg
 (Stirling series with the ``lgamma`` differences taken analytically, as in R's ``lbeta``),
 so p-values keep ~1e-13 relative accuracy for a up to 1e6.
 
-Used for exact p-values on CUDA (``ops.pvalues``); the CPU path uses
-``scipy.special.betainc``, which is also the oracle in ``tests/test_betainc.py``.
+Used for exact p-values on CUDA when CuPy is not installed (or ``ISOGRAPH_GPU_CUPY=0``)
+and whenever a gradient is needed (``ops.pvalues.betainc_route``); the CPU uses
+``scipy.special.betainc`` and CUDA with CuPy ``cupyx.scipy.special.betainc``. scipy is the
+oracle in ``tests/test_betainc.py``.
 """
 
 from __future__ import annotations
