@@ -305,3 +305,17 @@ def test_cupy_for_another_cuda_major_warns_once_and_is_not_used(monkeypatch) -> 
         assert cupy_special.available() is True
     finally:
         cupy_special._cupy.cache_clear()
+
+
+def test_cupy_route_with_no_elements(monkeypatch) -> None:
+    """An empty selection (no p-value wanted in a chunk) returns an empty float64 tensor
+    without calling CuPy."""
+    from isograph_gpu.backends import cupy_special
+    from isograph_gpu.ops import pvalues
+
+    fake = _FakeCupy()
+    monkeypatch.setattr(cupy_special, "_cupy", lambda: (fake, fake))
+    monkeypatch.setattr(pvalues, "betainc_route", lambda device, needs_grad=False: "cupy")
+    out = pvalues.pearson_pvalue(torch.zeros(0, dtype=torch.float64),
+                                 torch.zeros(0, dtype=torch.int64))
+    assert out.shape == (0,) and out.dtype == torch.float64 and fake.calls == []

@@ -72,6 +72,8 @@ def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     if found is None:
         raise RuntimeError("CuPy is not available: use isograph_gpu.ops.betainc.betainc")
     cp, special = found
+    if x.numel() == 0:
+        return torch.empty(x.shape, dtype=torch.float64, device=x.device)
     on_cuda = x.device.type == "cuda"
     index = (x.device.index if x.device.index is not None else torch.cuda.current_device()
              ) if on_cuda else 0
