@@ -49,7 +49,7 @@ class GroupLayout:
                     raise ValueError(
                         f"split {name!r}: {side} mask has shape {tuple(mask.shape)}, "
                         f"expected ({n_samples}, {n_modules})")
-            columns += [high.to(dtype=torch.bool), low.to(device=high.device, dtype=torch.bool)]
+            columns += [high.to(dtype=torch.bool), low.to(dtype=torch.bool)]
         if columns:
             matrix = torch.cat([c.to(columns[0].device) for c in columns], dim=1)
         else:
