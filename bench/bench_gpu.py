@@ -92,6 +92,8 @@ def stage_timings(device: torch.device, n: int, f: int, k: int, repeats: int) ->
     x64, y64 = x.double(), y.double()
     row["moments_float32_s"] = median_time(lambda: masked_moments(x, y), device, repeats)
     row["moments_float64_s"] = median_time(lambda: masked_moments(x64, y64), device, repeats)
+    row["moments_and_groups_float32_s"] = median_time(
+        lambda: moments_and_group_sums(x, y, layout.matrix), device, repeats)
     row["moments_and_groups_float64_s"] = median_time(
         lambda: moments_and_group_sums(x64, y64, layout.matrix), device, repeats)
     m, sums = moments_and_group_sums(x64, y64, layout.matrix)
