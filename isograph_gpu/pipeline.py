@@ -18,6 +18,7 @@ from . import REFERENCE_VERSION, __version__
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .engine import FeatureStatistics, feature_statistics
+from .extras import check_optional_dependencies
 from .io.inputs import load_explain_inputs
 from .io.output import StagedOutput, check_path_components, staged_output
 from .io.tables import TableSource
@@ -61,6 +62,7 @@ def explain_module(
     """
     del sample_meta
     config = config or ExplainConfig()
+    check_optional_dependencies(config, feature_table, feature_meta, module_score_table)
     progress = Progress(config.progress)
     annotation = None
     if annotation_table is not None:  # reference order: annotation errors come first
