@@ -70,7 +70,9 @@ def explain_module(
 
         annotation = load_annotation_table(annotation_table)
 
-    outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir)
+    outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
+                           inputs=(artifact_dir, feature_table, feature_meta,
+                                   module_score_table, annotation_table))
              if output_dir is not None else contextlib.nullcontext())
     with outer as staged:
         with progress.stage("load inputs"):

@@ -259,3 +259,15 @@ def test_unwritable_directories_as_a_non_root_user():
     finally:
         root.chmod(0o755)
         shutil.rmtree(root)
+
+
+def test_output_dir_holding_an_input_is_refused(tmp_path):
+    """Replacing the folder would delete the input (even an earlier output's folder)."""
+    out, before = _old_output(tmp_path)
+    table = out / "M000" / "table.parquet"
+    for replace_foreign in (False, True):
+        with pytest.raises(OutputError, match=f"holds the input {re.escape(str(table))}"):
+            with staged_output(out, replace_foreign=replace_foreign, inputs=(table, None)):
+                raise AssertionError("the body must not run")
+    assert _snapshot(out) == before and _no_staging_left(out)
+    _run_into(out, {"M000/table.parquet": "new"})  # inputs elsewhere: fine

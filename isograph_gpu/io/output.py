@@ -315,13 +315,23 @@ def remove_stale_staging(destination: Path) -> list[Path]:
     return removed
 
 
-def check_destination(destination: Path, replace_foreign: bool = False) -> None:
+def check_destination(destination: Path, replace_foreign: bool = False,
+                      inputs: Sequence[object] = ()) -> None:
     """Refuse, before any computing, an output dir the commit could not or should not
     replace: a file, a mount point (it cannot be renamed, and staging beside it would sit
-    on another file system), or a non-empty folder without an explain manifest (not an
+    on another file system), a folder holding one of the run's ``inputs`` (paths; other
+    objects are ignored), or a non-empty folder without an explain manifest (not an
     earlier output) unless ``replace_foreign``."""
     if not os.path.lexists(destination):
         return
+    for source in inputs:
+        if isinstance(source, str | os.PathLike) and os.path.exists(source):
+            real = Path(os.path.realpath(source))
+            if real == destination or destination in real.parents:
+                raise OutputError(
+                    f"output dir {destination} holds the input {source}; the run replaces the "
+                    "whole folder, so choose another output dir"
+                )
     if not destination.is_dir():
         raise OutputError(f"output dir {destination} exists and is not a directory")
     if os.path.ismount(destination):
@@ -342,21 +352,20 @@ def check_destination(destination: Path, replace_foreign: bool = False) -> None:
 
 
 @contextmanager
-def staged_output(destination: str | os.PathLike[str],
-                  replace_foreign: bool = False) -> Iterator[StagedOutput]:
+def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = False,
+                  inputs: Sequence[object] = ()) -> Iterator[StagedOutput]:
     """Stage writes for ``destination``; replace it as a whole only if the block exits
     normally (see the module docstring). ``replace_foreign``: allow replacing a non-empty
-    folder that is not an earlier output.
+    folder that is not an earlier output. ``inputs``: the run's input paths, which must
+    not lie inside ``destination``.
 
     Everything that can be checked is checked on entry, before the caller computes
     anything (:class:`OutputError` naming the folder).
     """
-    destination = Path(os.path.abspath(destination))
-    if os.path.islink(destination):  # replace the folder the link points to, not the link
-        destination = Path(os.path.realpath(destination))
+    destination = Path(os.path.realpath(destination))  # a link: replace what it points to
     if destination.parent == destination:
         raise OutputError(f"output dir {destination} is a file system root")
-    check_destination(destination, replace_foreign)
+    check_destination(destination, replace_foreign, inputs)
     parent = destination.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
