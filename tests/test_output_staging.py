@@ -271,3 +271,12 @@ def test_output_dir_holding_an_input_is_refused(tmp_path):
                 raise AssertionError("the body must not run")
     assert _snapshot(out) == before and _no_staging_left(out)
     _run_into(out, {"M000/table.parquet": "new"})  # inputs elsewhere: fine
+
+
+def test_symlinked_output_dir_replaces_its_target_and_keeps_the_link(tmp_path):
+    out, _ = _old_output(tmp_path)
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    _run_into(link, {"M002/table.parquet": "new"})
+    assert link.is_symlink() and link.resolve() == out
+    assert set(_snapshot(out)) == {"M002/table.parquet", MANIFEST}
