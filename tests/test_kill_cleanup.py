@@ -154,15 +154,17 @@ def test_sigkill_during_plots_leaves_old_output_and_no_orphans(ref_inputs, tmp_p
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["M001"]
 
 
-def test_sigterm_during_plots_cleans_up_like_ctrl_c(ref_inputs, tmp_path):
+@pytest.mark.parametrize("signum, word", [(signal.SIGTERM, "terminated"),
+                                         (signal.SIGINT, "interrupted")])
+def test_sigterm_during_plots_cleans_up_like_ctrl_c(ref_inputs, tmp_path, signum, word):
     out = tmp_path / "out"
     proc, workers = _start_plot_run_and_wait_for_workers(ref_inputs, out, tmp_path / "log")
     try:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "log").read_text()
+        proc.send_signal(signum)  # to the parent alone, as `kill` does
+        assert proc.wait(timeout=60) == 128 + signum, (tmp_path / "log").read_text()
         assert _wait_until(lambda: not any(map(_alive, workers)), 2.0), \
-            "plot workers outlived a SIGTERM"
+            f"plot workers outlived signal {signum}"
     finally:
         _kill_leftovers(out)
     assert not out.exists() and not _staging(out)
-    assert "terminated" in (tmp_path / "log").read_text()
+    assert word in (tmp_path / "log").read_text()

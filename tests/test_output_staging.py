@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu.errors import InputError, OutputError
 from isograph_gpu.io import output as output_module
@@ -280,3 +282,18 @@ def test_symlinked_output_dir_replaces_its_target_and_keeps_the_link(tmp_path):
     _run_into(link, {"M002/table.parquet": "new"})
     assert link.is_symlink() and link.resolve() == out
     assert set(_snapshot(out)) == {"M002/table.parquet", MANIFEST}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["a", ".", "/", "\\", "\x00", " ", "~", "\u00e9"]),
+               max_size=6))
+def test_an_accepted_component_names_a_direct_child(text):
+    """Property: whatever the id, either it is refused or it names exactly one entry
+    directly inside the output dir."""
+    root = Path("/srv/out")
+    try:
+        name = output_module.path_component(text, "module_id")
+    except InputError:
+        return
+    assert os.path.normpath(root / name) == str(root / name)
+    assert (root / name).parent == root and (root / name).name == name
