@@ -321,3 +321,16 @@ def test_missing_captum_fails_before_any_work_in_the_api(inputs, monkeypatch):
     with pytest.raises(OptionalDependencyError, match="captum"):
         pipeline.explain_module(inputs["artifact"], inputs["table"], inputs["meta"],
                                 config=ExplainConfig(integrated_gradients=True))
+
+
+def test_h5ad_input_without_anndata_fails_first(monkeypatch, tmp_path):
+    import sys
+
+    from isograph_gpu import ExplainConfig
+    from isograph_gpu.errors import OptionalDependencyError
+    from isograph_gpu.extras import check_optional_dependencies
+
+    monkeypatch.setitem(sys.modules, "anndata", None)
+    with pytest.raises(OptionalDependencyError, match=r"anndata.*cells\.h5ad|cells\.h5ad.*anndata"):
+        check_optional_dependencies(ExplainConfig(), tmp_path / "cells.h5ad")
+    check_optional_dependencies(ExplainConfig(), tmp_path / "table.parquet", pd.DataFrame())

@@ -305,7 +305,7 @@ def remove_stale_staging(destination: Path) -> list[Path]:
         pid_text = leftover.name[len(prefix):].split("-", 1)[0]
         if not pid_text.isdigit() or not leftover.is_dir() or leftover.is_symlink():
             continue
-        if int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
+        if _process_alive(int(pid_text)):  # a run in progress (maybe in this process)
             continue
         if remove_tree(leftover):
             removed.append(leftover)
