@@ -297,3 +297,26 @@ def test_an_accepted_component_names_a_direct_child(text):
         return
     assert os.path.normpath(root / name) == str(root / name)
     assert (root / name).parent == root and (root / name).name == name
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_run_killed_between_the_portable_renames_gets_its_old_output_back(tmp_path):
+    """The portable swap has one window (old aside, new not yet in place): the next run
+    restores the old output instead of deleting it as debris."""
+    out, before = _old_output(tmp_path)
+    stem = f".out.isograph-gpu-staging-{_dead_pid()}-0badc0de"
+    out.rename(tmp_path / f"{stem}-old")           # renamed aside ...
+    (tmp_path / stem).mkdir()                       # ... the new one never moved in
+    (tmp_path / stem / "half.parquet").write_text("new")
+    with pytest.warns(UserWarning) as warned:
+        with pytest.raises(RuntimeError, match="stop"), staged_output(out):
+            assert _snapshot(out) == before         # back in place before the run starts
+            raise RuntimeError("stop")
+    messages = " | ".join(str(w.message) for w in warned)
+    assert "restored the earlier output" in messages and "removed 1 staging" in messages
+    assert _snapshot(out) == before and _no_staging_left(out)

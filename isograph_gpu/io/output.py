@@ -298,14 +298,22 @@ def _process_alive(pid: int) -> bool:
 def remove_stale_staging(destination: Path) -> list[Path]:
     """Delete the staging folders that runs killed earlier (SIGKILL, power loss) left
     beside ``destination``: those whose creating process is gone. Folders of a live
-    process (a run in progress) are left alone. Returns the folders removed."""
+    process (a run in progress) are left alone. One exception: a run killed between the
+    two renames of the portable swap left no ``destination`` and its old output under the
+    ``-old`` name; that folder is renamed back to ``destination``, not deleted. Returns
+    the folders removed."""
     removed = []
     prefix = f".{destination.name}{STAGING_MARK}"
-    for leftover in destination.parent.glob(prefix + "*"):
+    for leftover in sorted(destination.parent.glob(prefix + "*")):
         pid_text = leftover.name[len(prefix):].split("-", 1)[0]
         if not pid_text.isdigit() or not leftover.is_dir() or leftover.is_symlink():
             continue
         if _process_alive(int(pid_text)):  # a run in progress (maybe in this process)
+            continue
+        if leftover.name.endswith("-old") and not os.path.lexists(destination):
+            os.rename(leftover, destination)
+            warnings.warn(f"restored the earlier output {destination} that a killed run had "
+                          f"moved to {leftover.name}", stacklevel=3)
             continue
         if remove_tree(leftover):
             removed.append(leftover)
@@ -365,11 +373,14 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
     destination = Path(os.path.realpath(destination))  # a link: replace what it points to
     if destination.parent == destination:
         raise OutputError(f"output dir {destination} is a file system root")
+    try:
+        remove_stale_staging(destination)
+    except OSError as exc:
+        raise io_error("clean up earlier staging folders beside", destination, exc) from exc
     check_destination(destination, replace_foreign, inputs)
     parent = destination.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(destination)
         staging = parent / f".{destination.name}{STAGING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
     except OSError as exc:
