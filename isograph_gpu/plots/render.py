@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..io.output import atomic_write_bytes, json_bytes
+from ..io.output import atomic_write_bytes, check_path_components, json_bytes
 from ..results import ExplainResult
 from ._data import gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
@@ -211,6 +211,7 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     if not formats:
         raise InputError("no figure format requested")
     output_dir = Path(output_dir)
+    check_path_components([r.module_id for r in results.values()], "module_id")  # folders
     gene_names = gene_name_map(feature_meta)
     usage = usage_frame(feature_usage) if feature_usage is not None else None
     if usage is None:
