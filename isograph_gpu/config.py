@@ -4,8 +4,11 @@ the device, precision and memory settings of isograph-gpu."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .errors import InputError
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "float64", "float32"]
@@ -60,51 +63,34 @@ class ExplainConfig:
     vae_jacobian: str = "finite-difference"
     #: Progress lines on stderr.
     progress: bool = False
+    #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
+    #: replaced as a whole); by default such a folder is refused before any computing.
+    replace_output_dir: bool = False
     #: Extra options the reference accepts and ignores (kept for drop-in calls).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.split_percentile) <= 100.0:
-            raise ValueError(
-                f"split_percentile must be within [0, 100], got {self.split_percentile}"
-            )
-        if int(self.min_complete_pairs) < 2:
-            raise ValueError(
-                f"min_complete_pairs must be at least 2, got {self.min_complete_pairs}"
-            )
-        if self.contrast_tails is not None and not 0.0 < float(self.contrast_tails) <= 50.0:
-            raise ValueError(
-                f"contrast_tails must be within (0, 50] percent, got {self.contrast_tails}"
-            )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.precision not in ("auto", "float64", "float32"):
-            raise ValueError(
-                f"precision must be 'auto', 'float64' or 'float32', got {self.precision!r}"
-            )
-        if self.fdr_method not in FDR_METHODS:
-            raise ValueError(
-                f"fdr_method must be one of {list(FDR_METHODS)}, got {self.fdr_method!r}"
-            )
-        if self.ig_baseline not in IG_BASELINES:
-            raise ValueError(
-                f"ig_baseline must be one of {list(IG_BASELINES)}, got {self.ig_baseline!r}"
-            )
-        if self.vae_jacobian not in VAE_JACOBIANS:
-            raise ValueError(
-                f"vae_jacobian must be one of {list(VAE_JACOBIANS)}, got {self.vae_jacobian!r}"
-            )
-        if int(self.ig_n_steps) < 1:
-            raise ValueError(f"ig_n_steps must be at least 1, got {self.ig_n_steps}")
-        if float(self.vae_perturbation_eps) == 0.0:
-            raise ValueError("vae_perturbation_eps must be non-zero")
-        if int(self.memory_budget_bytes) <= 0:
-            raise ValueError("memory_budget_bytes must be positive")
+        """Range-check every field; an :class:`InputError` (a ValueError) names the field
+        and its CLI flag, so the API and the CLI give the same one-line message."""
+        _number("split_percentile", self.split_percentile, 0.0, 100.0)
+        _integer("min_complete_pairs", self.min_complete_pairs, 2)
+        if self.contrast_tails is not None:
+            _number("contrast_tails", self.contrast_tails, 0.0, 50.0, low_open=True)
+        _number("vae_fdr_threshold", self.vae_fdr_threshold, 0.0, 1.0)
+        _number("vae_percentile_threshold", self.vae_percentile_threshold, 0.0, 100.0)
+        _number("vae_perturbation_eps", self.vae_perturbation_eps, 0.0, math.inf,
+                low_open=True)
+        _integer("ig_n_steps", self.ig_n_steps, 1)
+        _integer("memory_budget_bytes", self.memory_budget_bytes, 1)
+        if self.chunk_features is not None:
+            _integer("chunk_features", self.chunk_features, 1)
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        _choice("precision", self.precision, ("auto", "float64", "float32"))
+        _choice("fdr_method", self.fdr_method, FDR_METHODS)
+        _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
+        _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)
         for fmt in self.output_formats:
-            if fmt not in PLOT_FORMATS:
-                raise ValueError(
-                    f"output_format must be among {list(PLOT_FORMATS)}, got {fmt!r}"
-                )
+            _choice("output_format", fmt, PLOT_FORMATS)
 
     @property
     def output_formats(self) -> tuple[str, ...]:
@@ -121,3 +107,44 @@ class ExplainConfig:
     def replace(self, **changes: Any) -> ExplainConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+#: the explain-module flag of each range-checked field (where the names differ)
+CLI_FLAGS = {"vae_perturbation_eps": "--vae-epsilon", "memory_budget_bytes": "--memory-budget",
+             "chunk_features": None}
+
+
+def _label(name: str) -> str:
+    flag = CLI_FLAGS.get(name, "--" + name.replace("_", "-"))
+    return f"{name} ({flag})" if flag else name
+
+
+def _number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    """A real, non-NaN number within [low, high] ((low, high] with ``low_open``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    inside = (low < x if low_open else low <= x) and x <= high and not math.isinf(x)
+    if isinstance(value, bool) or not inside:
+        if math.isinf(high):
+            wanted = f"finite and {'>' if low_open else '>='} {low:g}"
+        else:
+            wanted = f"within {'(' if low_open else '['}{low:g}, {high:g}]"
+        raise InputError(f"{_label(name)} must be {wanted}, got {value!r}")
+
+
+def _integer(name: str, value: Any, low: int) -> None:
+    """A whole number (int, or a float without fraction) of at least ``low``."""
+    try:
+        ok = (not isinstance(value, bool) and float(value) == int(value)
+              and int(value) >= low)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise InputError(f"{_label(name)} must be a whole number >= {low}, got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{_label(name)} must be one of {list(choices)}, got {value!r}")

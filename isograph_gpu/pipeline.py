@@ -18,8 +18,9 @@ from . import REFERENCE_VERSION, __version__
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .engine import FeatureStatistics, feature_statistics
+from .extras import check_optional_dependencies
 from .io.inputs import load_explain_inputs
-from .io.output import StagedOutput, staged_output
+from .io.output import StagedOutput, check_path_components, staged_output
 from .io.tables import TableSource
 from .ops.contrast import percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
@@ -61,6 +62,7 @@ def explain_module(
     """
     del sample_meta
     config = config or ExplainConfig()
+    check_optional_dependencies(config, feature_table, feature_meta, module_score_table)
     progress = Progress(config.progress)
     annotation = None
     if annotation_table is not None:  # reference order: annotation errors come first
@@ -68,7 +70,10 @@ def explain_module(
 
         annotation = load_annotation_table(annotation_table)
 
-    outer = staged_output(output_dir) if output_dir is not None else contextlib.nullcontext()
+    outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
+                           inputs=(artifact_dir, feature_table, feature_meta,
+                                   module_score_table, annotation_table))
+             if output_dir is not None else contextlib.nullcontext())
     with outer as staged:
         with progress.stage("load inputs"):
             inputs = load_explain_inputs(
@@ -76,6 +81,8 @@ def explain_module(
                 config.transcript_usage_feature_type,
                 stream_features=_stream_features(feature_table, config),
             )
+        if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
+            check_path_components(inputs.module_ids, "module_id")
         progress.message(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
             f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"

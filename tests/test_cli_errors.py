@@ -182,3 +182,155 @@ def test_outputs_are_readable_like_ordinary_files(inputs):
     assert result.exit_code == 0, result.output
     for name in ("module_explanation_manifest.json", "M001/gene_driver_table.parquet"):
         assert (out / name).stat().st_mode & 0o777 == 0o644, name
+
+
+# --- issue 12: path safety, validated parameters, honest errors --------------------------
+
+@pytest.mark.parametrize("bad", ["../../victim", "/tmp/isograph-gpu-victim", "", ".", "..",
+                                 "a/b"])
+def test_module_id_that_is_not_a_folder_name_is_refused_before_computing(inputs, monkeypatch,
+                                                                         bad):
+    from isograph_gpu import pipeline
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("computing started")
+    monkeypatch.setattr(pipeline, "_compute", no_compute)
+    modules = pd.read_parquet(inputs["artifact"] / "modules.parquet")
+    modules["module_id"] = modules["module_id"].replace({"M000": bad})
+    modules.to_parquet(inputs["artifact"] / "modules.parquet", index=False)
+    result, out = run_cli(inputs, out=inputs["tmp"] / "deep" / "er" / "out")
+    assert_one_line_error(result, f"module_id {bad!r} cannot be used as a folder name")
+    assert_no_output(out)
+    assert not (inputs["tmp"] / "victim").exists()
+    assert not Path("/tmp/isograph-gpu-victim").exists()
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--vae-epsilon", "nan", "--vae-epsilon"),
+    ("--vae-percentile-threshold", "500", "--vae-percentile-threshold"),
+    ("--vae-fdr-threshold", "nan", "--vae-fdr-threshold"),
+    ("--memory-budget", "inf", "--memory-budget"),
+    ("--memory-budget", "nan", "--memory-budget"),
+    ("--split-percentile", "nan", "--split-percentile"),
+])
+def test_out_of_range_parameter_names_its_flag(inputs, flag, value, needle):
+    result, out = run_cli(inputs, extra=[flag, value])
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1 and needle in errors[0] and value in errors[0], result.output
+    assert_no_output(out)
+
+
+def test_foreign_output_dir_is_refused_unless_asked(inputs):
+    home = inputs["tmp"] / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    result, _ = run_cli(inputs, out=home, extra=["--module-ids", "M000"])
+    assert_one_line_error(result, str(home), "not an isograph-gpu output",
+                          "--replace-output-dir")
+    assert [p.name for p in home.iterdir()] == ["notes.txt"]
+    result, _ = run_cli(inputs, out=home, extra=["--module-ids", "M000",
+                                                 "--replace-output-dir"])
+    assert result.exit_code == 0, result.output
+    assert not (home / "notes.txt").exists() and (home / "M000").is_dir()
+
+
+def test_mount_point_output_dir_is_refused_before_computing(inputs, monkeypatch):
+    import os
+
+    from isograph_gpu import pipeline
+
+    mount = next((p for p in ("/proc", "/sys", "/dev") if os.path.ismount(p)), None)
+    if mount is None:
+        pytest.skip("no mount point to try")
+    monkeypatch.setattr(pipeline, "_compute", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("computing started")))
+    result, _ = run_cli(inputs, out=Path(mount))
+    assert_one_line_error(result, f"output dir {mount} is a mount point")
+
+
+def test_full_disk_error_names_the_path(inputs, monkeypatch):
+    def full(df, path):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(output_module, "write_parquet", full)
+    result, out = run_cli(inputs, extra=["--module-ids", "M000"])
+    assert_one_line_error(result, "cannot write ", ".parquet: No space left on device")
+    assert_no_output(out)
+
+
+@pytest.mark.parametrize("exc", [KeyError("split"), ValueError("cannot convert float NaN"),
+                                 TypeError("unsupported operand"), IndexError("index 3")])
+def test_internal_error_is_one_line_that_says_bug(inputs, monkeypatch, exc):
+    from isograph_gpu import pipeline
+
+    def broken(*args, **kwargs):
+        raise exc
+    monkeypatch.setattr(pipeline, "_compute", broken)
+    result, out = run_cli(inputs)
+    assert_one_line_error(result, "internal error (a bug in isograph-gpu)",
+                          type(exc).__name__, "--debug")
+    saved = Path(result.output.split("traceback saved to ")[1].split(";")[0])
+    try:
+        assert "Traceback" in saved.read_text() and "in broken" in saved.read_text()
+    finally:
+        saved.unlink()
+    assert_no_output(out)
+
+
+def test_debug_prints_the_traceback(inputs, monkeypatch):
+    from isograph_gpu import pipeline
+
+    monkeypatch.setattr(pipeline, "_compute", lambda *a, **k: {}["split"])
+    tmp: Path = inputs["tmp"]
+    (inputs["table"]).to_parquet(tmp / "table.parquet", index=False)
+    (inputs["meta"]).to_parquet(tmp / "meta.parquet", index=False)
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(inputs["artifact"]),
+        "--feature-table", str(tmp / "table.parquet"), "--feature-meta",
+        str(tmp / "meta.parquet"), "--output-dir", str(tmp / "out"), "--quiet", "--debug"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.output and "KeyError: 'split'" in result.output
+
+
+def test_missing_captum_fails_before_any_work(inputs, monkeypatch):
+    import sys
+
+    from isograph_gpu import pipeline
+
+    monkeypatch.setitem(sys.modules, "captum", None)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    monkeypatch.setattr(pipeline, "load_explain_inputs", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("work started")))
+    result, out = run_cli(inputs, extra=["--integrated-gradients"])
+    assert_one_line_error(result, "captum")
+    assert_no_output(out)
+
+
+def test_missing_captum_fails_before_any_work_in_the_api(inputs, monkeypatch):
+    import sys
+
+    from isograph_gpu import ExplainConfig, pipeline
+    from isograph_gpu.errors import OptionalDependencyError
+
+    monkeypatch.setitem(sys.modules, "captum", None)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    monkeypatch.setattr(pipeline, "load_explain_inputs", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("work started")))
+    with pytest.raises(OptionalDependencyError, match="captum"):
+        pipeline.explain_module(inputs["artifact"], inputs["table"], inputs["meta"],
+                                config=ExplainConfig(integrated_gradients=True))
+
+
+def test_h5ad_input_without_anndata_fails_first(monkeypatch, tmp_path):
+    import sys
+
+    from isograph_gpu import ExplainConfig
+    from isograph_gpu.errors import OptionalDependencyError
+    from isograph_gpu.extras import check_optional_dependencies
+
+    monkeypatch.setitem(sys.modules, "anndata", None)
+    with pytest.raises(OptionalDependencyError, match=r"anndata.*cells\.h5ad|cells\.h5ad.*anndata"):
+        check_optional_dependencies(ExplainConfig(), tmp_path / "cells.h5ad")
+    check_optional_dependencies(ExplainConfig(), tmp_path / "table.parquet", pd.DataFrame())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from .common import run_command  # noqa: F401  (re-exported for subcommand modules)
+from .common import DEBUG, run_command  # noqa: F401  (run_command: for subcommand modules)
 
 #: options that take several values after one flag, as isograph's argparse nargs="*"/"+"
 MULTI_VALUE_OPTIONS = ("--module-ids", "--output-format")
@@ -32,17 +32,28 @@ def expand_multi_value_options(args: list[str]) -> list[str]:
     return out
 
 
+def take_debug_flag(args: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` wherever it stands before ``--`` (before or after the
+    subcommand); returns the other arguments and whether it was given."""
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != "--debug"] + args[end:]
+    return kept, len(kept) != len(args)
+
+
 class _Group(click.Group):
     def main(self, args=None, *a, **kw):
         import sys
 
-        args = list(sys.argv[1:] if args is None else args)
+        args, DEBUG["enabled"] = take_debug_flag(list(sys.argv[1:] if args is None else args))
         return super().main(expand_multi_value_options(args), *a, **kw)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="isograph-gpu")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="On an internal error print the full traceback (may also follow the "
+                   "subcommand).")
+def main(debug: bool) -> None:
     """Explain IsoGraph gene/isoform modules on the GPU (or the CPU)."""
 
 

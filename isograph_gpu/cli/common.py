@@ -1,8 +1,20 @@
-"""Shared CLI plumbing: turn expected errors into one stderr line and an exit code."""
+"""Shared CLI plumbing: every failure becomes one line on stderr and a non-zero exit.
+
+- Expected failures (bad input, a missing optional package, I/O: every
+  :class:`~isograph_gpu.errors.IsographGpuError` and every ``OSError``) print
+  ``Error: <one line naming the file, column, id or path>`` and exit 1.
+- Anything else is a bug: one line says so, names the exception, and where its
+  traceback was saved (a file in the temp dir); ``--debug`` prints the traceback instead.
+- SIGINT and SIGTERM clean up the same way (staging removed, plot workers stopped) and
+  exit 130 / 143.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import tempfile
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,29 +25,87 @@ from ..errors import IsographGpuError
 
 T = TypeVar("T")
 
-#: exit codes: 1 = bad input / runtime failure, 2 = usage (click's own)
+#: exit codes: 1 = bad input / runtime failure, 2 = usage (click's own), 128 + signal
 EXIT_FAILURE = 1
+#: set by ``isograph-gpu --debug`` (anywhere on the command line): print tracebacks
+DEBUG = {"enabled": False}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"Warning: {message}\n"
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def expected_error_line(exc: BaseException) -> str:
+    """The one line shown for an expected failure."""
+    if isinstance(exc, OSError) and not isinstance(exc, IsographGpuError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def save_traceback(exc: BaseException) -> str:
+    """Write ``exc``'s traceback to a new file in the temp dir; returns its path."""
+    with tempfile.NamedTemporaryFile("w", prefix="isograph-gpu-traceback-", suffix=".txt",
+                                     delete=False) as fh:
+        fh.write(" ".join(sys.argv) + "\n\n")
+        traceback.print_exception(exc, file=fh)
+        return fh.name
+
+
+def report_bug(exc: BaseException) -> None:
+    """One line for an unexpected exception (or the traceback with ``--debug``)."""
+    if DEBUG["enabled"]:
+        traceback.print_exception(exc, file=sys.stderr)
+        return
+    summary = expected_error_line(exc).replace("\n", " ")
+    try:
+        where = f"traceback saved to {save_traceback(exc)}"
+    except OSError:
+        where = "the traceback could not be saved"
+    click.echo(f"Error: internal error (a bug in isograph-gpu): {type(exc).__name__}: "
+               f"{summary}; {where}; rerun with --debug to print it", err=True)
+
+
 def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
-    """Run ``fn``; expected failures print ``Error: <one line>`` and exit 1."""
+    """Run ``fn``; every failure prints one ``Error:`` line and exits non-zero."""
     warnings.formatwarning = _format_warning
     if quiet:
         warnings.simplefilter("ignore")
     try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
         return fn()
-    except (IsographGpuError, ValueError, FileNotFoundError, PermissionError, OSError,
-            KeyError, ImportError) as exc:
-        text = str(exc).strip().splitlines()
-        msg = text[0] if text else type(exc).__name__
-        if isinstance(exc, KeyError):
-            msg = f"missing key {msg}"
-        click.echo(f"Error: {msg}", err=True)
+    except (IsographGpuError, OSError) as exc:
+        if DEBUG["enabled"]:
+            traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"Error: {expected_error_line(exc)}", err=True)
         sys.exit(EXIT_FAILURE)
+    except Terminated:
+        click.echo("Error: terminated (SIGTERM); no partial output was left behind", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         click.echo("Error: interrupted; no partial output was left behind", err=True)
         sys.exit(130)
+    except MemoryError as exc:
+        click.echo("Error: out of memory; lower --memory-budget or use --stream-features"
+                   + (f" ({exc})" if str(exc) else ""), err=True)
+        sys.exit(EXIT_FAILURE)
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise  # usage errors: click prints them (exit 2)
+    except Exception as exc:  # a bug: say so, keep the traceback
+        report_bug(exc)
+        sys.exit(EXIT_FAILURE)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -3,6 +3,7 @@ contrast tails, memory budget, attribution and quiet/progress options."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -11,17 +12,19 @@ from ..config import IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
 from .common import run_command
 
 
-def parse_size(text: str) -> int:
-    """'2G', '512M', '1.5GB' or a byte count -> bytes."""
+def parse_size(text: str, flag: str = "--memory-budget") -> int:
+    """'2G', '512M', '1.5GB' or a byte count -> bytes; anything else (inf, nan, <= 0,
+    not a number) is a usage error naming ``flag``."""
     units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
     t = text.strip().upper().removesuffix("IB").removesuffix("B")
     num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
     try:
         value = float(num) * units[unit]
-    except ValueError as exc:
-        raise click.BadParameter(f"cannot read memory size {text!r} (e.g. 4G, 512M)") from exc
-    if value <= 0:
-        raise click.BadParameter("memory budget must be positive")
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1):
+        raise click.BadParameter(
+            f"{flag} must be a positive, finite memory size (e.g. 4G, 512M), got {text!r}")
     return int(value)
 
 
@@ -72,6 +75,9 @@ def parse_size(text: str) -> int:
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
                    "or load it whole. Default: stream when the file is larger than the "
                    "memory budget.")
+@click.option("--replace-output-dir", is_flag=True,
+              help="Allow --output-dir to be a non-empty folder that is not an earlier "
+                   "explain output: it is replaced as a whole (refused by default).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def explain_module(**opts: object) -> None:
@@ -107,6 +113,7 @@ def explain_module(**opts: object) -> None:
             memory_budget_bytes=parse_size(str(opts["memory_budget"])),
             stream_features=opts["stream_features"],  # type: ignore[arg-type]
             progress=not quiet,
+            replace_output_dir=bool(opts["replace_output_dir"]),
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]
         run(

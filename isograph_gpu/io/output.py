@@ -1,9 +1,20 @@
-"""Atomic output: everything is written into a staging folder beside the destination and
-moved into place only when the whole run succeeded.
+"""Atomic output: a run writes into a staging folder beside the destination, and the whole
+folder replaces the destination in one step when the run succeeded.
 
-A failed or interrupted run removes its staging folder and leaves the destination as it
-was; a successful run replaces each file with ``os.replace`` (atomic per file), the
-manifest last, so no table is ever half-written or half-overwritten.
+- On Linux the swap is ``renameat2(RENAME_EXCHANGE)``: the old and the new folder trade
+  places atomically; elsewhere (or on file systems without it) the old folder is renamed
+  aside, the new one renamed into place (the old one is put back if that fails), and the
+  old one is deleted. Either way the destination holds the old output or the new one,
+  never a mix, and after success it holds exactly this run's files.
+- A failed or interrupted run (exception, SIGINT, SIGTERM) removes its staging folder and
+  leaves the destination byte-for-byte as it was. A run killed with SIGKILL leaves its
+  staging folder; the next run into the same destination removes it once the process that
+  created it (its pid is in the name) is gone.
+- Checked before any computing: the destination is not a file, not a mount point, and
+  either absent, empty, or an earlier output (it holds the manifest); a non-empty folder
+  that is not one is refused unless ``replace_foreign`` is set. The staging folder is
+  created then, so an unwritable location fails at once.
+- Every I/O error names the path it concerns (:class:`OutputError`).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +35,42 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import OutputError
+from ..errors import InputError, OutputError
+
+#: the file that marks a folder as an isograph(-gpu) explain output
+MANIFEST_NAME = "module_explanation_manifest.json"
+#: staging folders are named ``.<destination name>.isograph-gpu-staging-<pid>-<random>``
+STAGING_MARK = ".isograph-gpu-staging-"
+
+
+def io_error(action: str, path: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """One-line :class:`OutputError` naming ``path`` (e.g. ENOSPC: 'No space left on
+    device' alone does not say where)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    error = OutputError(f"cannot {action} {path}: {reason}")
+    error.errno = exc.errno
+    return error
+
+
+def path_component(value: object, what: str) -> str:
+    """``str(value)`` when it can name exactly one file or folder inside a directory;
+    otherwise :class:`InputError` naming it. Refused: empty, '.', '..', absolute paths,
+    and anything holding a path separator or a NUL byte."""
+    text = str(value)
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if (text in ("", ".", "..") or "\x00" in text or any(s in text for s in separators)
+            or os.path.isabs(text)):
+        raise InputError(
+            f"{what} {text!r} cannot be used as a folder name in the output dir "
+            "(empty, '.', '..', or containing '/' or a NUL byte)"
+        )
+    return text
+
+
+def check_path_components(values: Sequence[object], what: str) -> None:
+    """:func:`path_component` for every value (call it before computing)."""
+    for value in values:
+        path_component(value, what)
 
 
 def _umask() -> int:
@@ -34,10 +81,14 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder; the file
-    gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
+    gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    An I/O failure is an :class:`OutputError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise io_error("write", path, exc) from exc
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -45,8 +96,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise io_error("write", path, exc) from exc
         raise
 
 
@@ -73,8 +126,17 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     pq.write_table(table, path)
 
 
+def _write_table(df: pd.DataFrame, target: Path) -> None:
+    try:
+        write_parquet(df, target)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise io_error("write", target, exc) from exc
+
+
 class StagedOutput:
-    """A staging folder whose files are moved to ``destination`` on :meth:`commit`."""
+    """A staging folder that replaces ``destination`` as a whole on :meth:`commit`."""
 
     def __init__(self, destination: Path, staging: Path) -> None:
         self.destination = destination
@@ -82,9 +144,16 @@ class StagedOutput:
         self._files: list[str] = []
 
     def path(self, relative: str) -> Path:
-        """Where to write ``relative`` (a path under the output dir) while staging."""
+        """Where to write ``relative`` (a ``/``-separated path under the output dir) while
+        staging. Each part must be a single path component (:func:`path_component`), so
+        no input value (a module id...) can lead outside the output dir."""
+        for part in str(relative).split("/"):
+            path_component(part, "output path part")
         target = self.staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_error("create folder", target.parent, exc) from exc
         if relative not in self._files:
             self._files.append(relative)
         return target
@@ -95,7 +164,7 @@ class StagedOutput:
         return list(self._files)
 
     def write_parquet(self, df: pd.DataFrame, relative: str) -> None:
-        write_parquet(df, self.path(relative))
+        _write_table(df, self.path(relative))
 
     def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame, str]]) -> None:
         """Write several tables at once: paths are registered in the given order, files
@@ -104,50 +173,229 @@ class StagedOutput:
         workers = min(len(targets), os.cpu_count() or 1)
         if workers <= 1:
             for df, target in targets:
-                write_parquet(df, target)
+                _write_table(df, target)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(lambda item: write_parquet(*item), targets):
+            for _ in pool.map(lambda item: _write_table(*item), targets):
                 pass  # re-raises the first failure
 
     def write_json(self, obj: Any, relative: str) -> None:
-        self.path(relative).write_bytes(json_bytes(obj))
+        target = self.path(relative)
+        try:
+            target.write_bytes(json_bytes(obj))
+        except OSError as exc:
+            raise io_error("write", target, exc) from exc
 
-    def commit(self, last: tuple[str, ...] = ()) -> None:
-        """Move staged files into the destination (``last`` ones after all others)."""
-        order = [f for f in self._files if f not in last] + [f for f in last if f in self._files]
-        for rel in order:
-            target = self.destination / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging / rel, target)
+    def commit(self) -> Path | None:
+        """Replace the destination with the staging folder in one step; returns where the
+        old output now lies (to be deleted), or None when there was none."""
+        try:
+            return replace_directory(self.staging, self.destination)
+        except OSError as exc:
+            raise io_error("replace output dir", self.destination, exc) from exc
+
+
+# --- replacing a whole directory --------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+#: renameat2's syscall number where glibc lacks the wrapper (< 2.28)
+_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "riscv64": 276, "ppc64le": 357}
+
+
+def _renameat2_function() -> Any:
+    import ctypes
+    import platform
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    wrapper = getattr(libc, "renameat2", None)
+    if wrapper is not None:
+        return wrapper
+    number = _SYS_RENAMEAT2.get(platform.machine())
+    if number is None:
+        return None
+    return lambda *args: libc.syscall(number, *args)
+
+
+def exchange_directories(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` atomically (Linux ``renameat2(RENAME_EXCHANGE)``). False when
+    the platform or the file system cannot; OSError (naming both) for other failures."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    function = _renameat2_function()
+    if function is None:
+        return False
+    status = function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if status == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _swap_by_renames(new: Path, destination: Path) -> Path:
+    """Rename ``destination`` aside, ``new`` into place (undone if that fails); returns
+    the aside path, which holds the old output."""
+    aside = new.with_name(new.name + "-old")
+    os.rename(destination, aside)
+    try:
+        os.rename(new, destination)
+    except BaseException:
+        os.rename(aside, destination)
+        raise
+    return aside
+
+
+def replace_directory(new: Path, destination: Path) -> Path | None:
+    """Make ``new`` the folder at ``destination`` in one step (both in the same parent).
+    Returns the path that now holds the old folder, or None when there was none."""
+    if not os.path.lexists(destination):
+        os.rename(new, destination)
+        return None
+    if exchange_directories(new, destination):
+        return new
+    return _swap_by_renames(new, destination)
+
+
+def remove_tree(path: Path) -> bool:
+    """Delete a folder this run owns, making read-only subfolders writable first (an
+    earlier output may have some). Returns False, with a warning naming it, on failure."""
+    def make_writable_and_retry(function: Any, failed: str, _exc: Any) -> None:
+        parent = os.path.dirname(failed)
+        os.chmod(parent, os.stat(parent).st_mode | 0o700)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, os.stat(failed).st_mode | 0o700)
+        function(failed)
+
+    if not os.path.lexists(path):
+        return True
+    try:
+        shutil.rmtree(path, onerror=make_writable_and_retry)
+    except OSError as exc:
+        warnings.warn(f"could not remove {path}: {exc.strerror or exc}; delete it by hand",
+                      stacklevel=2)
+        return False
+    return True
+
+
+# --- checks before computing ------------------------------------------------------------
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(destination: Path) -> list[Path]:
+    """Delete the staging folders that runs killed earlier (SIGKILL, power loss) left
+    beside ``destination``: those whose creating process is gone. Folders of a live
+    process (a run in progress) are left alone. One exception: a run killed between the
+    two renames of the portable swap left no ``destination`` and its old output under the
+    ``-old`` name; that folder is renamed back to ``destination``, not deleted. Returns
+    the folders removed."""
+    removed = []
+    prefix = f".{destination.name}{STAGING_MARK}"
+    for leftover in sorted(destination.parent.glob(prefix + "*")):
+        pid_text = leftover.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or not leftover.is_dir() or leftover.is_symlink():
+            continue
+        if _process_alive(int(pid_text)):  # a run in progress (maybe in this process)
+            continue
+        if leftover.name.endswith("-old") and not os.path.lexists(destination):
+            os.rename(leftover, destination)
+            warnings.warn(f"restored the earlier output {destination} that a killed run had "
+                          f"moved to {leftover.name}", stacklevel=3)
+            continue
+        if remove_tree(leftover):
+            removed.append(leftover)
+    if removed:
+        warnings.warn(f"removed {len(removed)} staging folder(s) left by an earlier killed run "
+                      f"beside {destination}", stacklevel=3)
+    return removed
+
+
+def check_destination(destination: Path, replace_foreign: bool = False,
+                      inputs: Sequence[object] = ()) -> None:
+    """Refuse, before any computing, an output dir the commit could not or should not
+    replace: a file, a mount point (it cannot be renamed, and staging beside it would sit
+    on another file system), a folder holding one of the run's ``inputs`` (paths; other
+    objects are ignored), or a non-empty folder without an explain manifest (not an
+    earlier output) unless ``replace_foreign``."""
+    if not os.path.lexists(destination):
+        return
+    for source in inputs:
+        if isinstance(source, str | os.PathLike) and os.path.exists(source):
+            real = Path(os.path.realpath(source))
+            if real == destination or destination in real.parents:
+                raise OutputError(
+                    f"output dir {destination} holds the input {source}; the run replaces the "
+                    "whole folder, so choose another output dir"
+                )
+    if not destination.is_dir():
+        raise OutputError(f"output dir {destination} exists and is not a directory")
+    if os.path.ismount(destination):
+        raise OutputError(
+            f"output dir {destination} is a mount point: it cannot be replaced in one step; "
+            "choose a folder inside it"
+        )
+    try:
+        empty = next(os.scandir(destination), None) is None
+    except OSError as exc:
+        raise io_error("read output dir", destination, exc) from exc
+    if not empty and not (destination / MANIFEST_NAME).is_file() and not replace_foreign:
+        raise OutputError(
+            f"output dir {destination} is not empty and is not an isograph-gpu output (no "
+            f"{MANIFEST_NAME}); the run replaces the whole folder, so it refuses: choose an "
+            "empty or new folder, or pass --replace-output-dir to replace it"
+        )
 
 
 @contextmanager
-def staged_output(destination: str | os.PathLike[str]) -> Iterator[StagedOutput]:
-    """Stage writes for ``destination``; commit only if the block exits normally.
+def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = False,
+                  inputs: Sequence[object] = ()) -> Iterator[StagedOutput]:
+    """Stage writes for ``destination``; replace it as a whole only if the block exits
+    normally (see the module docstring). ``replace_foreign``: allow replacing a non-empty
+    folder that is not an earlier output. ``inputs``: the run's input paths, which must
+    not lie inside ``destination``.
 
-    The staging folder is created first, so an unwritable destination fails before any
-    computation (:class:`OutputError` naming the folder).
+    Everything that can be checked is checked on entry, before the caller computes
+    anything (:class:`OutputError` naming the folder).
     """
-    destination = Path(destination)
+    destination = Path(os.path.realpath(destination))  # a link: replace what it points to
+    if destination.parent == destination:
+        raise OutputError(f"output dir {destination} is a file system root")
+    try:
+        remove_stale_staging(destination)
+    except OSError as exc:
+        raise io_error("clean up earlier staging folders beside", destination, exc) from exc
+    check_destination(destination, replace_foreign, inputs)
     parent = destination.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        if destination.exists() and not destination.is_dir():
-            raise OutputError(f"output dir {destination} exists and is not a directory")
-        staging = parent / f".{destination.name}.isograph-gpu-staging-{uuid.uuid4().hex[:8]}"
+        staging = parent / f".{destination.name}{STAGING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
-    except OutputError:
-        raise
     except OSError as exc:
         raise OutputError(
             f"cannot write to output dir {destination}: {exc.strerror or exc}"
         ) from exc
+    if os.path.lexists(destination) and staging.stat().st_dev != destination.stat().st_dev:
+        remove_tree(staging)
+        raise OutputError(f"output dir {destination} is on another file system than "
+                          f"{parent}; choose a folder inside it")
     staged = StagedOutput(destination, staging)
+    leftover: Path | None = staging
     try:
         yield staged
-        # manifest last: a reader that sees the manifest sees complete tables
-        destination.mkdir(parents=True, exist_ok=True)
-        staged.commit(last=("module_explanation_manifest.json",))
+        leftover = staged.commit()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if leftover is not None:
+            remove_tree(leftover)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..io.output import atomic_write_bytes, json_bytes
+from ..io.output import atomic_write_bytes, check_path_components, json_bytes
 from ..results import ExplainResult
 from ._data import gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
@@ -127,6 +129,55 @@ def default_jobs(n_modules: int) -> int:
     return max(1, min(cores, int(n_modules)))
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(parent_pid: int) -> None:
+    """Pool worker initializer: die with the parent. On Linux the kernel sends SIGKILL to
+    the worker when the process that forked it ends (``prctl(PR_SET_PDEATHSIG)``), so a
+    killed run leaves no orphan still drawing into its staging folder; a worker whose
+    parent already died before that exits at once. SIGINT/SIGTERM get their default
+    handling (the parent stops its workers itself; a forked copy of the parent's SIGTERM
+    handler would keep a worker alive)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # forked while _signals_deferred blocked them
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED_SIGNALS)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+_DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the pool forks its workers: a Python signal handler that
+    runs inside an at-fork hook has its exception swallowed ("Exception ignored"), so a
+    SIGTERM arriving mid-fork would be lost. The signal is delivered when this ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_workers(workers: set[mp.process.BaseProcess]) -> None:
+    """Kill the pool's workers now (a failure or an interrupt: their figures are moot)."""
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    for worker in workers:
+        worker.join(timeout=5)
+
+
 def _pool_context() -> mp.context.BaseContext:
     # fork on Linux: workers start in milliseconds with matplotlib and the tables already
     # imported; elsewhere the platform default (spawn on macOS/Windows, where fork is unsafe)
@@ -150,7 +201,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     Each file is written atomically; tables are only read, never modified. Modules are
     drawn in ``jobs`` worker processes (default :func:`default_jobs`: on Linux one per CPU
     core, at most one per module; 1 draws in this process); the files and their bytes do
-    not depend on ``jobs``.
+    not depend on ``jobs``. Workers die with this process (SIGKILL included, on Linux)
+    and are killed when drawing fails or is interrupted.
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
@@ -159,6 +211,7 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     if not formats:
         raise InputError("no figure format requested")
     output_dir = Path(output_dir)
+    check_path_components([r.module_id for r in results.values()], "module_id")  # folders
     gene_names = gene_name_map(feature_meta)
     usage = usage_frame(feature_usage) if feature_usage is not None else None
     if usage is None:
@@ -167,12 +220,18 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     jobs = default_jobs(len(results)) if jobs is None else max(1, min(int(jobs), len(results)))
     tasks = [(result, _module_usage(usage, result), gene_names, top_n, output_dir, formats, dpi,
               usage is None) for result in results.values()]
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) if jobs > 1 \
-        else None
+    children_before = set(mp.active_children())
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
+                               initializer=_worker_start, initargs=(os.getpid(),)) \
+        if jobs > 1 else None
+    finished = False
     try:
         # workers start on the modules while this process draws the eigengene heatmap
-        outcomes = map(_render_module, tasks) if pool is None \
-            else pool.map(_render_module, tasks)
+        if pool is None:
+            outcomes = map(_render_module, tasks)
+        else:
+            with _signals_deferred():  # map submits every task now: the workers fork here
+                outcomes = pool.map(_render_module, tasks)
         written: list[str] = []
         eigengenes = eigengene_frame(results)
         try:
@@ -187,8 +246,11 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
             if skipped:
                 warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
                               stacklevel=2)
+        finished = True
     finally:
         if pool is not None:
+            if not finished:  # an error, Ctrl-C or SIGTERM: do not wait for the workers
+                _stop_workers(set(mp.active_children()) - children_before)
             pool.shutdown(cancel_futures=True)
     return written
 
