@@ -118,8 +118,13 @@ def test_masked_pearson_equals_scipy_pearsonr(pairs):
     if not np.isfinite(expected.statistic):
         return  # scipy underflow on near-degenerate input; nothing to compare
     assert r[0] == pytest.approx(expected.statistic, abs=1e-9)
-    if expected.pvalue > 1e-12:
-        assert p[0] == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+    # p is ill-conditioned near |r| = 1 (with n = 3, a 1e-16 change of r moves p by ~1e-8),
+    # so compare with scipy's own null distribution of r evaluated at our r, not with
+    # scipy's p of its (equally rounded) r
+    k = mask.sum() / 2 - 1
+    expected_p = 2 * stats.beta(k, k, loc=-1, scale=2).cdf(-abs(r[0]))
+    if expected_p > 1e-12:
+        assert p[0] == pytest.approx(expected_p, rel=1e-6, abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
