@@ -13,14 +13,18 @@ from .common import run_command
 @click.option("--output-dir", default="isograph_gpu_demo", show_default=True,
               type=click.Path(path_type=Path),
               help="Where the demo inputs and results are written.")
-@click.option("--samples", default=200, show_default=True, type=click.IntRange(10, None))
-@click.option("--genes", default=300, show_default=True, type=click.IntRange(20, None))
-@click.option("--modules", default=5, show_default=True, type=click.IntRange(1, None))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--samples", default=200, show_default=True, type=click.IntRange(10, None),
+              help="Simulated samples.")
+@click.option("--genes", default=300, show_default=True, type=click.IntRange(20, None),
+              help="Simulated genes (each with several transcripts).")
+@click.option("--modules", default=5, show_default=True, type=click.IntRange(1, None),
+              help="Planted isoform-switch modules.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed; the same seed gives the same dataset.")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Also draw figures.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@click.option("--quiet", "-q", is_flag=True)
+              show_default=True, help="Where the tensors live; auto: CUDA when available.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, plot: bool,
          device: str, quiet: bool) -> None:
     """Simulate an IsoGraph fit with planted isoform-switch modules (no download) and
