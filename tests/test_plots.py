@@ -122,6 +122,29 @@ def test_driver_bar_draws_top_genes_by_abs_r_with_fisher_ci(results, names, top_
     np.testing.assert_allclose([s[1][0] for s in segments], ci[1], atol=1e-12)
 
 
+@pytest.mark.parametrize("r", [1 - 1e-16, -(1 - 1e-16), 1.0, -1.0, 0.99995, np.nan])
+@pytest.mark.parametrize("n", [3, 4, np.nan])
+def test_fisher_ci_contains_r_beyond_the_clip(r, n):
+    """Issue 12.13: |r| > 0.9999 (a single-gene module) drew the bar outside its CI and
+    matplotlib refused the negative xerr."""
+    from isograph_gpu.plots._data import abs_r_interval, fisher_z_ci
+
+    lo, hi = fisher_z_ci(np.array([r]), np.array([n], dtype=float))
+    if np.isnan(r) or np.isnan(n):
+        assert np.isnan(lo[0]) and np.isnan(hi[0])
+        return
+    assert lo[0] <= r <= hi[0]
+    # far end: the reference's clipped Fisher interval, written plainly
+    se = 1.0 / np.sqrt(max(n - 3.0, 1.0))
+    far = np.tanh(np.arctanh(np.sign(r) * 0.9999) - np.sign(r) * 1.959963984540054 * se)
+    assert (lo[0] if r > 0 else hi[0]) == pytest.approx(far, abs=1e-12)
+    abs_lo, abs_hi = abs_r_interval(np.array([r]), lo, hi)
+    assert abs_lo[0] <= abs(r) <= abs_hi[0]
+    drivers = pd.DataFrame({"gene_id": ["G1", "G2"], "r": [r, 0.5], "n_samples": [n, 10]})
+    ax = plot_driver_bar(drivers)  # raised "'xerr' must not contain negative values"
+    assert len(bar_patches(ax)) == 1 + (not np.isnan(r))
+
+
 def test_driver_bar_uses_given_axes_and_rejects_empty(results):
     fig = Figure()
     ax = fig.add_subplot()
