@@ -28,7 +28,8 @@ from .common import run_command
 def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, plot: bool,
          device: str, quiet: bool) -> None:
     """Simulate an IsoGraph fit with planted isoform-switch modules (no download) and
-    run the whole explain on it; prints where the results are and the top drivers."""
+    run the whole explain on it; prints where the results are, the top drivers, how to
+    draw the figures (or where --plot drew them) and what needs inputs the demo lacks."""
 
     def job() -> None:
         from ..config import ExplainConfig
@@ -44,9 +45,9 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
             output_dir=output_dir / "explain",
         )
         truth = data.truth.set_index("gene_id")
+        explain_dir = output_dir / "explain"
         click.echo(f"inputs:  {output_dir / 'inputs'}")
-        click.echo(f"results: {output_dir / 'explain'} (manifest: "
-                   f"{output_dir / 'explain' / MANIFEST})")
+        click.echo(f"results: {explain_dir} (manifest: {explain_dir / MANIFEST})")
         for module_id, res in results.items():
             top = res.gene_driver_table.head(5)
             planted = sum(truth.loc[g, "module_id"] == module_id for g in top["gene_id"]
@@ -55,5 +56,27 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
                                                                        strict=True))
             extra = f"; {planted}/5 planted in {module_id}" if planted is not None else ""
             click.echo(f"{module_id}: top drivers {genes_text}{extra}")
+        for line in next_steps(explain_dir, plot):
+            click.echo(line)
 
     run_command(job, quiet=quiet)
+
+
+def next_steps(explain_dir: Path, plotted: bool) -> list[str]:
+    """What else the package can do with the demo's output, as lines to print."""
+    import json
+
+    from ..pipeline import MANIFEST
+
+    if plotted:
+        figures = json.loads((explain_dir / MANIFEST).read_text()).get("plot_files", [])
+        first = f"{explain_dir / figures[0]}" if figures else "none"
+        draw = f"figures: {len(figures)} written under {explain_dir} (e.g. {first})"
+    else:
+        draw = f"figures: isograph-gpu plot --explain-dir {explain_dir}   (or rerun with --plot)"
+    return [
+        draw,
+        "not run here: --vae-attribution and --integrated-gradients need the fit's VAE "
+        "checkpoint (vae_checkpoint.pt in the artifact dir; the demo has none); "
+        "annotate-structure needs a GTF",
+    ]

@@ -29,9 +29,11 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
               help="Output directory of explain-module (tables, eigengenes.parquet, manifest).")
 @click.option("--feature-table", type=click.Path(path_type=Path), default=None,
               help="Samples x features usage (parquet/CSV/TSV) for the gradient and heatmap "
-                   "figures; without it those two figures are skipped.")
+                   "figures. Default: the explain run's feature table (recorded in the "
+                   "manifest) when it still exists; without one those figures are skipped.")
 @click.option("--feature-meta", type=click.Path(path_type=Path), default=None,
-              help="Feature metadata; a gene_name column puts gene names in the labels.")
+              help="Feature metadata; a gene_name column puts gene names in the labels. "
+                   "Default: the explain run's feature meta when it still exists.")
 @click.option("--output-format", multiple=True, type=click.Choice(list(FIGURE_FORMATS)),
               help="Figure format(s): png pdf svg (several after one flag); default png.")
 @click.option("--top-n", type=click.IntRange(1, None), default=10, show_default=True,
@@ -52,12 +54,22 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
     def job() -> None:
         from ..io.output import atomic_write_bytes, json_bytes
         from ..plots import figure_files, load_explain_dir, render_explain_figures
-        from ..plots.load import MANIFEST_NAME, read_manifest
+        from ..plots.load import (
+            MANIFEST_NAME,
+            check_usage_matches,
+            manifest_input_path,
+            read_manifest,
+        )
 
         manifest = read_manifest(explain_dir)
         results = load_explain_dir(explain_dir)
-        usage = _read_optional_table(feature_table, "feature table")
-        meta = _read_optional_table(feature_meta, "feature meta")
+        # inputs not given again: the files the explain run read, when they still exist
+        table_path = feature_table or manifest_input_path(manifest, "feature_table")
+        meta_path = feature_meta or manifest_input_path(manifest, "feature_meta")
+        usage = _read_optional_table(table_path, "feature table")
+        if usage is not None:
+            check_usage_matches(usage, results, table_path)
+        meta = _read_optional_table(meta_path, "feature meta")
         formats = tuple(dict.fromkeys(output_format)) or ("png",)
         written = render_explain_figures(results, explain_dir, formats, feature_usage=usage,
                                          feature_meta=meta, top_n=top_n, dpi=dpi,
