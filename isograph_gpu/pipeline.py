@@ -25,7 +25,7 @@ from .ops.contrast import percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
 from .ops.segments import segment_argmax, switch_strength
-from .progress import Progress
+from .progress import Progress, describe_device
 from .results import ExplainInputs, ExplainResult
 from .tables import (
     eigengene_table,
@@ -68,6 +68,9 @@ def explain_module(
 
         annotation = load_annotation_table(annotation_table)
 
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.precision, device)
+    progress.message(describe_device(device, dtype))
     outer = staged_output(output_dir) if output_dir is not None else contextlib.nullcontext()
     with outer as staged:
         with progress.stage("load inputs"):
@@ -80,8 +83,6 @@ def explain_module(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
             f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
         )
-        device = resolve_device(config.device)
-        dtype = resolve_dtype(config.precision, device)
         if device.type == "cuda":
             disable_reduced_precision()
         results, eigengenes = _compute(inputs, config, device, dtype, progress)
@@ -311,7 +312,7 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
                 results, staged.staging, config.output_formats,
                 feature_usage=pd.DataFrame(np.asarray(inputs.features), index=inputs.sample_ids,
                                            columns=inputs.feature_ids),
-                feature_meta=inputs.feature_meta,
+                feature_meta=inputs.feature_meta, progress=progress,
             )
         for rel in plot_files:
             staged.path(rel)  # register for the commit

@@ -44,7 +44,7 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
               help="Worker processes drawing modules in parallel [default on Linux: one "
                    "per CPU core, at most one per module; elsewhere 1]; 1 draws in this "
                    "process.")
-@click.option("--quiet", "-q", is_flag=True, help="No warnings on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
 def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
          output_format: tuple[str, ...], top_n: int, dpi: int, jobs: int | None,
          quiet: bool) -> None:
@@ -60,6 +60,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
             manifest_input_path,
             read_manifest,
         )
+        from ..progress import Progress
 
         manifest = read_manifest(explain_dir)
         results = load_explain_dir(explain_dir)
@@ -73,7 +74,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         formats = tuple(dict.fromkeys(output_format)) or ("png",)
         written = render_explain_figures(results, explain_dir, formats, feature_usage=usage,
                                          feature_meta=meta, top_n=top_n, dpi=dpi,
-                                         jobs=jobs)
+                                         jobs=jobs, progress=Progress(enabled=not quiet))
         # plot_files lists figures only (as explain-module --plot and isograph 0.1.5 do);
         # module_summary.json is recorded in "files" with everything else written
         figures = figure_files(written)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..io.output import atomic_write_bytes, json_bytes
+from ..progress import Progress
 from ..results import ExplainResult
 from ._data import gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
@@ -137,7 +138,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                            formats: Sequence[str] = ("png",),
                            feature_usage: pd.DataFrame | None = None,
                            feature_meta: pd.DataFrame | None = None, top_n: int = 10,
-                           dpi: int = DEFAULT_DPI, jobs: int | None = None) -> list[str]:
+                           dpi: int = DEFAULT_DPI, jobs: int | None = None,
+                           progress: Progress | None = None) -> list[str]:
     """Write every figure (+ ``module_summary.json`` per module) under ``output_dir``; return
     the written paths relative to ``output_dir`` (``/``-separated, figures first per module,
     the summary json last; :func:`figure_files` keeps the figures, which is what the
@@ -150,7 +152,7 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     Each file is written atomically; tables are only read, never modified. Modules are
     drawn in ``jobs`` worker processes (default :func:`default_jobs`: on Linux one per CPU
     core, at most one per module; 1 draws in this process); the files and their bytes do
-    not depend on ``jobs``.
+    not depend on ``jobs``. ``progress`` counts the modules drawn (a bar on a terminal).
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
@@ -182,8 +184,11 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                 written.append(path.relative_to(output_dir).as_posix())
         except InputError as exc:
             warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
-        for module_id, (files, skipped) in zip(results, outcomes, strict=True):
+        for done, (module_id, (files, skipped)) in enumerate(
+                zip(results, outcomes, strict=True), start=1):
             written.extend(files)
+            if progress is not None:
+                progress.chunk("plots", done, len(results), unit="module")
             if skipped:
                 warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
                               stacklevel=2)
