@@ -24,6 +24,20 @@ def gene_name_map(feature_meta: pd.DataFrame | None) -> dict[str, str]:
             if str(n).strip()}
 
 
+def feature_type_map(feature_meta: pd.DataFrame | None) -> dict[str, str]:
+    """feature_id -> feature_type from feature_meta (empty without those columns)."""
+    if feature_meta is None or "feature_id" not in feature_meta.columns \
+            or "feature_type" not in feature_meta.columns:
+        return {}
+    meta = feature_meta[["feature_id", "feature_type"]].dropna().drop_duplicates("feature_id")
+    return {str(f): str(t) for f, t in zip(meta["feature_id"], meta["feature_type"],
+                                           strict=True)}
+
+
+#: how a feature type reads on an axis ("mean <this>")
+FEATURE_TYPE_NAMES = {"transcript_usage": "transcript usage", "psi": "PSI"}
+
+
 def gene_label(gene_id: object, gene_names: Mapping[str, str] | None) -> str:
     """The gene's name when known, else its id."""
     gid = str(gene_id)
