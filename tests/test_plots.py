@@ -711,3 +711,18 @@ def test_isoform_gradient_legends_sit_above_the_data(results, usage, names):
         assert legend.y0 >= plot_area.y1 - 0.5, ax.get_title(loc="left")
         assert title.y0 >= legend.y1 - 1.0, ax.get_title(loc="left")  # name above, no overlap
         assert len(ax.get_legend().get_texts()) == len(trend_lines(ax))
+
+
+@pytest.mark.parametrize("types", [None, {"t1": "transcript_usage", "e1": "psi"}])
+def test_high_vs_low_legend_stays_below_a_two_line_axis_label(types):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    table = pd.DataFrame({
+        "feature_id": ["t1", "e1"], "gene_id": ["g", "g"], "mean_high": [0.9, 0.5],
+        "mean_low": [0.1, 0.2], "delta": [0.8, 0.3], "se": [0.1, 0.1], "tstat": [8.0, 3.0]})
+    ax = plot_high_vs_low(table, feature_types=types)
+    FigureCanvasAgg(ax.figure).draw()
+    renderer = ax.figure.canvas.get_renderer()
+    label = ax.xaxis.label.get_window_extent(renderer)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.y1 <= label.y0 + 0.5  # was drawn over the label's second line

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
+from matplotlib.transforms import offset_copy
 
 from ..errors import InputError
 from ._data import FEATURE_TYPE_NAMES, feature_label
@@ -171,7 +172,10 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
         Line2D([], [], marker="o", linestyle="", color=NEGATIVE_COLOR, label="low eigengene"),
         Line2D([], [], marker="o", linestyle="", color=POSITIVE_COLOR, label="high eigengene"),
         Line2D([], [], color=NEUTRAL_COLOR, label="|\u0394| \u2264 se"),
-    ], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, handlelength=1.0,
-              columnspacing=1.0)
+    ], loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=2, handlelength=1.0,
+              columnspacing=1.0,
+              # below the tick labels (~12 pt) and the x label (4 pt pad, ~8.4 pt a line)
+              bbox_transform=offset_copy(ax.transAxes, ax.figure, units="points",
+                                         y=-(18.0 + 8.4 * (axis_label.count("\n") + 1))))
     title_axes(ax, title if title is not None else "High vs low module samples", standalone)
     return ax
