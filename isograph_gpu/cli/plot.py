@@ -37,7 +37,8 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
 @click.option("--output-format", multiple=True, type=click.Choice(list(FIGURE_FORMATS)),
               help="Figure format(s): png pdf svg (several after one flag); default png.")
 @click.option("--top-n", type=click.IntRange(1, None), default=10, show_default=True,
-              help="Driver genes per figure (bars, gradient panels, heatmap genes).")
+              help="Driver genes per figure (bars, gradient panels, heatmap genes, "
+                   "polarity rows).")
 @click.option("--dpi", type=click.IntRange(20, 1200), default=300, show_default=True,
               help="Resolution of png output (and of rasterised scatter in pdf/svg).")
 @click.option("--jobs", type=click.IntRange(1, None), default=None,
