@@ -26,7 +26,15 @@ class _ExplainCommand(click.Command):
         if "--" in args:
             cut = args.index("--")
             args, ctx.meta["isograph_gpu.ignored_overrides"] = args[:cut], args[cut + 1:]
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if "unexpected extra argument" not in exc.message:
+                raise
+            raise click.UsageError(
+                f"{exc.message}: explain-module takes options only (two values after a "
+                "one-value flag? module ids go after --module-ids; Hydra overrides, which "
+                "are ignored, after '--')", ctx) from None
 
 
 @click.command("explain-module", cls=_ExplainCommand)
