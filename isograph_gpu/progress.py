@@ -35,12 +35,15 @@ class Progress:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; prints its name and duration when enabled (its own time, and the
-        total when stages ran inside it)."""
+        """Time a stage; when enabled and the stage succeeded, prints its name and duration
+        (its own time, and the total when stages ran inside it). A failed stage prints
+        nothing: its error is then the only line."""
         start = time.perf_counter()
         self._nested.append(0.0)
+        succeeded = False
         try:
             yield
+            succeeded = True
         finally:
             elapsed = time.perf_counter() - start
             inner = self._nested.pop()
@@ -48,8 +51,10 @@ class Progress:
             if self._nested:
                 self._nested[-1] += elapsed
             self.timings[name] = self.timings.get(name, 0.0) + own
-            self.message(f"{name}: {own:.2f} s" if inner == 0.0 else
-                         f"{name}: {own:.2f} s (total {elapsed:.2f} s with the stages above)")
+            if succeeded:
+                self.message(f"{name}: {own:.2f} s" if inner == 0.0 else
+                             f"{name}: {own:.2f} s (total {elapsed:.2f} s with the stages "
+                             "above)")
 
     def chunk(self, label: str, done: int, total: int, unit: str = "chunk") -> None:
         """``done`` of ``total`` steps of ``label`` finished. A progress bar (tqdm) on a

@@ -53,12 +53,14 @@ def test_nested_stages_are_not_counted_twice(monkeypatch):
 def test_stage_time_is_recorded_when_the_stage_fails(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(progress_module.time, "perf_counter", clock)
-    progress = Progress(enabled=False)
+    stream = io.StringIO()
+    progress = Progress(enabled=True, stream=stream)
     with pytest.raises(RuntimeError), progress.stage("outer"):
         with progress.stage("inner"):
             clock.now += 3.0
             raise RuntimeError
     assert progress.timings == {"inner": 3.0, "outer": 0.0}
+    assert stream.getvalue() == ""  # the error is the only line a failed run prints
 
 
 def test_steps_are_a_bar_on_a_terminal():
