@@ -726,3 +726,16 @@ def test_high_vs_low_legend_stays_below_a_two_line_axis_label(types):
     label = ax.xaxis.label.get_window_extent(renderer)
     legend = ax.get_legend().get_window_extent(renderer)
     assert legend.y1 <= label.y0 + 0.5  # was drawn over the label's second line
+
+
+def test_switch_pair_labels_of_long_bars_sit_inside_them():
+    """Labels of |r| near 1 were drawn past x = -1.5, over the gene names."""
+    pol = pd.DataFrame({"feature_id": ["a1", "a2", "b1", "b2"], "gene_id": list("aabb"),
+                        "transcript_id": ["TA1", "TA2", "TB1", "TB2"],
+                        "r": [0.9, -0.95, 0.2, -0.1], "switch_strength": [1.85, 1.85, 0.3, 0.3]})
+    ax = plot_switch_pair(pol)
+    placed = {t.get_text(): (t.get_position()[0], t.get_ha(), t.get_color()) for t in ax.texts}
+    assert placed["TA1"] == (pytest.approx(0.87), "right", "white")
+    assert placed["TA2"] == (pytest.approx(-0.92), "left", "white")
+    assert placed["TB1"] == (pytest.approx(0.23), "left", "black")
+    assert placed["TB2"] == (pytest.approx(-0.13), "right", "black")

@@ -179,8 +179,13 @@ def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | No
         ax.barh(y, values, height=0.6, color=[sign_color(v) for v in values],
                 edgecolor="none")
         for yi, value, label in zip(y, values, pairs[f"{col}_label"], strict=True):
-            ax.text(value + (0.03 if value >= 0 else -0.03), yi, label, fontsize=5,
-                    va="center", ha="left" if value >= 0 else "right")
+            # a long bar holds its label (white, at its outer end), so labels of |r| near 1
+            # stay inside the axes; a short bar's label sits just beyond its end
+            inside = abs(value) >= 0.5
+            outward = 1.0 if value >= 0 else -1.0
+            ax.text(value + (-outward if inside else outward) * 0.03, yi, label, fontsize=5,
+                    va="center", color="white" if inside else "black",
+                    ha="left" if (value >= 0) != inside else "right")
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_xlim(-1.5, 1.5)
     ax.set_yticks(y, [f"{gene_label(g, gene_names)}\n\u0394r = {s:.2f}"
