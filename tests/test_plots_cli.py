@@ -354,3 +354,23 @@ def test_plot_command_rejects_a_feature_table_of_another_run(tmp_path, wrong):
     assert len(lines) == 1 and lines[0].startswith("Error: feature table "), lines
     assert str(path) in lines[0]
     assert not (out / "M000" / "driver_bar.png").exists()  # nothing drawn
+
+
+def test_plot_reads_only_the_transcripts_it_draws_from_a_parquet_table(tmp_path):
+    from isograph_gpu.plots.load import read_feature_usage
+
+    out = make_explain_dir(tmp_path, modules=("M000", "M003"))
+    results = load_explain_dir(out)
+    full = pd.read_parquet(FEATURE_TABLE)
+    wide = full.assign(**{f"unused_{i}": np.arange(len(full), dtype=float) for i in range(50)})
+    path = tmp_path / "wide.parquet"
+    wide.to_parquet(path, index=False)
+    usage = read_feature_usage(path, results)
+    needed = list(dict.fromkeys(f for m in ("M000", "M003")
+                                for f in results[m].transcript_polarity_table["feature_id"]
+                                if f in full.columns))
+    assert list(usage.columns) == ["sample_id", *needed]
+    pd.testing.assert_frame_equal(usage, full[["sample_id", *needed]])
+    csv = tmp_path / "wide.csv"  # other formats are read whole
+    wide.head(3).to_csv(csv, index=False)
+    assert list(read_feature_usage(csv, results).columns) == list(wide.columns)

@@ -59,6 +59,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
             MANIFEST_NAME,
             check_usage_matches,
             manifest_input_path,
+            read_feature_usage,
             read_manifest,
         )
         from ..progress import Progress
@@ -68,7 +69,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         # inputs not given again: the files the explain run read, when they still exist
         table_path = feature_table or manifest_input_path(manifest, "feature_table")
         meta_path = feature_meta or manifest_input_path(manifest, "feature_meta")
-        usage = _read_optional_table(table_path, "feature table")
+        usage = None if table_path is None else read_feature_usage(table_path, results)
         if usage is not None:
             check_usage_matches(usage, results, table_path)
         meta = _read_optional_table(meta_path, "feature meta")

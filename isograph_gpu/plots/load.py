@@ -127,3 +127,30 @@ def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
     if features and not features.intersection(map(str, usage.columns)):
         raise InputError(f"feature table {source} has no column for any transcript of the "
                          "explain run; is it this run's table?")
+
+
+def read_feature_usage(path: Path, results: dict[str, ExplainResult]) -> pd.DataFrame:
+    """The feature table at ``path`` as far as the figures of ``results`` need it: from a
+    parquet file with a ``sample_id`` column only that column and the transcripts of the
+    results' polarity tables are read (a 250,000-feature table is not loaded to draw a few
+    hundred); other files are read whole. Samples x features, ``sample_id`` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io.tables import read_table, table_format
+
+    path = Path(path)
+    if not path.is_file() or table_format(path) != "parquet":
+        return read_table(path, what="feature table")
+    try:
+        names = pq.read_schema(path).names
+        if "sample_id" not in names:
+            return read_table(path, what="feature table")
+        present = set(names)
+        wanted = dict.fromkeys(
+            str(f) for r in results.values() if r.transcript_polarity_table is not None
+            for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
+        return pq.read_table(path, columns=["sample_id", *wanted]).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read feature table {path} as parquet: {detail}") from exc
