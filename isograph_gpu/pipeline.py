@@ -26,7 +26,7 @@ from .ops.contrast import percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
 from .ops.segments import segment_argmax, switch_strength
-from .progress import Progress
+from .progress import Progress, describe_device
 from .results import ExplainInputs, ExplainResult
 from .tables import (
     eigengene_table,
@@ -70,6 +70,9 @@ def explain_module(
 
         annotation = load_annotation_table(annotation_table)
 
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.precision, device)
+    progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
                            inputs=(artifact_dir, feature_table, feature_meta,
                                    module_score_table, annotation_table))
@@ -87,8 +90,6 @@ def explain_module(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
             f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
         )
-        device = resolve_device(config.device)
-        dtype = resolve_dtype(config.precision, device)
         if device.type == "cuda":
             disable_reduced_precision()
         results, eigengenes = _compute(inputs, config, device, dtype, progress)
@@ -318,7 +319,7 @@ def _write(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Expl
                 results, staged.staging, config.output_formats,
                 feature_usage=pd.DataFrame(np.asarray(inputs.features), index=inputs.sample_ids,
                                            columns=inputs.feature_ids),
-                feature_meta=inputs.feature_meta,
+                feature_meta=inputs.feature_meta, progress=progress,
             )
         for rel in plot_files:
             staged.path(rel)  # register for the commit

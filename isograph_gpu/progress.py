@@ -1,4 +1,6 @@
-"""Progress feedback on stderr for long runs (stage lines with timings, chunk counters)."""
+"""Progress feedback on stderr for long runs: stage lines with timings, and for steps with a
+known count (feature chunks, modules drawn) a progress bar on a terminal or a few plain
+lines otherwise."""
 
 from __future__ import annotations
 
@@ -6,13 +8,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
+
+PREFIX = "[isograph-gpu]"
 
 
 class Progress:
-    """Reports stages and chunk progress on a stream; silent when ``enabled`` is False.
+    """Reports stages and step counts on a stream; silent when ``enabled`` is False.
 
-    Stage timings are always recorded (``timings``), so the manifest can carry them.
+    Stage timings are always recorded (``timings``, seconds), so the manifest can carry
+    them. A stage that runs inside another is not counted twice: the outer stage's entry
+    is its own time, without the stages nested in it, so the entries add up to the run.
     """
 
     def __init__(self, enabled: bool = False, stream: TextIO | None = None) -> None:
@@ -20,29 +26,72 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.timings: dict[str, float] = {}
         self._interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._nested: list[float] = []  # per open stage: seconds spent in its inner stages
+        self._bars: dict[str, Any] = {}
 
     def message(self, text: str) -> None:
         if self.enabled:
-            print(f"[isograph-gpu] {text}", file=self.stream, flush=True)
+            print(f"{PREFIX} {text}", file=self.stream, flush=True)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; prints its name and duration when enabled."""
+        """Time a stage; when enabled and the stage succeeded, prints its name and duration
+        (its own time, and the total when stages ran inside it). A failed stage prints
+        nothing: its error is then the only line."""
         start = time.perf_counter()
+        self._nested.append(0.0)
+        succeeded = False
         try:
             yield
+            succeeded = True
         finally:
             elapsed = time.perf_counter() - start
-            self.timings[name] = self.timings.get(name, 0.0) + elapsed
-            self.message(f"{name}: {elapsed:.2f} s")
+            inner = self._nested.pop()
+            own = max(elapsed - inner, 0.0)
+            if self._nested:
+                self._nested[-1] += elapsed
+            self.timings[name] = self.timings.get(name, 0.0) + own
+            if succeeded:
+                self.message(f"{name}: {own:.2f} s" if inner == 0.0 else
+                             f"{name}: {own:.2f} s (total {elapsed:.2f} s with the stages "
+                             "above)")
 
-    def chunk(self, label: str, done: int, total: int) -> None:
-        """Chunk counter; rewrites one line on a terminal, prints sparse lines otherwise."""
+    def chunk(self, label: str, done: int, total: int, unit: str = "chunk") -> None:
+        """``done`` of ``total`` steps of ``label`` finished. A progress bar (tqdm) on a
+        terminal; elsewhere a line at about every tenth step and at the last."""
         if not self.enabled or total <= 1:
             return
         if self._interactive:
-            end = "\n" if done == total else ""
-            print(f"\r[isograph-gpu] {label}: chunk {done}/{total}", end=end,
-                  file=self.stream, flush=True)
+            self._draw_bar(label, done, total, unit)
         elif done == total or done % max(1, total // 10) == 0:
-            self.message(f"{label}: chunk {done}/{total}")
+            self.message(f"{label}: {unit} {done}/{total}")
+
+    def _draw_bar(self, label: str, done: int, total: int, unit: str) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(label)
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc=f"{PREFIX} {label}", unit=unit, file=self.stream,
+                       leave=True, dynamic_ncols=True, mininterval=0.2)
+            self._bars[label] = bar
+        bar.update(max(done - bar.n, 0))
+        if done >= total:
+            bar.close()
+            del self._bars[label]
+
+
+def describe_device(device: Any, dtype: Any) -> str:
+    """The first progress line: ``device cpu (x86_64), precision float64`` (a torch.device
+    and torch.dtype; the GPU's name on CUDA)."""
+    import platform
+
+    if getattr(device, "type", "") == "cuda":
+        import torch
+
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine() or "CPU"
+    precision = str(dtype).replace("torch.", "")
+    return f"device {device} ({name}), precision {precision} (p-values float64)"

@@ -31,7 +31,6 @@ seconds and the only large arrays are the outputs themselves. Deterministic for 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
+from .io.output import atomic_write_bytes
 
 __all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores"]
 
@@ -350,18 +350,13 @@ def _ids(prefix: str, n: int, min_width: int) -> list[str]:
 
 
 def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Parquet without index, string columns as ``string`` (as the fit writes), atomically."""
+    """Parquet without index, string columns as ``string`` (as the fit writes), atomically,
+    with the permissions of any file the user creates (0666 less the umask)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     fields = [
         pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
     ]
     table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()  # the demo's tables are small: encode in memory
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())

@@ -98,6 +98,24 @@ def test_small_memory_budget_batches_without_changing_results(monkeypatch):
                                atol=1e-13)
 
 
+def test_each_captum_batch_reports_progress(monkeypatch):
+    """Issue 13.3: IG is a long stage; it reports done/total after every Captum batch."""
+    enc, x = encoder(1), data(1)
+    batches: list[int] = []
+    original = IntegratedGradients.attribute
+
+    def spy(self, inputs, *args, **kwargs):
+        batches.append(inputs.shape[0])
+        return original(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(IntegratedGradients, "attribute", spy)
+    reported: list[tuple[int, int]] = []
+    encoder_integrated_gradients(enc, x, [1, 2], n_steps=30, memory_budget_bytes=6_000,
+                                 on_batch=lambda done, total: reported.append((done, total)))
+    assert len(batches) > 1
+    assert reported == [(k, len(batches)) for k in range(1, len(batches) + 1)]
+
+
 def test_more_steps_converge():
     enc, x = encoder(2), data(2)
     deltas = [encoder_integrated_gradients(enc, x, [3], n_steps=s)[3].convergence_delta

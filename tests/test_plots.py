@@ -122,6 +122,29 @@ def test_driver_bar_draws_top_genes_by_abs_r_with_fisher_ci(results, names, top_
     np.testing.assert_allclose([s[1][0] for s in segments], ci[1], atol=1e-12)
 
 
+@pytest.mark.parametrize("r", [1 - 1e-16, -(1 - 1e-16), 1.0, -1.0, 0.99995, np.nan])
+@pytest.mark.parametrize("n", [3, 4, np.nan])
+def test_fisher_ci_contains_r_beyond_the_clip(r, n):
+    """Issue 12.13: |r| > 0.9999 (a single-gene module) drew the bar outside its CI and
+    matplotlib refused the negative xerr."""
+    from isograph_gpu.plots._data import abs_r_interval, fisher_z_ci
+
+    lo, hi = fisher_z_ci(np.array([r]), np.array([n], dtype=float))
+    if np.isnan(r) or np.isnan(n):
+        assert np.isnan(lo[0]) and np.isnan(hi[0])
+        return
+    assert lo[0] <= r <= hi[0]
+    # far end: the reference's clipped Fisher interval, written plainly
+    se = 1.0 / np.sqrt(max(n - 3.0, 1.0))
+    far = np.tanh(np.arctanh(np.sign(r) * 0.9999) - np.sign(r) * 1.959963984540054 * se)
+    assert (lo[0] if r > 0 else hi[0]) == pytest.approx(far, abs=1e-12)
+    abs_lo, abs_hi = abs_r_interval(np.array([r]), lo, hi)
+    assert abs_lo[0] <= abs(r) <= abs_hi[0]
+    drivers = pd.DataFrame({"gene_id": ["G1", "G2"], "r": [r, 0.5], "n_samples": [n, 10]})
+    ax = plot_driver_bar(drivers)  # raised "'xerr' must not contain negative values"
+    assert len(bar_patches(ax)) == 1 + (not np.isnan(r))
+
+
 def test_driver_bar_uses_given_axes_and_rejects_empty(results):
     fig = Figure()
     ax = fig.add_subplot()
@@ -137,18 +160,41 @@ def test_driver_bar_uses_given_axes_and_rejects_empty(results):
 # ------------------------------------------------------------------ eigengene heatmap
 
 
-def test_eigengene_heatmap_is_modules_by_samples_sorted_by_mean():
+def test_eigengene_heatmap_groups_samples_by_their_highest_module():
+    """Issue 13.4: ordering by the mean over independent modules looked like noise."""
     eig = pd.read_parquet(API_RUN / "eigengenes.parquet").set_index("sample_id")
     ax = plot_eigengene_heatmap(eig)
-    image = ax.get_images()[0].get_array()
+    image = np.asarray(ax.get_images()[0].get_array())
     assert image.shape == (5, 198)
-    order = np.argsort(eig.mean(axis=1).to_numpy(), kind="stable")
-    np.testing.assert_array_equal(np.asarray(image), eig.to_numpy()[order].T)
-    assert np.all(np.diff(np.asarray(image).mean(axis=0)) >= -1e-12)
-    limit = np.abs(eig.to_numpy()).max()
+    # oracle, written plainly: z-score each module (population SD), take each sample's
+    # highest module, group by it in column order, within a group by that z descending
+    values = eig.to_numpy()
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    top = z.argmax(axis=1)
+    keys = sorted(range(len(z)), key=lambda i: (top[i], -z[i, top[i]], i))
+    np.testing.assert_array_equal(image, values[keys].T)
+    # so each module's block sits on the diagonal: its own row is highest in its block
+    blocks = top[keys]
+    for k in range(5):
+        block = image[:, blocks == k]
+        if block.size:
+            assert (block[k] >= block.mean(axis=0) - 1e-12).all()
+    assert "grouped by the module" in ax.get_xlabel()
+    limit = np.abs(values).max()
     norm = ax.get_images()[0].norm
     assert (norm.vmin, norm.vmax) == pytest.approx((-limit, limit))
     assert [t.get_text() for t in ax.get_yticklabels()] == list(eig.columns)
+
+
+def test_eigengene_heatmap_order_with_nan_and_constant_modules():
+    eig = pd.DataFrame({"A": [-1.0, np.nan, 3.0, 0.0, np.nan],
+                        "B": [1.0, 1.0, 1.0, 1.0, np.nan]}, index=list("abcde"))
+    image = np.asarray(plot_eigengene_heatmap(eig).get_images()[0].get_array())
+    # by hand: z of A over a, c, d = -0.98, 1.37, -0.39 and b (NaN) counts as 0; B is
+    # constant, z 0. Highest module (first on ties): a -> B, b -> A, c -> A, d -> B.
+    # Group A by z descending: c, b; group B (ties in table order): a, d; e (all NaN) last.
+    np.testing.assert_array_equal(image[0], [3.0, np.nan, -1.0, 0.0, np.nan])
+    np.testing.assert_array_equal(image[1], [1.0, 1.0, 1.0, 1.0, np.nan])
 
 
 def test_eigengene_heatmap_single_module_keeps_its_order():
@@ -575,3 +621,121 @@ def test_default_render_uses_workers_and_writes_what_one_process_writes(tmp_path
     assert default == serial and default[0] == "eigengene_heatmap.png"
     for rel in serial:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+# ------------------------------------------- what a reviewer reads (issue 13.4)
+
+
+def test_polarity_cells_name_their_transcripts_and_gray_cells_have_a_legend(results, names):
+    res = results["M000"]
+    ax = plot_transcript_polarity(res.transcript_polarity_table, res.gene_driver_table,
+                                  top_n=4, gene_names=names)
+    pol = res.transcript_polarity_table
+    genes = [g for g in res.gene_driver_table["gene_id"] if g in set(pol["gene_id"])][:4]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    for i, g in enumerate(genes):
+        tx = pol[pol["gene_id"] == g].sort_values(["r", "feature_id"],
+                                                 ascending=[False, True])
+        for j, (tid, r) in enumerate(zip(tx["transcript_id"], tx["r"], strict=True)):
+            assert cells[(i, j)] == f"{tid}\n{r:.2f}"
+    assert ax.get_xticks().size == 0  # no rank numbers: the cells say which transcript
+    image = np.asarray(ax.get_images()[0].get_array())
+    legend = ax.get_legend()
+    assert np.isnan(image).any() and legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["no transcript or r NaN"]
+    assert to_rgba(legend.get_patches()[0].get_facecolor()) == \
+        pytest.approx(ax.get_images()[0].cmap.get_bad())
+
+
+def test_polarity_without_gray_cells_has_no_legend():
+    pol = pd.DataFrame({"feature_id": ["a1", "a2", "b1", "b2"], "gene_id": list("aabb"),
+                        "r": [0.5, -0.5, 0.2, -0.1], "switch_strength": [1.0, 1.0, 0.3, 0.3]})
+    ax = plot_transcript_polarity(pol)
+    assert ax.get_legend() is None
+    assert sorted(t.get_text() for t in ax.texts) == ["a1\n0.50", "a2\n-0.50", "b1\n0.20",
+                                                       "b2\n-0.10"]
+
+
+@pytest.mark.parametrize("top_n", [3, 20])
+def test_standalone_figures_name_the_module_and_polarity_honours_top_n(results, usage, meta,
+                                                                         names, top_n):
+    from isograph_gpu.plots._data import feature_type_map
+    from isograph_gpu.plots.render import _module_builders
+
+    res = results["M002"]
+    builders = _module_builders(res, usage, names, top_n, feature_type_map(meta))
+    for name, build in builders.items():
+        figure = build()
+        fig = figure if isinstance(figure, Figure) else figure.figure
+        title = fig.get_suptitle()
+        assert title.startswith("M002: ") or title == "Module M002", (name, title)
+    polarity = builders["transcript_polarity"]()
+    pol = res.transcript_polarity_table
+    n_genes = len([g for g in res.gene_driver_table["gene_id"] if g in set(pol["gene_id"])])
+    rows = np.asarray(polarity.get_images()[0].get_array()).shape[0]
+    assert rows == min(top_n, n_genes)  # was at least 15 whatever --top-n
+
+
+def test_high_vs_low_axis_names_the_feature_type():
+    table = pd.DataFrame({
+        "feature_id": ["t1", "e1", "t2"], "gene_id": ["g", "g", "h"],
+        "mean_high": [0.9, 0.5, 0.1], "mean_low": [0.1, 0.2, 0.6],
+        "delta": [0.8, 0.3, -0.5], "se": [0.1, 0.1, 0.1], "tstat": [8.0, 3.0, -5.0]})
+    types = {"t1": "transcript_usage", "t2": "transcript_usage", "e1": "psi"}
+    ax = plot_high_vs_low(table, feature_types=types)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["t1", "t2", "e1 [PSI]"]
+    assert ax.get_xlabel() == "mean transcript usage\n[PSI]: mean PSI"
+    only_psi = plot_high_vs_low(table, feature_ids=["e1"], feature_types=types)
+    assert only_psi.get_xlabel() == "mean PSI"
+    assert [t.get_text() for t in only_psi.get_yticklabels()] == ["e1"]
+    assert plot_high_vs_low(table).get_xlabel() == "group mean of the feature"  # no "usage"
+
+
+def test_isoform_gradient_legends_sit_above_the_data(results, usage, names):
+    """Issue 13.4: the legend covered the top right of each panel, where the switch
+    completes; it now sits between the gene name and the plot area."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    res = results["M001"]
+    fig = plot_isoform_gradient(res.gene_driver_table, res.transcript_polarity_table,
+                                res.eigengene, res.sample_ids, usage, top_n=5,
+                                gene_names=names)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        plot_area = ax.get_window_extent(renderer)
+        legend = ax.get_legend().get_window_extent(renderer)
+        title = ax.title.get_window_extent(renderer) if ax.get_title() else \
+            ax._left_title.get_window_extent(renderer)
+        assert legend.y0 >= plot_area.y1 - 0.5, ax.get_title(loc="left")
+        assert title.y0 >= legend.y1 - 1.0, ax.get_title(loc="left")  # name above, no overlap
+        assert len(ax.get_legend().get_texts()) == len(trend_lines(ax))
+
+
+@pytest.mark.parametrize("types", [None, {"t1": "transcript_usage", "e1": "psi"}])
+def test_high_vs_low_legend_stays_below_a_two_line_axis_label(types):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    table = pd.DataFrame({
+        "feature_id": ["t1", "e1"], "gene_id": ["g", "g"], "mean_high": [0.9, 0.5],
+        "mean_low": [0.1, 0.2], "delta": [0.8, 0.3], "se": [0.1, 0.1], "tstat": [8.0, 3.0]})
+    ax = plot_high_vs_low(table, feature_types=types)
+    FigureCanvasAgg(ax.figure).draw()
+    renderer = ax.figure.canvas.get_renderer()
+    label = ax.xaxis.label.get_window_extent(renderer)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.y1 <= label.y0 + 0.5  # was drawn over the label's second line
+
+
+def test_switch_pair_labels_of_long_bars_sit_inside_them():
+    """Labels of |r| near 1 were drawn past x = -1.5, over the gene names."""
+    pol = pd.DataFrame({"feature_id": ["a1", "a2", "b1", "b2"], "gene_id": list("aabb"),
+                        "transcript_id": ["TA1", "TA2", "TB1", "TB2"],
+                        "r": [0.9, -0.95, 0.2, -0.1], "switch_strength": [1.85, 1.85, 0.3, 0.3]})
+    ax = plot_switch_pair(pol)
+    placed = {t.get_text(): (t.get_position()[0], t.get_ha(), t.get_color()) for t in ax.texts}
+    assert placed["TA1"] == (pytest.approx(0.87), "right", "white")
+    assert placed["TA2"] == (pytest.approx(-0.92), "left", "white")
+    assert placed["TB1"] == (pytest.approx(0.23), "left", "black")
+    assert placed["TB2"] == (pytest.approx(-0.13), "right", "black")

@@ -293,3 +293,84 @@ def test_plot_command_drops_summaries_an_older_manifest_listed(tmp_path):
     assert result.exit_code == 0, result.output
     plot_files = json.loads(path.read_text())["plot_files"]
     assert plot_files and not [p for p in plot_files if p.endswith(".json")]
+
+
+def _explain_run_with_own_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An explain run (M000) whose feature table and meta are copies the test can remove."""
+    from isograph_gpu import ExplainConfig, explain_module
+
+    table, meta = tmp_path / "usage.parquet", tmp_path / "meta.parquet"
+    shutil.copy(FEATURE_TABLE, table)
+    shutil.copy(FEATURE_META, meta)
+    out = tmp_path / "explain"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explain_module(FIXTURE / "inputs" / "artifact", table, meta, module_ids=["M000"],
+                       output_dir=out, config=ExplainConfig(device="cpu"))
+    return out, table, meta
+
+
+def test_plot_command_takes_the_inputs_from_the_manifest(tmp_path):
+    """Issue 13.3: without --feature-table the gradient and heatmap figures were skipped
+    although the manifest names the run's feature table."""
+    out, table, _ = _explain_run_with_own_inputs(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "skipped" warning at all
+        result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--dpi", "40",
+                                            "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    for name in ("isoform_gradient", "driver_heatmap", "driver_bar"):
+        assert (out / "M000" / f"{name}.png").is_file(), name
+    gene_name = pd.read_parquet(FEATURE_META)["gene_name"].iloc[0]
+    assert gene_name  # the meta came from the manifest too: names in the svg labels
+    result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--dpi", "40",
+                                        "--output-format", "svg", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "_name" in (out / "M000" / "driver_bar.svg").read_text()
+
+    table.unlink()  # gone: said, and the usage figures are skipped
+    (out / "M000" / "isoform_gradient.png").unlink()
+    with pytest.warns(UserWarning, match=f"{table} no longer exists"):
+        result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--dpi", "40",
+                                            "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "M000" / "isoform_gradient.png").exists()
+
+
+@pytest.mark.parametrize("wrong", ["meta", "renamed_samples"])
+def test_plot_command_rejects_a_feature_table_of_another_run(tmp_path, wrong):
+    """A wrong --feature-table is one error line naming it, not five 'skipped' warnings."""
+    out = make_explain_dir(tmp_path, modules=("M000", "M003"))
+    path = tmp_path / "wrong.parquet"
+    if wrong == "meta":
+        shutil.copy(FEATURE_META, path)
+    else:
+        usage = pd.read_parquet(FEATURE_TABLE)
+        usage.assign(sample_id="X" + usage["sample_id"].astype(str)).to_parquet(path)
+    result = CliRunner().invoke(cli(), ["plot", "--explain-dir", str(out), "--feature-table",
+                                        str(path), "--dpi", "40"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: feature table "), lines
+    assert str(path) in lines[0]
+    assert not (out / "M000" / "driver_bar.png").exists()  # nothing drawn
+
+
+def test_plot_reads_only_the_transcripts_it_draws_from_a_parquet_table(tmp_path):
+    from isograph_gpu.plots.load import read_feature_usage
+
+    out = make_explain_dir(tmp_path, modules=("M000", "M003"))
+    results = load_explain_dir(out)
+    full = pd.read_parquet(FEATURE_TABLE)
+    wide = full.assign(**{f"unused_{i}": np.arange(len(full), dtype=float) for i in range(50)})
+    path = tmp_path / "wide.parquet"
+    wide.to_parquet(path, index=False)
+    usage = read_feature_usage(path, results)
+    needed = list(dict.fromkeys(f for m in ("M000", "M003")
+                                for f in results[m].transcript_polarity_table["feature_id"]
+                                if f in full.columns))
+    assert list(usage.columns) == ["sample_id", *needed]
+    pd.testing.assert_frame_equal(usage, full[["sample_id", *needed]])
+    csv = tmp_path / "wide.csv"  # other formats are read whole
+    wide.head(3).to_csv(csv, index=False)
+    assert list(read_feature_usage(csv, results).columns) == list(wide.columns)

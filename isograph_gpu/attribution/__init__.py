@@ -125,6 +125,8 @@ def run_attribution(inputs: ExplainInputs, eigengenes: np.ndarray,
                 ckpt.encoder, x, distinct, baseline=config.ig_baseline,
                 n_steps=int(config.ig_n_steps),
                 memory_budget_bytes=int(config.memory_budget_bytes), u_x=u_x,
+                on_batch=lambda done, total: progress.chunk(
+                    "integrated gradients", done, total, unit="batch"),
             )
             for j, s in summaries.items():
                 both = _to_score_order(torch.stack([s.ig_mean, s.ig_abs_mean]), order)

@@ -95,7 +95,9 @@ def _rows_per_chunk(n: int, bytes_per_row: int, budget: int) -> int:
 def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_idx: list[int],
                                  baseline: str = "zero", n_steps: int = 50,
                                  memory_budget_bytes: int = 2 * 1024**3,
-                                 u_x: torch.Tensor | None = None) -> dict[int, IgSummary]:
+                                 u_x: torch.Tensor | None = None,
+                                 on_batch: Callable[[int, int], None] | None = None
+                                 ) -> dict[int, IgSummary]:
     """IG of ``mu(x)[j]`` for each latent ``j`` in ``latent_idx``, summarised per feature.
 
     ``x`` is the (n, d) encoder input (finite, on the encoder's device and dtype);
@@ -104,6 +106,7 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     quadrature with ``n_steps`` nodes (Captum's default). Working memory beyond ``x`` stays
     within about ``memory_budget_bytes``. ``u_x``, when given, is ``encoder.input_layer(x)``
     already computed (n, h_0), so that X is not multiplied by W1 a second time.
+    ``on_batch(done, total)``, when given, is called after each Captum batch (progress).
     """
     integrated_gradients_cls = require_captum()
     n, d = x.shape
@@ -134,6 +137,7 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     g_flat = torch.empty_like(u_in)
     rows_total = n_lat * n
     sample_chunk = min(rows_total, u_rows)
+    n_batches = -(-rows_total // sample_chunk)
     for i in range(0, rows_total, sample_chunk):
         rows = slice(i, min(rows_total, i + sample_chunk))
         n_chunk = rows.stop - rows.start
@@ -144,6 +148,8 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
                 method="gausslegendre", additional_forward_args=(which[rows],),
                 internal_batch_size=min(internal, n_steps * n_chunk),
             ).detach()
+        if on_batch is not None:
+            on_batch(i // sample_chunk + 1, n_batches)
     with torch.no_grad():
         f_gap = (_selected_latent(encoder)(u_in, which)
                  - _selected_latent(encoder)(u_b, which)).view(n_lat, n)

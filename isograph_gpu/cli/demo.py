@@ -13,18 +13,23 @@ from .common import run_command
 @click.option("--output-dir", default="isograph_gpu_demo", show_default=True,
               type=click.Path(path_type=Path),
               help="Where the demo inputs and results are written.")
-@click.option("--samples", default=200, show_default=True, type=click.IntRange(10, None))
-@click.option("--genes", default=300, show_default=True, type=click.IntRange(20, None))
-@click.option("--modules", default=5, show_default=True, type=click.IntRange(1, None))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--samples", default=200, show_default=True, type=click.IntRange(10, None),
+              help="Simulated samples.")
+@click.option("--genes", default=300, show_default=True, type=click.IntRange(20, None),
+              help="Simulated genes (each with several transcripts).")
+@click.option("--modules", default=5, show_default=True, type=click.IntRange(1, None),
+              help="Planted isoform-switch modules.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed; the same seed gives the same dataset.")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Also draw figures.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@click.option("--quiet", "-q", is_flag=True)
+              show_default=True, help="Where the tensors live; auto: CUDA when available.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, plot: bool,
          device: str, quiet: bool) -> None:
     """Simulate an IsoGraph fit with planted isoform-switch modules (no download) and
-    run the whole explain on it; prints where the results are and the top drivers."""
+    run the whole explain on it; prints where the results are, the top drivers, how to
+    draw the figures (or where --plot drew them) and what needs inputs the demo lacks."""
 
     def job() -> None:
         from ..config import ExplainConfig
@@ -40,9 +45,9 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
             output_dir=output_dir / "explain",
         )
         truth = data.truth.set_index("gene_id")
+        explain_dir = output_dir / "explain"
         click.echo(f"inputs:  {output_dir / 'inputs'}")
-        click.echo(f"results: {output_dir / 'explain'} (manifest: "
-                   f"{output_dir / 'explain' / MANIFEST})")
+        click.echo(f"results: {explain_dir} (manifest: {explain_dir / MANIFEST})")
         for module_id, res in results.items():
             top = res.gene_driver_table.head(5)
             planted = sum(truth.loc[g, "module_id"] == module_id for g in top["gene_id"]
@@ -51,5 +56,27 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
                                                                        strict=True))
             extra = f"; {planted}/5 planted in {module_id}" if planted is not None else ""
             click.echo(f"{module_id}: top drivers {genes_text}{extra}")
+        for line in next_steps(explain_dir, plot):
+            click.echo(line)
 
     run_command(job, quiet=quiet)
+
+
+def next_steps(explain_dir: Path, plotted: bool) -> list[str]:
+    """What else the package can do with the demo's output, as lines to print."""
+    import json
+
+    from ..pipeline import MANIFEST
+
+    if plotted:
+        figures = json.loads((explain_dir / MANIFEST).read_text()).get("plot_files", [])
+        first = f"{explain_dir / figures[0]}" if figures else "none"
+        draw = f"figures: {len(figures)} written under {explain_dir} (e.g. {first})"
+    else:
+        draw = f"figures: isograph-gpu plot --explain-dir {explain_dir}   (or rerun with --plot)"
+    return [
+        draw,
+        "not run here: --vae-attribution and --integrated-gradients need the fit's VAE "
+        "checkpoint (vae_checkpoint.pt in the artifact dir; the demo has none); "
+        "annotate-structure needs a GTF",
+    ]

@@ -3,32 +3,41 @@ contrast tails, memory budget, attribution and quiet/progress options."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
 from ..config import IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
 from .common import run_command
+from .options import MEMORY_SIZE, FiniteFloatRange
 
 
-def parse_size(text: str, flag: str = "--memory-budget") -> int:
-    """'2G', '512M', '1.5GB' or a byte count -> bytes; anything else (inf, nan, <= 0,
-    not a number) is a usage error naming ``flag``."""
-    units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
-    try:
-        value = float(num) * units[unit]
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 1):
-        raise click.BadParameter(
-            f"{flag} must be a positive, finite memory size (e.g. 4G, 512M), got {text!r}")
-    return int(value)
+def parse_size(text: str) -> int:
+    """'2G', '512M', '1.5GB' or a byte count -> bytes (positive and finite)."""
+    return MEMORY_SIZE.convert(text, None, None)
 
 
-@click.command("explain-module")
+class _ExplainCommand(click.Command):
+    """Positional arguments are an error (a value after a one-value flag, e.g.
+    ``--contrast-tails 10 20``, or module ids without ``--module-ids``). As in isograph
+    0.1.5, the arguments after a literal ``--`` are Hydra overrides and are ignored."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            args, ctx.meta["isograph_gpu.ignored_overrides"] = args[:cut], args[cut + 1:]
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if "unexpected extra argument" not in exc.message:
+                raise
+            raise click.UsageError(
+                f"{exc.message}: explain-module takes options only (two values after a "
+                "one-value flag? module ids go after --module-ids; Hydra overrides, which "
+                "are ignored, after '--')", ctx) from None
+
+
+@click.command("explain-module", cls=_ExplainCommand)
 @click.option("--artifact-dir", required=True, type=click.Path(path_type=Path),
               help="IsoGraph fit artifact directory (modules.parquet, feature_scores.parquet).")
 @click.option("--feature-table", required=True, type=click.Path(path_type=Path),
@@ -38,38 +47,59 @@ def parse_size(text: str, flag: str = "--memory-budget") -> int:
 @click.option("--module-ids", multiple=True,
               help="Modules to explain (repeat, or space-separated after one flag); default all.")
 @click.option("--output-dir", default="artifacts/explain", show_default=True,
-              type=click.Path(path_type=Path))
+              type=click.Path(path_type=Path),
+              help="Where the tables, manifest and figures are written.")
 @click.option("--module-score-table", type=click.Path(path_type=Path), default=None,
               help="Precomputed samples x modules scores used instead of eigengenes.")
-@click.option("--split-percentile", type=float, default=50.0, show_default=True)
-@click.option("--min-complete-pairs", type=int, default=3, show_default=True)
-@click.option("--fdr-method", type=click.Choice(["bh", "by"]), default="bh", show_default=True)
-@click.option("--contrast-tails", type=float, default=None,
-              help="Also compare the top Q%% vs the bottom Q%% of samples (0 < Q <= 50).")
+@click.option("--split-percentile", type=FiniteFloatRange(0.0, 100.0), default=50.0,
+              show_default=True,
+              help="Eigengene percentile (0-100) that splits samples into the high and low "
+                   "groups of high_vs_low_table.")
+@click.option("--min-complete-pairs", type=click.IntRange(2, None), default=3,
+              show_default=True,
+              help="Fewest samples with both values present for a correlation to be "
+                   "reported (at least 2); fewer gives NaN.")
+@click.option("--fdr-method", type=click.Choice(["bh", "by"]), default="bh", show_default=True,
+              help="Multiple-testing correction of q-values: bh = Benjamini-Hochberg, "
+                   "by = Benjamini-Yekutieli.")
+@click.option("--contrast-tails", type=FiniteFloatRange(0.0, 50.0, min_open=True),
+              default=None, metavar="Q",
+              help="Also compare the top Q percent of samples with the bottom Q percent "
+                   "(0 < Q <= 50): high_vs_low_tails_table.parquet.")
 @click.option("--plot", is_flag=True, help="Write figures.")
 @click.option("--output-format", multiple=True, type=click.Choice(list(PLOT_FORMATS)),
               help="Figure format(s) (repeatable); default png.")
 @click.option("--annotation-table", type=click.Path(path_type=Path), default=None,
               help="Structural annotation (e.g. annotate-structure output): TSV/CSV/parquet.")
 @click.option("--vae-attribution", is_flag=True, help="VAE decoder attribution.")
-@click.option("--vae-fdr-threshold", type=float, default=0.05, show_default=True)
-@click.option("--vae-percentile-threshold", type=float, default=90.0, show_default=True)
-@click.option("--vae-epsilon", type=float, default=1.0, show_default=True,
+@click.option("--vae-fdr-threshold", type=FiniteFloatRange(0.0, 1.0), default=0.05,
+              show_default=True,
+              help="q-value (0-1) a VAE driver must not exceed to pass the filter.")
+@click.option("--vae-percentile-threshold", type=FiniteFloatRange(0.0, 100.0), default=90.0,
+              show_default=True,
+              help="Percentile (0-100) of |decoded delta| a VAE driver must reach to pass "
+                   "the filter.")
+@click.option("--vae-epsilon", type=FiniteFloatRange(nonzero=True), default=1.0,
+              show_default=True,
               help="Latent perturbation for the finite-difference decoder Jacobian.")
 @click.option("--vae-jacobian", type=click.Choice(list(VAE_JACOBIANS)),
-              default="finite-difference", show_default=True)
+              default="finite-difference", show_default=True,
+              help="Decoder Jacobian: central finite differences (as isograph 0.1.5) or "
+                   "exact forward-mode differentiation.")
 @click.option("--integrated-gradients", is_flag=True, help="Captum Integrated Gradients.")
-@click.option("--ig-n-steps", type=int, default=50, show_default=True)
+@click.option("--ig-n-steps", type=click.IntRange(1, None), default=50, show_default=True,
+              help="Integration steps of Integrated Gradients (at least 1).")
 @click.option("--ig-baseline", type=click.Choice(list(IG_BASELINES)), default="zero",
               show_default=True,
               help="zero; mean = per-sample mean across features; feature-mean = the "
                    "reference's per-feature mean over samples.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+              show_default=True, help="Where the tensors live; auto: CUDA when available.")
 @click.option("--precision", type=click.Choice(["auto", "float64", "float32"]), default="auto",
-              show_default=True, help="auto = float64 on every device; float32 is faster on a GPU but off the "
+              show_default=True,
+              help="auto = float64 on every device; float32 is faster on a GPU but off the "
                    "1e-6 parity contract (p up to ~1e-3 in log10).")
-@click.option("--memory-budget", default="2G", show_default=True,
+@click.option("--memory-budget", type=MEMORY_SIZE, default="2G", show_default=True,
               help="Working memory per feature chunk (e.g. 512M, 4G).")
 @click.option("--stream-features/--load-features", default=None,
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
@@ -79,7 +109,6 @@ def parse_size(text: str, flag: str = "--memory-budget") -> int:
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
-@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def explain_module(**opts: object) -> None:
     """Explain modules: gene drivers, transcript polarity, high-vs-low contrasts.
 

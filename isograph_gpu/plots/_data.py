@@ -24,6 +24,20 @@ def gene_name_map(feature_meta: pd.DataFrame | None) -> dict[str, str]:
             if str(n).strip()}
 
 
+def feature_type_map(feature_meta: pd.DataFrame | None) -> dict[str, str]:
+    """feature_id -> feature_type from feature_meta (empty without those columns)."""
+    if feature_meta is None or "feature_id" not in feature_meta.columns \
+            or "feature_type" not in feature_meta.columns:
+        return {}
+    meta = feature_meta[["feature_id", "feature_type"]].dropna().drop_duplicates("feature_id")
+    return {str(f): str(t) for f, t in zip(meta["feature_id"], meta["feature_type"],
+                                           strict=True)}
+
+
+#: how a feature type reads on an axis ("mean <this>")
+FEATURE_TYPE_NAMES = {"transcript_usage": "transcript usage", "psi": "PSI"}
+
+
 def gene_label(gene_id: object, gene_names: Mapping[str, str] | None) -> str:
     """The gene's name when known, else its id."""
     gid = str(gene_id)
@@ -49,12 +63,17 @@ def transcript_label(row: pd.Series) -> str:
 def fisher_z_ci(r: np.ndarray, n: np.ndarray, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
     """95 % CI of Pearson r via Fisher's z: ``tanh(atanh(r) ± z·se)``, se = 1/sqrt(max(n-3, 1)).
 
-    r is clipped to ±0.9999 first (as the reference does). Shapes (k,), float64.
+    r is clipped to ±0.9999 first (as the reference does); the interval is then widened to
+    contain the unclipped r itself (|r| up to 1, e.g. a single-gene module's driver, which
+    is its own eigengene), so ``lo <= r <= hi`` always. NaN r or n gives NaN ends.
+    Shapes (k,), float64.
     """
-    r = np.clip(np.asarray(r, dtype=np.float64), -0.9999, 0.9999)
+    r = np.asarray(r, dtype=np.float64)
+    clipped = np.clip(r, -0.9999, 0.9999)
     se = 1.0 / np.sqrt(np.maximum(np.asarray(n, dtype=np.float64) - 3.0, 1.0))
-    zr = np.arctanh(r)
-    return np.tanh(zr - z * se), np.tanh(zr + z * se)
+    zr = np.arctanh(clipped)
+    lo, hi = np.tanh(zr - z * se), np.tanh(zr + z * se)
+    return np.minimum(lo, r), np.maximum(hi, r)  # NaN propagates
 
 
 def abs_r_interval(r: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ from .style import (
     new_figure,
     sign_color,
     styled,
+    title_axes,
 )
 
 
@@ -44,6 +45,7 @@ def plot_driver_bar(driver_table: pd.DataFrame, top_n: int = 10, ax: Axes | None
     rows = top_drivers(driver_table, top_n)
     if rows.empty:
         raise InputError("gene driver table is empty (no gene with a finite r); nothing to plot")
+    standalone = ax is None
     if ax is None:
         fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.2 * len(rows))
         ax = fig.add_subplot()
@@ -65,7 +67,7 @@ def plot_driver_bar(driver_table: pd.DataFrame, top_n: int = 10, ax: Axes | None
                        Patch(color=NEGATIVE_COLOR, label="r < 0")],
               loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, handlelength=1.0,
               borderaxespad=0.1)
-    ax.set_title(title if title is not None else "Top driver genes", loc="left")
+    title_axes(ax, title if title is not None else "Top driver genes", standalone)
     return ax
 
 

@@ -85,3 +85,72 @@ def load_explain_dir(explain_dir: Path) -> dict[str, ExplainResult]:
             else len(tables["gene_driver_table"]),
         )
     return results
+
+
+def manifest_input_path(manifest: dict, name: str) -> Path | None:
+    """The path the explain run read its input ``name`` (``feature_table`` or
+    ``feature_meta``) from, as the manifest's ``inputs`` records it, when that file still
+    exists with the recorded size; else None (a warning says why when it was recorded)."""
+    entry = (manifest.get("inputs") or {}).get(name) if isinstance(manifest.get("inputs"),
+                                                                   dict) else None
+    if not isinstance(entry, dict) or not entry.get("path"):
+        return None
+    path = Path(str(entry["path"]))
+    if not path.is_file():
+        warnings.warn(f"the explain run's {name} {path} no longer exists; give --"
+                      f"{name.replace('_', '-')} to use another copy", stacklevel=2)
+        return None
+    if entry.get("size") is not None and path.stat().st_size != int(entry["size"]):
+        warnings.warn(f"the explain run's {name} {path} has changed since the run (size "
+                      f"{path.stat().st_size} bytes, recorded {entry['size']}); not used",
+                      stacklevel=2)
+        return None
+    return path
+
+
+def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
+                        source: object) -> None:
+    """Raise InputError naming ``source`` when the feature usage table ``usage`` (samples
+    x features; ``sample_id`` column or index) shares no sample id with the results'
+    eigengenes, or no feature id with their transcript polarity tables: it is not this
+    run's feature table."""
+    from ._data import usage_frame
+
+    usage = usage_frame(usage)
+    samples = {str(s) for r in results.values() for s in r.sample_ids}
+    if samples and not samples.intersection(map(str, usage.index)):
+        example = next(iter(map(str, usage.index)), "none")
+        raise InputError(f"feature table {source} shares no sample id with the explain run "
+                         f"(its first sample id is {example!r}); is it this run's table?")
+    features = {str(f) for r in results.values() if r.transcript_polarity_table is not None
+                for f in r.transcript_polarity_table.get("feature_id", [])}
+    if features and not features.intersection(map(str, usage.columns)):
+        raise InputError(f"feature table {source} has no column for any transcript of the "
+                         "explain run; is it this run's table?")
+
+
+def read_feature_usage(path: Path, results: dict[str, ExplainResult]) -> pd.DataFrame:
+    """The feature table at ``path`` as far as the figures of ``results`` need it: from a
+    parquet file with a ``sample_id`` column only that column and the transcripts of the
+    results' polarity tables are read (a 250,000-feature table is not loaded to draw a few
+    hundred); other files are read whole. Samples x features, ``sample_id`` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io.tables import read_table, table_format
+
+    path = Path(path)
+    if not path.is_file() or table_format(path) != "parquet":
+        return read_table(path, what="feature table")
+    try:
+        names = pq.read_schema(path).names
+        if "sample_id" not in names:
+            return read_table(path, what="feature table")
+        present = set(names)
+        wanted = dict.fromkeys(
+            str(f) for r in results.values() if r.transcript_polarity_table is not None
+            for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
+        return pq.read_table(path, columns=["sample_id", *wanted]).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read feature table {path} as parquet: {detail}") from exc

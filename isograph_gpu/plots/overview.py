@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
+from matplotlib.transforms import offset_copy
 
 from ..errors import InputError
-from ._data import feature_label
+from ._data import FEATURE_TYPE_NAMES, feature_label
 from .style import (
     DOUBLE_COLUMN_IN,
     NEGATIVE_COLOR,
@@ -22,32 +23,51 @@ from .style import (
     new_figure,
     sign_color,
     styled,
+    title_axes,
 )
 
 
-def eigengene_sample_order(eigengenes: pd.DataFrame) -> np.ndarray:
-    """Sample positions ordered by the NaN-skipping mean eigengene across modules (stable;
-    samples whose every module is NaN go last)."""
+def eigengene_sample_order(eigengenes: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Sample positions for the eigengene heatmap and how they were ordered (for the axis).
+
+    One module: by its eigengene, low to high. Several: each module's eigengene is z-scored
+    (NaN-skipping; NaN then counts as 0) and every sample joins the module on which its z is
+    highest; groups follow the column order of the modules, and within a group samples go
+    by that z, highest first. Each module's high samples so form one block along a
+    diagonal, whatever the number of samples. Samples whose every eigengene is NaN go last,
+    in table order; ties keep table order."""
     values = eigengenes.to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
-    counts = finite.sum(axis=1)
-    sums = np.where(finite, values, 0.0).sum(axis=1)
-    mean = np.divide(sums, counts, out=np.full(len(values), np.inf), where=counts > 0)
-    return np.argsort(mean, kind="stable")
+    has_any = finite.any(axis=1)
+    rows = np.flatnonzero(has_any)
+    last = np.flatnonzero(~has_any)
+    if values.shape[1] == 1:
+        order = rows[np.argsort(values[rows, 0], kind="stable")]
+        return np.concatenate([order, last]), "ordered by eigengene (low \u2192 high)"
+    counts = np.maximum(finite.sum(axis=0), 1)
+    mean = np.where(finite, values, 0.0).sum(axis=0) / counts
+    centred = np.where(finite, values - mean, 0.0)
+    sd = np.sqrt((centred**2).sum(axis=0) / counts)
+    z = (centred / np.where(sd > 0, sd, 1.0))[rows]
+    top = np.argmax(z, axis=1)
+    order = rows[np.lexsort((-z[np.arange(len(rows)), top], top))]  # stable: table order
+    return np.concatenate([order, last]), "grouped by the module they score highest on"
 
 
 @styled
 def plot_eigengene_heatmap(eigengenes: pd.DataFrame, ax: Axes | None = None,
                            title: str | None = None) -> Axes:
-    """Modules x samples image of the eigengenes (samples x modules frame in), samples ordered
-    by the mean eigengene, diverging colours with symmetric limits ±max|value|. Returns Axes."""
+    """Modules x samples image of the eigengenes (samples x modules frame in), samples in
+    :func:`eigengene_sample_order` (clustered, so modules' structure shows), diverging
+    colours with symmetric limits ±max|value|. Returns Axes."""
     if eigengenes is None or eigengenes.shape[0] == 0 or eigengenes.shape[1] == 0:
         raise InputError("eigengene table is empty; nothing to plot")
     values = eigengenes.to_numpy(dtype=np.float64)
     if not np.isfinite(values).any():
         raise InputError("every eigengene value is NaN; nothing to plot")
-    order = eigengene_sample_order(eigengenes)
+    order, how = eigengene_sample_order(eigengenes)
     matrix = values[order].T
+    standalone = ax is None
     if ax is None:
         fig = new_figure(DOUBLE_COLUMN_IN, 0.9 + 0.18 * matrix.shape[0])
         ax = fig.add_subplot()
@@ -55,12 +75,12 @@ def plot_eigengene_heatmap(eigengenes: pd.DataFrame, ax: Axes | None = None,
     image = ax.imshow(matrix, aspect="auto", cmap=diverging_cmap(), norm=diverging_norm(limit))
     ax.set_yticks(np.arange(matrix.shape[0]), [str(c) for c in eigengenes.columns])
     ax.set_xticks([])
-    ax.set_xlabel(f"{matrix.shape[1]} samples ordered by mean eigengene (low \u2192 high)")
+    ax.set_xlabel(f"{matrix.shape[1]} samples, {how}")
     for side in ("top", "right"):
         ax.spines[side].set_visible(True)
     cbar = ax.figure.colorbar(image, ax=ax, fraction=0.04, pad=0.01)
     cbar.set_label("eigengene")
-    ax.set_title(title if title is not None else "Module eigengenes", loc="left")
+    title_axes(ax, title if title is not None else "Module eigengenes", standalone)
     return ax
 
 
@@ -90,15 +110,43 @@ def dumbbell_rows(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str] | 
     return rows.reset_index(drop=True)
 
 
+def _type_name(feature_type: str | None) -> str:
+    if feature_type is None:
+        return "type unknown"
+    return FEATURE_TYPE_NAMES.get(feature_type, feature_type)
+
+
+def _label_by_feature_type(labels: list[str], types: list[str | None]
+                           ) -> tuple[list[str], str]:
+    """Axis label naming what the values are, and the row labels: when the rows mix feature
+    types, those not of the most common type carry their type in brackets."""
+    known = [t for t in types if t is not None]
+    if not known:
+        return labels, "group mean of the feature"
+    counts = pd.Series(known).value_counts()
+    main = sorted(counts[counts == counts.max()].index)[0]
+    others = sorted({_type_name(t) for t in types if t != main})
+    if not others:
+        return labels, f"mean {_type_name(main)}"
+    tagged = [label if t == main else f"{label} [{_type_name(t)}]"
+              for label, t in zip(labels, types, strict=True)]
+    return tagged, (f"mean {_type_name(main)}\n"
+                    + ", ".join(f"[{o}]: mean {o}" for o in others))
+
+
 @styled
 def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str] | None = None,
                      top_n: int = 10, ax: Axes | None = None,
                      gene_names: Mapping[str, str] | None = None,
-                     title: str | None = None) -> Axes:
-    """Dumbbell of mean usage in the low vs high eigengene group per feature (largest |t|
+                     title: str | None = None,
+                     feature_types: Mapping[str, str] | None = None) -> Axes:
+    """Dumbbell of the feature's mean in the low vs high eigengene group (largest |t|
     first); the connecting line is coloured by the sign of delta, gray when |delta| <= se.
-    Returns the Axes."""
+    The axis names the feature type (``feature_types``: feature_id -> feature_type, e.g.
+    from feature_meta) when all rows share one; with several types each label carries its
+    type. Returns the Axes."""
     rows = dumbbell_rows(high_vs_low_table, feature_ids, top_n)
+    standalone = ax is None
     if ax is None:
         fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.2 * len(rows))
         ax = fig.add_subplot()
@@ -113,15 +161,21 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
                 linewidth=1.5, solid_capstyle="round", zorder=1)
     ax.scatter(low, y, s=14, color=NEGATIVE_COLOR, zorder=2, linewidths=0)
     ax.scatter(high, y, s=14, color=POSITIVE_COLOR, zorder=3, linewidths=0)
-    ax.set_yticks(y, [feature_label(f, g, gene_names)
-                      for f, g in zip(rows["feature_id"], rows["gene_id"], strict=True)])
+    labels = [feature_label(f, g, gene_names) for f, g in
+              zip(rows["feature_id"], rows["gene_id"], strict=True)]
+    labels, axis_label = _label_by_feature_type(
+        labels, [(feature_types or {}).get(str(f)) for f in rows["feature_id"]])
+    ax.set_yticks(y, labels)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel("mean usage")
+    ax.set_xlabel(axis_label)
     ax.legend(handles=[
         Line2D([], [], marker="o", linestyle="", color=NEGATIVE_COLOR, label="low eigengene"),
         Line2D([], [], marker="o", linestyle="", color=POSITIVE_COLOR, label="high eigengene"),
         Line2D([], [], color=NEUTRAL_COLOR, label="|\u0394| \u2264 se"),
-    ], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, handlelength=1.0,
-              columnspacing=1.0)
-    ax.set_title(title if title is not None else "High vs low module samples", loc="left")
+    ], loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=2, handlelength=1.0,
+              columnspacing=1.0,
+              # below the tick labels (~12 pt) and the x label (4 pt pad, ~8.4 pt a line)
+              bbox_transform=offset_copy(ax.transAxes, ax.figure, units="points",
+                                         y=-(18.0 + 8.4 * (axis_label.count("\n") + 1))))
+    title_axes(ax, title if title is not None else "High vs low module samples", standalone)
     return ax

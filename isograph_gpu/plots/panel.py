@@ -39,10 +39,12 @@ def _panel_a(sub: SubFigure, result: ExplainResult, feature_usage: pd.DataFrame 
 @styled
 def plot_summary_panel(result: ExplainResult, feature_usage: pd.DataFrame | None = None,
                        gene_names: Mapping[str, str] | None = None,
-                       top_n: int = 6) -> Figure:
+                       top_n: int = 6,
+                       feature_types: Mapping[str, str] | None = None) -> Figure:
     """One double-column page per module: A driver-isoform usage heatmap (eigengene strip when
     no usage table), B top driver bar, C transcript polarity, D usage gradients of the top two
-    drivers, E switch pairs (dumbbell when the module has no transcripts). Returns the Figure."""
+    drivers, E switch pairs (dumbbell when the module has no transcripts; ``feature_types``
+    names its axis). Returns the Figure."""
     fig = new_figure(DOUBLE_COLUMN_IN, 8.6)
     top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1.25, 1.0, 1.0])
     _panel_a(top, result, feature_usage, top_n, gene_names)
@@ -84,7 +86,7 @@ def plot_summary_panel(result: ExplainResult, feature_usage: pd.DataFrame | None
     except InputError:
         try:
             plot_high_vs_low(result.high_vs_low_table, top_n=10, ax=ax_e,
-                             gene_names=gene_names)
+                             gene_names=gene_names, feature_types=feature_types)
         except InputError as exc:
             empty_axes(ax_e, str(exc))
     panel_letter(sub_e, "E")

@@ -19,8 +19,9 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..io.output import atomic_write_bytes, check_path_components, json_bytes
+from ..progress import Progress
 from ..results import ExplainResult
-from ._data import gene_name_map, usage_frame
+from ._data import feature_type_map, gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
 from .overview import plot_eigengene_heatmap, plot_high_vs_low
 from .panel import plot_summary_panel
@@ -50,9 +51,11 @@ def eigengene_frame(results: dict[str, ExplainResult]) -> pd.DataFrame:
 
 
 def _module_builders(result: ExplainResult, usage: pd.DataFrame | None,
-                     gene_names: dict[str, str], top_n: int
+                     gene_names: dict[str, str], top_n: int,
+                     feature_types: dict[str, str] | None = None
                      ) -> dict[str, Callable[[], Figure | Axes]]:
     drivers, polarity = result.gene_driver_table, result.transcript_polarity_table
+    module = str(result.module_id)  # every standalone figure names its module
     has_eigengene = np.asarray(result.eigengene).size == len(result.sample_ids) > 0
 
     def needs_usage(build: Callable[[], Figure]) -> Callable[[], Figure]:
@@ -65,21 +68,26 @@ def _module_builders(result: ExplainResult, usage: pd.DataFrame | None,
         return checked
 
     return {
-        "driver_bar": lambda: plot_driver_bar(drivers, top_n=top_n, gene_names=gene_names),
+        "driver_bar": lambda: plot_driver_bar(drivers, top_n=top_n, gene_names=gene_names,
+                                              title=f"{module}: top driver genes"),
         "isoform_gradient": needs_usage(lambda: plot_isoform_gradient(
             drivers, polarity, result.eigengene, result.sample_ids, usage, top_n=top_n,
-            gene_names=gene_names)),
+            gene_names=gene_names,
+            title=f"{module}: transcript usage along the module eigengene")),
         "driver_heatmap": needs_usage(lambda: plot_driver_heatmap(
             drivers, polarity, result.eigengene, result.sample_ids, usage, top_n=top_n,
-            gene_names=gene_names)),
-        "high_vs_low": lambda: plot_high_vs_low(result.high_vs_low_table, top_n=10,
-                                                gene_names=gene_names),
+            gene_names=gene_names, title=f"{module}: positive and negative driver isoforms")),
+        "high_vs_low": lambda: plot_high_vs_low(
+            result.high_vs_low_table, top_n=10, gene_names=gene_names,
+            feature_types=feature_types, title=f"{module}: high vs low module samples"),
         "transcript_polarity": lambda: plot_transcript_polarity(
-            polarity, drivers, top_n=max(top_n, 15), gene_names=gene_names),
-        "switch_pair": lambda: plot_switch_pair(polarity, top_n=5, gene_names=gene_names),
+            polarity, drivers, top_n=top_n, gene_names=gene_names,
+            title=f"{module}: transcript polarity"),
+        "switch_pair": lambda: plot_switch_pair(polarity, top_n=5, gene_names=gene_names,
+                                                title=f"{module}: isoform switch pairs"),
         "summary_panel": lambda: plot_summary_panel(
             result, usage if has_eigengene else None, gene_names=gene_names,
-            top_n=min(top_n, 6)),
+            top_n=min(top_n, 6), feature_types=feature_types),
     }
 
 
@@ -95,11 +103,11 @@ def _module_usage(usage: pd.DataFrame | None, result: ExplainResult) -> pd.DataF
 
 def _render_module(task: tuple) -> tuple[list[str], list[str]]:
     """Draw and write one module's figures and summary; returns (files written, skipped)."""
-    result, usage, gene_names, top_n, output_dir, formats, dpi, usage_missing = task
+    result, usage, gene_names, top_n, output_dir, formats, dpi, usage_missing, types = task
     module_id = str(result.module_id)
     written: list[str] = []
     skipped: list[str] = []
-    for name, build in _module_builders(result, usage, gene_names, top_n).items():
+    for name, build in _module_builders(result, usage, gene_names, top_n, types).items():
         try:
             figure = build()
         except InputError as exc:
@@ -188,7 +196,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                            formats: Sequence[str] = ("png",),
                            feature_usage: pd.DataFrame | None = None,
                            feature_meta: pd.DataFrame | None = None, top_n: int = 10,
-                           dpi: int = DEFAULT_DPI, jobs: int | None = None) -> list[str]:
+                           dpi: int = DEFAULT_DPI, jobs: int | None = None,
+                           progress: Progress | None = None) -> list[str]:
     """Write every figure (+ ``module_summary.json`` per module) under ``output_dir``; return
     the written paths relative to ``output_dir`` (``/``-separated, figures first per module,
     the summary json last; :func:`figure_files` keeps the figures, which is what the
@@ -202,7 +211,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     drawn in ``jobs`` worker processes (default :func:`default_jobs`: on Linux one per CPU
     core, at most one per module; 1 draws in this process); the files and their bytes do
     not depend on ``jobs``. Workers die with this process (SIGKILL included, on Linux)
-    and are killed when drawing fails or is interrupted.
+    and are killed when drawing fails or is interrupted. ``progress`` counts the modules
+    drawn (a bar on a terminal).
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
@@ -218,8 +228,9 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
         warnings.warn("no feature usage table given: isoform_gradient and driver_heatmap "
                       "figures are skipped", stacklevel=2)
     jobs = default_jobs(len(results)) if jobs is None else max(1, min(int(jobs), len(results)))
+    feature_types = feature_type_map(feature_meta)
     tasks = [(result, _module_usage(usage, result), gene_names, top_n, output_dir, formats, dpi,
-              usage is None) for result in results.values()]
+              usage is None, feature_types) for result in results.values()]
     children_before = set(mp.active_children())
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
                                initializer=_worker_start, initargs=(os.getpid(),)) \
@@ -241,8 +252,11 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
                 written.append(path.relative_to(output_dir).as_posix())
         except InputError as exc:
             warnings.warn(f"eigengene_heatmap skipped: {exc}", stacklevel=2)
-        for module_id, (files, skipped) in zip(results, outcomes, strict=True):
+        for done, (module_id, (files, skipped)) in enumerate(
+                zip(results, outcomes, strict=True), start=1):
             written.extend(files)
+            if progress is not None:
+                progress.chunk("plots", done, len(results), unit="module")
             if skipped:
                 warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
                               stacklevel=2)

@@ -109,6 +109,16 @@ def panel_letter(container: Figure | SubFigure, letter: str) -> None:
     container.text(0.0, 1.0, letter, fontsize=10, fontweight="bold", ha="left", va="top")
 
 
+def title_axes(ax: Axes, text: str, standalone: bool) -> None:
+    """Title of a single-axes plot: on a figure of its own, a figure title at the left edge
+    (long tick labels then cannot push it off the page); inside a caller's layout, the
+    axes title."""
+    if standalone:
+        ax.figure.suptitle(text, x=0.0, ha="left", fontsize=8, fontweight="bold")
+    else:
+        ax.set_title(text, loc="left")
+
+
 def empty_axes(ax: Axes, message: str) -> Axes:
     """Blank axes carrying a short gray note (a panel that has nothing to show)."""
     ax.set_axis_off()

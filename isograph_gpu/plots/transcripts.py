@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.patches import Patch
 
 from ..errors import InputError
 from ._data import (
@@ -30,6 +31,7 @@ from .style import (
     new_figure,
     sign_color,
     styled,
+    title_axes,
 )
 
 #: line colours of a gene's transcripts, highest r first (vermillion) ... lowest r (blue)
@@ -69,39 +71,62 @@ def polarity_genes(polarity_table: pd.DataFrame, driver_table: pd.DataFrame | No
     return genes[: int(top_n)]
 
 
+#: the polarity heatmap writes transcript ids and r in its cells up to this many columns/rows
+_ANNOTATE_MAX_COLUMNS = 8
+_ANNOTATE_MAX_GENES = 25
+
+
 @styled
 def plot_transcript_polarity(polarity_table: pd.DataFrame,
-                             driver_table: pd.DataFrame | None = None, top_n: int = 15,
+                             driver_table: pd.DataFrame | None = None, top_n: int = 10,
                              ax: Axes | None = None,
                              gene_names: Mapping[str, str] | None = None,
                              title: str | None = None) -> Axes:
     """Heatmap of transcript r: rows = top driver genes (≤ top_n), columns = each gene's
-    transcripts ranked by r (highest left), blank where a gene has fewer. Returns the Axes."""
+    transcripts ranked by r (highest left); each cell names its transcript and its r (up to
+    8 columns and 25 genes); gray where a gene has fewer transcripts or r is undefined, with
+    a legend entry. Returns the Axes."""
     pol = _polarity(polarity_table)
     genes = polarity_genes(pol, driver_table, top_n)
     ranks = _ranked(pol)
     r = pol["r"].to_numpy(dtype=np.float64)
     width = max(len(ranks[g]) for g in genes)
     matrix = np.full((len(genes), width), np.nan)
+    names = np.full((len(genes), width), "", dtype=object)
     for i, gene in enumerate(genes):
         matrix[i, : len(ranks[gene])] = r[ranks[gene]]
+        names[i, : len(ranks[gene])] = [transcript_label(pol.iloc[k]) for k in ranks[gene]]
+    annotate = width <= _ANNOTATE_MAX_COLUMNS and len(genes) <= _ANNOTATE_MAX_GENES
+    standalone = ax is None
     if ax is None:
-        fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.2 * len(genes))
+        fig = new_figure(DOUBLE_COLUMN_IN if annotate and width > 2 else SINGLE_COLUMN_IN,
+                         1.1 + (0.26 if annotate else 0.2) * len(genes))
         ax = fig.add_subplot()
-    image = ax.imshow(matrix, aspect="auto", cmap=diverging_cmap(), norm=diverging_norm(1.0))
-    if width <= 8 and len(genes) <= 25:
+    cmap = diverging_cmap()
+    image = ax.imshow(matrix, aspect="auto", cmap=cmap, norm=diverging_norm(1.0))
+    if annotate:
         for (i, j), value in np.ndenumerate(matrix):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
-                        color="white" if abs(value) > 0.6 else "black")
+            if names[i, j]:
+                text = f"{names[i, j]}\n{value:.2f}" if np.isfinite(value) else \
+                    f"{names[i, j]}\nr NaN"
+                ax.text(j, i, text, ha="center", va="center", fontsize=5.0, linespacing=1.1,
+                        color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
+        ax.set_xticks([])
+        ax.set_xlabel("each gene's transcripts (id and r), ranked by r: highest \u2192 lowest")
+    else:
+        ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)])
+        ax.set_xlabel("transcript rank by r within the gene (1 = highest)")
     ax.set_yticks(np.arange(len(genes)), [gene_label(g, gene_names) for g in genes])
-    ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)])
-    ax.set_xlabel("transcripts ranked by r (highest \u2192 lowest)")
     for side in ("top", "right"):
         ax.spines[side].set_visible(True)
+    if np.isnan(matrix).any():
+        ax.legend(handles=[Patch(facecolor=cmap.get_bad(), edgecolor="none",
+                                 label="no transcript or r NaN")],
+                  loc="lower right", bbox_to_anchor=(1.0, 1.0), handlelength=1.0,
+                  borderaxespad=0.1, fontsize=5.5)
     cbar = ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
     cbar.set_label("transcript r")
-    ax.set_title(title if title is not None else "Transcript polarity", loc="left")
+    title_axes(ax, title if title is not None else "Transcript polarity", standalone)
     return ax
 
 
@@ -144,6 +169,7 @@ def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | No
     one for the highest-r transcript (coloured by sign), labelled with the transcript ids;
     x in [-1.5, 1.5]. Returns the Axes."""
     pairs = switch_pairs(polarity_table, top_n)
+    standalone = ax is None
     if ax is None:
         fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.3 * len(pairs))
         ax = fig.add_subplot()
@@ -153,36 +179,26 @@ def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | No
         ax.barh(y, values, height=0.6, color=[sign_color(v) for v in values],
                 edgecolor="none")
         for yi, value, label in zip(y, values, pairs[f"{col}_label"], strict=True):
-            ax.text(value + (0.03 if value >= 0 else -0.03), yi, label, fontsize=5,
-                    va="center", ha="left" if value >= 0 else "right")
+            # a long bar holds its label (white, at its outer end), so labels of |r| near 1
+            # stay inside the axes; a short bar's label sits just beyond its end
+            inside = abs(value) >= 0.5
+            outward = 1.0 if value >= 0 else -1.0
+            ax.text(value + (-outward if inside else outward) * 0.03, yi, label, fontsize=5,
+                    va="center", color="white" if inside else "black",
+                    ha="left" if (value >= 0) != inside else "right")
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_xlim(-1.5, 1.5)
     ax.set_yticks(y, [f"{gene_label(g, gene_names)}\n\u0394r = {s:.2f}"
                       for g, s in zip(pairs["gene_id"], pairs["switch_strength"], strict=True)])
     ax.set_ylim(len(pairs) - 0.5, -0.5)
     ax.set_xlabel("transcript r with module eigengene")
-    ax.set_title(title if title is not None else "Isoform switch pairs", loc="left")
+    title_axes(ax, title if title is not None else "Isoform switch pairs", standalone)
     return ax
 
 
 def trend_lines(ax: Axes) -> list:
     """The trend lines of a gradient panel (the per-sample markers carry no legend label)."""
     return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-
-
-def _emptiest_corner(ax: Axes) -> str:
-    """The axes corner whose quadrant holds the fewest trend-line vertices (a cheap stand-in
-    for ``loc="best"``, which scans every scatter point at each draw)."""
-    points = [line.get_xydata() for line in trend_lines(ax)]
-    if not points:
-        return "upper left"
-    xy = ax.transAxes.inverted().transform(ax.transData.transform(np.vstack(points)))
-    right, upper = xy[:, 0] > 0.5, xy[:, 1] > 0.5
-    counts = {
-        "upper left": np.sum(upper & ~right), "upper right": np.sum(upper & right),
-        "lower left": np.sum(~upper & ~right), "lower right": np.sum(~upper & right),
-    }
-    return min(counts, key=lambda k: (counts[k], k))
 
 
 def gradient_genes(driver_table: pd.DataFrame, polarity_table: pd.DataFrame,
@@ -272,9 +288,23 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
         axes.append(ax)
     common_limits(axes)
     for ax in axes:
-        ax.legend(loc=_emptiest_corner(ax), fontsize=4.5, handlelength=1.0,
-                  borderaxespad=0.2, frameon=True, framealpha=0.8, edgecolor="none")
+        _legend_above(ax)
     return axes
+
+
+def _legend_above(ax: Axes, fontsize: float = 4.5) -> None:
+    """The panel's transcript legend between its title and the plot area, so no data is
+    hidden (the switch completes in the top corners, which any inside corner covers)."""
+    lines = trend_lines(ax)
+    longest = max((len(line.get_label()) for line in lines), default=0)
+    ncols = 2 if len(lines) > 1 and longest <= 20 else 1
+    rows = -(-len(lines) // ncols)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, fontsize=fontsize,
+              handlelength=1.0, borderaxespad=0.1, borderpad=0.2, labelspacing=0.4,
+              columnspacing=0.8, frameon=False)
+    # lift the gene name above the legend box: rows of ~1.2 font sizes plus spacing, border
+    ax.set_title(ax.get_title(loc="left"), loc="left", fontsize=7,
+                 pad=3.0 + fontsize * (0.6 + 1.8 * rows))
 
 
 def common_limits(axes: list[Axes]) -> None:

@@ -1,0 +1,98 @@
+"""Progress on stderr: stage times that add up (nested stages counted once), a bar on a
+terminal and sparse plain lines elsewhere, and the device/precision line first."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from click.testing import CliRunner
+
+from isograph_gpu import progress as progress_module
+from isograph_gpu.cli import main
+from isograph_gpu.progress import Progress
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_nested_stages_are_not_counted_twice(monkeypatch):
+    """Issue 13.3: 'write outputs' included the plot time, so the stage times of a 36.7 s
+    run added up to 64 s."""
+    clock = FakeClock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+    stream = io.StringIO()
+    progress = Progress(enabled=True, stream=stream)
+    with progress.stage("write outputs"):
+        clock.now += 1.0
+        with progress.stage("plots"):
+            clock.now += 7.0
+            with progress.stage("inner"):
+                clock.now += 2.0
+        clock.now += 0.5
+    with progress.stage("plots"):  # a stage run twice adds up
+        clock.now += 1.0
+    assert progress.timings == pytest.approx({"write outputs": 1.5, "plots": 8.0, "inner": 2.0})
+    assert sum(progress.timings.values()) == pytest.approx(clock.now - 100.0)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[isograph-gpu] inner: 2.00 s"
+    assert lines[1] == "[isograph-gpu] plots: 7.00 s (total 9.00 s with the stages above)"
+    assert lines[2] == "[isograph-gpu] write outputs: 1.50 s (total 10.50 s with the stages above)"
+
+
+def test_stage_time_is_recorded_when_the_stage_fails(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+    stream = io.StringIO()
+    progress = Progress(enabled=True, stream=stream)
+    with pytest.raises(RuntimeError), progress.stage("outer"):
+        with progress.stage("inner"):
+            clock.now += 3.0
+            raise RuntimeError
+    assert progress.timings == {"inner": 3.0, "outer": 0.0}
+    assert stream.getvalue() == ""  # the error is the only line a failed run prints
+
+
+def test_steps_are_a_bar_on_a_terminal():
+    stream = Terminal()
+    progress = Progress(enabled=True, stream=stream)
+    for done in range(1, 6):
+        progress.chunk("plots", done, 5, unit="module")
+    text = stream.getvalue()
+    assert "[isograph-gpu] plots" in text and "5/5" in text and "module" in text
+    assert "\r" in text  # redrawn in place, not one line per step
+    assert progress._bars == {}  # closed at the last step
+
+
+def test_steps_are_sparse_lines_elsewhere():
+    stream = io.StringIO()
+    progress = Progress(enabled=True, stream=stream)
+    for done in range(1, 101):
+        progress.chunk("feature statistics", done, 100)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in stream.getvalue()
+    assert lines[-1] == "[isograph-gpu] feature statistics: chunk 100/100"
+    quiet = io.StringIO()
+    Progress(enabled=False, stream=quiet).chunk("x", 1, 2)
+    assert quiet.getvalue() == ""
+
+
+def test_first_progress_line_says_device_and_precision(ref_inputs, tmp_path):
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(ref_inputs["feature_table"]),
+        "--feature-meta", str(ref_inputs["feature_meta"]), "--module-ids", "M004",
+        "--output-dir", str(tmp_path / "o"), "--device", "cpu", "--precision", "float32"])
+    assert result.exit_code == 0, result.output
+    first = next(ln for ln in result.output.splitlines() if ln.startswith("[isograph-gpu]"))
+    assert first.startswith("[isograph-gpu] device cpu (") and "precision float32" in first
