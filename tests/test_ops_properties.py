@@ -230,3 +230,89 @@ def test_eigengenes_match_reference_algorithm(seed, n, k):
     for j, rows in enumerate(modules):
         expected = oracle_eigengene(scores[:, np.sort(rows)].T)
         np.testing.assert_allclose(got[:, j], expected, atol=1e-12, equal_nan=True)
+
+
+#: (high values, low values) of one feature: the degenerate Welch cases of real usage data
+#: (exact 0/1), each checked against scipy.stats.ttest_ind(equal_var=False)
+DEGENERATE_WELCH = {
+    "both constant, different means": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]),
+    "both constant, low above high": ([0.0, 0.0], [1.0, 1.0, 1.0, 1.0]),
+    "both constant, equal means": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    "high constant": ([1.0, 1.0, 1.0], [0.0, 0.5, 1.0]),
+    "low constant": ([0.2, 0.4, 0.9], [0.0, 0.0, 0.0]),
+    "two per group, constant": ([1.0, 1.0], [0.0, 0.0]),
+    "two per group": ([1.0, 2.0], [3.0, 5.0]),
+    "one in high": ([1.0], [0.0, 0.0, 0.0]),
+}
+
+
+def test_degenerate_welch_cases_match_scipy_through_the_engine():
+    """Each case is one feature; its high/low samples are given as the split. Both groups
+    constant with different means is t = ±inf, p = 0 (was p = NaN: df was NaN)."""
+    from isograph_gpu.engine import feature_statistics
+
+    cases = list(DEGENERATE_WELCH.values())
+    n = sum(len(a) + len(b) for a, b in cases)
+    x = np.full((n, len(cases)), np.nan)
+    high = torch.zeros((n, 1), dtype=torch.bool)
+    low = torch.zeros((n, 1), dtype=torch.bool)
+    at = 0
+    for i, (a, b) in enumerate(cases):  # each feature finite only on its own samples
+        x[at : at + len(a), i] = a
+        high[at : at + len(a), 0] = True
+        at += len(a)
+        x[at : at + len(b), i] = b
+        low[at : at + len(b), 0] = True
+        at += len(b)
+    y = torch.from_numpy(np.arange(n, dtype=np.float64)[:, None])
+    got = feature_statistics(x, y, min_pairs=3, splits={"split": (high, low)},
+                             device=torch.device("cpu"), dtype=torch.float64,
+                             memory_budget_bytes=1 << 20).contrasts["split"]
+    for i, (name, (a, b)) in enumerate(DEGENERATE_WELCH.items()):
+        assert (got.n_high[i, 0], got.n_low[i, 0]) == (len(a), len(b)), name
+        if min(len(a), len(b)) < 2:
+            assert np.isnan([got.tstat[i, 0], got.pvalue[i, 0], got.se[i, 0]]).all(), name
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = stats.ttest_ind(a, b, equal_var=False)
+        t, p = got.tstat[i, 0], got.pvalue[i, 0]
+        np.testing.assert_array_equal([np.isnan(t), np.isnan(p)],
+                                      [np.isnan(want.statistic), np.isnan(want.pvalue)],
+                                      err_msg=name)
+        if np.isinf(want.statistic):
+            assert t == want.statistic and p == want.pvalue == 0.0, name
+        elif np.isfinite(want.statistic):
+            assert t == pytest.approx(want.statistic, rel=1e-12), name
+            assert p == pytest.approx(want.pvalue, rel=1e-10), name
+        assert got.delta[i, 0] == pytest.approx(np.mean(a) - np.mean(b), abs=1e-15), name
+
+
+def test_welch_pvalue_of_infinite_t_is_zero_whatever_df():
+    t = torch.tensor([np.inf, -np.inf, np.inf, np.nan, 2.0])
+    df = torch.tensor([np.nan, np.nan, 3.0, 1.0, np.nan])
+    p = welch_pvalue(t, df).numpy()
+    np.testing.assert_array_equal(p[:3], [0.0, 0.0, 0.0])
+    assert np.isnan(p[3:]).all()
+
+
+@pytest.mark.parametrize("min_pairs", [2, 3])
+def test_degenerate_pearson_cases_match_scipy(min_pairs):
+    """Constant column -> NaN r and p; n = 2 -> r = ±1, p = 1 (only with min_pairs <= 2);
+    fewer pairs than min_pairs -> NaN; 0/1 usage against a score."""
+    y = np.array([0.3, 1.2, -0.7, 2.2, 0.1, -1.5])
+    x = np.full((6, 5), np.nan)
+    x[:, 0] = 1.0  # constant
+    x[:2, 1] = [0.0, 1.0]  # two pairs
+    x[:2, 2] = [1.0, 0.0]  # two pairs, negative
+    x[:, 3] = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]  # exact 0/1 usage
+    x[:3, 4] = [1.0, 1.0, 0.0]  # three pairs
+    r, n = masked_pearson(torch.from_numpy(x), torch.from_numpy(y[:, None]), min_pairs)
+    p = pearson_pvalue(r, n)
+    r_o, p_o, n_o = oracle_pearson(x, y[:, None], min_pairs)
+    np.testing.assert_array_equal(n.numpy(), n_o)
+    np.testing.assert_array_equal(np.isnan(r.numpy()), np.isnan(r_o))
+    np.testing.assert_allclose(r.numpy(), r_o, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(p.numpy(), p_o, rtol=1e-10, equal_nan=True)
+    if min_pairs == 2:
+        assert r[1, 0] == 1.0 and r[2, 0] == -1.0 and p[1, 0] == p[2, 0] == 1.0

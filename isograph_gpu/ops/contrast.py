@@ -58,9 +58,10 @@ def welch_from_sums(
 ) -> WelchResult:
     """Welch statistics from group sums of centred values (centre [F] added back).
 
-    As the reference: NaN everything (but counts) when a group has < 2 values; se from
-    ddof=1 variances; constant groups with equal means give t = NaN, different means
-    t = ±inf.
+    As the reference (scipy.stats.ttest_ind, equal_var=False): NaN everything (but counts)
+    when a group has < 2 values; se from ddof=1 variances; when both groups are constant
+    (se = 0) equal means give t = NaN and different means t = ±inf, and df, 0/0 there, is
+    1 as scipy sets it, so the p-value follows from t alone (NaN or 0).
     """
     f64 = torch.float64
     nh, nl = count_h.to(f64), count_l.to(f64)
@@ -85,7 +86,8 @@ def welch_from_sums(
     t = torch.where(zero_se, torch.where(same, torch.full_like(se, float("nan")),
                                          torch.sign(delta) * float("inf")), delta / se)
     delta = torch.where(zero_se & same, torch.zeros_like(delta), delta)
-    df = (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0))
+    df = torch.where(zero_se, torch.ones_like(se),
+                     (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0)))
     nan = torch.full_like(se, float("nan"))
     return WelchResult(
         mean_high=torch.where(ok, mean_high, nan),
@@ -93,7 +95,7 @@ def welch_from_sums(
         delta=torch.where(ok, delta, nan),
         se=torch.where(ok, se, nan),
         tstat=torch.where(ok, t, nan),
-        df=torch.where(ok & ~zero_se, df, nan),
+        df=torch.where(ok, df, nan),
         n_high=count_h.round().to(torch.int64),
         n_low=count_l.round().to(torch.int64),
     )
