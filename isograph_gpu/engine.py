@@ -190,7 +190,7 @@ def feature_statistics(
             gl = slice(2 * k * j + k, 2 * k * (j + 1))
             w = welch_from_sums(sums.count[:, gh], sums.total[:, gh], sums.squares[:, gh],
                                 sums.count[:, gl], sums.total[:, gl], sums.squares[:, gl],
-                                sums.centre)
+                                sums.centre, sums.scale)
             contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
         if progress is not None:
             progress.chunk(label, i, n_chunks)

@@ -176,6 +176,7 @@ class ModuleStatistics:
         welch = welch_from_sums(
             sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
             sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo], sums.centre,
+            sums.scale,
         )
         result = ContrastOutput(
             mean_high=welch.mean_high.to(dtype),

@@ -8,10 +8,11 @@ within float rounding whichever path runs (``tests/test_cuda_kernels.py``).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from torch import Tensor
 
-from ..ops.moments import GroupSums, Moments
+from ..ops.moments import GroupSums, Moments, scaled_columns
 from ..ops.moments import masked_moments as torch_masked_moments
 from ..ops.moments import moments_and_group_sums as torch_moments_and_group_sums
 from . import cupy_kernels
@@ -42,6 +43,8 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
                            ) -> tuple[Moments, GroupSums | None]:
     """Moments of ``x`` [n, F] against ``y`` [n, K] and group sums for 0/1 ``groups``
     [n, G], as :func:`isograph_gpu.ops.moments.moments_and_group_sums`."""
-    if kernels_enabled(x, y):
-        return cupy_kernels.moments_and_group_sums(x, y, groups)
+    if kernels_enabled(x, y):  # the kernels take power-of-two scaled copies (1e300 safe)
+        x, scale = scaled_columns(x)
+        moments, sums = cupy_kernels.moments_and_group_sums(x, scaled_columns(y)[0], groups)
+        return moments, None if sums is None else replace(sums, scale=scale)
     return torch_moments_and_group_sums(x, y, groups)
