@@ -218,7 +218,7 @@ def test_other_parser_version_is_rebuilt(gtf_copy: Path, tmp_path: Path,
     cache = tmp_path / "v.parquet"
     load_transcript_models(gtf_copy, cache)
     monkeypatch.setattr(cache_module, "PARSER_VERSION", "999")
-    _rebuilds(gtf_copy, cache, parse_counter, "parser version '1'")
+    _rebuilds(gtf_copy, cache, parse_counter, "parser version '2'")
     assert b'"parser_version": "999"' in pq.read_schema(cache).metadata[METADATA_KEY]
 
 
