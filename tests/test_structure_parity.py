@@ -59,7 +59,9 @@ def test_api_matches_reference(case: str) -> None:
     missing_warnings = [str(w.message) for w in caught if "not found in GTF" in str(w.message)]
     if case == "synthetic":
         assert missing_warnings == [
-            "1 transcript ID(s) not found in GTF and will be skipped: ['NOT_IN_GTF.T9']"]
+            "1 transcript ID(s) not found in GTF (of 201 in the pairs): their rows are "
+            "written with NA labels and no comparison involving them is made: "
+            "['NOT_IN_GTF.T9']"]
     else:
         assert missing_warnings == []
 

@@ -217,9 +217,28 @@ def _explain_failure(path: Path, exc: Exception) -> None:
         raise InputError(
             f"GTF {path}: {row['feature']} line of {row['transcript_id']} has a non-integer "
             f"start/end ({row['start']!r}, {row['end']!r})") from exc
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns: {first}") \
-        from exc
+    bad = _first_line_without_nine_columns(_head(path))
+    if bad is not None:
+        number, n_columns, text = bad
+        raise InputError(
+            f"GTF {path} cannot be parsed as 9 tab-separated columns: line {number} has "
+            f"{n_columns} column(s) ({text!r}); is it a GTF?") from exc
+    raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns "
+                     f"({type(exc).__name__}); is it a GTF?") from exc
+
+
+def _first_line_without_nine_columns(head: list[bytes]) -> tuple[int, int, str] | None:
+    """(line number, column count, start of the line) of the first data line of ``head``
+    that does not have 9 tab-separated columns, or None."""
+    for number, line in enumerate(head, start=1):
+        line = line.rstrip(b"\r")
+        if not line or line.startswith(b"#"):
+            continue
+        n_columns = len(line.split(b"\t"))
+        if n_columns != 9:
+            text = line[:60].decode("utf-8", errors="replace")
+            return number, n_columns, text + ("..." if len(line) > 60 else "")
+    return None
 
 
 def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
