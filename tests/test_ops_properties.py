@@ -389,3 +389,36 @@ def test_degenerate_pearson_cases_match_scipy(min_pairs):
     np.testing.assert_allclose(p.numpy(), p_o, rtol=1e-10, equal_nan=True)
     if min_pairs == 2:
         assert r[1, 0] == 1.0 and r[2, 0] == -1.0 and p[1, 0] == p[2, 0] == 1.0
+
+
+def test_degenerate_tails_of_two_samples_match_scipy_through_the_engine():
+    """The tail contrast with 2 samples per tail (10 samples, 20 % tails) on exact 0/1
+    usage: constant tails with different means give t = ±inf, p = 0; equal ones NaN."""
+    from isograph_gpu.engine import feature_statistics
+
+    score = np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.4, 0.6, 0.3, 0.95, 0.05])
+    order = np.argsort(score)
+    low_rows, high_rows = order[:2], order[-2:]
+    x = np.full((10, 4), 0.5)
+    x[high_rows, 0], x[low_rows, 0] = 1.0, 0.0  # constant, different
+    x[high_rows, 1], x[low_rows, 1] = 0.0, 1.0  # constant, low above high
+    x[:, 2] = 1.0  # constant everywhere
+    x[high_rows, 3], x[low_rows, 3] = [1.0, 0.0], [0.0, 0.0]  # one tail constant
+    y = torch.from_numpy(score[:, None])
+    high, low = tail_split(y, 20.0)
+    assert sorted(np.flatnonzero(high[:, 0].numpy())) == sorted(high_rows)
+    got = feature_statistics(x, y, min_pairs=3, splits={"tails": (high, low)},
+                             device=torch.device("cpu"), dtype=torch.float64,
+                             memory_budget_bytes=1 << 20).contrasts["tails"]
+    for i in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = stats.ttest_ind(x[high_rows, i], x[low_rows, i], equal_var=False)
+        t, p = got.tstat[i, 0], got.pvalue[i, 0]
+        if np.isnan(want.statistic):
+            assert np.isnan(t) and np.isnan(p), i
+        elif np.isinf(want.statistic):
+            assert t == want.statistic and p == want.pvalue == 0.0, i
+        else:
+            assert t == pytest.approx(want.statistic, rel=1e-12)
+            assert p == pytest.approx(want.pvalue, rel=1e-10)
