@@ -175,7 +175,12 @@ def test_cli_writes_tails_table_and_progress(ref_inputs, tmp_path):
     (torch.float64, [1e300, 1e-300, 1e-310, 1.0, 2.0**-600, 1e150], 1e-9),
     (torch.float32, [1e30, 1e-30, 1.0, 1e18, 1e-18, 3e-36], 2e-4),
 ], ids=["float64", "float32"])
-def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol):
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs CUDA")]),
+])
+def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol, device):
     """Features and scores of 1e300 / 1e-300 (float32: 1e30 / 1e-30) gave all-NaN r, se,
     t and p: squares overflowed or underflowed. Now every statistic equals scipy on the
     unscaled values; means, deltas and se carry the feature's magnitude."""
@@ -189,7 +194,7 @@ def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol):
     scores = torch.from_numpy(y * y_unit)
     high, low = percentile_split(scores, 50.0)
     got = feature_statistics(x * unit, scores, min_pairs=3, splits={"s": (high, low)},
-                             device=torch.device("cpu"), dtype=dtype,
+                             device=torch.device(device), dtype=dtype,
                              memory_budget_bytes=1 << 20)
     hv = got.contrasts["s"]
     for i in range(f):
