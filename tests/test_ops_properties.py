@@ -211,10 +211,11 @@ def oracle_eigengene(matrix):
 
 @SETTINGS
 @given(st.integers(0, 2**31 - 1), st.integers(3, 25), st.integers(1, 4),
-       st.sampled_from([1.0, 1e300, 1e-300]))
+       st.sampled_from([1.0, 1e300, 1e-300, 2.0**1020]))
 def test_eigengenes_match_reference_algorithm(seed, n, k, magnitude):
-    """Also for feature_scores of 1e300 / 1e-300 (the oracle runs on the unscaled rows: the
-    eigengene scales with them, the signs do not change)."""
+    """Also for feature_scores of 1e300 / 1e-300 / 2^1020 (whose sums over rows would
+    overflow); the oracle runs on the unscaled rows: the eigengene scales with them, the
+    signs do not change."""
     rng = np.random.default_rng(seed)
     n_rows = 10
     latent = rng.normal(size=(k, n))
