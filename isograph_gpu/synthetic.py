@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .io.output import atomic_write_bytes
+from .text_columns import text_column
 
 __all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores"]
 
@@ -209,49 +210,43 @@ def make_synthetic_dataset(
             block = values[start : start + rows_per_block]
             block[rng.random(block.shape) < nan_fraction] = np.nan
     feature_table = pd.DataFrame(values, columns=[*transcript_ids, *psi_ids], copy=False)
-    feature_table.insert(0, "sample_id", pd.array(sample_ids, dtype="str"))
+    feature_table.insert(0, "sample_id", text_column(sample_ids))
 
     tx_gene = np.repeat(np.arange(n_genes), n_tx)
     meta_gene = [gene_ids[i] for i in tx_gene] + [gene_ids[i] for i in psi_genes]
     feature_meta = pd.DataFrame(
         {
-            "feature_id": pd.array([*transcript_ids, *psi_ids], dtype="str"),
-            "gene_id": pd.array(meta_gene, dtype="str"),
-            "feature_type": pd.array(
-                ["transcript_usage"] * len(transcript_ids) + ["psi"] * len(psi_ids), dtype="str"
-            ),
-            "transcript_id": pd.array([*transcript_ids, *([None] * len(psi_ids))], dtype="str"),
-            "gene_name": pd.array([f"{gid}_name" for gid in meta_gene], dtype="str"),
+            "feature_id": text_column([*transcript_ids, *psi_ids]),
+            "gene_id": text_column(meta_gene),
+            "feature_type": text_column(
+                ["transcript_usage"] * len(transcript_ids) + ["psi"] * len(psi_ids)),
+            "transcript_id": text_column([*transcript_ids, *([None] * len(psi_ids))]),
+            "gene_name": text_column([f"{gid}_name" for gid in meta_gene]),
         }
     )
 
     modules = pd.DataFrame(
         {
-            "gene_id": pd.array([gene_ids[i] for i in planted], dtype="str"),
-            "module_id": pd.array([module_names[module_of[i]] for i in planted], dtype="str"),
+            "gene_id": text_column([gene_ids[i] for i in planted]),
+            "module_id": text_column([module_names[module_of[i]] for i in planted]),
         }
     ).sort_values(["module_id", "gene_id"], ignore_index=True)
 
     truth = pd.DataFrame(
         {
-            "gene_id": pd.array(gene_ids, dtype="str"),
-            "module_id": pd.array(
-                [module_names[m] if m >= 0 else None for m in module_of], dtype="str"
-            ),
+            "gene_id": text_column(gene_ids),
+            "module_id": text_column(
+                [module_names[m] if m >= 0 else None for m in module_of]),
             "n_transcripts": n_tx.astype(np.int64),
             "switches": switches,
-            "switch_up": pd.array(
-                [f"{gene_ids[i]}.T{up[i] + 1}" if switches[i] else None for i in range(n_genes)],
-                dtype="str",
-            ),
-            "switch_down": pd.array(
-                [f"{gene_ids[i]}.T{down[i] + 1}" if switches[i] else None for i in range(n_genes)],
-                dtype="str",
-            ),
+            "switch_up": text_column(
+                [f"{gene_ids[i]}.T{up[i] + 1}" if switches[i] else None for i in range(n_genes)]),
+            "switch_down": text_column(
+                [f"{gene_ids[i]}.T{down[i] + 1}" if switches[i] else None for i in range(n_genes)]),
         }
     )
     module_factors = pd.DataFrame(factors.T, columns=module_names)
-    module_factors.insert(0, "sample_id", pd.array(sample_ids, dtype="str"))
+    module_factors.insert(0, "sample_id", text_column(sample_ids))
     return SyntheticDataset(
         modules=modules,
         feature_scores=feature_scores,
@@ -314,9 +309,9 @@ def _feature_scores_frame(
     kind = np.where(is_switch, "switch", "abundance")
     meta = pd.DataFrame(
         {
-            "feature_id": pd.array([f"{g}::{t}" for g, t in zip(gene_col, kind, strict=True)], dtype="str"),
-            "gene_id": pd.array(gene_col, dtype="str"),
-            "feature_type": pd.array(kind.tolist(), dtype="str"),
+            "feature_id": text_column([f"{g}::{t}" for g, t in zip(gene_col, kind, strict=True)]),
+            "gene_id": text_column(gene_col),
+            "feature_type": text_column(kind.tolist()),
             "n_transcripts": np.where(is_switch, n_tx[gene_index].astype(np.float64), np.nan),
         }
     )

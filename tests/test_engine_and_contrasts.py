@@ -169,3 +169,102 @@ def test_cli_writes_tails_table_and_progress(ref_inputs, tmp_path):
     assert (out / "M004" / "high_vs_low_tails_table.parquet").exists()
     assert "[isograph-gpu] feature statistics:" in result.output  # stderr is mixed in
     assert "chunk" in result.output  # 64K budget forces several chunks
+
+
+@pytest.mark.parametrize(("dtype", "magnitudes", "tol"), [
+    (torch.float64, [1e300, 1e-300, 1e-310, 1.0, 2.0**-600, 1e150], 1e-9),
+    (torch.float32, [1e30, 1e-30, 1.0, 1e18, 1e-18, 3e-36], 2e-4),
+], ids=["float64", "float32"])
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs CUDA")]),
+])
+def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol, device):
+    """Features and scores of 1e300 / 1e-300 (float32: 1e30 / 1e-30) gave all-NaN r, se,
+    t and p: squares overflowed or underflowed. Now every statistic equals scipy on the
+    unscaled values; means, deltas and se carry the feature's magnitude."""
+    rng = np.random.default_rng(11)
+    n, f, k = 50, len(magnitudes), 2
+    y = rng.normal(size=(n, k))
+    x = 0.6 * y[:, [0]] + rng.normal(size=(n, f))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    unit = np.asarray(magnitudes)
+    y_unit = np.array([magnitudes[0], magnitudes[1]])
+    scores = torch.from_numpy(y * y_unit)
+    high, low = percentile_split(scores, 50.0)
+    got = feature_statistics(x * unit, scores, min_pairs=3, splits={"s": (high, low)},
+                             device=torch.device(device), dtype=dtype,
+                             memory_budget_bytes=1 << 20)
+    hv = got.contrasts["s"]
+    for i in range(f):
+        for j in range(k):
+            both = np.isfinite(x[:, i])
+            want = stats.pearsonr(x[both, i], y[both, j])
+            assert got.r[i, j] == pytest.approx(want.statistic, abs=tol)
+            assert np.log10(got.pvalue[i, j]) == pytest.approx(np.log10(want.pvalue),
+                                                               abs=100 * tol)
+            a = x[high[:, j].numpy() & both, i]
+            b = x[low[:, j].numpy() & both, i]
+            welch = stats.ttest_ind(a, b, equal_var=False)
+            assert hv.tstat[i, j] == pytest.approx(welch.statistic, rel=100 * tol)
+            assert hv.pvalue[i, j] == pytest.approx(welch.pvalue, rel=1000 * tol)
+            assert hv.mean_high[i, j] / unit[i] == pytest.approx(a.mean(), abs=tol)
+            assert hv.mean_low[i, j] / unit[i] == pytest.approx(b.mean(), abs=tol)
+            assert hv.delta[i, j] / unit[i] == pytest.approx(a.mean() - b.mean(), abs=tol)
+            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            assert hv.se[i, j] / unit[i] == pytest.approx(se, abs=tol)
+
+
+def _scaled_inputs(ref_inputs, tmp_path, table_units, score_unit):
+    """The reference inputs with feature-table column i multiplied by
+    ``table_units[i % len]`` and every feature_scores value by ``score_unit``."""
+    table = pd.read_parquet(ref_inputs["feature_table"])
+    columns = [c for c in table.columns if c != "sample_id"]
+    units = pd.Series([table_units[i % len(table_units)] for i in range(len(columns))],
+                      index=columns)
+    table[columns] = table[columns] * units
+    table.to_parquet(tmp_path / "feature_table.parquet")
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "modules.parquet").write_bytes(
+        (ref_inputs["artifact"] / "modules.parquet").read_bytes())
+    scores = pd.read_parquet(ref_inputs["artifact"] / "feature_scores.parquet")
+    meta = {"feature_id", "gene_id", "feature_type", "n_transcripts"}
+    samples = [c for c in scores.columns if c not in meta]
+    scores[samples] = scores[samples] * score_unit
+    scores.to_parquet(artifact / "feature_scores.parquet")
+    return artifact, tmp_path / "feature_table.parquet", units
+
+
+@pytest.mark.parametrize(("table_units", "score_unit"), [
+    ([1e300], 1e300), ([1e-300], 1e-300), ([1e300, 1e-300, 1.0, 1e-310], 1e300),
+], ids=["1e300", "1e-300", "mixed"])
+def test_cli_at_extreme_magnitudes_matches_the_reference(ref_inputs, tmp_path, table_units,
+                                                         score_unit):
+    """explain-module on the reference inputs with every value multiplied by 1e300, 1e-300
+    or per-column mixed magnitudes writes isograph 0.1.5's tables (run on the unscaled
+    inputs): r, p, q, t and counts unchanged; means, deltas and se in the column's units."""
+    from conftest import EXPECTED, assert_table_matches
+
+    artifact, table, units = _scaled_inputs(ref_inputs, tmp_path, table_units, score_unit)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(artifact), "--feature-table", str(table),
+        "--feature-meta", str(ref_inputs["feature_meta"]), "--module-ids", "M000",
+        "--output-dir", str(out), "--device", "cpu", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    for name in ("gene_driver_table", "transcript_polarity_table"):
+        expected = pd.read_parquet(EXPECTED / "api_run" / "M000" / f"{name}.parquet")
+        assert_table_matches(expected, pd.read_parquet(out / "M000" / f"{name}.parquet"))
+    expected = pd.read_parquet(EXPECTED / "api_run" / "M000" / "high_vs_low_table.parquet")
+    got = pd.read_parquet(out / "M000" / "high_vs_low_table.parquet")
+    assert got["feature_id"].tolist() == expected["feature_id"].tolist()
+    unit = units.loc[got["feature_id"]].to_numpy()
+    for column in ("mean_high", "mean_low", "delta", "se"):
+        got[column] = got[column] / unit
+    assert_table_matches(expected, got)
+    eigengenes = pd.read_parquet(out / "eigengenes.parquet")
+    reference = pd.read_parquet(EXPECTED / "api_run" / "eigengenes.parquet")
+    np.testing.assert_allclose(eigengenes["M000"] / score_unit, reference["M000"], atol=1e-9)

@@ -125,7 +125,8 @@ def test_id_column_preference_and_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".tsv.gz"])
 def test_file_formats(tmp_path: Path, suffix: str) -> None:
     frame = pd.DataFrame({"transcript_id": ["t1", "t2"], "gene_id": ["g", "g"],
-                          "cds_changed": [True, False], "cds_length_delta": [3.0, 4.0]})
+                          "cds_changed": [True, False], "cds_length_delta": [3.0, 4.0],
+                          "shared_exon_fraction": [1 / 6, 3 / 7]})
     path = tmp_path / f"ann{suffix}"
     if suffix == ".parquet":
         frame.to_parquet(path)
@@ -135,6 +136,8 @@ def test_file_formats(tmp_path: Path, suffix: str) -> None:
     assert got["feature_id"].tolist() == ["t1", "t2"]
     assert got["cds_changed"].astype(bool).tolist() == [True, False]
     assert got["cds_length_delta"].tolist() == [3.0, 4.0]
+    # written as 17 digits; read back as the same doubles (not one ulp off)
+    assert got["shared_exon_fraction"].tolist() == [1 / 6, 3 / 7]
 
 
 def test_transcript_merge_duplicates_and_empty() -> None:

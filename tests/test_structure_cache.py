@@ -84,13 +84,122 @@ def test_changed_gtf_with_same_mtime_and_size_is_rebuilt(
     assert load_transcript_models(gtf, cache).exons_of(0) == [(300, 400)]
 
 
-def test_newer_gtf_is_rebuilt(gtf_copy: Path, tmp_path: Path,
-                              parse_counter: list[Path]) -> None:
+def test_touched_gtf_with_the_same_content_keeps_its_cache(
+        gtf_copy: Path, tmp_path: Path, parse_counter: list[Path]) -> None:
+    """The key is the content, not the mtime: touching (or copying) the GTF costs no
+    reparse."""
     cache = tmp_path / "c.parquet"
     load_transcript_models(gtf_copy, cache)
     stat = gtf_copy.stat()
     os.utime(gtf_copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    _rebuilds(gtf_copy, cache, parse_counter, "different or modified GTF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models = load_transcript_models(gtf_copy, cache)
+    assert len(parse_counter) == 1
+    assert _same(models, gtf_module.read_gtf(gtf_copy))
+
+
+def _big_gtf(path: Path, n_transcripts: int = 16_000) -> Path:
+    """A plain GTF of about 3 MiB (one transcript line and two exons per transcript)."""
+    lines = []
+    for i in range(n_transcripts):
+        start = 1_000 + 10 * i
+        attrs = f'gene_id "G{i // 4:05d}"; transcript_id "T{i:06d}";'
+        lines.append(f"chr1\tX\ttranscript\t{start}\t{start + 900}\t.\t+\t.\t{attrs}\n")
+        lines.append(f"chr1\tX\texon\t{start}\t{start + 100}\t.\t+\t.\t{attrs}\n")
+        lines.append(f"chr1\tX\texon\t{start + 800}\t{start + 900}\t.\t+\t.\t{attrs}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def test_same_size_edit_outside_the_old_sampled_blocks_is_rebuilt(
+        tmp_path: Path, parse_counter: list[Path]) -> None:
+    """Issue 12 item 9: a same-size edit between the blocks the fingerprint used to sample
+    (first/last MiB and 16 x 64 KiB), mtime restored, reused the stale cache."""
+    gtf = _big_gtf(tmp_path / "big.gtf")
+    cache = tmp_path / "big.parquet"
+    load_transcript_models(gtf, cache)
+    data = bytearray(gtf.read_bytes())
+    size = len(data)
+    old_blocks = [(0, 1 << 20), (size - (1 << 20), size)] + [
+        (size * (k + 1) // 17, size * (k + 1) // 17 + (1 << 16)) for k in range(16)]
+    # an exon end in the middle of the file, in a gap of the old sampling
+    at = data.index(b"\texon\t", size // 2 - 150_000)
+    assert not any(lo <= at < hi for lo, hi in old_blocks)
+    line_end = data.index(b"\n", at)
+    fields = data[data.rindex(b"\n", 0, at) + 1 : line_end].split(b"\t")
+    old_end = fields[4]
+    new_end = str(int(old_end) - 1).encode().rjust(len(old_end), b"0")[-len(old_end):]
+    assert len(new_end) == len(old_end) and new_end != old_end
+    pos = data.index(b"\t" + old_end + b"\t", at) + 1
+    data[pos : pos + len(old_end)] = new_end
+    stat = gtf.stat()
+    gtf.write_bytes(bytes(data))
+    os.utime(gtf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert gtf.stat().st_size == stat.st_size and gtf.stat().st_mtime_ns == stat.st_mtime_ns
+    _rebuilds(gtf, cache, parse_counter, "different or modified GTF")
+    assert int(new_end) in load_transcript_models(gtf, cache).exon_end.tolist()
+
+
+def test_fingerprint_depends_on_every_byte(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small segments (several threads, segment edges): one changed byte anywhere, the
+    first and last included, changes the fingerprint; the same bytes give the same one."""
+    monkeypatch.setattr(cache_module, "_SEGMENT", 4096)
+    path = tmp_path / "f.gtf"
+    data = bytes(np.random.default_rng(3).integers(0, 256, size=40_000, dtype=np.uint8))
+    path.write_bytes(data)
+    base = cache_module.gtf_fingerprint(path)
+    assert base == cache_module.gtf_fingerprint(path) and base["size"] == len(data)
+    for pos in (0, 4095, 4096, 20_000, len(data) - 1):
+        changed = bytearray(data)
+        changed[pos] ^= 0x01
+        path.write_bytes(bytes(changed))
+        assert cache_module.gtf_fingerprint(path) != base, pos
+    path.write_bytes(b"")
+    assert cache_module.gtf_fingerprint(path)["size"] == 0
+
+
+def test_eight_byte_flips_in_the_cache_never_give_wrong_models(
+        gtf_copy: Path, tmp_path: Path, parse_counter: list[Path]) -> None:
+    """Issue 12 item 9: an 8-byte flip in the cache parquet went unnoticed (a
+    cds_length_delta of 1708159 instead of 1179). Flips all over the file: each load either
+    rebuilds with a warning or (a flip in bytes nothing reads) returns the same models."""
+    cache = tmp_path / "z.parquet"
+    truth = load_transcript_models(gtf_copy, cache)
+    original = cache.read_bytes()
+    rebuilt = 0
+    for pos in range(4, len(original) - 16, max(1, len(original) // 60)):
+        damaged = bytearray(original)
+        damaged[pos : pos + 8] = bytes(b ^ 0xFF for b in damaged[pos : pos + 8])
+        cache.write_bytes(bytes(damaged))
+        before = len(parse_counter)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            models = load_transcript_models(gtf_copy, cache)
+        assert _same(models, truth), pos
+        if len(parse_counter) > before:
+            rebuilt += 1
+            assert any("rebuilding it" in str(w.message) for w in caught), pos
+    assert rebuilt > 40  # nearly every flip is caught (and none is used)
+
+
+def test_cache_whose_values_were_rewritten_fails_its_checksum(
+        gtf_copy: Path, tmp_path: Path, parse_counter: list[Path]) -> None:
+    """A cache that decodes cleanly but holds other coordinates (metadata intact) is
+    rebuilt: the content checksum does not match."""
+    import pyarrow as pa
+
+    cache = tmp_path / "w.parquet"
+    load_transcript_models(gtf_copy, cache)
+    table = pq.read_table(cache)
+    ends = table.column("cds_end").combine_chunks()
+    values = ends.flatten().to_numpy().copy()
+    values[0] += 1_707_000
+    changed = pa.LargeListArray.from_arrays(ends.offsets, pa.array(values))
+    table = table.set_column(table.schema.get_field_index("cds_end"), "cds_end", changed)
+    pq.write_table(table, cache)
+    _rebuilds(gtf_copy, cache, parse_counter, "content checksum")
 
 
 def test_cache_from_another_gtf_is_not_trusted(gtf_copy: Path, tmp_path: Path,
@@ -109,7 +218,7 @@ def test_other_parser_version_is_rebuilt(gtf_copy: Path, tmp_path: Path,
     cache = tmp_path / "v.parquet"
     load_transcript_models(gtf_copy, cache)
     monkeypatch.setattr(cache_module, "PARSER_VERSION", "999")
-    _rebuilds(gtf_copy, cache, parse_counter, "parser version '1'")
+    _rebuilds(gtf_copy, cache, parse_counter, "parser version '2'")
     assert b'"parser_version": "999"' in pq.read_schema(cache).metadata[METADATA_KEY]
 
 

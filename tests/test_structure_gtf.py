@@ -184,3 +184,51 @@ def test_exon_only_file_is_recognised_from_its_head(tmp_path: Path) -> None:
     head = gtf_module._head(path, size=1000)
     assert len(head) == 9 and all(line == b"#" + b"x" * 100 for line in head)
     assert gtf_module._leading_comment_lines(head) == 9
+
+
+@pytest.mark.parametrize(("start", "end", "problem"), [
+    ("-5", "200", "a start below 1"),
+    ("0", "200", "a start below 1"),
+    ("300", "100", "end < start"),
+    ("", "200", "a missing coordinate"),
+], ids=["negative", "zero", "end-before-start", "empty"])
+@pytest.mark.parametrize("name", ["bad.gtf", "bad.gtf.gz"])
+def test_invalid_coordinates_are_an_error_naming_the_line(
+        tmp_path: Path, start: str, end: str, problem: str, name: str) -> None:
+    """Issue 12 item 10: such lines were used silently (lengths 418 -> 67694)."""
+    lines = _lines_with_comments()
+    lines.insert(8, f"chr1\tX\texon\t{start}\t{end}\t.\t+\t.\t{T1}")  # file line 9
+    lines.append(f"chr2\tX\tCDS\t60\t50\t.\t-\t0\t{T2}")  # a second bad line
+    path = _write(tmp_path / name, lines)
+    with pytest.raises(InputError) as caught:
+        read_gtf(path)
+    message = str(caught.value)
+    assert f"{name} line 9: exon of T1 has {problem}" in message, message
+    assert f"(start {start!r}, end {end!r})" in message
+    assert "(2 such line(s) in the file)" in message
+
+
+def test_invalid_coordinates_on_a_line_without_transcript_id_are_ignored(
+        tmp_path: Path) -> None:
+    """Lines without a transcript_id are dropped (as the reference); their coordinates
+    are never used, so they are not checked."""
+    lines = [*_lines_with_comments(), 'chr1\tX\texon\t500\t100\t.\t+\t.\tgene_id "G9";']
+    assert _summary(read_gtf(_write(tmp_path / "ok.gtf", lines))) == EXPECTED
+
+
+def test_cli_reports_invalid_coordinates_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from isograph_gpu.cli import main
+
+    gtf = _write(tmp_path / "bad.gtf", [f"chr1\tX\texon\t300\t100\t.\t+\t.\t{T1}"])
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("gene_id\ttranscript_id_1\ttranscript_id_2\nG1\tT1\tT2\n")
+    out = tmp_path / "out.tsv"
+    result = CliRunner().invoke(main, ["annotate-structure", "--gtf", str(gtf),
+                                       "--switch-pairs", str(pairs), "--output", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: GTF {gtf} line 1: exon of T1 has end < start (start '300', end '100'); GTF "
+        "coordinates are 1-based with start <= end (1 such line(s) in the file)"]
+    assert not out.exists()

@@ -179,8 +179,9 @@ def test_missing_transcripts_give_na_and_one_warning(models) -> None:
     with pytest.warns(UserWarning) as caught:
         table = annotate_switch_pairs(pairs, models=models)
     messages = [str(w.message) for w in caught]
-    assert messages == ["7 transcript ID(s) not found in GTF and will be skipped: "
-                        "['MISSING0', 'MISSING1', 'MISSING2', 'MISSING3', 'MISSING4']..."]
+    assert messages == ["7 transcript ID(s) not found in GTF (of 8 in the pairs): their rows "
+                        "are written with NA labels and no comparison involving them is "
+                        "made: ['MISSING0', 'MISSING1', 'MISSING2', 'MISSING3', 'MISSING4']..."]
     assert table["transcript_id"].tolist() == [*ids[:1], "ENST00000456328.2", *ids[1:]]
     assert table["first_exon_changed"].isna().all()
     assert table["shared_exon_fraction"].isna().all()

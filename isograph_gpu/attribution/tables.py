@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..text_columns import text_column
+
 VAE_DRIVER_COLUMNS = [
     "gene_id", "r", "qvalue", "feature_id", "feature_type", "decoded_delta", "latent_dim_idx",
     "latent_r", "decoded_delta_percentile", "sign_agreement", "passes_filter",
@@ -23,7 +25,7 @@ IG_COLUMNS = [
     "ig_score_abs_mean", "latent_dim_idx", "latent_r",
 ]
 _DTYPES = {
-    "gene_id": "str", "feature_id": "str", "feature_type": "str", "r": "float64",
+    "gene_id": None, "feature_id": None, "feature_type": None, "r": "float64",
     "qvalue": "float64", "decoded_delta": "float64", "latent_dim_idx": "int64",
     "latent_r": "float64", "decoded_delta_percentile": "float64", "sign_agreement": "bool",
     "passes_filter": "bool",
@@ -36,7 +38,8 @@ def _direction(latent_r: float) -> float:
 
 def empty_vae_drivers() -> pd.DataFrame:
     """The reference's frame for a module without driver rows (7 columns, no rows)."""
-    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in EMPTY_VAE_DRIVER_COLUMNS})
+    return pd.DataFrame({c: text_column([]) if _DTYPES[c] is None else pd.Series(dtype=_DTYPES[c])
+                         for c in EMPTY_VAE_DRIVER_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,10 @@ def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_i
     gene_rank[np.argsort(genes.astype(str), kind="stable")] = np.arange(m)
     order = np.lexsort((gene_rank, -size))  # NaN last
     return pd.DataFrame({  # columns in VAE_DRIVER_COLUMNS order
-        "gene_id": pd.array(genes[order], dtype="str"),
+        "gene_id": text_column(genes[order]),
         "r": r[order], "qvalue": q[order],
-        "feature_id": pd.array(best_fid[order], dtype="str"),
-        "feature_type": pd.array(best_type[order], dtype="str"),
+        "feature_id": text_column(best_fid[order]),
+        "feature_type": text_column(best_type[order]),
         "decoded_delta": delta[order],
         "latent_dim_idx": np.full(m, latent_dim_idx, dtype=np.int64),
         "latent_r": np.full(m, float(latent_r)),
@@ -183,9 +186,9 @@ def ig_attribution_table(gene_ids: np.ndarray, feature_ids: np.ndarray,
     order = np.lexsort((rank, -np.abs(score)))  # NaN sorts last
     direction = _direction(float(latent_r))
     return pd.DataFrame({
-        "gene_id": pd.array(np.asarray(gene_ids, dtype=object)[order], dtype="str"),
-        "feature_id": pd.array(np.asarray(feature_ids, dtype=object)[order], dtype="str"),
-        "feature_type": pd.array(np.asarray(feature_types, dtype=object)[order], dtype="str"),
+        "gene_id": text_column(np.asarray(gene_ids, dtype=object)[order]),
+        "feature_id": text_column(np.asarray(feature_ids, dtype=object)[order]),
+        "feature_type": text_column(np.asarray(feature_types, dtype=object)[order]),
         "ig_score": score[order],
         "ig_score_corrected": score[order] * direction,
         "ig_score_abs_mean": np.asarray(ig_score_abs_mean, dtype=np.float64)[order],

@@ -55,12 +55,16 @@ def welch_from_sums(
     count_h: Tensor, sum_h: Tensor, sq_h: Tensor,
     count_l: Tensor, sum_l: Tensor, sq_l: Tensor,
     centre: Tensor,
+    scale: Tensor | None = None,
 ) -> WelchResult:
-    """Welch statistics from group sums of centred values (centre [F] added back).
+    """Welch statistics from group sums of centred values (centre [F] added back), in
+    units of ``scale`` [F] (:attr:`GroupSums.scale <isograph_gpu.ops.moments.GroupSums>`;
+    None: unscaled): means, delta and se are multiplied by it, t and df do not depend on it.
 
-    As the reference: NaN everything (but counts) when a group has < 2 values; se from
-    ddof=1 variances; constant groups with equal means give t = NaN, different means
-    t = ±inf.
+    As the reference (scipy.stats.ttest_ind, equal_var=False): NaN everything (but counts)
+    when a group has < 2 values; se from ddof=1 variances; when both groups are constant
+    (se = 0) equal means give t = NaN and different means t = ±inf, and df, 0/0 there, is
+    1 as scipy sets it, so the p-value follows from t alone (NaN or 0).
     """
     f64 = torch.float64
     nh, nl = count_h.to(f64), count_l.to(f64)
@@ -77,15 +81,18 @@ def welch_from_sums(
     ah, al = vh / nh_s, vl / nl_s
     se = torch.sqrt(ah + al)
     c = centre.to(f64)[:, None]
-    mean_high, mean_low = mh + c, ml + c
     delta = mh - ml
-    scale = mh.abs() + ml.abs() + c.abs()
-    same = delta.abs() <= tol * scale
+    magnitude = mh.abs() + ml.abs() + c.abs()
+    same = delta.abs() <= tol * magnitude
     zero_se = se == 0
     t = torch.where(zero_se, torch.where(same, torch.full_like(se, float("nan")),
                                          torch.sign(delta) * float("inf")), delta / se)
     delta = torch.where(zero_se & same, torch.zeros_like(delta), delta)
-    df = (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0))
+    unit = 1.0 if scale is None else scale.to(f64)[:, None]
+    mean_high, mean_low = (mh + c) * unit, (ml + c) * unit
+    delta, se = delta * unit, se * unit
+    df = torch.where(zero_se, torch.ones_like(se),
+                     (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0)))
     nan = torch.full_like(se, float("nan"))
     return WelchResult(
         mean_high=torch.where(ok, mean_high, nan),
@@ -93,7 +100,7 @@ def welch_from_sums(
         delta=torch.where(ok, delta, nan),
         se=torch.where(ok, se, nan),
         tstat=torch.where(ok, t, nan),
-        df=torch.where(ok & ~zero_se, df, nan),
+        df=torch.where(ok, df, nan),
         n_high=count_h.round().to(torch.int64),
         n_low=count_l.round().to(torch.int64),
     )

@@ -82,4 +82,4 @@ class GroupLayout:
         hi, lo = self.columns(name)
         return welch_from_sums(sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
                                sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo],
-                               sums.centre)
+                               sums.centre, sums.scale)

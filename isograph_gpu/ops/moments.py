@@ -7,13 +7,18 @@ missing, the pairwise-complete moments over samples where both are finite are::
     sy  = Mx' Y0          syy = Mx' (Y0*Y0)   sxy = X0' Y0
 
 with ``M`` the finite masks and ``X0``/``Y0`` the values centred by their column nan-mean
-and zero-filled. Centring first keeps float32 accurate. All six, and the group sums of
-any contrast, come out of three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against prefixes of
-the stacked block ``[My | groups | Y0 | Y0^2 | 1]``.
+and zero-filled. Centring first keeps float32 accurate. A column whose largest |value| is
+far from 1 (beyond 2^±256 in float64, 2^±32 in float32) is first divided by a power of two
+near that value (:func:`power_of_two_scale`; exact), so squares of 1e300 do not overflow
+and squares of 1e-300 do not underflow; r is unchanged by it and the group sums carry the
+scale for the means. All six moments, and the group sums of any contrast, come out of
+three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against prefixes of the stacked block
+``[My | groups | Y0 | Y0^2 | 1]``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,8 +29,9 @@ from torch import Tensor
 class Moments:
     """Pairwise-complete moments, each a tensor of shape ``[F, K]``.
 
-    ``sx``/``sxx`` are moments of the centred x (centre ``x_centre``), ``sy``/``syy`` of the
-    centred y (centre ``y_centre``).
+    ``sx``/``sxx`` are moments of the centred (and possibly power-of-two scaled) x,
+    ``sy``/``syy`` of the centred (and scaled) y: in units of each column's scale, which
+    Pearson r does not depend on.
     """
 
     n: Tensor
@@ -36,34 +42,78 @@ class Moments:
     sxy: Tensor
 
 
-def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres).
+def power_of_two_scale(values: Tensor, dim: int = 0) -> Tensor:
+    """Per slice along ``dim`` (kept, size 1) a power of two to divide ``values`` by.
 
-    The mask has x's dtype (1.0 / 0.0) so it can enter GEMMs; a column with no finite
-    value gets centre 0. ``x`` itself is never modified. Missing values are zero-filled
-    first, so the mask is "zero-filled equals x" (false exactly for NaN and ±inf) and the
+    1 where the largest finite |value| has a binary exponent within ±maxexp/4 of the
+    dtype (±256 for float64, ±32 for float32): there sums of squares and products of
+    sums over up to 2^31 samples do not overflow, the square of a one-ulp spread does
+    not underflow, and results are those of unscaled arithmetic. Elsewhere 2^(e-1) for a
+    largest |value| of m·2^e (m in [0.5, 1)), which brings every value into (-2, 2).
+    Dividing by a power of two is exact. NaN/±inf are ignored; a slice without a nonzero
+    finite value gets 1. Same dtype and device as ``values``; no gradient.
+    """
+    return _scale_of_finite(torch.nan_to_num(values.detach(), nan=0.0, posinf=0.0,
+                                             neginf=0.0), dim)
+
+
+def _scale_of_finite(finite: Tensor, dim: int) -> Tensor:
+    """:func:`power_of_two_scale` of values that are all finite (no copy made)."""
+    low, high = torch.aminmax(finite.detach(), dim=dim, keepdim=True)
+    peak = torch.maximum(high, -low)
+    mantissa, exponent = torch.frexp(peak)
+    limit = math.frexp(torch.finfo(finite.dtype).max)[1] // 4  # maxexp: 1024 / 128
+    extreme = (peak > 0) & (exponent.abs() > limit)
+    return torch.where(extreme, peak / (2.0 * torch.where(extreme, mantissa, 1.0)),
+                       torch.ones_like(peak))
+
+
+def scaled_columns(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` [n, F] divided by its :func:`power_of_two_scale` per column, as a new
+    row-major tensor, and that scale [F]."""
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    scale = _scale_of_finite(torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), 0)
+    torch.div(x, scale, out=out)  # NaN/inf stay missing values
+    return out, scale[0]
+
+
+def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres,
+    column scales).
+
+    Values are divided by their column's :func:`power_of_two_scale` [F] first (only when
+    some column needs it), so centres and centred values are in units of the scale. The
+    mask has x's dtype (1.0 / 0.0) so it can enter GEMMs; a column with no finite value
+    gets centre 0. ``x`` itself is never modified. Missing values are zero-filled first,
+    so the mask is "zero-filled equals x" (false exactly for NaN and ±inf) and the
     centring ``x0 - mask * centre`` is one fused in-place pass (out of place when
     autograd tracks x).
     """
     filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     mask = torch.eq(filled, x).to(x.dtype)
+    tracked = filled.requires_grad and torch.is_grad_enabled()
+    scale = _scale_of_finite(filled, 0)
+    if bool((scale != 1.0).any()):
+        filled = filled / scale if tracked else filled.div_(scale)
     centre = filled.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
-    if filled.requires_grad and torch.is_grad_enabled():
-        return mask, filled - mask * centre, centre
-    return mask, filled.addcmul_(mask, centre, value=-1.0), centre
+    if tracked:
+        return mask, filled - mask * centre, centre, scale[0]
+    return mask, filled.addcmul_(mask, centre, value=-1.0), centre, scale[0]
 
 
 @dataclass
 class GroupSums:
     """Per-feature count, sum and sum of squares of the centred values in each group,
-    each [F, G]; add ``centre`` [F] back for means. ``finite`` [F]: finite values of
-    each feature over all samples."""
+    each [F, G], in units of ``scale`` [F] (values divided by it; None: not scaled); add
+    ``centre`` [F] (same units) back and multiply by ``scale`` for means. ``finite``
+    [F]: finite values of each feature over all samples."""
 
     count: Tensor
     total: Tensor
     squares: Tensor
     centre: Tensor
     finite: Tensor
+    scale: Tensor | None = None
 
 
 def masked_moments(x: Tensor, y: Tensor) -> Moments:
@@ -89,14 +139,14 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
         )
     y = y.to(dtype=x.dtype, device=x.device)
     n, k = y.shape
-    my, y0, _ = centre_and_mask(y)
+    my, y0, _, _ = centre_and_mask(y)
     g = (groups.to(dtype=x.dtype, device=x.device) if groups is not None
          else torch.zeros((n, 0), dtype=x.dtype, device=x.device))
     n_groups = g.shape[1]
     ones = torch.ones((n, 1), dtype=x.dtype, device=x.device)
     right = torch.cat([my, g, y0, y0 * y0, ones], dim=1)  # [n, 3K + G + 1]
     a, b = k + n_groups, 2 * k + n_groups  # prefix widths for squares / values
-    mx, x0, centre = centre_and_mask(x)
+    mx, x0, centre, scale = centre_and_mask(x)
     by_mask = mx.T @ right  # n | counts | sy | syy | finite
     by_value = x0.T @ right[:, :b]  # sx | totals | sxy
     # x0 is ours: square in place unless autograd needs it (training loops)
@@ -111,4 +161,4 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     cols = slice(k, a)
     return moments, GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
                               squares=by_square[:, cols], centre=centre,
-                              finite=by_mask[:, -1])
+                              finite=by_mask[:, -1], scale=scale)

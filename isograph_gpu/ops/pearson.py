@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .moments import Moments, masked_moments
+from .moments import Moments, masked_moments, power_of_two_scale
 
 #: a variance below this fraction of the raw second moment is treated as zero
 #: (the column is constant on its complete pairs), scaled by the dtype's epsilon
@@ -56,8 +56,13 @@ def paired_pearson(a: Tensor, b: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]
     """Pearson r between ``a`` and ``b`` along ``dim`` (broadcasting), pairwise complete.
 
     Two-pass (exactly centred) and exact about constancy (max == min on the pairs):
-    NaN for constant inputs or fewer than 2 pairs. Returns ``(r, n)`` with n int64.
+    NaN for constant inputs or fewer than 2 pairs. Each side is first divided by its
+    :func:`~isograph_gpu.ops.moments.power_of_two_scale` along ``dim`` (exact; r does not
+    depend on it), so values of 1e300 or 1e-300 give the same r as values near 1.
+    Returns ``(r, n)`` with n int64.
     """
+    a = a / power_of_two_scale(a, dim)
+    b = b / power_of_two_scale(b, dim)
     a, b = torch.broadcast_tensors(a, b)
     both = torch.isfinite(a) & torch.isfinite(b)
     zero = torch.zeros((), dtype=a.dtype, device=a.device)

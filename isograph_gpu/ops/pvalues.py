@@ -67,12 +67,16 @@ def pearson_pvalue(r: Tensor, n: Tensor) -> Tensor:
 
 
 def welch_pvalue(t: Tensor, df: Tensor) -> Tensor:
-    """Two-sided p of Welch ``t`` with real-valued ``df`` (float64). ±inf t gives 0."""
+    """Two-sided p of Welch ``t`` with real-valued ``df`` (float64, t's shape).
+
+    ±inf t gives 0 whatever df is (the limit for every df > 0); otherwise a NaN t or df
+    gives NaN."""
     t = t.detach().to(torch.float64)
     df = df.detach().to(device=t.device, dtype=torch.float64)
     finite_df = torch.nan_to_num(df, nan=1.0, posinf=1.0).clamp_min(1e-300)
-    t2 = torch.nan_to_num(t * t, nan=0.0)
-    x = torch.where(torch.isinf(t2), torch.zeros_like(t2), finite_df / (finite_df + t2))
+    infinite = torch.isinf(t)  # (nan_to_num would turn inf t^2 into the largest float)
+    t2 = torch.where(infinite | torch.isnan(t), torch.zeros_like(t), t * t)
+    x = torch.where(infinite, torch.zeros_like(t2), finite_df / (finite_df + t2))
     p = betainc(finite_df / 2.0, torch.full_like(x, 0.5), x)
-    bad = torch.isnan(t) | torch.isnan(df)
+    bad = torch.isnan(t) | (torch.isnan(df) & ~infinite)
     return torch.where(bad, torch.full_like(p, float("nan")), p.clamp(0.0, 1.0))

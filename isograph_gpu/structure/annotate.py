@@ -33,15 +33,30 @@ _MAX_NUMERIC = ("transcript_length_delta", "cds_length_delta", "exon_count_delta
 
 
 def read_switch_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a tab-separated switch-pair table (IDs kept as strings)."""
+    """Read a tab-separated switch-pair table (IDs kept as strings).
+
+    A file whose header has no tab but names the required columns with another separator
+    (a CSV) is an error saying that tabs are expected."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"switch pairs file not found: {path}")
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"switch pairs {path} is not a readable TSV: {first}") from exc
+    if len(table.columns) == 1 and not set(PAIR_COLUMNS) <= set(table.columns):
+        header = str(table.columns[0])
+        separator = next((c for c in (",", ";", "|", " ") if c in header), None)
+        if separator is not None:
+            raise InputError(
+                f"switch pairs {path} must be tab-separated, but its header {header!r} has "
+                f"no tab and looks {_SEPARATOR_NAMES[separator]}-separated; expected columns "
+                f"{', '.join(PAIR_COLUMNS)} separated by tabs")
+    return table
+
+
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}
 
 
 def annotate_switch_pairs(
@@ -83,10 +98,8 @@ def annotate_switch_pairs(
     row_of = models.index_of(transcripts)
     absent = transcripts[row_of < 0]
     if len(absent):
-        shown = [str(t) for t in absent[:5]]
-        warnings.warn(
-            f"{len(absent)} transcript ID(s) not found in GTF and will be skipped: {shown}"
-            + ("..." if len(absent) > 5 else ""), UserWarning, stacklevel=2)
+        warnings.warn(_missing_message(absent, models, len(transcripts)), UserWarning,
+                      stacklevel=2)
 
     position = pd.Index(transcripts)
     pos1 = position.get_indexer(first)
@@ -98,6 +111,32 @@ def annotate_switch_pairs(
                  if len(transcripts) else pd.array([], dtype=object))
     table.insert(0, "transcript_id", transcripts)
     return table[list(OUTPUT_COLUMNS)]
+
+
+_VERSION_SUFFIX = r"\.\d+$"
+
+
+def _missing_message(absent: np.ndarray, models: TranscriptModels, n_transcripts: int) -> str:
+    """What happens to transcripts of the pairs that the GTF lacks, and a hint when '.N'
+    version suffixes explain the miss (versioned pairs against an unversioned GTF, the
+    reverse, or other versions)."""
+    shown = [str(t) for t in absent[:5]]
+    text = (f"{len(absent)} transcript ID(s) not found in GTF (of {n_transcripts} in the "
+            f"pairs): their rows are written with NA labels and no comparison involving "
+            f"them is made: {shown}" + ("..." if len(absent) > 5 else ""))
+    unversioned = pd.Series(absent, dtype=object).astype(str).str.replace(
+        _VERSION_SUFFIX, "", regex=True)
+    gtf_ids = pd.Series(models.transcript_id, dtype=object).astype(str)
+    gtf_unversioned = gtf_ids.str.replace(_VERSION_SUFFIX, "", regex=True)
+    matched = unversioned.isin(set(gtf_unversioned)).to_numpy()
+    if matched.any():
+        example = str(absent[np.flatnonzero(matched)[0]])
+        base = unversioned[np.flatnonzero(matched)[0]]
+        in_gtf = gtf_ids[(gtf_unversioned == base).to_numpy()].iloc[0]
+        text += (f". {int(matched.sum())} of them match a GTF transcript once '.N' version "
+                 f"suffixes are ignored (pairs {example!r}, GTF {in_gtf!r}): use the same "
+                 f"versioning in the pairs and the GTF")
+    return text
 
 
 def _aggregate(labels: dict[str, np.ndarray], pos1: np.ndarray, pos2: np.ndarray,

@@ -52,8 +52,8 @@ def _read(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if path.suffix.lower() == ".tsv" or name.endswith(".tsv.gz"):
-            return pd.read_csv(path, sep="\t")
-        return pd.read_csv(path)
+            return pd.read_csv(path, sep="\t", float_precision="round_trip")
+        return pd.read_csv(path, float_precision="round_trip")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"annotation table {path} cannot be read: {first}") from exc

@@ -1,10 +1,13 @@
-"""Parquet cache of parsed GTF transcript models, keyed by the GTF's identity.
+"""Parquet cache of parsed GTF transcript models, keyed by the GTF's content.
 
-A cache is reused only when its schema metadata records the same parser version and the
-same GTF: size, modification time (ns) and a content fingerprint (SHA-256 of the first and
-last MiB and 16 evenly spaced 64 KiB blocks, plus the size). Anything else (stale, from
-another GTF or parser version, unreadable, inconsistent) is rebuilt with a UserWarning,
-never trusted silently. Cache files are written atomically.
+A cache is reused only when its schema metadata records the same cache format, the same
+parser version and the same GTF: its size and a SHA-256 of its whole content
+(:func:`gtf_fingerprint`), and when the transcript models read back from it hash to the
+checksum stored when it was written (:func:`models_digest`: a changed or damaged byte in the
+cache is caught even where parquet still decodes it). Anything else (another or modified
+GTF, another parser version, unreadable, inconsistent, checksum mismatch) is rebuilt with a
+UserWarning, never trusted silently. The GTF's mtime is not part of the key: a GTF touched
+or copied without change keeps its cache. Cache files are written atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import io
 import json
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,31 +30,68 @@ from .gtf import PARSER_VERSION, read_gtf
 from .models import TranscriptModels
 
 METADATA_KEY = b"isograph_gpu.gtf_cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _MIB = 1 << 20
-_BLOCK = 1 << 16
-_N_BLOCKS = 16
+#: the GTF is hashed as segments of this size on a thread per core
+_SEGMENT = 64 * _MIB
 _STRING_COLUMNS = ("transcript_id", "gene_id", "chrom", "strand", "biotype")
+_INT_COLUMNS = ("exon_offsets", "exon_start", "exon_end", "cds_offsets", "cds_start",
+                "cds_end")
 
 
 class _StaleCache(Exception):
     """The cache exists but cannot be used; the message says why."""
 
 
+def _segment_digest(path: Path, start: int, length: int) -> bytes:
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(_MIB))
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(start)
+        while length > 0:
+            got = fh.readinto(buffer[: min(_MIB, length)])
+            if not got:  # the file shrank while being read: the digest differs anyway
+                break
+            digest.update(buffer[:got])
+            length -= got
+    return digest.digest()
+
+
 def gtf_fingerprint(path: str | os.PathLike[str]) -> dict[str, object]:
-    """Identity of a GTF file: size, mtime_ns and a sampled-content SHA-256."""
+    """Identity of a GTF file: its size and a SHA-256 over all of its bytes.
+
+    The file is read as 64 MiB segments, hashed on a thread per core (hashlib releases the
+    GIL); the fingerprint is the SHA-256 of the size and the segments' digests, so it
+    depends on every byte and not on the number of threads.
+    """
     path = Path(path)
-    stat = path.stat()
-    size = stat.st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as fh:
-        digest.update(fh.read(_MIB))
-        for k in range(_N_BLOCKS):
-            fh.seek(size * (k + 1) // (_N_BLOCKS + 1))
-            digest.update(fh.read(_BLOCK))
-        fh.seek(max(size - _MIB, 0))
-        digest.update(fh.read(_MIB))
-    return {"size": size, "mtime_ns": stat.st_mtime_ns, "sha256_sampled": digest.hexdigest()}
+    size = path.stat().st_size
+    starts = range(0, max(size, 1), _SEGMENT)
+    workers = max(1, min(len(starts), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda a: _segment_digest(path, a, min(_SEGMENT, size - a)),
+                              starts))
+    digest = hashlib.sha256(f"{size}/{_SEGMENT}".encode())
+    for part in parts:
+        digest.update(part)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def models_digest(models: TranscriptModels) -> str:
+    """SHA-256 of every field of ``models``: strings as their lengths and UTF-8 text,
+    integers as little-endian int64. Equal models give equal digests."""
+    digest = hashlib.sha256()
+    for name in _STRING_COLUMNS:
+        values = [str(v) for v in getattr(models, name).tolist()]
+        lengths = np.fromiter(map(len, values), dtype="<i8", count=len(values))
+        digest.update(f"{name}:{len(values)}:".encode())
+        digest.update(lengths.tobytes())
+        digest.update("".join(values).encode("utf-8", "surrogatepass"))
+    for name in _INT_COLUMNS:
+        values = np.ascontiguousarray(getattr(models, name), dtype="<i8")
+        digest.update(f"{name}:{len(values)}:".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()
 
 
 def load_transcript_models(gtf: str | os.PathLike[str],
@@ -83,7 +124,7 @@ def load_transcript_models(gtf: str | os.PathLike[str],
 def write_cache(models: TranscriptModels, path: str | os.PathLike[str],
                 identity: dict[str, object]) -> None:
     """Write ``models`` as parquet (one row per transcript, exon/CDS coordinate lists),
-    ``identity`` in the schema metadata; atomic."""
+    ``identity`` and the models' :func:`models_digest` in the schema metadata; atomic."""
     columns: dict[str, pa.Array] = {
         name: pa.array(getattr(models, name).tolist(), type=pa.string())
         for name in _STRING_COLUMNS
@@ -93,8 +134,9 @@ def write_cache(models: TranscriptModels, path: str | os.PathLike[str],
         for side in ("start", "end"):
             values = pa.array(getattr(models, f"{kind}_{side}"), type=pa.int64())
             columns[f"{kind}_{side}"] = pa.LargeListArray.from_arrays(offsets, values)
+    stored = {**identity, "content_sha256": models_digest(models)}
     table = pa.table(columns).replace_schema_metadata(
-        {METADATA_KEY: json.dumps(identity, sort_keys=True).encode()})
+        {METADATA_KEY: json.dumps(stored, sort_keys=True).encode()})
     sink = io.BytesIO()
     pq.write_table(table, sink)
     atomic_write_bytes(path, sink.getvalue())
@@ -113,18 +155,24 @@ def read_cache(path: Path, expected: dict[str, object]) -> TranscriptModels:
         identity = json.loads(raw)
     except ValueError as exc:
         raise _StaleCache("has unreadable cache metadata") from exc
-    if identity.get("format") != expected["format"] or \
-            identity.get("parser_version") != expected["parser_version"]:
+    if not isinstance(identity, dict):
+        raise _StaleCache("has unreadable cache metadata")
+    if identity.get("format") != expected["format"]:
+        raise _StaleCache(f"has cache format {identity.get('format')!r} "
+                          f"(current {expected['format']!r})")
+    if identity.get("parser_version") != expected["parser_version"]:
         raise _StaleCache(
             f"was written by parser version {identity.get('parser_version')!r} "
             f"(current {expected['parser_version']!r})")
     if identity.get("gtf") != expected["gtf"]:
         raise _StaleCache("was built from a different or modified GTF")
     try:
-        table = pq.read_table(path)
-        return _models_from_table(table)
+        models = _models_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise _StaleCache(f"is corrupt ({type(exc).__name__})") from exc
+    if models_digest(models) != identity.get("content_sha256"):
+        raise _StaleCache("does not match its content checksum (changed or damaged)")
+    return models
 
 
 def _models_from_table(table: pa.Table) -> TranscriptModels:

@@ -9,10 +9,12 @@ What is read (as the reference, §14.1, except where noted):
   biotype come from its (last) ``transcript`` line, or, when it has none, from its first exon
   line (else its first CDS line).
 
-Differences from the reference: only whole lines that start with ``#`` are comments (the
-reference cuts every line at its first ``#``, losing attributes such as ``tag "a#b"``), and a
-key matches only as a whole attribute name (``transcript_id`` never matches inside
-``xyz_transcript_id``).
+Differences from the reference: a kept line with a missing, non-integer or non-positive
+coordinate, or with end < start, is an error naming its line number (the reference used
+such lines and got lengths such as 67694 for 418); only whole lines that start with ``#``
+are comments (the reference cuts every line at its first ``#``, losing attributes such as
+``tag "a#b"``), and a key matches only as a whole attribute name (``transcript_id`` never
+matches inside ``xyz_transcript_id``).
 
 How it is fast (a GENCODE-scale GTF is 3.4 M lines, 1.5 GB; see bench/bench_gtf.py): one
 streaming polars scan reads the file without polars' comment handling (which makes the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +42,7 @@ from ..errors import InputError, MissingInputError
 from .models import TranscriptModels
 
 #: bump when the parse result for the same file could change (invalidates caches)
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 KEPT_FEATURES = ("transcript", "exon", "CDS")
 _FEATURE = pl.Enum(KEPT_FEATURES)
@@ -152,6 +155,46 @@ def _transcript_attributes_only(lines: pl.LazyFrame) -> pl.LazyFrame:
     ).alias("attributes"))
 
 
+#: a kept line whose coordinates cannot be a 1-based inclusive interval
+_INVALID_COORDINATES = (pl.col("start").is_null() | pl.col("end").is_null()
+                        | (pl.col("start") < 1) | (pl.col("end") < pl.col("start")))
+_TRANSCRIPT_ID = re.compile(rb'(?:^|[;\s])transcript_id\s+"([^"]+)"')
+
+
+def _raise_invalid_coordinates(path: Path, n_invalid: int) -> None:
+    """Raise an InputError naming the first kept line (1-based line number) whose start or
+    end is missing, below 1, or whose end < start; ``n_invalid`` such lines exist. Reads the
+    file once more, line by line, up to that line (only on this error path)."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == _GZIP_MAGIC
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.startswith(b"#"):
+                continue
+            fields = line.rstrip(b"\r\n").split(b"\t")
+            if len(fields) < 9 or fields[2].decode(errors="replace") not in KEPT_FEATURES:
+                continue
+            match = _TRANSCRIPT_ID.search(fields[8])
+            if match is None:
+                continue
+            try:
+                start, end = int(fields[3]), int(fields[4])
+                problem = ("a start below 1" if start < 1 else
+                           "end < start" if end < start else None)
+            except ValueError:
+                problem = "a missing coordinate"
+            if problem is None:
+                continue
+            raise InputError(
+                f"GTF {path} line {number}: {fields[2].decode(errors='replace')} of "
+                f"{match.group(1).decode(errors='replace')} has {problem} "
+                f"(start {fields[3].decode(errors='replace')!r}, end "
+                f"{fields[4].decode(errors='replace')!r}); GTF coordinates are 1-based with "
+                f"start <= end ({n_invalid} such line(s) in the file)")
+    raise InputError(f"GTF {path}: {n_invalid} line(s) with a missing coordinate, a start "
+                     f"below 1 or end < start")
+
+
 def _explain_failure(path: Path, exc: Exception) -> None:
     """Raise an InputError naming what is wrong with the GTF."""
     try:
@@ -174,9 +217,28 @@ def _explain_failure(path: Path, exc: Exception) -> None:
         raise InputError(
             f"GTF {path}: {row['feature']} line of {row['transcript_id']} has a non-integer "
             f"start/end ({row['start']!r}, {row['end']!r})") from exc
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns: {first}") \
-        from exc
+    bad = _first_line_without_nine_columns(_head(path))
+    if bad is not None:
+        number, n_columns, text = bad
+        raise InputError(
+            f"GTF {path} cannot be parsed as 9 tab-separated columns: line {number} has "
+            f"{n_columns} column(s) ({text!r}); is it a GTF?") from exc
+    raise InputError(f"GTF {path} cannot be parsed as 9 tab-separated columns "
+                     f"({type(exc).__name__}); is it a GTF?") from exc
+
+
+def _first_line_without_nine_columns(head: list[bytes]) -> tuple[int, int, str] | None:
+    """(line number, column count, start of the line) of the first data line of ``head``
+    that does not have 9 tab-separated columns, or None."""
+    for number, line in enumerate(head, start=1):
+        line = line.rstrip(b"\r")
+        if not line or line.startswith(b"#"):
+            continue
+        n_columns = len(line.split(b"\t"))
+        if n_columns != 9:
+            text = line[:60].decode("utf-8", errors="replace")
+            return number, n_columns, text + ("..." if len(line) > 60 else "")
+    return None
 
 
 def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
@@ -195,6 +257,9 @@ def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
     kept = _kept_rows(path, _no_change if keep_all else _transcript_attributes_only, head)
     if kept.height == 0:
         return _empty_models()
+    n_invalid = kept.select(_INVALID_COORDINATES.sum()).item()
+    if n_invalid:
+        _raise_invalid_coordinates(path, n_invalid)
     is_header = kept["feature"] == "transcript"
     header = (kept.filter(is_header).select("transcript_id", "chrom", "strand", "attributes")
               .unique("transcript_id", keep="last", maintain_order=True))
