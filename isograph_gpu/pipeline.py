@@ -74,7 +74,7 @@ def explain_module(
             inputs = load_explain_inputs(
                 artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
                 config.transcript_usage_feature_type,
-                stream_features=_stream_features(feature_table, config),
+                stream_features=_stream_features(feature_table, config), for_plots=config.plot,
             )
         progress.message(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "

@@ -32,7 +32,6 @@ from .tables import (
 )
 
 REQUIRED_META_COLUMNS = ["feature_id", "gene_id", "feature_type"]
-OPTIONAL_META_COLUMNS = ["gene_name", "transcript_id", "exon_id", "event_id", "source_coordinate"]
 SCORE_METADATA_COLUMNS = ["feature_id", "gene_id", "feature_type", "n_transcripts"]
 MIN_OVERLAP_SAMPLES = 10
 
@@ -57,10 +56,21 @@ def _source_fingerprint(source: TableSource) -> dict[str, Any]:
     return fingerprint(source)
 
 
-def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
+def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str,
+                   where: str | None = None) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise InputError(f"{what} is missing required columns: {missing}")
+        suffix = f" (in {where})" if where else ""
+        raise InputError(f"{what} is missing required columns: {missing}{suffix}")
+
+
+def _check_no_nulls(values: pd.Series, column: str, what: str) -> None:
+    """InputError naming ``what`` and ``column`` when the id column has null values (a
+    null id would become the string 'nan' or 'None')."""
+    nulls = np.flatnonzero(values.isna().to_numpy())
+    if nulls.size:
+        raise InputError(f"{what} has {nulls.size} null {column} value(s) (first at row "
+                         f"{int(nulls[0])}); every {column} must be set")
 
 
 def _duplicates(values: pd.Index | pd.Series) -> list[str]:
@@ -83,6 +93,8 @@ def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
             )
     modules = read_arrow(modules_path, "modules.parquet").to_pandas()
     _check_columns(modules, ["gene_id", "module_id"], f"modules.parquet ({modules_path})")
+    for column in ("module_id", "gene_id"):
+        _check_no_nulls(modules[column], column, f"modules.parquet ({modules_path})")
     modules = modules.assign(gene_id=modules["gene_id"].astype(str),
                              module_id=modules["module_id"].astype(str))
     return modules, scores_path
@@ -100,18 +112,31 @@ def load_feature_scores(path: Path) -> pd.DataFrame:
     return scores
 
 
-def validate_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
-    """Required columns, optional-column warning, unique feature ids (reference checks)."""
-    _check_columns(meta, REQUIRED_META_COLUMNS, "feature_meta")
-    absent = [c for c in OPTIONAL_META_COLUMNS if c not in meta.columns]
-    if absent:
-        warnings.warn(
-            f"feature_meta is missing optional columns (annotations will be limited): {absent}",
-            UserWarning, stacklevel=3,
-        )
+def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
+                          for_plots: bool = False) -> pd.DataFrame:
+    """Required columns, non-empty, no null ids, unique feature ids (reference checks).
+
+    Optional columns are warned about only where an output needs them: ``transcript_id``
+    when there are transcript_usage features (the polarity table's transcript_id column),
+    ``gene_name`` when figures are drawn (gene labels). ``where`` names the source.
+    """
+    _check_columns(meta, REQUIRED_META_COLUMNS, "feature_meta", where)
+    if len(meta) == 0:
+        raise InputError(f"feature_meta ({where}) has no rows; it must describe the "
+                         "feature_table's columns")
+    for col in ("feature_id", "gene_id", "feature_type"):
+        _check_no_nulls(meta[col], col, f"feature_meta ({where})")
+    if "transcript_id" not in meta.columns and (
+            meta["feature_type"].astype(str) == "transcript_usage").any():
+        warnings.warn(f"feature_meta ({where}) has no transcript_id column: the "
+                      "transcript_polarity_table will have no transcript_id column",
+                      UserWarning, stacklevel=3)
+    if for_plots and "gene_name" not in meta.columns:
+        warnings.warn(f"feature_meta ({where}) has no gene_name column: figures label genes "
+                      "by gene_id", UserWarning, stacklevel=3)
     dupes = _duplicates(meta["feature_id"])
     if dupes:
-        raise InputError(f"feature_meta has duplicate feature_id values: {dupes}")
+        raise InputError(f"feature_meta has duplicate feature_id values: {dupes} (in {where})")
     meta = meta.copy()
     for col in ("feature_id", "gene_id", "feature_type"):
         meta[col] = meta[col].astype(str)
@@ -357,18 +382,24 @@ def load_explain_inputs(
     module_score_table: TableSource | None = None,
     transcript_usage_feature_type: str = "transcript_usage",
     stream_features: bool = False,
+    for_plots: bool = False,
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
     ``stream_features``: a parquet feature table is not loaded; ``features`` is then a
-    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk.
+    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk. ``for_plots``:
+    figures will be drawn (feature_meta's gene_name is then wanted).
     """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     scores_df = load_feature_scores(scores_path)
 
-    meta = validate_feature_meta(read_table(feature_meta, "feature_meta"))
+    meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
+                                 describe_source(feature_meta), for_plots=for_plots)
     table = _FeatureTable(feature_table, "feature_table", stream=stream_features)
+    if not table.columns:
+        raise InputError(f"feature_table {table.where} has no feature columns besides the "
+                         "sample ids")
 
     score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
     table_samples = set(table.sample_ids.tolist())
@@ -424,6 +455,11 @@ def load_explain_inputs(
     # annotated feature_table columns, in table order
     meta_ids = set(meta["feature_id"].tolist())
     feature_ids = [c for c in table.columns if c in meta_ids]
+    if not feature_ids:
+        raise InputError(
+            f"none of the {len(table.columns)} feature_table columns (e.g. "
+            f"{table.columns[:3]}, in {table.where}) is a feature_id of feature_meta "
+            f"({describe_source(feature_meta)})")
     positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
     rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
     features = table.matrix(feature_ids, rows)
