@@ -52,8 +52,8 @@ class ExplainConfig:
     #: Fixed feature-chunk size; ``None`` derives it from ``memory_budget_bytes``.
     chunk_features: int | None = None
     #: Read a parquet feature table chunk by chunk instead of loading it: host memory then
-    #: holds one chunk, not the table. ``None``: stream when the file is larger than
-    #: ``memory_budget_bytes``.
+    #: holds one chunk, not the table. ``None``: stream only when loading would take more
+    #: than half the memory available at start (see :mod:`isograph_gpu.io.memory`).
     stream_features: bool | None = None
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"

@@ -7,7 +7,6 @@ import os
 import platform
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,7 +73,7 @@ def explain_module(
             inputs = load_explain_inputs(
                 artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
                 config.transcript_usage_feature_type,
-                stream_features=_stream_features(feature_table, config), for_plots=config.plot,
+                stream_features=config.stream_features, for_plots=config.plot,
             )
         progress.message(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
@@ -96,17 +95,6 @@ def explain_module(
                 _write(staged, results, inputs, eigengenes, config, device, dtype, progress,
                        annotation is not None)
     return results
-
-
-def _stream_features(feature_table: TableSource, config: ExplainConfig) -> bool:
-    """``config.stream_features``, or when unset: a feature table file larger than the
-    memory budget is streamed."""
-    if config.stream_features is not None:
-        return bool(config.stream_features)
-    if isinstance(feature_table, pd.DataFrame):
-        return False
-    path = Path(feature_table)
-    return path.is_file() and path.stat().st_size > int(config.memory_budget_bytes)
 
 
 def _module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:

@@ -84,7 +84,7 @@ def test_corrupt_parquet_names_the_file(tmp_path):
 
 
 def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
+    import polars as pl
 
     rng = np.random.default_rng(5)
     values = rng.normal(size=(9, 40))
@@ -99,13 +99,14 @@ def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, mo
     loaded = _FeatureTable(path, "feature_table").matrix(columns, rows)
 
     reads: list[int] = []
-    original = pq.ParquetFile.read
+    original = pl.LazyFrame.collect
 
-    def counting_read(self, columns=None, **kwargs):
-        reads.append(len(columns))
-        return original(self, columns=columns, **kwargs)
+    def counting_collect(self, *args, **kwargs):
+        frame = original(self, *args, **kwargs)
+        reads.append(frame.width)
+        return frame
 
-    monkeypatch.setattr(pq.ParquetFile, "read", counting_read)
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
     table = _FeatureTable(path, "feature_table", stream=True)
     assert list(table.sample_ids) == list(df["sample_id"])
     blocks = table.matrix(columns, rows)
@@ -134,3 +135,57 @@ def test_streamed_parquet_checks_types_and_sample_ids(tmp_path):
     table = _FeatureTable(indexed, "feature_table", stream=True)
     assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
     assert "sample_id" not in table.columns
+
+
+def test_streamed_blocks_equal_the_oracle_in_any_row_and_column_order(tmp_path):
+    """Blocks of a streamed table, rows gathered in sample order and columns in the
+    requested order, equal the pandas oracle (integer columns cast, NaN kept)."""
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(13, 50))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(50)])
+    df["f7"] = np.arange(13, dtype=np.int32)
+    df.insert(0, "sample_id", [f"S{i}" for i in range(13)])
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    rows = rng.permutation(13)
+    columns = [f"f{j}" for j in rng.permutation(50)]
+    want = _oracle(df, columns, rows)
+    blocks = _FeatureTable(path, "feature_table", stream=True).matrix(columns, rows)
+    for a, b in ((0, 50), (5, 22), (49, 50), (3, 3)):
+        got = blocks[:, a:b]
+        assert got.flags.f_contiguous and got.dtype == np.float64 and got.shape == (13, b - a)
+        np.testing.assert_array_equal(got, want[:, a:b])
+
+
+@pytest.mark.parametrize("share_of_peak,streamed", [(1.0, False), (0.999, True)])
+def test_table_streams_only_when_it_does_not_fit_in_memory(ref_inputs, monkeypatch,
+                                                           share_of_peak, streamed):
+    """Default rule: loaded when twice the float64 matrix (from the footer's row and column
+    counts) fits in half the available memory, streamed otherwise; explicit choices win."""
+    import pyarrow.parquet as pq
+
+    from isograph_gpu.io import memory
+    from isograph_gpu.io.inputs import ParquetFeatureBlocks
+
+    path = ref_inputs["feature_table"]
+    meta = pq.read_metadata(path)
+    peak = 2 * meta.num_rows * meta.num_columns * 8
+    monkeypatch.setattr(memory, "available_memory_bytes",
+                        lambda: int(2 * peak * share_of_peak))
+    table = _FeatureTable(path, "feature_table", stream=None)
+    matrix = table.matrix(table.columns[:3], np.arange(5))
+    assert isinstance(matrix, ParquetFeatureBlocks) is streamed
+    assert isinstance(_FeatureTable(path, "feature_table", stream=True)
+                      .matrix(table.columns[:3], np.arange(5)), ParquetFeatureBlocks)
+    assert isinstance(_FeatureTable(path, "feature_table", stream=False)
+                      .matrix(table.columns[:3], np.arange(5)), np.ndarray)
+
+
+def test_available_memory_is_positive_and_below_physical_memory():
+    import os
+
+    from isograph_gpu.io.memory import available_memory_bytes
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < available_memory_bytes() <= physical

@@ -69,8 +69,8 @@ def parse_size(text: str) -> int:
               help="Working memory per feature chunk (e.g. 512M, 4G).")
 @click.option("--stream-features/--load-features", default=None,
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
-                   "or load it whole. Default: stream when the file is larger than the "
-                   "memory budget.")
+                   "or load it whole. Default: stream only when loading would take more "
+                   "than half the memory available.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def explain_module(**opts: object) -> None:

@@ -18,12 +18,13 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyarrow.types as pat
 
 from ..errors import InputError, MissingInputError
 from ..results import ExplainInputs
+from .memory import table_fits_in_memory
 from .tables import (
     TableSource,
+    check_unique_names,
     describe_source,
     read_arrow,
     read_polars,
@@ -168,24 +169,33 @@ def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str) -
     return out
 
 
+def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
+    return InputError(f"cannot read {what} {path} as parquet: {_first_line(exc)}")
+
+
+_PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
+
+
 class ParquetFeatureBlocks:
     """The float64 samples x features matrix of a parquet feature table, read one block of
     columns at a time (host memory bounded by the block, not the table).
 
     Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
     (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
-    it, e.g. for plots). The parquet footer is parsed once.
+    it, e.g. for plots). Blocks are read through one polars scan of the file: polars keeps
+    the parsed footer after the first read, decodes the block's columns on all cores and
+    writes them into the block in one pass.
     """
 
     ndim = 2
     dtype = np.dtype(np.float64)
 
-    def __init__(self, file: pq.ParquetFile, where: str, what: str,
+    def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
                  columns: Sequence[str], rows: np.ndarray) -> None:
-        self._file, self._where, self._what = file, where, what
+        self._scan, self._path, self._what = scan, path, what
         self._columns = list(columns)
         self._rows = np.asarray(rows, dtype=np.int64)
-        self._identity = bool(np.array_equal(self._rows, np.arange(file.metadata.num_rows)))
+        self._identity = bool(np.array_equal(self._rows, np.arange(n_rows)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -206,13 +216,11 @@ class ParquetFeatureBlocks:
         if not names:
             return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
         try:
-            frame = pl.from_arrow(self._file.read(columns=names, use_threads=True))
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read {self._what} {self._where} as parquet: "
-                             f"{_first_line(exc)}") from exc
-        assert isinstance(frame, pl.DataFrame)
+            frame = self._scan.select(names).collect()
+        except _PARQUET_ERRORS as exc:
+            raise _read_error(self._what, self._path, exc) from exc
         return _float64_matrix(frame, None if self._identity else self._rows,
-                               f"{self._what} {self._where}")
+                               f"{self._what} {self._path}")
 
 
 class _FeatureTable:
@@ -224,65 +232,75 @@ class _FeatureTable:
     in one multi-threaded pass.
     """
 
-    def __init__(self, source: TableSource, what: str, stream: bool = False) -> None:
+    def __init__(self, source: TableSource, what: str, stream: bool | None = False) -> None:
         self.what = what
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
         self._polars: pl.DataFrame | None = None
-        self._parquet: pq.ParquetFile | None = None
-        if stream and not isinstance(source, pd.DataFrame) and (
-                table_format(Path(source)) == "parquet"):
-            self._open_streamed(Path(source))
-        elif isinstance(source, pd.DataFrame):
-            df = source
-            if "sample_id" in df.columns:
-                self.sample_ids = df["sample_id"].astype(str).to_numpy()
-                df = df.drop(columns=["sample_id"])
-            else:
-                self.sample_ids = np.asarray(df.index.astype(str))
-            self._frame = df
-            self.columns = [str(c) for c in df.columns]
+        self._scan: pl.LazyFrame | None = None  # a streamed parquet
+        self._n_rows = 0
+        if isinstance(source, pd.DataFrame):
+            self._load_frame(source)
+        elif table_format(Path(source)) == "parquet":
+            self._open_parquet(Path(source), stream)
         else:
-            frame = read_polars(source, what)
-            if "sample_id" in frame.columns:
-                id_column = "sample_id"
-            else:
-                index_cols = _pandas_index_columns(source)
-                if not index_cols or index_cols[0] not in frame.columns:
-                    raise InputError(
-                        f"{what} {self.where} has no sample_id column (or pandas index) "
-                        "naming the samples"
-                    )
-                id_column = index_cols[0]
-            self.sample_ids = np.asarray(
-                [str(v) for v in frame.get_column(id_column).to_list()], dtype=object)
-            self._polars = frame.drop(
-                [c for c in frame.columns if c == id_column or c.startswith("__index_level_")])
-            self.columns = list(self._polars.columns)
+            self._use_frame(read_polars(source, what), source)
+        check_unique_names(self.columns, what, self.where)
         dupes = _duplicates(pd.Index(self.sample_ids))
         if dupes:
             raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
 
-    def _open_streamed(self, path: Path) -> None:
-        """Parquet footer and sample ids only; feature columns are read block by block."""
-        if not path.is_file():
+    def _load_frame(self, df: pd.DataFrame) -> None:
+        if "sample_id" in df.columns:
+            self.sample_ids = df["sample_id"].astype(str).to_numpy()
+            df = df.drop(columns=["sample_id"])
+        else:
+            self.sample_ids = np.asarray(df.index.astype(str))
+        self._frame = df
+        self.columns = [str(c) for c in df.columns]
+
+    def _id_column(self, names: Sequence[str], source: str | os.PathLike[str]) -> str:
+        """``sample_id``, else the first index column a pandas-written parquet stores."""
+        if "sample_id" in names:
+            return "sample_id"
+        index_cols = _pandas_index_columns(source)
+        if not index_cols or index_cols[0] not in names:
+            raise InputError(f"{self.what} {self.where} has no sample_id column (or pandas "
+                             "index) naming the samples")
+        return index_cols[0]
+
+    def _use_frame(self, frame: pl.DataFrame, source: str | os.PathLike[str]) -> None:
+        id_column = self._id_column(frame.columns, source)
+        self.sample_ids = np.asarray(
+            [str(v) for v in frame.get_column(id_column).to_list()], dtype=object)
+        self._polars = frame.drop(
+            [c for c in frame.columns if c == id_column or c.startswith("__index_level_")])
+        self.columns = list(self._polars.columns)
+
+    def _open_parquet(self, path: Path, stream: bool | None) -> None:
+        """One polars scan of the file (polars keeps its parsed footer for every later
+        read). Loaded: the whole table in one multi-threaded read. Streamed: the sample ids
+        now, feature columns block by block. ``stream=None``: stream only when the table
+        does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
+        from the footer's row and column counts)."""
+        if not path.exists():
             raise MissingInputError(f"{self.what} not found: {path}")
+        if not path.is_file():
+            raise InputError(f"{self.what} {path} is not a file, expected a table file")
+        scan = pl.scan_parquet(path)
         try:
-            self._parquet = pq.ParquetFile(path)
-            names = list(self._parquet.schema_arrow.names)
-            meta = self._parquet.schema_arrow.pandas_metadata or {}
-            index_cols = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-            id_column = "sample_id" if "sample_id" in names else next(
-                (c for c in index_cols if c in names), None)
-            if id_column is None:
-                raise InputError(
-                    f"{self.what} {self.where} has no sample_id column (or pandas index) "
-                    "naming the samples"
-                )
-            ids = self._parquet.read(columns=[id_column]).column(0).to_pylist()
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read {self.what} {path} as parquet: "
-                             f"{_first_line(exc)}") from exc
+            names = scan.collect_schema().names()
+            if stream is None:
+                n_rows = int(scan.select(pl.len()).collect().item())
+                stream = not table_fits_in_memory(n_rows, len(names))
+            if not stream:
+                self._use_frame(scan.collect(), path)
+                return
+            id_column = self._id_column(names, path)
+            ids = scan.select(id_column).collect().get_column(id_column).to_list()
+        except _PARQUET_ERRORS as exc:
+            raise _read_error(self.what, path, exc) from exc
+        self._scan, self._n_rows = scan, len(ids)
         self.sample_ids = np.asarray([str(v) for v in ids], dtype=object)
         self.columns = [c for c in names
                         if c != id_column and not c.startswith("__index_level_")]
@@ -291,18 +309,18 @@ class _FeatureTable:
                ) -> np.ndarray | ParquetFeatureBlocks:
         """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous);
         for a streamed parquet, a :class:`ParquetFeatureBlocks` that reads column blocks
-        on demand."""
-        if self._parquet is not None:
-            schema = self._parquet.schema_arrow
+        on demand (column types checked here, from the schema, not by a pass over data)."""
+        if self._scan is not None:
+            schema = self._scan.collect_schema()
             for name in columns:
-                dtype = schema.field(name).type
-                if not (pat.is_floating(dtype) or pat.is_integer(dtype)
-                        or pat.is_boolean(dtype) or pat.is_null(dtype)):
+                dtype = schema[name]
+                if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
                     raise InputError(
                         f"{self.what} {self.where}: column {name!r} is not numeric "
                         f"(type {dtype}); feature values must be numbers"
                     )
-            return ParquetFeatureBlocks(self._parquet, self.where, self.what, columns, rows)
+            return ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
+                                        self._n_rows, columns, rows)
         if self._polars is not None:
             return self._polars_matrix(self._polars, columns, rows)
         out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
@@ -381,13 +399,14 @@ def load_explain_inputs(
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     transcript_usage_feature_type: str = "transcript_usage",
-    stream_features: bool = False,
+    stream_features: bool | None = None,
     for_plots: bool = False,
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
     ``stream_features``: a parquet feature table is not loaded; ``features`` is then a
-    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk. ``for_plots``:
+    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk. ``None``: stream
+    only when the table does not fit in memory (:mod:`isograph_gpu.io.memory`). ``for_plots``:
     figures will be drawn (feature_meta's gene_name is then wanted).
     """
     artifact_dir = Path(artifact_dir)
