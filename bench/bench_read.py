@@ -13,7 +13,7 @@ against the first reader's). Readers:
 * ``pyarrow_read_table``: ``pyarrow.parquet.read_table`` + polars ``to_numpy``;
 * ``pyarrow_file_blocks``: ``ParquetFile.read`` of column blocks (the streamed path before
   the column-group reader);
-* ``loaded``: isograph-gpu's loaded path (``_FeatureTable(...).matrix``);
+* ``loaded``: isograph-gpu's loaded path (``SamplesByFeaturesTable(...).matrix``);
 * ``streamed``: isograph-gpu's streamed path, all blocks read one after another.
 
 Usage: ``python bench/bench_read.py [--samples 1000] [--features 50000] [--repeats 3]
@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from isograph_gpu.io.inputs import _FeatureTable, _float64_matrix  # noqa: E402
+from isograph_gpu.io.feature_tables import SamplesByFeaturesTable, _float64_matrix  # noqa: E402
 from isograph_gpu.synthetic import _write_parquet_atomic  # noqa: E402
 
 
@@ -84,11 +84,11 @@ def readers(block: int) -> dict[str, Callable[[Path], np.ndarray]]:
         return out
 
     def loaded(path: Path) -> np.ndarray:
-        table = _FeatureTable(path, "feature_table")
+        table = SamplesByFeaturesTable(path, "feature_table")
         return np.asarray(table.matrix(table.columns, np.arange(len(table.sample_ids))))
 
     def streamed(path: Path) -> np.ndarray:
-        table = _FeatureTable(path, "feature_table", stream=True)
+        table = SamplesByFeaturesTable(path, "feature_table", stream=True)
         blocks = table.matrix(table.columns, np.arange(len(table.sample_ids)))
         out = np.empty(blocks.shape, dtype=np.float64, order="F")
         for a in range(0, blocks.shape[1], block):

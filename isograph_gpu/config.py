@@ -14,6 +14,7 @@ FDR_METHODS = ("bh", "by")
 IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")
 PLOT_FORMATS = ("png", "pdf", "svg")
+FEATURE_LAYOUTS = ("auto", "samples-by-features", "features-by-samples")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class ExplainConfig:
     #: holds one chunk, not the table. ``None``: stream only when loading would take more
     #: than half the memory available at start (see :mod:`isograph_gpu.io.memory`).
     stream_features: bool | None = None
+    #: Layout of the feature table: "samples-by-features" (one row per sample),
+    #: "features-by-samples" (one row per feature) or "auto" (from its sample_id or
+    #: feature_id column; both is an error). An AnnData is always samples x features.
+    feature_layout: str = "auto"
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
     #: Progress lines on stderr.
@@ -97,6 +102,9 @@ class ExplainConfig:
             raise ValueError(f"ig_n_steps must be at least 1, got {self.ig_n_steps}")
         if float(self.vae_perturbation_eps) == 0.0:
             raise ValueError("vae_perturbation_eps must be non-zero")
+        if self.feature_layout not in FEATURE_LAYOUTS:
+            raise ValueError(f"feature_layout must be one of {list(FEATURE_LAYOUTS)}, "
+                             f"got {self.feature_layout!r}")
         if int(self.memory_budget_bytes) <= 0:
             raise ValueError("memory_budget_bytes must be positive")
         for fmt in self.output_formats:

@@ -42,7 +42,7 @@ MANIFEST = "module_explanation_manifest.json"
 def explain_module(
     artifact_dir: str | os.PathLike[str],
     feature_table: TableSource,
-    feature_meta: TableSource,
+    feature_meta: TableSource | None,
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     annotation_table: TableSource | None = None,
@@ -53,7 +53,9 @@ def explain_module(
     """Explain IsoGraph modules: gene drivers, transcript polarity, high-vs-low contrasts.
 
     Parameters mirror ``isograph.explain.explain_module`` (0.1.5). Tables may be given as
-    DataFrames or as parquet/CSV/TSV(.gz) paths. ``sample_meta`` is accepted and ignored,
+    DataFrames or as parquet/CSV/TSV(.gz) paths; ``feature_table`` may also be an AnnData
+    or ``.h5ad`` path, or a features x samples table (``config.feature_layout``), and
+    ``feature_meta`` may then be ``None`` (docs/input_formats.md). ``sample_meta`` is accepted and ignored,
     as in the reference. All modules are computed in one batched pass on
     ``config.device``. With ``output_dir`` the files are written atomically (all or
     nothing). Returns ``{module_id: ExplainResult}`` in processing order.
@@ -74,6 +76,7 @@ def explain_module(
                 artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
                 config.transcript_usage_feature_type,
                 stream_features=config.stream_features, for_plots=config.plot,
+                feature_layout=config.feature_layout,
             )
         progress.message(
             f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from isograph_gpu.errors import InputError
-from isograph_gpu.io.inputs import _FeatureTable
+from isograph_gpu.io.feature_tables import SamplesByFeaturesTable
 
 
 def _frame() -> pd.DataFrame:
@@ -47,7 +47,7 @@ def test_every_form_gives_the_oracle_matrix(tmp_path, form):
         df.to_csv(source, sep="\t", index=False)
     else:
         source = df
-    table = _FeatureTable(source, "feature_table")
+    table = SamplesByFeaturesTable(source, "feature_table")
     assert list(table.sample_ids) == list(df["sample_id"])
     columns = ["f_nan", "f_float", "f_bool", "f_nullable", "f_int"]
     rows = np.array([5, 0, 3, 1])
@@ -64,7 +64,7 @@ def test_non_numeric_column_is_named(tmp_path):
     df = _frame().assign(f_text=list("abcdef"))
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
-    table = _FeatureTable(path, "feature_table")
+    table = SamplesByFeaturesTable(path, "feature_table")
     with pytest.raises(InputError, match=r"t\.parquet: column 'f_text' is not numeric"):
         table.matrix(["f_float", "f_text"], np.arange(6))
 
@@ -73,14 +73,14 @@ def test_missing_sample_ids_is_an_error(tmp_path):
     path = tmp_path / "t.parquet"
     _frame().drop(columns="sample_id").to_parquet(path, index=False)
     with pytest.raises(InputError, match="no sample_id column"):
-        _FeatureTable(path, "feature_table")
+        SamplesByFeaturesTable(path, "feature_table")
 
 
 def test_corrupt_parquet_names_the_file(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1 not really parquet")
     with pytest.raises(InputError, match=r"cannot read feature_table .*broken\.parquet"):
-        _FeatureTable(path, "feature_table")
+        SamplesByFeaturesTable(path, "feature_table")
 
 
 def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, monkeypatch):
@@ -96,7 +96,7 @@ def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, mo
     df.to_parquet(path, index=False)
     columns = [f"f{j}" for j in range(40)][::-1]
     rows = np.array([8, 2, 0, 1, 3, 4, 5, 6, 7])
-    loaded = _FeatureTable(path, "feature_table").matrix(columns, rows)
+    loaded = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
 
     reads: list[int] = []
     original = pl.LazyFrame.collect
@@ -107,7 +107,7 @@ def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, mo
         return frame
 
     monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
-    table = _FeatureTable(path, "feature_table", stream=True)
+    table = SamplesByFeaturesTable(path, "feature_table", stream=True)
     assert list(table.sample_ids) == list(df["sample_id"])
     blocks = table.matrix(columns, rows)
     assert blocks.shape == loaded.shape and reads == [1]  # only the sample ids so far
@@ -126,13 +126,13 @@ def test_streamed_parquet_checks_types_and_sample_ids(tmp_path):
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
     with pytest.raises(InputError, match=r"t\.parquet: column 'f_text' is not numeric"):
-        _FeatureTable(path, "feature_table", stream=True).matrix(["f_text"], np.arange(6))
+        SamplesByFeaturesTable(path, "feature_table", stream=True).matrix(["f_text"], np.arange(6))
     df.drop(columns="sample_id").to_parquet(path, index=False)
     with pytest.raises(InputError, match="no sample_id column"):
-        _FeatureTable(path, "feature_table", stream=True)
+        SamplesByFeaturesTable(path, "feature_table", stream=True)
     indexed = tmp_path / "indexed.parquet"
     _frame().set_index("sample_id").to_parquet(indexed)
-    table = _FeatureTable(indexed, "feature_table", stream=True)
+    table = SamplesByFeaturesTable(indexed, "feature_table", stream=True)
     assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
     assert "sample_id" not in table.columns
 
@@ -151,7 +151,7 @@ def test_streamed_blocks_equal_the_oracle_in_any_row_and_column_order(tmp_path):
     rows = rng.permutation(13)
     columns = [f"f{j}" for j in rng.permutation(50)]
     want = _oracle(df, columns, rows)
-    blocks = _FeatureTable(path, "feature_table", stream=True).matrix(columns, rows)
+    blocks = SamplesByFeaturesTable(path, "feature_table", stream=True).matrix(columns, rows)
     for a, b in ((0, 50), (5, 22), (49, 50), (3, 3)):
         got = blocks[:, a:b]
         assert got.flags.f_contiguous and got.dtype == np.float64 and got.shape == (13, b - a)
@@ -166,19 +166,19 @@ def test_table_streams_only_when_it_does_not_fit_in_memory(ref_inputs, monkeypat
     import pyarrow.parquet as pq
 
     from isograph_gpu.io import memory
-    from isograph_gpu.io.inputs import ParquetFeatureBlocks
+    from isograph_gpu.io.feature_tables import ParquetFeatureBlocks
 
     path = ref_inputs["feature_table"]
     meta = pq.read_metadata(path)
     peak = 2 * meta.num_rows * meta.num_columns * 8
     monkeypatch.setattr(memory, "available_memory_bytes",
                         lambda: int(2 * peak * share_of_peak))
-    table = _FeatureTable(path, "feature_table", stream=None)
+    table = SamplesByFeaturesTable(path, "feature_table", stream=None)
     matrix = table.matrix(table.columns[:3], np.arange(5))
     assert isinstance(matrix, ParquetFeatureBlocks) is streamed
-    assert isinstance(_FeatureTable(path, "feature_table", stream=True)
+    assert isinstance(SamplesByFeaturesTable(path, "feature_table", stream=True)
                       .matrix(table.columns[:3], np.arange(5)), ParquetFeatureBlocks)
-    assert isinstance(_FeatureTable(path, "feature_table", stream=False)
+    assert isinstance(SamplesByFeaturesTable(path, "feature_table", stream=False)
                       .matrix(table.columns[:3], np.arange(5)), np.ndarray)
 
 

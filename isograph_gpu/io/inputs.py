@@ -15,21 +15,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import InputError, MissingInputError
 from ..results import ExplainInputs
-from .memory import table_fits_in_memory
+from .feature_tables import FeatureLayout, _duplicates, open_feature_table
 from .tables import (
     TableSource,
-    check_unique_names,
     describe_source,
     read_arrow,
-    read_polars,
     read_table,
-    table_format,
 )
 
 REQUIRED_META_COLUMNS = ["feature_id", "gene_id", "feature_type"]
@@ -51,8 +45,10 @@ def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
             "sha256_head_tail": digest.hexdigest()}
 
 
-def _source_fingerprint(source: TableSource) -> dict[str, Any]:
-    if isinstance(source, pd.DataFrame):
+def _source_fingerprint(source: Any) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    if not isinstance(source, str | os.PathLike):  # a DataFrame or an AnnData
         return {"path": None, "in_memory": True, "shape": list(source.shape)}
     return fingerprint(source)
 
@@ -72,12 +68,6 @@ def _check_no_nulls(values: pd.Series, column: str, what: str) -> None:
     if nulls.size:
         raise InputError(f"{what} has {nulls.size} null {column} value(s) (first at row "
                          f"{int(nulls[0])}); every {column} must be set")
-
-
-def _duplicates(values: pd.Index | pd.Series) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order)."""
-    s = pd.Series(np.asarray(values, dtype=object))
-    return [str(v) for v in s[s.duplicated()].tolist()[:5]]
 
 
 def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
@@ -144,218 +134,6 @@ def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
     return meta
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str) -> np.ndarray:
-    """All columns of ``frame`` as a Fortran-ordered float64 matrix, rows gathered in the
-    order ``rows`` (``None``: as they are). Only the columns that are not float64 already
-    are checked and cast (selected in polars: a Python schema of 50,000 columns costs more
-    than the check); a non-numeric one is an InputError naming ``source`` and the column."""
-    others = frame.select(pl.all().exclude(pl.Float64)).schema
-    for name, dtype in others.items():
-        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-            raise InputError(f"{source}: column {name!r} is not numeric (type {dtype}); "
-                             "feature values must be numbers")
-    if others:
-        frame = frame.with_columns([pl.col(name).cast(pl.Float64) for name in others])
-    if rows is not None:
-        frame = frame[rows]
-    out = frame.to_numpy(order="fortran")
-    if out.dtype != np.float64 or not out.flags.f_contiguous:
-        out = np.asfortranarray(out, dtype=np.float64)
-    return out
-
-
-def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
-    return InputError(f"cannot read {what} {path} as parquet: {_first_line(exc)}")
-
-
-_PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
-
-
-class ParquetFeatureBlocks:
-    """The float64 samples x features matrix of a parquet feature table, read one block of
-    columns at a time (host memory bounded by the block, not the table).
-
-    Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
-    (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
-    it, e.g. for plots). Blocks are read through one polars scan of the file: polars keeps
-    the parsed footer after the first read, decodes the block's columns on all cores and
-    writes them into the block in one pass.
-    """
-
-    ndim = 2
-    dtype = np.dtype(np.float64)
-
-    def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
-                 columns: Sequence[str], rows: np.ndarray) -> None:
-        self._scan, self._path, self._what = scan, path, what
-        self._columns = list(columns)
-        self._rows = np.asarray(rows, dtype=np.int64)
-        self._identity = bool(np.array_equal(self._rows, np.arange(n_rows)))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self._rows), len(self._columns)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("ParquetFeatureBlocks supports x[:, a:b] only")
-        a, b, _ = cols.indices(len(self._columns))
-        return self._read(self._columns[a:b])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def _read(self, names: list[str]) -> np.ndarray:
-        if not names:
-            return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
-        try:
-            frame = self._scan.select(names).collect()
-        except _PARQUET_ERRORS as exc:
-            raise _read_error(self._what, self._path, exc) from exc
-        return _float64_matrix(frame, None if self._identity else self._rows,
-                               f"{self._what} {self._path}")
-
-
-class _FeatureTable:
-    """A samples x features table, kept columnar (polars for files, pandas for DataFrames)
-    until the needed columns are gathered into one float64 matrix.
-
-    Files go through polars: it reads a wide parquet (tens of thousands of columns) several
-    times faster than ``pyarrow.parquet.read_table`` and writes the Fortran-ordered matrix
-    in one multi-threaded pass.
-    """
-
-    def __init__(self, source: TableSource, what: str, stream: bool | None = False) -> None:
-        self.what = what
-        self.where = describe_source(source)
-        self._frame: pd.DataFrame | None = None
-        self._polars: pl.DataFrame | None = None
-        self._scan: pl.LazyFrame | None = None  # a streamed parquet
-        self._n_rows = 0
-        if isinstance(source, pd.DataFrame):
-            self._load_frame(source)
-        elif table_format(Path(source)) == "parquet":
-            self._open_parquet(Path(source), stream)
-        else:
-            self._use_frame(read_polars(source, what), source)
-        check_unique_names(self.columns, what, self.where)
-        dupes = _duplicates(pd.Index(self.sample_ids))
-        if dupes:
-            raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
-
-    def _load_frame(self, df: pd.DataFrame) -> None:
-        if "sample_id" in df.columns:
-            self.sample_ids = df["sample_id"].astype(str).to_numpy()
-            df = df.drop(columns=["sample_id"])
-        else:
-            self.sample_ids = np.asarray(df.index.astype(str))
-        self._frame = df
-        self.columns = [str(c) for c in df.columns]
-
-    def _id_column(self, names: Sequence[str], source: str | os.PathLike[str]) -> str:
-        """``sample_id``, else the first index column a pandas-written parquet stores."""
-        if "sample_id" in names:
-            return "sample_id"
-        index_cols = _pandas_index_columns(source)
-        if not index_cols or index_cols[0] not in names:
-            raise InputError(f"{self.what} {self.where} has no sample_id column (or pandas "
-                             "index) naming the samples")
-        return index_cols[0]
-
-    def _use_frame(self, frame: pl.DataFrame, source: str | os.PathLike[str]) -> None:
-        id_column = self._id_column(frame.columns, source)
-        self.sample_ids = np.asarray(
-            [str(v) for v in frame.get_column(id_column).to_list()], dtype=object)
-        self._polars = frame.drop(
-            [c for c in frame.columns if c == id_column or c.startswith("__index_level_")])
-        self.columns = list(self._polars.columns)
-
-    def _open_parquet(self, path: Path, stream: bool | None) -> None:
-        """One polars scan of the file (polars keeps its parsed footer for every later
-        read). Loaded: the whole table in one multi-threaded read. Streamed: the sample ids
-        now, feature columns block by block. ``stream=None``: stream only when the table
-        does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
-        from the footer's row and column counts)."""
-        if not path.exists():
-            raise MissingInputError(f"{self.what} not found: {path}")
-        if not path.is_file():
-            raise InputError(f"{self.what} {path} is not a file, expected a table file")
-        scan = pl.scan_parquet(path)
-        try:
-            names = scan.collect_schema().names()
-            if stream is None:
-                n_rows = int(scan.select(pl.len()).collect().item())
-                stream = not table_fits_in_memory(n_rows, len(names))
-            if not stream:
-                self._use_frame(scan.collect(), path)
-                return
-            id_column = self._id_column(names, path)
-            ids = scan.select(id_column).collect().get_column(id_column).to_list()
-        except _PARQUET_ERRORS as exc:
-            raise _read_error(self.what, path, exc) from exc
-        self._scan, self._n_rows = scan, len(ids)
-        self.sample_ids = np.asarray([str(v) for v in ids], dtype=object)
-        self.columns = [c for c in names
-                        if c != id_column and not c.startswith("__index_level_")]
-
-    def matrix(self, columns: Sequence[str], rows: np.ndarray
-               ) -> np.ndarray | ParquetFeatureBlocks:
-        """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous);
-        for a streamed parquet, a :class:`ParquetFeatureBlocks` that reads column blocks
-        on demand (column types checked here, from the schema, not by a pass over data)."""
-        if self._scan is not None:
-            schema = self._scan.collect_schema()
-            for name in columns:
-                dtype = schema[name]
-                if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-                    raise InputError(
-                        f"{self.what} {self.where}: column {name!r} is not numeric "
-                        f"(type {dtype}); feature values must be numbers"
-                    )
-            return ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
-                                        self._n_rows, columns, rows)
-        if self._polars is not None:
-            return self._polars_matrix(self._polars, columns, rows)
-        out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
-        for j, name in enumerate(columns):
-            out[:, j] = self._frame_column(name)[rows]
-        return out
-
-    def _polars_matrix(self, frame: pl.DataFrame, columns: Sequence[str],
-                       rows: np.ndarray) -> np.ndarray:
-        if not len(columns):
-            return np.empty((len(rows), 0), dtype=np.float64, order="F")
-        sub = frame if list(columns) == frame.columns else frame.select(columns)
-        identity = np.array_equal(rows, np.arange(frame.height))
-        return _float64_matrix(sub, None if identity else rows, f"{self.what} {self.where}")
-
-    def _frame_column(self, name: str) -> np.ndarray:
-        assert self._frame is not None
-        values = self._frame[name]
-        try:
-            return pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-        except (ValueError, TypeError) as exc:
-            raise InputError(
-                f"{self.what} {self.where}: column {name!r} is not numeric "
-                f"({exc}); feature values must be numbers"
-            ) from exc
-
-
-def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
-    """Index columns a pandas-written parquet stores (empty for other files)."""
-    if table_format(Path(source)) != "parquet":
-        return []
-    meta = pq.read_schema(source).pandas_metadata or {}
-    return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-
-
 def _module_score_matrix(
     source: TableSource, module_ids: list[str], sample_ids: list[str]
 ) -> np.ndarray:
@@ -395,27 +173,44 @@ def _module_score_matrix(
 def load_explain_inputs(
     artifact_dir: str | os.PathLike[str],
     feature_table: TableSource,
-    feature_meta: TableSource,
+    feature_meta: TableSource | None,
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     transcript_usage_feature_type: str = "transcript_usage",
     stream_features: bool | None = None,
     for_plots: bool = False,
+    feature_layout: FeatureLayout | str = "auto",
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
-    ``stream_features``: a parquet feature table is not loaded; ``features`` is then a
-    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk. ``None``: stream
-    only when the table does not fit in memory (:mod:`isograph_gpu.io.memory`). ``for_plots``:
-    figures will be drawn (feature_meta's gene_name is then wanted).
+    ``feature_table``: a path, DataFrame or AnnData (see
+    :func:`~isograph_gpu.io.feature_tables.open_feature_table` and ``feature_layout``).
+    ``feature_meta``: ``None`` takes the metadata the table carries (an AnnData's ``var``,
+    a features x samples table's gene_id/feature_type columns).
+    ``stream_features``: a samples x features parquet or an ``.h5ad`` is not loaded;
+    ``features`` is then a block reader the engine reads chunk by chunk. ``None``: stream
+    only when the table does not fit in memory (:mod:`isograph_gpu.io.memory`).
+    ``for_plots``: figures will be drawn (feature_meta's gene_name is then wanted).
     """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     scores_df = load_feature_scores(scores_path)
 
-    meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
-                                 describe_source(feature_meta), for_plots=for_plots)
-    table = _FeatureTable(feature_table, "feature_table", stream=stream_features)
+    meta = None
+    if feature_meta is not None:
+        meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
+                                     describe_source(feature_meta), for_plots=for_plots)
+    table = open_feature_table(feature_table, "feature_table", feature_layout,
+                               stream=stream_features)
+    if meta is None:
+        own = table.feature_meta()
+        if own is None:
+            raise InputError(
+                f"feature_meta is required: feature_table {table.where} carries no feature "
+                "metadata (an AnnData var or a features x samples table with gene_id and "
+                "feature_type columns would)")
+        meta = validate_feature_meta(own, f"{table.where} (its own metadata)",
+                                     for_plots=for_plots)
     if not table.columns:
         raise InputError(f"feature_table {table.where} has no feature columns besides the "
                          "sample ids")
@@ -478,7 +273,7 @@ def load_explain_inputs(
         raise InputError(
             f"none of the {len(table.columns)} feature_table columns (e.g. "
             f"{table.columns[:3]}, in {table.where}) is a feature_id of feature_meta "
-            f"({describe_source(feature_meta)})")
+            f"({table.where if feature_meta is None else describe_source(feature_meta)})")
     positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
     rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
     features = table.matrix(feature_ids, rows)
