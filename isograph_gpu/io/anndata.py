@@ -142,16 +142,18 @@ class AnnDataFeatureTable:
 
     def feature_meta(self) -> pd.DataFrame | None:
         """feature_id (= var_names) and the ``var`` columns of :data:`VAR_META_COLUMNS`, as
-        text; ``None`` when ``var`` lacks gene_id or feature_type."""
+        text; ``None`` when ``var`` lacks gene_id or feature_type. Features without a
+        gene_id or feature_type are left out (not annotated)."""
+        from .feature_tables import own_feature_meta
+
         var = self._adata.var
         if not {"gene_id", "feature_type"} <= set(var.columns):
             return None
         meta = pd.DataFrame({"feature_id": self.columns})
         for col in VAR_META_COLUMNS:
             if col in var.columns:
-                values = var[col].to_numpy(dtype=object)
-                meta[col] = [None if pd.isna(v) else str(v) for v in values]
-        return meta
+                meta[col] = var[col].to_numpy(dtype=object)
+        return own_feature_meta(meta)
 
     def matrix(self, columns: Sequence[str], rows: np.ndarray
                ) -> np.ndarray | AnnDataFeatureBlocks:

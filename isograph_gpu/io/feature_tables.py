@@ -287,6 +287,15 @@ def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
 
 
 
+def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Feature metadata a table carries itself, as text, without the rows that lack
+    gene_id or feature_type (unannotated features)."""
+    meta = meta.dropna(subset=["gene_id", "feature_type"]).reset_index(drop=True)
+    for col in meta.columns:
+        meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
+    return meta
+
+
 def _scan_parquet(path: Path, what: str) -> pl.LazyFrame:
     """A polars scan of a parquet file that exists and is a file."""
     if not path.exists():
@@ -321,13 +330,11 @@ class FeaturesBySamplesTable:
 
     def feature_meta(self) -> pd.DataFrame | None:
         """The table's own metadata columns (with feature_id) when it has gene_id and
-        feature_type; else ``None``."""
+        feature_type; else ``None``. Rows without gene_id or feature_type are left out
+        (those features are not annotated, like table columns absent from a feature_meta)."""
         if not {"gene_id", "feature_type"} <= set(self._meta_columns):
             return None
-        meta = self._meta.to_pandas()
-        for col in meta.columns:
-            meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
-        return meta
+        return own_feature_meta(self._meta.to_pandas())
 
     def matrix(self, columns: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """float64 [len(rows), len(columns)], Fortran order: the C-ordered features x
