@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.io.feature_tables import SamplesByFeaturesTable
@@ -189,3 +191,45 @@ def test_available_memory_is_positive_and_below_physical_memory():
 
     physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < available_memory_bytes() <= physical
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_layout_and_format_gives_the_same_matrix(tmp_path_factory, data):
+    """Property: whatever the layout (samples x features, features x samples, AnnData dense
+    or sparse) and the rows/columns asked for, the matrix is the numpy oracle's."""
+    import scipy.sparse as sp
+
+    from isograph_gpu.io.feature_tables import open_feature_table
+
+    anndata = pytest.importorskip("anndata")
+    n = data.draw(st.integers(1, 7))
+    f = data.draw(st.integers(1, 9))
+    seed = data.draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n, f))
+    values[rng.random((n, f)) < 0.3] = np.nan
+    values[rng.random((n, f)) < 0.2] = 0.0
+    samples = [f"{i:04d}" for i in range(n)]
+    features = [f"F{j}" for j in range(f)]
+    rows = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)
+    cols = data.draw(st.lists(st.sampled_from(features), unique=True, max_size=f))
+    want = values[rows][:, [features.index(c) for c in cols]]
+
+    tmp = tmp_path_factory.mktemp("layouts")
+    by_sample = pd.DataFrame(values, columns=features).assign(sample_id=samples)
+    by_sample.to_parquet(tmp / "sbf.parquet", index=False)
+    by_feature = pd.DataFrame(values.T, columns=samples).assign(feature_id=features)
+    by_feature.to_parquet(tmp / "fbs.parquet", index=False)
+    sources = [tmp / "sbf.parquet", tmp / "fbs.parquet", by_feature]
+    for x in (values, sp.csr_matrix(np.nan_to_num(values, nan=0.0))):
+        sources.append(anndata.AnnData(X=x, obs=pd.DataFrame(index=samples),
+                                       var=pd.DataFrame(index=features)))
+    for i, source in enumerate(sources):
+        table = open_feature_table(source, stream=i == 0 and bool(seed % 2))
+        assert list(table.sample_ids) == samples and list(table.columns) == features
+        got = np.asarray(table.matrix(cols, rows))
+        assert got.dtype == np.float64 and got.shape == (n, len(cols))
+        expected = np.nan_to_num(want, nan=0.0) if i == 4 else want
+        np.testing.assert_array_equal(got, expected)
