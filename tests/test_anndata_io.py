@@ -234,3 +234,9 @@ def test_add_results_puts_r_switch_strength_and_eigengenes_into_the_anndata(ref_
     adata.write_h5ad(written)  # h5ad can store every added field
     back = anndata.read_h5ad(written)
     np.testing.assert_array_equal(back.varm["isograph_r"], adata.varm["isograph_r"])
+
+
+def test_anndata_cannot_be_read_as_features_by_samples(ref_inputs):
+    with pytest.raises(InputError, match=r"^feature_table AnnData is an AnnData, whose layout "
+                                         r"is samples \(obs\) x features \(var\)"):
+        _run(ref_inputs, _adata(ref_inputs), feature_layout="features-by-samples")

@@ -97,6 +97,7 @@ def read_table(source: TableSource, what: str) -> pd.DataFrame:
     return read_arrow(source, what).to_pandas()
 
 
-def describe_source(source: TableSource) -> str:
-    """How to name a source in messages: the path, or 'DataFrame'."""
-    return "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
+def describe_source(source: object) -> str:
+    """How to name a source in messages: the path, or the in-memory object's type
+    ('DataFrame', 'AnnData')."""
+    return str(source) if isinstance(source, str | os.PathLike) else type(source).__name__
