@@ -240,3 +240,17 @@ def test_anndata_cannot_be_read_as_features_by_samples(ref_inputs):
     with pytest.raises(InputError, match=r"^feature_table AnnData is an AnnData, whose layout "
                                          r"is samples \(obs\) x features \(var\)"):
         _run(ref_inputs, _adata(ref_inputs), feature_layout="features-by-samples")
+
+
+def test_features_by_samples_duplicate_or_null_feature_ids_are_errors(ref_inputs, tmp_path):
+    wide = _features_by_samples(ref_inputs)
+    path = tmp_path / "dup.parquet"
+    wide.assign(feature_id=wide["feature_id"].where(wide.index != 3, wide["feature_id"][2])
+                ).to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"dup\.parquet has duplicate feature_id values: "
+                                         r"\['G00001\.T1'\]"):
+        _run(ref_inputs, path, ref_inputs["feature_meta"])
+    wide.loc[4, "feature_id"] = None
+    wide.to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"dup\.parquet has 1 null feature_id value"):
+        _run(ref_inputs, path, ref_inputs["feature_meta"])
