@@ -57,6 +57,9 @@ def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarra
     if len(positions) == 0:
         return np.empty((len(rows), 0), dtype=np.float64, order="F")
     lo, hi = int(positions.min()), int(positions.max()) + 1
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        # one gather: the (features, samples) C-ordered copy is the wanted Fortran matrix
+        return np.ascontiguousarray(x.T[np.ix_(positions, rows)]).T
     if isinstance(x, np.ndarray) or sp.issparse(x):
         block = x[:, positions]
         local = None
@@ -67,7 +70,7 @@ def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarra
         block = sp.csc_matrix(block)
         if local is not None:
             block = block[:, local]
-        return np.asfortranarray(block[rows].toarray(), dtype=np.float64)
+        return np.asfortranarray(block[rows].toarray(order="F"), dtype=np.float64)
     block = np.asarray(block)
     if local is not None:
         block = block[:, local]
