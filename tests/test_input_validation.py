@@ -184,3 +184,21 @@ def test_feature_meta_warns_only_when_an_output_needs_the_column(ref_inputs, tmp
     meta.drop(columns="transcript_id").to_parquet(no_tx, index=False)
     (msg,) = _warnings_of(ref_inputs, no_tx)
     assert "no transcript_id column" in msg and "transcript_polarity_table" in msg
+
+
+def test_cli_without_feature_meta_for_a_plain_table_is_one_clear_line(ref_inputs, tmp_path):
+    from click.testing import CliRunner
+
+    from isograph_gpu.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(ref_inputs["feature_table"]), "--output-dir", str(out),
+        "--device", "cpu", "--quiet"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: feature_meta is required: "
+                                                   "feature_table "), result.output
+    assert "feature_table.parquet carries no feature metadata" in lines[0]
+    assert not out.exists()
