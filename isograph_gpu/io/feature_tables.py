@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import FEATURE_LAYOUTS as CONFIG_FEATURE_LAYOUTS
+from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, MissingInputError
 from .memory import table_fits_in_memory
 from .tables import (
@@ -37,10 +37,10 @@ from .tables import (
     table_format,
 )
 
-#: ``auto`` takes the layout from the table's id column: ``sample_id`` -> one row per
-#: sample, ``feature_id`` -> one row per feature; both is an error (neither: the
-#: reference's samples x features layout with the samples in a pandas index).
-FEATURE_LAYOUTS = CONFIG_FEATURE_LAYOUTS
+#: Layouts are :data:`isograph_gpu.config.FEATURE_LAYOUTS`. ``auto`` takes the layout from
+#: the table's id column: ``sample_id`` -> one row per sample, ``feature_id`` -> one row per
+#: feature; both is an error (neither: the reference's samples x features layout with the
+#: samples in a pandas index).
 FeatureLayout = Literal["auto", "samples-by-features", "features-by-samples"]
 
 
