@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import assert_table_matches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.errors import InputError
@@ -202,3 +204,18 @@ def test_cli_without_feature_meta_for_a_plain_table_is_one_clear_line(ref_inputs
                                                    "feature_table "), result.output
     assert "feature_table.parquet carries no feature metadata" in lines[0]
     assert not out.exists()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.text("0123456789", min_size=1, max_size=8), min_size=1, max_size=12,
+                    unique=True),
+       column=st.sampled_from(["sample_id", "feature_id", "gene_id", "transcript_id",
+                               "module_id"]),
+       suffix=st.sampled_from(["csv", "tsv", "csv.gz"]))
+def test_numeric_looking_ids_survive_any_csv_exactly(tmp_path_factory, ids, column, suffix):
+    """Property: every id column of a CSV/TSV(.gz) comes back as the exact text written."""
+    path = tmp_path_factory.mktemp("ids") / f"t.{suffix}"
+    frame = pd.DataFrame({column: ids, "value": range(len(ids))})
+    frame.to_csv(path, sep="\t" if suffix == "tsv" else ",", index=False)
+    assert read_table(path, "table")[column].tolist() == ids
