@@ -163,7 +163,8 @@ def test_streamed_blocks_equal_the_oracle_in_any_row_and_column_order(tmp_path):
 @pytest.mark.parametrize("share_of_peak,streamed", [(1.0, False), (0.999, True)])
 def test_table_streams_only_when_it_does_not_fit_in_memory(ref_inputs, monkeypatch,
                                                            share_of_peak, streamed):
-    """Default rule: loaded when twice the float64 matrix (from the footer's row and column
+    # share_of_peak: available memory as a share of twice the matrix
+    """Default rule: loaded when the float64 matrix (from the footer's row and column
     counts) fits in half the available memory, streamed otherwise; explicit choices win."""
     import pyarrow.parquet as pq
 
@@ -172,9 +173,9 @@ def test_table_streams_only_when_it_does_not_fit_in_memory(ref_inputs, monkeypat
 
     path = ref_inputs["feature_table"]
     meta = pq.read_metadata(path)
-    peak = 2 * meta.num_rows * meta.num_columns * 8
+    matrix_bytes = meta.num_rows * meta.num_columns * 8
     monkeypatch.setattr(memory, "available_memory_bytes",
-                        lambda: int(2 * peak * share_of_peak))
+                        lambda: int(2 * matrix_bytes * share_of_peak))
     table = SamplesByFeaturesTable(path, "feature_table", stream=None)
     matrix = table.matrix(table.columns[:3], np.arange(5))
     assert isinstance(matrix, ParquetFeatureBlocks) is streamed
@@ -233,3 +234,35 @@ def test_every_layout_and_format_gives_the_same_matrix(tmp_path_factory, data):
         assert got.dtype == np.float64 and got.shape == (n, len(cols))
         expected = np.nan_to_num(want, nan=0.0) if i == 4 else want
         np.testing.assert_array_equal(got, expected)
+
+
+def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
+    """A loaded table is decoded in blocks straight into one matrix (peak: the matrix and
+    one block), equal to the oracle whatever the block width."""
+    import polars as pl
+
+    from isograph_gpu.io import feature_tables
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(6, 23))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(23)])
+    df.insert(0, "sample_id", [f"S{i}" for i in range(6)])
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    widths: list[int] = []
+    original = pl.LazyFrame.collect
+
+    def counting_collect(self, *args, **kwargs):
+        frame = original(self, *args, **kwargs)
+        widths.append(frame.width)
+        return frame
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 6 * 8 * 5)  # 5 columns a block
+    columns = [f"f{j}" for j in range(23)][::-1]
+    rows = np.array([5, 3, 1, 0, 2, 4])
+    got = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
+    assert isinstance(got, np.ndarray) and got.flags.f_contiguous
+    assert widths == [1, 5, 5, 5, 5, 3]  # sample ids, then the blocks
+    np.testing.assert_array_equal(got, _oracle(df, columns, rows))

@@ -98,6 +98,9 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
+#: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
+LOAD_BLOCK_BYTES = 32 * 1024**2
+
 
 class ParquetFeatureBlocks:
     """The float64 samples x features matrix of a parquet feature table, read one block of
@@ -132,14 +135,24 @@ class ParquetFeatureBlocks:
         return self._read(self._columns[a:b])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
+        out = self.to_matrix()
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def to_matrix(self) -> np.ndarray:
+        """The whole float64 matrix, Fortran order, filled block by block: the peak is the
+        matrix plus one block of :data:`LOAD_BLOCK_BYTES`, not twice the matrix."""
+        n, f = self.shape
+        out = np.empty((n, f), dtype=np.float64, order="F")
+        step = max(1, LOAD_BLOCK_BYTES // max(1, 8 * n))
+        for a in range(0, f, step):
+            out[:, a:a + step] = self._read(self._columns[a:a + step])
+        return out
 
     def _read(self, names: list[str]) -> np.ndarray:
         if not names:
             return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
         try:
-            frame = self._scan.select(names).collect()
+            frame = self._scan.select(pl.col(names)).collect()  # one expression, not F
         except _PARQUET_ERRORS as exc:
             raise _read_error(self._what, self._path, exc) from exc
         return _float64_matrix(frame, None if self._identity else self._rows,
@@ -163,7 +176,9 @@ class SamplesByFeaturesTable:
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
         self._polars: pl.DataFrame | None = None
-        self._scan: pl.LazyFrame | None = None  # a streamed parquet
+        self._scan: pl.LazyFrame | None = None  # a parquet file, read in column blocks
+        self._schema: pl.Schema | None = None
+        self._streamed = False
         self._n_rows = 0
         if isinstance(source, pd.DataFrame):
             self._load_frame(source)
@@ -208,23 +223,22 @@ class SamplesByFeaturesTable:
     def _open_parquet(self, path: Path, stream: bool | None,
                       scan: pl.LazyFrame | None = None) -> None:
         """One polars scan of the file (polars keeps its parsed footer for every later
-        read). Loaded: the whole table in one multi-threaded read. Streamed: the sample ids
-        now, feature columns block by block. ``stream=None``: stream only when the table
+        read): the sample ids now, feature columns in blocks later, each block decoded on
+        all cores. Loaded: :meth:`matrix` fills one matrix block by block. Streamed: it
+        returns a :class:`ParquetFeatureBlocks`. ``stream=None``: stream only when the table
         does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
         from the footer's row and column counts)."""
         scan = scan if scan is not None else _scan_parquet(path, self.what)
         try:
-            names = scan.collect_schema().names()
-            if stream is None:
-                n_rows = int(scan.select(pl.len()).collect().item())
-                stream = not table_fits_in_memory(n_rows, len(names))
-            if not stream:
-                self._use_frame(scan.collect(), path)
-                return
+            self._schema = scan.collect_schema()
+            names = self._schema.names()
             id_column = self._id_column(names, path)
             ids = scan.select(id_column).collect().get_column(id_column).to_list()
         except _PARQUET_ERRORS as exc:
             raise _read_error(self.what, path, exc) from exc
+        if stream is None:
+            stream = not table_fits_in_memory(len(ids), len(names))
+        self._streamed = bool(stream)
         self._scan, self._n_rows = scan, len(ids)
         self.sample_ids = np.asarray([str(v) for v in ids], dtype=object)
         self.columns = [c for c in names
@@ -234,18 +248,20 @@ class SamplesByFeaturesTable:
                ) -> np.ndarray | ParquetFeatureBlocks:
         """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous);
         for a streamed parquet, a :class:`ParquetFeatureBlocks` that reads column blocks
-        on demand (column types checked here, from the schema, not by a pass over data)."""
+        on demand. A parquet's column types are checked here, from the schema, not by a
+        pass over the data."""
         if self._scan is not None:
-            schema = self._scan.collect_schema()
+            assert self._schema is not None
             for name in columns:
-                dtype = schema[name]
+                dtype = self._schema[name]
                 if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
                     raise InputError(
                         f"{self.what} {self.where}: column {name!r} is not numeric "
                         f"(type {dtype}); feature values must be numbers"
                     )
-            return ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
-                                        self._n_rows, columns, rows)
+            blocks = ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
+                                          self._n_rows, columns, rows)
+            return blocks if self._streamed else blocks.to_matrix()
         if self._polars is not None:
             return self._polars_matrix(self._polars, columns, rows)
         out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")

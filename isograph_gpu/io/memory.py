@@ -1,9 +1,9 @@
 """How much host memory a loaded feature table may take, and whether to stream it instead.
 
-The rule (docs/input_formats.md): a feature table is loaded whole when its load peak (the
-decoded columns plus the float64 matrix, about twice the matrix) fits in
-:data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts; otherwise it
-is streamed in column blocks. ``--stream-features`` / ``--load-features`` override the rule.
+The rule (docs/input_formats.md): a feature table is loaded whole when its float64 matrix
+fits in :data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts
+(columns are decoded block by block into the matrix, so the load peak is the matrix plus
+one block); otherwise it is streamed in column blocks. ``--stream-features`` / ``--load-features`` override the rule.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 #: Share of the memory available at start that loading a feature table may take.
 LOADED_TABLE_MEMORY_SHARE = 0.5
-#: The load peak of a table, in float64 matrices (its decoded columns and the matrix).
-LOAD_PEAK_MATRICES = 2
+#: The load peak of a table, in float64 matrices (block by block into the matrix: one).
+LOAD_PEAK_MATRICES = 1
 
 
 def available_memory_bytes() -> int:
