@@ -17,6 +17,7 @@ FDR_METHODS = ("bh", "by")
 IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")
 PLOT_FORMATS = ("png", "pdf", "svg")
+FEATURE_LAYOUTS = ("auto", "samples-by-features", "features-by-samples")
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,13 @@ class ExplainConfig:
     #: Fixed feature-chunk size; ``None`` derives it from ``memory_budget_bytes``.
     chunk_features: int | None = None
     #: Read a parquet feature table chunk by chunk instead of loading it: host memory then
-    #: holds one chunk, not the table. ``None``: stream when the file is larger than
-    #: ``memory_budget_bytes``.
+    #: holds one chunk, not the table. ``None``: stream only when loading would take more
+    #: than half the memory available at start (see :mod:`isograph_gpu.io.memory`).
     stream_features: bool | None = None
+    #: Layout of the feature table: "samples-by-features" (one row per sample),
+    #: "features-by-samples" (one row per feature) or "auto" (from its sample_id or
+    #: feature_id column; both is an error). An AnnData is always samples x features.
+    feature_layout: str = "auto"
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
     #: Progress lines on stderr.
@@ -89,6 +94,7 @@ class ExplainConfig:
         _choice("fdr_method", self.fdr_method, FDR_METHODS)
         _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
         _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)
+        _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
         for fmt in self.output_formats:
             _choice("output_format", fmt, PLOT_FORMATS)
 

@@ -7,19 +7,6 @@ import os
 from typing import Any
 
 from .config import ExplainConfig
-from .errors import OptionalDependencyError
-
-INSTALL_HINT = "pip install anndata"
-
-
-def _require(module: str, purpose: str) -> None:
-    try:
-        __import__(module)
-    except ImportError as exc:
-        raise OptionalDependencyError(
-            f"{purpose} needs the optional package {module.split('.')[0]}, which is not "
-            f"installed ({exc}): {INSTALL_HINT}"
-        ) from exc
 
 
 def check_optional_dependencies(config: ExplainConfig, *inputs: Any) -> None:
@@ -34,4 +21,6 @@ def check_optional_dependencies(config: ExplainConfig, *inputs: Any) -> None:
     for source in inputs:
         if isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith(
                 (".h5ad", ".h5ad.gz")):
-            _require("anndata", f"reading {os.fspath(source)}")
+            from .io.anndata import require_anndata
+
+            require_anndata(f"reading {os.fspath(source)}")

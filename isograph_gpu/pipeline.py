@@ -7,7 +7,6 @@ import os
 import platform
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ MANIFEST = "module_explanation_manifest.json"
 def explain_module(
     artifact_dir: str | os.PathLike[str],
     feature_table: TableSource,
-    feature_meta: TableSource,
+    feature_meta: TableSource | None,
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     annotation_table: TableSource | None = None,
@@ -55,7 +54,9 @@ def explain_module(
     """Explain IsoGraph modules: gene drivers, transcript polarity, high-vs-low contrasts.
 
     Parameters mirror ``isograph.explain.explain_module`` (0.1.5). Tables may be given as
-    DataFrames or as parquet/CSV/TSV(.gz) paths. ``sample_meta`` is accepted and ignored,
+    DataFrames or as parquet/CSV/TSV(.gz) paths; ``feature_table`` may also be an AnnData
+    or ``.h5ad`` path, or a features x samples table (``config.feature_layout``), and
+    ``feature_meta`` may then be ``None`` (docs/input_formats.md). ``sample_meta`` is accepted and ignored,
     as in the reference. All modules are computed in one batched pass on
     ``config.device``. With ``output_dir`` the files are written atomically (all or
     nothing). Returns ``{module_id: ExplainResult}`` in processing order.
@@ -82,7 +83,8 @@ def explain_module(
             inputs = load_explain_inputs(
                 artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
                 config.transcript_usage_feature_type,
-                stream_features=_stream_features(feature_table, config),
+                stream_features=config.stream_features, for_plots=config.plot,
+                feature_layout=config.feature_layout,
             )
         if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
             check_path_components(inputs.module_ids, "module_id")
@@ -104,17 +106,6 @@ def explain_module(
                 _write(staged, results, inputs, eigengenes, config, device, dtype, progress,
                        annotation is not None)
     return results
-
-
-def _stream_features(feature_table: TableSource, config: ExplainConfig) -> bool:
-    """``config.stream_features``, or when unset: a feature table file larger than the
-    memory budget is streamed."""
-    if config.stream_features is not None:
-        return bool(config.stream_features)
-    if isinstance(feature_table, pd.DataFrame):
-        return False
-    path = Path(feature_table)
-    return path.is_file() and path.stat().st_size > int(config.memory_budget_bytes)
 
 
 def _module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:

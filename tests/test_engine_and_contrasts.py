@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import warnings
 
 import numpy as np
@@ -58,21 +57,6 @@ def test_pvalues_only_where_asked_equal_the_full_computation():
         both = np.isfinite(x[:, f])
         want = stats.pearsonr(x[both, f], y.numpy()[both, k]).pvalue
         np.testing.assert_allclose(some.pvalue[f, k], want, rtol=1e-10)
-
-
-def test_large_feature_table_file_streams_by_default(ref_inputs, tmp_path):
-    """No --stream-features: a parquet file larger than the memory budget is streamed."""
-    size = ref_inputs["feature_table"].stat().st_size
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for budget, streamed in ((size - 1, True), (size * 4, False)):
-            out = tmp_path / f"out{budget}"
-            explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                           ref_inputs["feature_meta"], module_ids=["M000"],
-                           config=ExplainConfig(memory_budget_bytes=budget, device="cpu"),
-                           output_dir=out)
-            manifest = json.loads((out / "module_explanation_manifest.json").read_text())
-            assert manifest["feature_table_streamed"] is streamed
 
 
 def test_device_chunks_cover_the_matrix_in_order():

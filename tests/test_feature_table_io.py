@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu.errors import InputError
-from isograph_gpu.io.inputs import _FeatureTable
+from isograph_gpu.io.feature_tables import SamplesByFeaturesTable
 
 
 def _frame() -> pd.DataFrame:
@@ -47,7 +49,7 @@ def test_every_form_gives_the_oracle_matrix(tmp_path, form):
         df.to_csv(source, sep="\t", index=False)
     else:
         source = df
-    table = _FeatureTable(source, "feature_table")
+    table = SamplesByFeaturesTable(source, "feature_table")
     assert list(table.sample_ids) == list(df["sample_id"])
     columns = ["f_nan", "f_float", "f_bool", "f_nullable", "f_int"]
     rows = np.array([5, 0, 3, 1])
@@ -64,7 +66,7 @@ def test_non_numeric_column_is_named(tmp_path):
     df = _frame().assign(f_text=list("abcdef"))
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
-    table = _FeatureTable(path, "feature_table")
+    table = SamplesByFeaturesTable(path, "feature_table")
     with pytest.raises(InputError, match=r"t\.parquet: column 'f_text' is not numeric"):
         table.matrix(["f_float", "f_text"], np.arange(6))
 
@@ -73,18 +75,18 @@ def test_missing_sample_ids_is_an_error(tmp_path):
     path = tmp_path / "t.parquet"
     _frame().drop(columns="sample_id").to_parquet(path, index=False)
     with pytest.raises(InputError, match="no sample_id column"):
-        _FeatureTable(path, "feature_table")
+        SamplesByFeaturesTable(path, "feature_table")
 
 
 def test_corrupt_parquet_names_the_file(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1 not really parquet")
     with pytest.raises(InputError, match=r"cannot read feature_table .*broken\.parquet"):
-        _FeatureTable(path, "feature_table")
+        SamplesByFeaturesTable(path, "feature_table")
 
 
 def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
+    import polars as pl
 
     rng = np.random.default_rng(5)
     values = rng.normal(size=(9, 40))
@@ -96,17 +98,18 @@ def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, mo
     df.to_parquet(path, index=False)
     columns = [f"f{j}" for j in range(40)][::-1]
     rows = np.array([8, 2, 0, 1, 3, 4, 5, 6, 7])
-    loaded = _FeatureTable(path, "feature_table").matrix(columns, rows)
+    loaded = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
 
     reads: list[int] = []
-    original = pq.ParquetFile.read
+    original = pl.LazyFrame.collect
 
-    def counting_read(self, columns=None, **kwargs):
-        reads.append(len(columns))
-        return original(self, columns=columns, **kwargs)
+    def counting_collect(self, *args, **kwargs):
+        frame = original(self, *args, **kwargs)
+        reads.append(frame.width)
+        return frame
 
-    monkeypatch.setattr(pq.ParquetFile, "read", counting_read)
-    table = _FeatureTable(path, "feature_table", stream=True)
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    table = SamplesByFeaturesTable(path, "feature_table", stream=True)
     assert list(table.sample_ids) == list(df["sample_id"])
     blocks = table.matrix(columns, rows)
     assert blocks.shape == loaded.shape and reads == [1]  # only the sample ids so far
@@ -125,12 +128,141 @@ def test_streamed_parquet_checks_types_and_sample_ids(tmp_path):
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
     with pytest.raises(InputError, match=r"t\.parquet: column 'f_text' is not numeric"):
-        _FeatureTable(path, "feature_table", stream=True).matrix(["f_text"], np.arange(6))
+        SamplesByFeaturesTable(path, "feature_table", stream=True).matrix(["f_text"], np.arange(6))
     df.drop(columns="sample_id").to_parquet(path, index=False)
     with pytest.raises(InputError, match="no sample_id column"):
-        _FeatureTable(path, "feature_table", stream=True)
+        SamplesByFeaturesTable(path, "feature_table", stream=True)
     indexed = tmp_path / "indexed.parquet"
     _frame().set_index("sample_id").to_parquet(indexed)
-    table = _FeatureTable(indexed, "feature_table", stream=True)
+    table = SamplesByFeaturesTable(indexed, "feature_table", stream=True)
     assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
     assert "sample_id" not in table.columns
+
+
+def test_streamed_blocks_equal_the_oracle_in_any_row_and_column_order(tmp_path):
+    """Blocks of a streamed table, rows gathered in sample order and columns in the
+    requested order, equal the pandas oracle (integer columns cast, NaN kept)."""
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(13, 50))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(50)])
+    df["f7"] = np.arange(13, dtype=np.int32)
+    df.insert(0, "sample_id", [f"S{i}" for i in range(13)])
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    rows = rng.permutation(13)
+    columns = [f"f{j}" for j in rng.permutation(50)]
+    want = _oracle(df, columns, rows)
+    blocks = SamplesByFeaturesTable(path, "feature_table", stream=True).matrix(columns, rows)
+    for a, b in ((0, 50), (5, 22), (49, 50), (3, 3)):
+        got = blocks[:, a:b]
+        assert got.flags.f_contiguous and got.dtype == np.float64 and got.shape == (13, b - a)
+        np.testing.assert_array_equal(got, want[:, a:b])
+
+
+@pytest.mark.parametrize("share_of_peak,streamed", [(1.0, False), (0.999, True)])
+def test_table_streams_only_when_it_does_not_fit_in_memory(ref_inputs, monkeypatch,
+                                                           share_of_peak, streamed):
+    # share_of_peak: available memory as a share of twice the matrix
+    """Default rule: loaded when the float64 matrix (from the footer's row and column
+    counts) fits in half the available memory, streamed otherwise; explicit choices win."""
+    import pyarrow.parquet as pq
+
+    from isograph_gpu.io import memory
+    from isograph_gpu.io.feature_tables import ParquetFeatureBlocks
+
+    path = ref_inputs["feature_table"]
+    meta = pq.read_metadata(path)
+    matrix_bytes = meta.num_rows * meta.num_columns * 8
+    monkeypatch.setattr(memory, "available_memory_bytes",
+                        lambda: int(2 * matrix_bytes * share_of_peak))
+    table = SamplesByFeaturesTable(path, "feature_table", stream=None)
+    matrix = table.matrix(table.columns[:3], np.arange(5))
+    assert isinstance(matrix, ParquetFeatureBlocks) is streamed
+    assert isinstance(SamplesByFeaturesTable(path, "feature_table", stream=True)
+                      .matrix(table.columns[:3], np.arange(5)), ParquetFeatureBlocks)
+    assert isinstance(SamplesByFeaturesTable(path, "feature_table", stream=False)
+                      .matrix(table.columns[:3], np.arange(5)), np.ndarray)
+
+
+def test_available_memory_is_positive_and_below_physical_memory():
+    import os
+
+    from isograph_gpu.io.memory import available_memory_bytes
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < available_memory_bytes() <= physical
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_layout_and_format_gives_the_same_matrix(tmp_path_factory, data):
+    """Property: whatever the layout (samples x features, features x samples, AnnData dense
+    or sparse) and the rows/columns asked for, the matrix is the numpy oracle's."""
+    import scipy.sparse as sp
+
+    from isograph_gpu.io.feature_tables import open_feature_table
+
+    anndata = pytest.importorskip("anndata")
+    n = data.draw(st.integers(1, 7))
+    f = data.draw(st.integers(1, 9))
+    seed = data.draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n, f))
+    values[rng.random((n, f)) < 0.3] = np.nan
+    values[rng.random((n, f)) < 0.2] = 0.0
+    samples = [f"{i:04d}" for i in range(n)]
+    features = [f"F{j}" for j in range(f)]
+    rows = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)
+    cols = data.draw(st.lists(st.sampled_from(features), unique=True, max_size=f))
+    want = values[rows][:, [features.index(c) for c in cols]]
+
+    tmp = tmp_path_factory.mktemp("layouts")
+    by_sample = pd.DataFrame(values, columns=features).assign(sample_id=samples)
+    by_sample.to_parquet(tmp / "sbf.parquet", index=False)
+    by_feature = pd.DataFrame(values.T, columns=samples).assign(feature_id=features)
+    by_feature.to_parquet(tmp / "fbs.parquet", index=False)
+    sources = [tmp / "sbf.parquet", tmp / "fbs.parquet", by_feature]
+    for x in (values, sp.csr_matrix(np.nan_to_num(values, nan=0.0))):
+        sources.append(anndata.AnnData(X=x, obs=pd.DataFrame(index=samples),
+                                       var=pd.DataFrame(index=features)))
+    for i, source in enumerate(sources):
+        table = open_feature_table(source, stream=i == 0 and bool(seed % 2))
+        assert list(table.sample_ids) == samples and list(table.columns) == features
+        got = np.asarray(table.matrix(cols, rows))
+        assert got.dtype == np.float64 and got.shape == (n, len(cols))
+        expected = np.nan_to_num(want, nan=0.0) if i == 4 else want
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
+    """A loaded table is decoded in blocks straight into one matrix (peak: the matrix and
+    one block), equal to the oracle whatever the block width."""
+    import polars as pl
+
+    from isograph_gpu.io import feature_tables
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(6, 23))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(23)])
+    df.insert(0, "sample_id", [f"S{i}" for i in range(6)])
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    widths: list[int] = []
+    original = pl.LazyFrame.collect
+
+    def counting_collect(self, *args, **kwargs):
+        frame = original(self, *args, **kwargs)
+        widths.append(frame.width)
+        return frame
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 6 * 8 * 5)  # 5 columns a block
+    columns = [f"f{j}" for j in range(23)][::-1]
+    rows = np.array([5, 3, 1, 0, 2, 4])
+    got = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
+    assert isinstance(got, np.ndarray) and got.flags.f_contiguous
+    assert widths == [1, 5, 5, 5, 5, 3]  # sample ids, then the blocks
+    np.testing.assert_array_equal(got, _oracle(df, columns, rows))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
+from ..config import FEATURE_LAYOUTS, IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
 from .common import run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -41,9 +41,16 @@ class _ExplainCommand(click.Command):
 @click.option("--artifact-dir", required=True, type=click.Path(path_type=Path),
               help="IsoGraph fit artifact directory (modules.parquet, feature_scores.parquet).")
 @click.option("--feature-table", required=True, type=click.Path(path_type=Path),
-              help="Samples x features table (parquet, CSV or TSV, optionally .gz).")
-@click.option("--feature-meta", required=True, type=click.Path(path_type=Path),
-              help="Feature metadata: feature_id, gene_id, feature_type[, transcript_id, gene_name].")
+              help="Samples x features table (parquet, CSV or TSV, optionally .gz), a "
+                   "features x samples one (see --feature-layout) or an AnnData .h5ad.")
+@click.option("--feature-meta", default=None, type=click.Path(path_type=Path),
+              help="Feature metadata: feature_id, gene_id, feature_type[, transcript_id, "
+                   "gene_name]. Optional when the feature table carries them (.h5ad var, "
+                   "or features x samples columns).")
+@click.option("--feature-layout", type=click.Choice(list(FEATURE_LAYOUTS)), default="auto",
+              show_default=True,
+              help="One row per sample or one row per feature; auto: from the table's "
+                   "sample_id or feature_id column (both is an error).")
 @click.option("--module-ids", multiple=True,
               help="Modules to explain (repeat, or space-separated after one flag); default all.")
 @click.option("--output-dir", default="artifacts/explain", show_default=True,
@@ -103,8 +110,8 @@ class _ExplainCommand(click.Command):
               help="Working memory per feature chunk (e.g. 512M, 4G).")
 @click.option("--stream-features/--load-features", default=None,
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
-                   "or load it whole. Default: stream when the file is larger than the "
-                   "memory budget.")
+                   "or load it whole. Default: stream only when loading would take more "
+                   "than half the memory available.")
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
@@ -141,6 +148,7 @@ def explain_module(**opts: object) -> None:
             precision=opts["precision"],  # type: ignore[arg-type]
             memory_budget_bytes=parse_size(str(opts["memory_budget"])),
             stream_features=opts["stream_features"],  # type: ignore[arg-type]
+            feature_layout=opts["feature_layout"],  # type: ignore[arg-type]
             progress=not quiet,
             replace_output_dir=bool(opts["replace_output_dir"]),
         )

@@ -15,24 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pyarrow.types as pat
 
 from ..errors import InputError, MissingInputError
 from ..results import ExplainInputs
+from .feature_tables import FeatureLayout, _duplicates, open_feature_table
 from .tables import (
     TableSource,
     describe_source,
     read_arrow,
-    read_polars,
     read_table,
-    table_format,
 )
 
 REQUIRED_META_COLUMNS = ["feature_id", "gene_id", "feature_type"]
-OPTIONAL_META_COLUMNS = ["gene_name", "transcript_id", "exon_id", "event_id", "source_coordinate"]
 SCORE_METADATA_COLUMNS = ["feature_id", "gene_id", "feature_type", "n_transcripts"]
 MIN_OVERLAP_SAMPLES = 10
 
@@ -51,22 +45,29 @@ def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
             "sha256_head_tail": digest.hexdigest()}
 
 
-def _source_fingerprint(source: TableSource) -> dict[str, Any]:
-    if isinstance(source, pd.DataFrame):
+def _source_fingerprint(source: Any) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    if not isinstance(source, str | os.PathLike):  # a DataFrame or an AnnData
         return {"path": None, "in_memory": True, "shape": list(source.shape)}
     return fingerprint(source)
 
 
-def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
+def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str,
+                   where: str | None = None) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise InputError(f"{what} is missing required columns: {missing}")
+        suffix = f" (in {where})" if where else ""
+        raise InputError(f"{what} is missing required columns: {missing}{suffix}")
 
 
-def _duplicates(values: pd.Index | pd.Series) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order)."""
-    s = pd.Series(np.asarray(values, dtype=object))
-    return [str(v) for v in s[s.duplicated()].tolist()[:5]]
+def _check_no_nulls(values: pd.Series, column: str, what: str) -> None:
+    """InputError naming ``what`` and ``column`` when the id column has null values (a
+    null id would become the string 'nan' or 'None')."""
+    nulls = np.flatnonzero(values.isna().to_numpy())
+    if nulls.size:
+        raise InputError(f"{what} has {nulls.size} null {column} value(s) (first at row "
+                         f"{int(nulls[0])}); every {column} must be set")
 
 
 def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
@@ -83,6 +84,8 @@ def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
             )
     modules = read_arrow(modules_path, "modules.parquet").to_pandas()
     _check_columns(modules, ["gene_id", "module_id"], f"modules.parquet ({modules_path})")
+    for column in ("module_id", "gene_id"):
+        _check_no_nulls(modules[column], column, f"modules.parquet ({modules_path})")
     modules = modules.assign(gene_id=modules["gene_id"].astype(str),
                              module_id=modules["module_id"].astype(str))
     return modules, scores_path
@@ -100,217 +103,35 @@ def load_feature_scores(path: Path) -> pd.DataFrame:
     return scores
 
 
-def validate_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
-    """Required columns, optional-column warning, unique feature ids (reference checks)."""
-    _check_columns(meta, REQUIRED_META_COLUMNS, "feature_meta")
-    absent = [c for c in OPTIONAL_META_COLUMNS if c not in meta.columns]
-    if absent:
-        warnings.warn(
-            f"feature_meta is missing optional columns (annotations will be limited): {absent}",
-            UserWarning, stacklevel=3,
-        )
+def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
+                          for_plots: bool = False) -> pd.DataFrame:
+    """Required columns, non-empty, no null ids, unique feature ids (reference checks).
+
+    Optional columns are warned about only where an output needs them: ``transcript_id``
+    when there are transcript_usage features (the polarity table's transcript_id column),
+    ``gene_name`` when figures are drawn (gene labels). ``where`` names the source.
+    """
+    _check_columns(meta, REQUIRED_META_COLUMNS, "feature_meta", where)
+    if len(meta) == 0:
+        raise InputError(f"feature_meta ({where}) has no rows; it must describe the "
+                         "feature_table's columns")
+    for col in ("feature_id", "gene_id", "feature_type"):
+        _check_no_nulls(meta[col], col, f"feature_meta ({where})")
+    if "transcript_id" not in meta.columns and (
+            meta["feature_type"].astype(str) == "transcript_usage").any():
+        warnings.warn(f"feature_meta ({where}) has no transcript_id column: the "
+                      "transcript_polarity_table will have no transcript_id column",
+                      UserWarning, stacklevel=3)
+    if for_plots and "gene_name" not in meta.columns:
+        warnings.warn(f"feature_meta ({where}) has no gene_name column: figures label genes "
+                      "by gene_id", UserWarning, stacklevel=3)
     dupes = _duplicates(meta["feature_id"])
     if dupes:
-        raise InputError(f"feature_meta has duplicate feature_id values: {dupes}")
+        raise InputError(f"feature_meta has duplicate feature_id values: {dupes} (in {where})")
     meta = meta.copy()
     for col in ("feature_id", "gene_id", "feature_type"):
         meta[col] = meta[col].astype(str)
     return meta
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str) -> np.ndarray:
-    """All columns of ``frame`` as a Fortran-ordered float64 matrix, rows gathered in the
-    order ``rows`` (``None``: as they are). Only the columns that are not float64 already
-    are checked and cast (selected in polars: a Python schema of 50,000 columns costs more
-    than the check); a non-numeric one is an InputError naming ``source`` and the column."""
-    others = frame.select(pl.all().exclude(pl.Float64)).schema
-    for name, dtype in others.items():
-        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-            raise InputError(f"{source}: column {name!r} is not numeric (type {dtype}); "
-                             "feature values must be numbers")
-    if others:
-        frame = frame.with_columns([pl.col(name).cast(pl.Float64) for name in others])
-    if rows is not None:
-        frame = frame[rows]
-    out = frame.to_numpy(order="fortran")
-    if out.dtype != np.float64 or not out.flags.f_contiguous:
-        out = np.asfortranarray(out, dtype=np.float64)
-    return out
-
-
-class ParquetFeatureBlocks:
-    """The float64 samples x features matrix of a parquet feature table, read one block of
-    columns at a time (host memory bounded by the block, not the table).
-
-    Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
-    (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
-    it, e.g. for plots). The parquet footer is parsed once.
-    """
-
-    ndim = 2
-    dtype = np.dtype(np.float64)
-
-    def __init__(self, file: pq.ParquetFile, where: str, what: str,
-                 columns: Sequence[str], rows: np.ndarray) -> None:
-        self._file, self._where, self._what = file, where, what
-        self._columns = list(columns)
-        self._rows = np.asarray(rows, dtype=np.int64)
-        self._identity = bool(np.array_equal(self._rows, np.arange(file.metadata.num_rows)))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self._rows), len(self._columns)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("ParquetFeatureBlocks supports x[:, a:b] only")
-        a, b, _ = cols.indices(len(self._columns))
-        return self._read(self._columns[a:b])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def _read(self, names: list[str]) -> np.ndarray:
-        if not names:
-            return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
-        try:
-            frame = pl.from_arrow(self._file.read(columns=names, use_threads=True))
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read {self._what} {self._where} as parquet: "
-                             f"{_first_line(exc)}") from exc
-        assert isinstance(frame, pl.DataFrame)
-        return _float64_matrix(frame, None if self._identity else self._rows,
-                               f"{self._what} {self._where}")
-
-
-class _FeatureTable:
-    """A samples x features table, kept columnar (polars for files, pandas for DataFrames)
-    until the needed columns are gathered into one float64 matrix.
-
-    Files go through polars: it reads a wide parquet (tens of thousands of columns) several
-    times faster than ``pyarrow.parquet.read_table`` and writes the Fortran-ordered matrix
-    in one multi-threaded pass.
-    """
-
-    def __init__(self, source: TableSource, what: str, stream: bool = False) -> None:
-        self.what = what
-        self.where = describe_source(source)
-        self._frame: pd.DataFrame | None = None
-        self._polars: pl.DataFrame | None = None
-        self._parquet: pq.ParquetFile | None = None
-        if stream and not isinstance(source, pd.DataFrame) and (
-                table_format(Path(source)) == "parquet"):
-            self._open_streamed(Path(source))
-        elif isinstance(source, pd.DataFrame):
-            df = source
-            if "sample_id" in df.columns:
-                self.sample_ids = df["sample_id"].astype(str).to_numpy()
-                df = df.drop(columns=["sample_id"])
-            else:
-                self.sample_ids = np.asarray(df.index.astype(str))
-            self._frame = df
-            self.columns = [str(c) for c in df.columns]
-        else:
-            frame = read_polars(source, what)
-            if "sample_id" in frame.columns:
-                id_column = "sample_id"
-            else:
-                index_cols = _pandas_index_columns(source)
-                if not index_cols or index_cols[0] not in frame.columns:
-                    raise InputError(
-                        f"{what} {self.where} has no sample_id column (or pandas index) "
-                        "naming the samples"
-                    )
-                id_column = index_cols[0]
-            self.sample_ids = np.asarray(
-                [str(v) for v in frame.get_column(id_column).to_list()], dtype=object)
-            self._polars = frame.drop(
-                [c for c in frame.columns if c == id_column or c.startswith("__index_level_")])
-            self.columns = list(self._polars.columns)
-        dupes = _duplicates(pd.Index(self.sample_ids))
-        if dupes:
-            raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
-
-    def _open_streamed(self, path: Path) -> None:
-        """Parquet footer and sample ids only; feature columns are read block by block."""
-        if not path.is_file():
-            raise MissingInputError(f"{self.what} not found: {path}")
-        try:
-            self._parquet = pq.ParquetFile(path)
-            names = list(self._parquet.schema_arrow.names)
-            meta = self._parquet.schema_arrow.pandas_metadata or {}
-            index_cols = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-            id_column = "sample_id" if "sample_id" in names else next(
-                (c for c in index_cols if c in names), None)
-            if id_column is None:
-                raise InputError(
-                    f"{self.what} {self.where} has no sample_id column (or pandas index) "
-                    "naming the samples"
-                )
-            ids = self._parquet.read(columns=[id_column]).column(0).to_pylist()
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read {self.what} {path} as parquet: "
-                             f"{_first_line(exc)}") from exc
-        self.sample_ids = np.asarray([str(v) for v in ids], dtype=object)
-        self.columns = [c for c in names
-                        if c != id_column and not c.startswith("__index_level_")]
-
-    def matrix(self, columns: Sequence[str], rows: np.ndarray
-               ) -> np.ndarray | ParquetFeatureBlocks:
-        """float64 [len(rows), len(columns)] (Fortran order: feature chunks are contiguous);
-        for a streamed parquet, a :class:`ParquetFeatureBlocks` that reads column blocks
-        on demand."""
-        if self._parquet is not None:
-            schema = self._parquet.schema_arrow
-            for name in columns:
-                dtype = schema.field(name).type
-                if not (pat.is_floating(dtype) or pat.is_integer(dtype)
-                        or pat.is_boolean(dtype) or pat.is_null(dtype)):
-                    raise InputError(
-                        f"{self.what} {self.where}: column {name!r} is not numeric "
-                        f"(type {dtype}); feature values must be numbers"
-                    )
-            return ParquetFeatureBlocks(self._parquet, self.where, self.what, columns, rows)
-        if self._polars is not None:
-            return self._polars_matrix(self._polars, columns, rows)
-        out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
-        for j, name in enumerate(columns):
-            out[:, j] = self._frame_column(name)[rows]
-        return out
-
-    def _polars_matrix(self, frame: pl.DataFrame, columns: Sequence[str],
-                       rows: np.ndarray) -> np.ndarray:
-        if not len(columns):
-            return np.empty((len(rows), 0), dtype=np.float64, order="F")
-        sub = frame if list(columns) == frame.columns else frame.select(columns)
-        identity = np.array_equal(rows, np.arange(frame.height))
-        return _float64_matrix(sub, None if identity else rows, f"{self.what} {self.where}")
-
-    def _frame_column(self, name: str) -> np.ndarray:
-        assert self._frame is not None
-        values = self._frame[name]
-        try:
-            return pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-        except (ValueError, TypeError) as exc:
-            raise InputError(
-                f"{self.what} {self.where}: column {name!r} is not numeric "
-                f"({exc}); feature values must be numbers"
-            ) from exc
-
-
-def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
-    """Index columns a pandas-written parquet stores (empty for other files)."""
-    if table_format(Path(source)) != "parquet":
-        return []
-    meta = pq.read_schema(source).pandas_metadata or {}
-    return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
 
 
 def _module_score_matrix(
@@ -352,23 +173,47 @@ def _module_score_matrix(
 def load_explain_inputs(
     artifact_dir: str | os.PathLike[str],
     feature_table: TableSource,
-    feature_meta: TableSource,
+    feature_meta: TableSource | None,
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
     transcript_usage_feature_type: str = "transcript_usage",
-    stream_features: bool = False,
+    stream_features: bool | None = None,
+    for_plots: bool = False,
+    feature_layout: FeatureLayout | str = "auto",
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
-    ``stream_features``: a parquet feature table is not loaded; ``features`` is then a
-    :class:`ParquetFeatureBlocks` that the engine reads chunk by chunk.
+    ``feature_table``: a path, DataFrame or AnnData (see
+    :func:`~isograph_gpu.io.feature_tables.open_feature_table` and ``feature_layout``).
+    ``feature_meta``: ``None`` takes the metadata the table carries (an AnnData's ``var``,
+    a features x samples table's gene_id/feature_type columns).
+    ``stream_features``: a samples x features parquet or an ``.h5ad`` is not loaded;
+    ``features`` is then a block reader the engine reads chunk by chunk. ``None``: stream
+    only when the table does not fit in memory (:mod:`isograph_gpu.io.memory`).
+    ``for_plots``: figures will be drawn (feature_meta's gene_name is then wanted).
     """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     scores_df = load_feature_scores(scores_path)
 
-    meta = validate_feature_meta(read_table(feature_meta, "feature_meta"))
-    table = _FeatureTable(feature_table, "feature_table", stream=stream_features)
+    meta = None
+    if feature_meta is not None:
+        meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
+                                     describe_source(feature_meta), for_plots=for_plots)
+    table = open_feature_table(feature_table, "feature_table", feature_layout,
+                               stream=stream_features)
+    if meta is None:
+        own = table.feature_meta()
+        if own is None:
+            raise InputError(
+                f"feature_meta is required: feature_table {table.where} carries no feature "
+                "metadata (an AnnData var or a features x samples table with gene_id and "
+                "feature_type columns would)")
+        meta = validate_feature_meta(own, f"{table.where} (its own metadata)",
+                                     for_plots=for_plots)
+    if not table.columns:
+        raise InputError(f"feature_table {table.where} has no feature columns besides the "
+                         "sample ids")
 
     score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
     table_samples = set(table.sample_ids.tolist())
@@ -424,6 +269,11 @@ def load_explain_inputs(
     # annotated feature_table columns, in table order
     meta_ids = set(meta["feature_id"].tolist())
     feature_ids = [c for c in table.columns if c in meta_ids]
+    if not feature_ids:
+        raise InputError(
+            f"none of the {len(table.columns)} feature_table columns (e.g. "
+            f"{table.columns[:3]}, in {table.where}) is a feature_id of feature_meta "
+            f"({table.where if feature_meta is None else describe_source(feature_meta)})")
     positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
     rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
     features = table.matrix(feature_ids, rows)

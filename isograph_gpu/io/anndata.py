@@ -1,0 +1,228 @@
+"""AnnData in and out: an ``AnnData`` object or ``.h5ad`` file as the feature table, and the
+results put back into an AnnData (:func:`add_results`).
+
+In: ``obs_names`` are the sample ids, ``var_names`` the feature ids, ``X`` (dense, CSR or
+CSC; an implicit sparse zero is the value 0, not a missing value) the samples x features
+values. ``var`` columns ``gene_id`` and ``feature_type`` (optional ``transcript_id`` and
+``gene_name``) serve as feature metadata, so no separate feature_meta is needed. An ``.h5ad``
+that does not fit in memory (:mod:`isograph_gpu.io.memory`) is opened backed and read in
+column blocks. ``anndata`` is an optional extra (``pip install isograph-gpu[anndata]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import InputError, MissingInputError, OptionalDependencyError
+from .memory import table_fits_in_memory
+
+if TYPE_CHECKING:
+    from ..results import ExplainResult
+
+#: var columns that form the feature metadata (the first two are required for it)
+VAR_META_COLUMNS = ("gene_id", "feature_type", "transcript_id", "gene_name")
+
+
+def require_anndata(purpose: str = "reading or writing AnnData") -> Any:
+    """The ``anndata`` module, or :class:`OptionalDependencyError` naming ``purpose`` with
+    the install hint."""
+    try:
+        import anndata
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            f"{purpose} needs the anndata package: "
+            "pip install 'isograph-gpu[anndata]'") from exc
+    return anndata
+
+
+def is_anndata(source: object) -> bool:
+    """True for an ``AnnData`` object or a path ending in ``.h5ad`` (anndata not imported
+    for other sources)."""
+    if isinstance(source, str | os.PathLike):
+        return Path(source).name.lower().endswith(".h5ad")
+    return any(cls.__name__ == "AnnData" and cls.__module__.startswith("anndata")
+               for cls in type(source).__mro__)
+
+
+def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float64 [len(rows), len(positions)], Fortran order, from a dense array, a scipy
+    sparse matrix, an h5py dataset or a backed sparse dataset (read as one column range,
+    then gathered: backed stores index ranges, not arbitrary lists)."""
+    if len(positions) == 0:
+        return np.empty((len(rows), 0), dtype=np.float64, order="F")
+    lo, hi = int(positions.min()), int(positions.max()) + 1
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        # one gather: the (features, samples) C-ordered copy is the wanted Fortran matrix
+        return np.ascontiguousarray(x.T[np.ix_(positions, rows)]).T
+    if isinstance(x, np.ndarray) or sp.issparse(x):
+        block = x[:, positions]
+        local = None
+    else:  # backed: h5py.Dataset or anndata's sparse dataset
+        block = x[:, lo:hi]
+        local = positions - lo
+    if sp.issparse(block):
+        block = sp.csc_matrix(block)
+        if local is not None:
+            block = block[:, local]
+        return np.asfortranarray(block[rows].toarray(order="F"), dtype=np.float64)
+    block = np.asarray(block)
+    if local is not None:
+        block = block[:, local]
+    return np.asfortranarray(block[rows], dtype=np.float64)
+
+
+class AnnDataFeatureBlocks:
+    """The float64 samples x features matrix of a backed ``.h5ad``, read one block of
+    columns at a time (``shape``, ``x[:, a:b]``, ``np.asarray(x)``, as
+    :class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, x: Any, positions: np.ndarray, rows: np.ndarray) -> None:
+        self._x, self._positions, self._rows = x, positions, rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self._rows), len(self._positions)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError("AnnDataFeatureBlocks supports x[:, a:b] only")
+        return _dense_columns(self._x, self._positions[cols], self._rows)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class AnnDataFeatureTable:
+    """An AnnData (object or ``.h5ad`` path) as the samples x features table.
+
+    ``stream``: open an ``.h5ad`` backed and read column blocks; ``None`` streams only when
+    the dense matrix does not fit in memory. Same interface as the other feature tables:
+    ``sample_ids``, ``columns``, ``matrix(columns, rows)``, ``feature_meta()``.
+    """
+
+    def __init__(self, source: Any, what: str = "feature_table",
+                 stream: bool | None = None) -> None:
+        anndata = require_anndata()
+        self.what = what
+        self.streamed = False
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+            self.where = str(path)
+            if not path.is_file():
+                raise MissingInputError(f"{what} not found: {path}")
+            try:
+                adata = anndata.read_h5ad(path, backed="r")
+                self.streamed = bool(stream) or (stream is None and not table_fits_in_memory(
+                    adata.n_obs, adata.n_vars))
+                if not self.streamed:
+                    adata.file.close()
+                    adata = anndata.read_h5ad(path)
+            except (OSError, KeyError, ValueError) as exc:
+                raise InputError(f"cannot read {what} {path} as h5ad: "
+                                 f"{str(exc).strip().splitlines()[0]}") from exc
+        else:
+            self.where = "AnnData"
+            adata = source
+        self._adata = adata
+        self.sample_ids = np.asarray([str(s) for s in adata.obs_names], dtype=object)
+        self.columns = [str(f) for f in adata.var_names]
+        for ids, name in ((self.columns, "var_names (feature ids)"),
+                          (self.sample_ids.tolist(), "obs_names (sample ids)")):
+            dupes = pd.Index(ids)[pd.Index(ids).duplicated()].unique().tolist()[:5]
+            if dupes:
+                raise InputError(f"{what} {self.where} has duplicate {name}: {dupes}")
+
+    def feature_meta(self) -> pd.DataFrame | None:
+        """feature_id (= var_names) and the ``var`` columns of :data:`VAR_META_COLUMNS`, as
+        text; ``None`` when ``var`` lacks gene_id or feature_type. Features without a
+        gene_id or feature_type are left out (not annotated)."""
+        from .feature_tables import own_feature_meta
+
+        var = self._adata.var
+        if not {"gene_id", "feature_type"} <= set(var.columns):
+            return None
+        meta = pd.DataFrame({"feature_id": self.columns})
+        for col in VAR_META_COLUMNS:
+            if col in var.columns:
+                meta[col] = var[col].to_numpy(dtype=object)
+        return own_feature_meta(meta)
+
+    def matrix(self, columns: Sequence[str], rows: np.ndarray
+               ) -> np.ndarray | AnnDataFeatureBlocks:
+        """float64 [len(rows), len(columns)], Fortran order; for a backed file, an
+        :class:`AnnDataFeatureBlocks` that reads column blocks on demand."""
+        positions = pd.Index(self.columns).get_indexer(list(columns)).astype(np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.streamed:
+            return AnnDataFeatureBlocks(self._adata.X, positions, rows)
+        return _dense_columns(self._adata.X, positions, rows)
+
+
+def _module_columns(results: Mapping[str, ExplainResult], table: str, value: str,
+                    var_names: pd.Index) -> np.ndarray:
+    """[n_vars, K] float64: ``value`` of each var feature in each module's ``table``
+    (NaN where the feature is not in that module's table)."""
+    out = np.full((len(var_names), len(results)), np.nan)
+    for k, res in enumerate(results.values()):
+        frame = getattr(res, table)
+        if frame is None or len(frame) == 0 or value not in frame.columns:
+            continue
+        pos = var_names.get_indexer(frame["feature_id"].astype(str))
+        keep = pos >= 0
+        out[pos[keep], k] = pd.to_numeric(frame[value], errors="coerce").to_numpy(
+            dtype=np.float64)[keep]
+    return out
+
+
+def add_results(adata: Any, results: Mapping[str, ExplainResult],
+                manifest: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
+    """Put explain results into ``adata`` in place (modules in ``results`` order, K of them).
+
+    * ``varm["isograph_r"]`` [n_vars, K]: r of each feature with the module's eigengene
+      (transcript_polarity_table; NaN where the feature is not a transcript of the module);
+    * ``varm["isograph_switch_strength"]``, ``varm["isograph_qvalue"]``: the same table's
+      switch strength and q-value;
+    * ``varm["isograph_delta"]``, ``varm["isograph_delta_qvalue"]``: high-vs-low mean
+      difference and its q-value (high_vs_low_table);
+    * ``obsm["isograph_eigengene"]`` [n_obs, K]: each module's eigengene (NaN for samples
+      the run did not use);
+    * ``uns["isograph"]``: ``module_ids`` and, when given, the manifest (a path to
+      ``module_explanation_manifest.json`` or its dict).
+    """
+    var_names = pd.Index([str(v) for v in adata.var_names])
+    obs_names = pd.Index([str(s) for s in adata.obs_names])
+    columns = {
+        "isograph_r": ("transcript_polarity_table", "r"),
+        "isograph_switch_strength": ("transcript_polarity_table", "switch_strength"),
+        "isograph_qvalue": ("transcript_polarity_table", "qvalue"),
+        "isograph_delta": ("high_vs_low_table", "delta"),
+        "isograph_delta_qvalue": ("high_vs_low_table", "qvalue"),
+    }
+    for key, (table, value) in columns.items():
+        adata.varm[key] = _module_columns(results, table, value, var_names)
+    eigengene = np.full((len(obs_names), len(results)), np.nan)
+    for k, res in enumerate(results.values()):
+        pos = obs_names.get_indexer(res.sample_ids)
+        keep = pos >= 0
+        eigengene[pos[keep], k] = np.asarray(res.eigengene, dtype=np.float64)[keep]
+    adata.obsm["isograph_eigengene"] = eigengene
+    uns: dict[str, Any] = {"module_ids": [str(m) for m in results]}
+    if manifest is not None:
+        if not isinstance(manifest, Mapping):
+            manifest = json.loads(Path(manifest).read_text())
+        # h5ad stores nested dicts of str/number/list; JSON text keeps None and mixed lists
+        uns["manifest_json"] = json.dumps(manifest, sort_keys=True)
+    adata.uns["isograph"] = uns

@@ -1,0 +1,41 @@
+"""How much host memory a loaded feature table may take, and whether to stream it instead.
+
+The rule (docs/input_formats.md): a feature table is loaded whole when its float64 matrix
+fits in :data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts
+(columns are decoded block by block into the matrix, so the load peak is the matrix plus
+one block); otherwise it is streamed in column blocks. ``--stream-features`` / ``--load-features`` override the rule.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Share of the memory available at start that loading a feature table may take.
+LOADED_TABLE_MEMORY_SHARE = 0.5
+#: The load peak of a table, in float64 matrices (block by block into the matrix: one).
+LOAD_PEAK_MATRICES = 1
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give without swapping: ``MemAvailable`` of /proc/meminfo on
+    Linux, else psutil's ``available`` when installed, else the free physical pages."""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    try:
+        import psutil
+    except ImportError:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return int(psutil.virtual_memory().available)
+
+
+def table_fits_in_memory(n_rows: int, n_columns: int, available: int | None = None) -> bool:
+    """True when a samples x features table of ``n_rows`` x ``n_columns`` values may be
+    loaded whole: ``LOAD_PEAK_MATRICES * n_rows * n_columns * 8`` bytes fit in
+    ``LOADED_TABLE_MEMORY_SHARE`` of ``available`` (default: :func:`available_memory_bytes`)."""
+    available = available_memory_bytes() if available is None else available
+    peak = LOAD_PEAK_MATRICES * int(n_rows) * int(n_columns) * 8
+    return peak <= LOADED_TABLE_MEMORY_SHARE * available

@@ -1,0 +1,256 @@
+"""AnnData and features x samples inputs give the tables isograph 0.1.5 gave for the
+reference parquet inputs; results go back into an AnnData (issue 13.1)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+from conftest import EXPECTED, assert_table_matches
+
+from isograph_gpu import ExplainConfig, explain_module
+from isograph_gpu.cli import main
+from isograph_gpu.errors import InputError, OptionalDependencyError
+
+anndata = pytest.importorskip("anndata")
+
+CORE = ["gene_driver_table", "transcript_polarity_table", "high_vs_low_table"]
+MODULES = ["M000", "M003"]
+
+
+def _run(ref_inputs, table, meta=None, **config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return explain_module(ref_inputs["artifact"], table, meta, module_ids=MODULES,
+                              config=ExplainConfig(device="cpu", **config))
+
+
+def _assert_reference_tables(results):
+    assert list(results) == MODULES
+    for module_id, res in results.items():
+        for name in CORE:
+            expected = pd.read_parquet(EXPECTED / "api_run" / module_id / f"{name}.parquet")
+            assert_table_matches(expected, getattr(res, name))
+
+
+def _adata(ref_inputs, x_format="dense"):
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    meta = pd.read_parquet(ref_inputs["feature_meta"]).set_index("feature_id")
+    x = table.to_numpy(dtype=np.float64)
+    if x_format == "csr":
+        x = sp.csr_matrix(x)
+    elif x_format == "csc":
+        x = sp.csc_matrix(x)
+    var = meta.reindex(table.columns)  # table columns absent from meta get NaN metadata
+    var = var.dropna(subset=["gene_id"])
+    keep = table.columns.isin(var.index)
+    x = x[:, np.flatnonzero(keep)]
+    return anndata.AnnData(X=x, obs=pd.DataFrame(index=table.index.astype(str)),
+                           var=var.loc[table.columns[keep]])
+
+
+@pytest.fixture(scope="module")
+def h5ad_paths(ref_inputs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("h5ad")
+    paths = {}
+    for fmt in ("dense", "csr", "csc"):
+        paths[fmt] = root / f"table_{fmt}.h5ad"
+        _adata(ref_inputs, fmt).write_h5ad(paths[fmt])
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_h5ad_without_feature_meta_gives_the_reference_tables(ref_inputs, h5ad_paths, fmt,
+                                                              stream):
+    _assert_reference_tables(_run(ref_inputs, h5ad_paths[fmt], stream_features=stream,
+                                  chunk_features=100))
+
+
+def test_anndata_object_gives_the_reference_tables(ref_inputs):
+    _assert_reference_tables(_run(ref_inputs, _adata(ref_inputs, "csr")))
+
+
+def test_explicit_feature_meta_wins_over_var(ref_inputs):
+    adata = _adata(ref_inputs)
+    adata.var["gene_id"] = "wrong"  # ignored: feature_meta is given
+    _assert_reference_tables(_run(ref_inputs, adata, ref_inputs["feature_meta"]))
+
+
+def test_anndata_without_var_metadata_needs_feature_meta(ref_inputs):
+    adata = _adata(ref_inputs)
+    adata.var = pd.DataFrame(index=adata.var_names)
+    with pytest.raises(InputError, match="feature_meta is required: feature_table AnnData"):
+        _run(ref_inputs, adata)
+    _assert_reference_tables(_run(ref_inputs, adata, ref_inputs["feature_meta"]))
+
+
+def test_duplicate_var_or_obs_names_are_errors(ref_inputs):
+    adata = _adata(ref_inputs)
+    names = adata.var_names.tolist()
+    names[5] = names[4]
+    adata.var_names = names
+    with pytest.raises(InputError, match=r"duplicate var_names \(feature ids\): \['"
+                                         + names[4].replace(".", r"\.")):
+        _run(ref_inputs, adata)
+    adata = _adata(ref_inputs)
+    adata.obs_names = ["S0000"] * adata.n_obs
+    with pytest.raises(InputError, match=r"duplicate obs_names \(sample ids\)"):
+        _run(ref_inputs, adata)
+
+
+def test_cli_reads_h5ad_without_feature_meta(ref_inputs, h5ad_paths, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(h5ad_paths["csc"]), "--module-ids", "M003",
+        "--output-dir", str(out), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in CORE:
+        assert_table_matches(pd.read_parquet(EXPECTED / "api_run" / "M003" / f"{name}.parquet"),
+                             pd.read_parquet(out / "M003" / f"{name}.parquet"))
+
+
+def test_missing_anndata_package_is_a_clear_error(ref_inputs, h5ad_paths, monkeypatch):
+    monkeypatch.setitem(sys.modules, "anndata", None)
+    with pytest.raises(OptionalDependencyError, match=r"isograph-gpu\[anndata\]"):
+        _run(ref_inputs, h5ad_paths["dense"])
+
+
+# --- features x samples ---------------------------------------------------------------
+
+
+def _features_by_samples(ref_inputs, with_meta=False) -> pd.DataFrame:
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    wide = table.T.rename_axis("feature_id").reset_index()
+    wide.columns = [str(c) for c in wide.columns]
+    if with_meta:
+        meta = pd.read_parquet(ref_inputs["feature_meta"])
+        wide = meta.merge(wide, on="feature_id", how="right")
+    return wide
+
+
+@pytest.mark.parametrize("layout", ["auto", "features-by-samples"])
+@pytest.mark.parametrize("form", ["parquet", "csv", "frame"])
+def test_features_by_samples_table_gives_the_reference_tables(ref_inputs, tmp_path, layout,
+                                                              form):
+    wide = _features_by_samples(ref_inputs)
+    source = {"parquet": tmp_path / "t.parquet", "csv": tmp_path / "t.csv"}.get(form, wide)
+    if form == "parquet":
+        wide.to_parquet(source, index=False)
+    elif form == "csv":
+        wide.to_csv(source, index=False)
+    _assert_reference_tables(_run(ref_inputs, source, ref_inputs["feature_meta"],
+                                  feature_layout=layout))
+
+
+def test_features_by_samples_table_carries_its_own_metadata(ref_inputs, tmp_path):
+    path = tmp_path / "t.parquet"
+    _features_by_samples(ref_inputs, with_meta=True).to_parquet(path, index=False)
+    _assert_reference_tables(_run(ref_inputs, path))
+
+
+def test_layout_is_never_guessed(ref_inputs, tmp_path):
+    both = tmp_path / "both.parquet"
+    _features_by_samples(ref_inputs).assign(sample_id="x").to_parquet(both, index=False)
+    with pytest.raises(InputError, match=r"both\.parquet has both a sample_id and a "
+                                         r"feature_id column.*--feature-layout"):
+        _run(ref_inputs, both, ref_inputs["feature_meta"])
+    # the reference layout, named explicitly, is not re-read as features x samples
+    wide = tmp_path / "wide.parquet"
+    _features_by_samples(ref_inputs).to_parquet(wide, index=False)
+    with pytest.raises(InputError, match=r"wide\.parquet has no sample_id column"):
+        _run(ref_inputs, wide, ref_inputs["feature_meta"], feature_layout="samples-by-features")
+    with pytest.raises(InputError, match="has no feature_id column"):
+        _run(ref_inputs, ref_inputs["feature_table"], ref_inputs["feature_meta"],
+             feature_layout="features-by-samples")
+
+
+def test_cli_feature_layout_option(ref_inputs, tmp_path):
+    path = tmp_path / "t.parquet"
+    _features_by_samples(ref_inputs).to_parquet(path, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(path), "--feature-meta", str(ref_inputs["feature_meta"]),
+        "--feature-layout", "features-by-samples", "--module-ids", "M000",
+        "--output-dir", str(out), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert_table_matches(
+        pd.read_parquet(EXPECTED / "api_run" / "M000" / "high_vs_low_table.parquet"),
+        pd.read_parquet(out / "M000" / "high_vs_low_table.parquet"))
+
+
+# --- results back into AnnData -----------------------------------------------------------
+
+
+def test_add_results_puts_r_switch_strength_and_eigengenes_into_the_anndata(ref_inputs,
+                                                                           tmp_path):
+    from isograph_gpu.io.anndata import add_results
+
+    adata = _adata(ref_inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = explain_module(ref_inputs["artifact"], adata, None, module_ids=MODULES,
+                                 config=ExplainConfig(device="cpu"), output_dir=tmp_path / "o")
+    add_results(adata, results, manifest=tmp_path / "o" / "module_explanation_manifest.json")
+    assert adata.varm["isograph_r"].shape == (adata.n_vars, 2)
+    var = adata.var_names
+    x = np.asarray(adata.X)
+    for k, res in enumerate(results.values()):
+        polarity = res.transcript_polarity_table
+        rows = var.get_indexer(polarity["feature_id"])
+        np.testing.assert_array_equal(adata.varm["isograph_r"][rows, k], polarity["r"])
+        np.testing.assert_array_equal(adata.varm["isograph_switch_strength"][rows, k],
+                                      polarity["switch_strength"])
+        others = np.setdiff1d(np.arange(adata.n_vars), rows)
+        assert np.isnan(adata.varm["isograph_r"][others, k]).all()
+        hvl = res.high_vs_low_table
+        np.testing.assert_array_equal(
+            adata.varm["isograph_delta"][var.get_indexer(hvl["feature_id"]), k], hvl["delta"])
+        # independent oracle: r is numpy's Pearson of the X column with the eigengene
+        eig = adata.obsm["isograph_eigengene"][:, k]
+        used = adata.obs_names.isin(res.sample_ids)
+        assert np.isnan(eig[~used]).all()
+        for f in polarity["feature_id"]:
+            col = x[used, var.get_loc(f)]
+            ok = np.isfinite(col) & np.isfinite(eig[used])
+            got = adata.varm["isograph_r"][var.get_loc(f), k]
+            if ok.sum() < 3:  # fewer than min_complete_pairs: r undefined
+                assert np.isnan(got)
+                continue
+            want = np.corrcoef(col[ok], eig[used][ok])[0, 1]
+            assert abs(got - want) < 1e-10
+    uns = adata.uns["isograph"]
+    assert list(uns["module_ids"]) == MODULES
+    assert json.loads(uns["manifest_json"])["module_ids"] == MODULES
+    written = tmp_path / "with_results.h5ad"
+    adata.write_h5ad(written)  # h5ad can store every added field
+    back = anndata.read_h5ad(written)
+    np.testing.assert_array_equal(back.varm["isograph_r"], adata.varm["isograph_r"])
+
+
+def test_anndata_cannot_be_read_as_features_by_samples(ref_inputs):
+    with pytest.raises(InputError, match=r"^feature_table AnnData is an AnnData, whose layout "
+                                         r"is samples \(obs\) x features \(var\)"):
+        _run(ref_inputs, _adata(ref_inputs), feature_layout="features-by-samples")
+
+
+def test_features_by_samples_duplicate_or_null_feature_ids_are_errors(ref_inputs, tmp_path):
+    wide = _features_by_samples(ref_inputs)
+    path = tmp_path / "dup.parquet"
+    wide.assign(feature_id=wide["feature_id"].where(wide.index != 3, wide["feature_id"][2])
+                ).to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"dup\.parquet has duplicate feature_id values: "
+                                         r"\['G00001\.T1'\]"):
+        _run(ref_inputs, path, ref_inputs["feature_meta"])
+    wide.loc[4, "feature_id"] = None
+    wide.to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"dup\.parquet has 1 null feature_id value"):
+        _run(ref_inputs, path, ref_inputs["feature_meta"])
