@@ -12,9 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,78 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Parquet without the index (as the reference: ``index=False``, pyarrow)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_parquet(table: pd.DataFrame | pa.Table, path: str | os.PathLike[str]) -> None:
+    """Parquet of an Arrow table, or of a DataFrame without its index (as the reference:
+    ``index=False``, pyarrow)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
     pq.write_table(table, path)
+
+
+class ParquetWriters:
+    """Writer threads (one per core; pyarrow encodes without the GIL) with a bounded
+    number of tables in flight, so host memory holds a few tables, not all of them."""
+
+    def __init__(self, workers: int | None = None, max_pending: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(max_pending or 2 * self.workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+
+    def submit(self, table: pd.DataFrame | pa.Table, path: Path) -> Future[None]:
+        """Write ``table`` to ``path`` on a writer thread; blocks while the queue is full."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers,
+                                            thread_name_prefix="isograph-gpu-writer")
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(write_parquet, table, path)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+        return future
+
+    def wait(self) -> None:
+        """Wait for every write; re-raises the first failure (in submission order)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def cancel(self) -> None:
+        """Drop queued writes and wait for running ones (a failed run: nothing may still be
+        writing once the staging folder is removed)."""
+        for future in self._futures:
+            future.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures = []
+
+
+class WrittenTable:
+    """A parquet table submitted to :meth:`StagedOutput.submit_parquet`, read back as a
+    DataFrame on each call: from the staging folder until the commit, from the
+    destination after it. Picklable (figure workers get it); the pending write is waited
+    for in the process that submitted it."""
+
+    def __init__(self, staged: StagedOutput, relative: str, written: Future[None]) -> None:
+        self.staging, self.destination = staged.staging, staged.destination
+        self.relative = relative
+        self._written: Future[None] | None = written
+
+    def __call__(self) -> pd.DataFrame:
+        if self._written is not None:
+            self._written.result()  # re-raises the write's failure
+        path = self.staging / self.relative
+        return pd.read_parquet(path if path.exists() else self.destination / self.relative)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_written": None}
 
 
 class StagedOutput:
@@ -80,6 +149,7 @@ class StagedOutput:
         self.destination = destination
         self.staging = staging
         self._files: list[str] = []
+        self._writers: ParquetWriters | None = None
 
     def path(self, relative: str) -> Path:
         """Where to write ``relative`` (a path under the output dir) while staging."""
@@ -94,21 +164,37 @@ class StagedOutput:
         """Relative paths of every file staged so far, in write order."""
         return list(self._files)
 
-    def write_parquet(self, df: pd.DataFrame, relative: str) -> None:
-        write_parquet(df, self.path(relative))
+    def write_parquet(self, table: pd.DataFrame | pa.Table, relative: str) -> None:
+        write_parquet(table, self.path(relative))
 
-    def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame, str]]) -> None:
+    def submit_parquet(self, table: pd.DataFrame | pa.Table, relative: str) -> Future[None]:
+        """Register ``relative`` now and write ``table`` there on a writer thread (at most
+        a few tables wait in memory; this blocks while they do). :meth:`wait_writes`
+        before the commit; :meth:`cancel_writes` when the run fails."""
+        if self._writers is None:
+            self._writers = ParquetWriters()
+        return self._writers.submit(table, self.path(relative))
+
+    def wait_writes(self) -> None:
+        """Wait for every submitted write; re-raises the first failure."""
+        if self._writers is not None:
+            self._writers.wait()
+
+    def cancel_writes(self) -> None:
+        """Drop queued writes and wait for the running ones."""
+        if self._writers is not None:
+            self._writers.cancel()
+
+    def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame | pa.Table, str]]) -> None:
         """Write several tables at once: paths are registered in the given order, files
-        are encoded on a thread per core (pyarrow releases the GIL while it encodes)."""
-        targets = [(df, self.path(relative)) for df, relative in tables]
-        workers = min(len(targets), os.cpu_count() or 1)
-        if workers <= 1:
-            for df, target in targets:
-                write_parquet(df, target)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(lambda item: write_parquet(*item), targets):
-                pass  # re-raises the first failure
+        are encoded on writer threads; the first failure is re-raised."""
+        try:
+            for table, relative in tables:
+                self.submit_parquet(table, relative)
+            self.wait_writes()
+        except BaseException:
+            self.cancel_writes()
+            raise
 
     def write_json(self, obj: Any, relative: str) -> None:
         self.path(relative).write_bytes(json_bytes(obj))
