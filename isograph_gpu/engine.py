@@ -23,6 +23,9 @@ from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
 
 _BYTES_PER_VALUE_PER_FEATURE = 8  # x, mask, centred, squared, stacked copy (+ slack)
+#: per feature x (module x (1 + splits)): moment/group-sum GEMM outputs, Welch and p-value
+#: temporaries of one chunk, in float64
+_BYTES_PER_RESULT_PER_FEATURE = 32 * 8
 
 
 @dataclass
@@ -71,11 +74,13 @@ class FeatureStatistics:
 
 
 def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
-               chunk_features: int | None = None) -> int:
-    """Features per chunk so that one chunk's working set fits the memory budget."""
+               chunk_features: int | None = None, n_results: int = 0) -> int:
+    """Features per chunk so that one chunk's working set (its values, and ``n_results``
+    = modules x (1 + splits) statistics per feature) fits the memory budget."""
     if chunk_features is not None:
         return max(1, min(int(chunk_features), max(n_features, 1)))
-    per_feature = max(1, n_samples) * itemsize * _BYTES_PER_VALUE_PER_FEATURE
+    per_feature = (max(1, n_samples) * itemsize * _BYTES_PER_VALUE_PER_FEATURE
+                   + n_results * _BYTES_PER_RESULT_PER_FEATURE)
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
 
 
@@ -183,7 +188,8 @@ def feature_statistics(
     finite_out = torch.empty(f, dtype=torch.int64, device=device)
     contrast_out = {name: ContrastStatistics.empty(f, k, device) for name in (splits or {})}
 
-    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features)
+    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
+                      n_results=k * (1 + len(splits or {})))
     chunks = device_chunks(features, step, device, dtype)
     n_chunks = -(-f // step) if f else 0
     for i, (a, b, x) in enumerate(chunks, start=1):

@@ -21,9 +21,15 @@ from .io.output import StagedOutput, WrittenTable, staged_output
 from .io.tables import TableSource
 from .manifest import CORE_TABLES, MANIFEST, build_manifest
 from .progress import Progress
-from .result_tables import ResultTables, eigengene_table
+from .result_tables import ResultTables, TableIds, eigengene_table
 from .results import ExplainInputs, ExplainResult
-from .statistics import compute_statistics
+from .statistics import (
+    RowLayout,
+    compute_statistics,
+    eigengenes,
+    module_blocks,
+    module_membership,
+)
 
 __all__ = ["CORE_TABLES", "MANIFEST", "TABLE_FILES", "explain_module"]
 
@@ -116,7 +122,10 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     dtype = resolve_dtype(config.precision, device)
     if device.type == "cuda":
         disable_reduced_precision()
-    stats = compute_statistics(inputs, config, device, dtype, progress)
+    channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
+    feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
+    with progress.stage("eigengenes"):
+        scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K]
     if annotation is not None:
         from .structure.annotation import fill_annotation_gene_ids
 
@@ -124,36 +133,42 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         annotation = fill_annotation_gene_ids(annotation, inputs.feature_meta)
 
     results: dict[str, ExplainResult] = {}
-    with progress.stage("tables"):
-        builder = ResultTables(inputs, stats)
-        for k, module_id in enumerate(inputs.module_ids):
-            tables: dict[str, pa.Table | pd.DataFrame] = dict(builder.module(k))
-            if annotation is not None:
-                _annotate(tables, annotation)
-            result = ExplainResult(
-                module_id=module_id,
-                gene_driver_table=tables["gene_driver_table"],
-                transcript_polarity_table=tables["transcript_polarity_table"],
-                high_vs_low_table=tables["high_vs_low_table"],
-                tails_contrast_table=tables.get("tails_contrast_table"),
-                eigengene=stats.eigengenes[:, k].copy(),
-                sample_ids=list(inputs.sample_ids),
-                n_module_genes=inputs.n_module_genes[module_id],
-            )
-            results[module_id] = result
-            if staged is not None:
-                _submit(staged, result, tables, return_tables)
-            del tables
-    del stats, builder  # the device statistics are no longer needed
+    ids = TableIds(inputs)
+    blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids) + len(
+        inputs.score_gene_ids), int(config.memory_budget_bytes))
+    layout = RowLayout.build(inputs, config, device)
+    for block in blocks:  # one block's statistics in memory at a time
+        stats = compute_statistics(inputs, config, device, dtype, progress, layout,
+                                   scores[:, block],
+                                   channel_family[:, block], feature_family[:, block])
+        with progress.stage("tables"):
+            builder = ResultTables(ids, stats)
+            for j, module_id in enumerate(inputs.module_ids[block]):
+                tables: dict[str, pa.Table | pd.DataFrame] = dict(builder.module(j))
+                if annotation is not None:
+                    _annotate(tables, annotation)
+                result = ExplainResult(
+                    module_id=module_id,
+                    gene_driver_table=tables["gene_driver_table"],
+                    transcript_polarity_table=tables["transcript_polarity_table"],
+                    high_vs_low_table=tables["high_vs_low_table"],
+                    tails_contrast_table=tables.get("tails_contrast_table"),
+                    eigengene=scores[:, block][:, j].copy(),
+                    sample_ids=list(inputs.sample_ids),
+                    n_module_genes=inputs.n_module_genes[module_id],
+                )
+                results[module_id] = result
+                if staged is not None:
+                    _submit(staged, result, tables, return_tables)
+                del tables
+        del stats, builder  # free this block's statistics before the next
     if config.vae_attribution or config.integrated_gradients:
         _attribute(results, inputs, config, device, progress,
                    staged, return_tables)
     if staged is not None:
         with progress.stage("write outputs"):
             staged.submit_parquet(
-                eigengene_table(inputs.sample_ids, inputs.module_ids,
-                                np.stack([r.eigengene for r in results.values()], axis=1)
-                                if results else np.empty((inputs.n_samples, 0))),
+                eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
                 "eigengenes.parquet")
             staged.wait_writes()
             _finish(staged, results, inputs, config, device, dtype, progress,

@@ -41,32 +41,50 @@ def _int64(values: np.ndarray) -> pa.Array:
     return pa.array(values.astype(np.int64))
 
 
-class ResultTables:
-    """Builds each module's tables from :class:`ExplainStatistics` (one module at a time,
-    so host memory holds one module's tables, not all)."""
+class TableIds:
+    """The id columns of every table, built once per run and shared by all modules'
+    tables (Arrow arrays are immutable, so sharing is safe)."""
 
-    def __init__(self, inputs: ExplainInputs, stats: ExplainStatistics) -> None:
-        self.inputs, self.stats = inputs, stats
+    def __init__(self, inputs: ExplainInputs) -> None:
         self.n_total = inputs.n_samples
-        inp = inputs
-        self._feature_ids = _strings(inp.feature_ids)
-        self._feature_gene_ids = _strings(inp.feature_gene_ids)
-        n_finite = stats.n_finite.cpu().numpy().astype(np.float64)
-        self._feature_missing = pa.array(1.0 - n_finite / self.n_total)
-        self._score_ids = (np.asarray(inp.score_gene_ids, dtype=object),
-                           np.asarray(inp.score_feature_ids, dtype=object),
-                           np.asarray(inp.score_feature_types, dtype=object))
-        pol_rows = stats.polarity.rows
-        self._polarity_ids = {
-            "feature_id": np.asarray(inp.feature_ids, dtype=object)[pol_rows],
-            "gene_id": np.asarray(inp.feature_gene_ids, dtype=object)[pol_rows],
+        self.feature_ids = _strings(inputs.feature_ids)
+        self.feature_gene_ids = _strings(inputs.feature_gene_ids)
+        self.score_ids = (np.asarray(inputs.score_gene_ids, dtype=object),
+                          np.asarray(inputs.score_feature_ids, dtype=object),
+                          np.asarray(inputs.score_feature_types, dtype=object))
+        self.table_feature_ids = {
+            "feature_id": np.asarray(inputs.feature_ids, dtype=object),
+            "gene_id": np.asarray(inputs.feature_gene_ids, dtype=object),
         }
-        if inp.feature_transcript_ids is not None:
-            self._polarity_ids["transcript_id"] = np.asarray(
-                inp.feature_transcript_ids, dtype=object)[pol_rows]
+        if inputs.feature_transcript_ids is not None:
+            self.table_feature_ids["transcript_id"] = np.asarray(
+                inputs.feature_transcript_ids, dtype=object)
+        self._feature_missing: pa.Array | None = None
+
+    def feature_missing(self, n_finite: torch.Tensor) -> pa.Array:
+        """missing_fraction of every table feature (the same for every module)."""
+        if self._feature_missing is None:
+            finite = n_finite.cpu().numpy().astype(np.float64)
+            self._feature_missing = pa.array(1.0 - finite / self.n_total)
+        return self._feature_missing
+
+
+class ResultTables:
+    """Builds each module's tables from one block's :class:`ExplainStatistics` (one module
+    at a time, so host memory holds one module's tables, not all)."""
+
+    def __init__(self, ids: TableIds, stats: ExplainStatistics) -> None:
+        self.ids, self.stats = ids, stats
+        self.n_total = ids.n_total
+        self._feature_ids = ids.feature_ids
+        self._feature_gene_ids = ids.feature_gene_ids
+        self._feature_missing = ids.feature_missing(stats.n_finite)
+        self._score_ids = ids.score_ids
+        self._polarity_ids = {name: values[stats.polarity.rows]
+                              for name, values in ids.table_feature_ids.items()}
 
     def module(self, k: int) -> dict[str, pa.Table]:
-        """Module column ``k``'s tables by result name (``tails_contrast_table`` when the
+        """Block module column ``k``'s tables by result name (``tails_contrast_table`` when the
         tails split was computed)."""
         out = {
             "gene_driver_table": self.gene_driver_table(k),

@@ -125,74 +125,120 @@ def driver_order(key: torch.Tensor, best: torch.Tensor, gene_in: torch.Tensor,
     return best.gather(0, by_name[order])
 
 
-def _driver_statistics(inputs: ExplainInputs, scores: torch.Tensor, family: np.ndarray,
-                       config: ExplainConfig, common: dict) -> DriverStatistics:
+@dataclass
+class RowLayout:
+    """Gene segments and row orders that do not depend on the modules: built once per
+    run, shared by every module block."""
+
+    #: [R] int64 gene code of each feature_scores row (device), genes in ascending
+    #: gene_id order [G] (device), number of genes
+    driver_segments: torch.Tensor
+    driver_name_order: torch.Tensor
+    n_driver_genes: int
+    #: [T] host int64 transcript-usage feature columns in feature_meta row order, their
+    #: gene codes [T] (device) and number of genes
+    polarity_rows: np.ndarray
+    polarity_segments: torch.Tensor
+    n_polarity_genes: int
+
+    @classmethod
+    def build(cls, inputs: ExplainInputs, config: ExplainConfig,
+              device: torch.device) -> RowLayout:
+        codes, genes = gene_segments(inputs.score_gene_ids)
+        is_tu = inputs.feature_types == config.transcript_usage_feature_type
+        tu_rows = np.flatnonzero(is_tu)
+        assert inputs.feature_meta is not None
+        meta_pos = pd.Index(inputs.feature_meta["feature_id"]).get_indexer(
+            inputs.feature_ids[tu_rows])
+        tu_rows = tu_rows[np.argsort(meta_pos, kind="stable")]  # feature_meta row order
+        tu_codes, tu_genes = gene_segments(inputs.feature_gene_ids[tu_rows])
+        return cls(driver_segments=torch.from_numpy(codes).to(device),
+                   driver_name_order=torch.from_numpy(np.argsort(genes, kind="stable")).to(
+                       device),
+                   n_driver_genes=len(genes), polarity_rows=tu_rows,
+                   polarity_segments=torch.from_numpy(tu_codes).to(device),
+                   n_polarity_genes=len(tu_genes))
+
+
+def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, scores: torch.Tensor,
+                       family: np.ndarray, config: ExplainConfig,
+                       common: dict) -> DriverStatistics:
     device = common["device"]
     channel = feature_statistics(inputs.scores, scores, label="feature_scores",
                                  pvalue_where=family, **common)
     family_t = torch.from_numpy(family).to(device)
     q = fdr_adjust(channel.pvalue, family_t, config.fdr_method)
-    codes, genes = gene_segments(inputs.score_gene_ids)
-    seg = torch.from_numpy(codes).to(device)
+    seg, n_genes = layout.driver_segments, layout.n_driver_genes
     key = torch.where(torch.isfinite(channel.r), channel.r.abs(),
                       torch.zeros_like(channel.r))
-    best = segment_argmax(key, seg, len(genes))  # [G, K]
-    gene_in = torch.zeros((len(genes), family.shape[1]), dtype=torch.int64, device=device)
+    best = segment_argmax(key, seg, n_genes)  # [G, K]
+    gene_in = torch.zeros((n_genes, family.shape[1]), dtype=torch.int64, device=device)
     gene_in = gene_in.index_add_(0, seg, family_t.to(torch.int64)) > 0  # [G, K]
-    name_order = torch.from_numpy(np.argsort(genes, kind="stable"))
-    sorted_rows = driver_order(key, best, gene_in, name_order)
-    n_genes = [int(v) for v in gene_in.sum(dim=0).cpu()]  # one small copy
+    sorted_rows = driver_order(key, best, gene_in, layout.driver_name_order)
+    genes_per_module = [int(v) for v in gene_in.sum(dim=0).cpu()]  # one small copy
     return DriverStatistics(r=channel.r, pvalue=channel.pvalue, qvalue=q, n=channel.n,
-                            sorted_rows=sorted_rows, n_genes=n_genes)
+                            sorted_rows=sorted_rows, n_genes=genes_per_module)
 
 
-def _polarity_statistics(inputs: ExplainInputs, r: torch.Tensor, p: torch.Tensor,
+def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                          n: torch.Tensor, feature_family: np.ndarray,
                          config: ExplainConfig) -> PolarityStatistics:
     """``feature_family`` [F, K]: table feature's gene belongs to module k."""
-    is_tu = inputs.feature_types == config.transcript_usage_feature_type
-    tu_rows = np.flatnonzero(is_tu)
-    assert inputs.feature_meta is not None
-    meta_pos = pd.Index(inputs.feature_meta["feature_id"]).get_indexer(inputs.feature_ids[tu_rows])
-    tu_rows = tu_rows[np.argsort(meta_pos, kind="stable")]  # feature_meta row order
+    tu_rows = layout.polarity_rows
     member = feature_family[tu_rows]  # [T, K]
     index = torch.from_numpy(tu_rows).to(r.device)
     r_tu, p_tu = r[index], p[index]
     q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
-    codes, genes = gene_segments(inputs.feature_gene_ids[tu_rows])
-    seg = torch.from_numpy(codes).to(r.device)
-    strength = switch_strength(r_tu, seg, len(genes))  # [G, K]
+    seg = layout.polarity_segments
+    strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
     return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
                               n=n[index], switch=strength[seg])
 
 
+#: host/device bytes per (feature or feature_scores row) x module while one block's
+#: statistics are alive: r/n/p and 8 Welch arrays (88), transcript polarity copies (40),
+#: q-value and switch-strength temporaries (~80), masks, rounded up
+STATISTICS_BYTES_PER_ROW_MODULE = 256
+
+
+def module_blocks(n_modules: int, n_rows: int, memory_budget_bytes: int) -> list[slice]:
+    """Module columns computed together, so that one block's statistics take at most half
+    the memory budget (``n_rows``: table features + feature_scores rows). Each block is
+    one pass over the feature table; at least one module per block."""
+    per_module = max(1, n_rows) * STATISTICS_BYTES_PER_ROW_MODULE
+    size = max(1, (memory_budget_bytes // 2) // per_module)
+    return [slice(a, min(n_modules, a + size)) for a in range(0, n_modules, size)]
+
+
 def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: torch.device,
-                       dtype: torch.dtype, progress: Progress) -> ExplainStatistics:
-    """All statistics of an explain run, for all modules in one batched pass on ``device``
-    (working precision ``dtype``; p- and q-values float64)."""
-    channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
-    with progress.stage("eigengenes"):
-        eig = eigengenes(inputs, channel_family, device, dtype)  # [n, K]
-    scores = torch.from_numpy(eig)
+                       dtype: torch.dtype, progress: Progress, layout: RowLayout,
+                       scores: np.ndarray, channel_family: np.ndarray,
+                       feature_family: np.ndarray) -> ExplainStatistics:
+    """All statistics of an explain run for a block of modules in one batched pass on
+    ``device`` (working precision ``dtype``; p- and q-values float64).
+
+    ``layout`` the run's :class:`RowLayout`; ``scores`` [n, Kb] the block's module scores (:func:`eigengenes`), ``channel_family``
+    [R, Kb] / ``feature_family`` [F, Kb] the block's memberships (:func:`module_membership`).
+    """
+    scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
                   memory_budget_bytes=int(config.memory_budget_bytes),
                   chunk_features=config.chunk_features, progress=progress)
 
     with progress.stage("gene drivers"):
-        drivers = _driver_statistics(inputs, scores, channel_family, config, common)
+        drivers = _driver_statistics(inputs, layout, scores_t, channel_family, config, common)
 
-    splits = {"split": percentile_split(scores, float(config.split_percentile))}
+    splits = {"split": percentile_split(scores_t, float(config.split_percentile))}
     if config.contrast_tails is not None:
-        splits["tails"] = tail_split(scores, float(config.contrast_tails))
+        splits["tails"] = tail_split(scores_t, float(config.contrast_tails))
     with progress.stage("feature statistics"):
         # Pearson p of table features is used only by the transcript polarity tables
         is_usage = inputs.feature_types == config.transcript_usage_feature_type
-        feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
-        feats = feature_statistics(inputs.features, scores, splits=splits, label="features",
+        feats = feature_statistics(inputs.features, scores_t, splits=splits, label="features",
                                    pvalue_where=is_usage[:, None] & feature_family, **common)
 
     with progress.stage("transcript polarity"):
-        polarity = _polarity_statistics(inputs, feats.r, feats.pvalue, feats.n,
+        polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         feature_family, config)
-    return ExplainStatistics(eigengenes=eig, drivers=drivers, polarity=polarity,
+    return ExplainStatistics(eigengenes=scores, drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite)
