@@ -94,9 +94,11 @@ def test_engine_on_cuda_kernels_equal_torch_path(monkeypatch) -> None:
     splits = {"split": percentile_split(scores, 50.0)}
     common = dict(min_pairs=3, splits=splits, device=torch.device("cuda"),
                   dtype=torch.float32, memory_budget_bytes=1 << 22)
-    with_kernels = feature_statistics(host, scores, **common)
+    from test_engine_and_contrasts import host_statistics
+
+    with_kernels = host_statistics(feature_statistics(host, scores, **common))
     monkeypatch.setenv(backends.KERNELS_ENV, "0")
-    torch_path = feature_statistics(host, scores, **common)
+    torch_path = host_statistics(feature_statistics(host, scores, **common))
     np.testing.assert_array_equal(with_kernels.n, torch_path.n)
     np.testing.assert_array_equal(with_kernels.n_finite, torch_path.n_finite)
     assert np.nanmax(np.abs(with_kernels.r - torch_path.r)) <= 1e-5
