@@ -171,8 +171,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
                 eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
                 "eigengenes.parquet")
             staged.wait_writes()
-            _finish(staged, results, inputs, config, device, dtype, progress,
-                    annotation is not None)
+        _finish(staged, results, inputs, config, device, dtype, progress,
+                annotation is not None)
     return results
 
 
