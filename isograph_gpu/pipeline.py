@@ -163,8 +163,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
                 del tables
         del stats, builder  # free this block's statistics before the next
     if config.vae_attribution or config.integrated_gradients:
-        _attribute(results, inputs, config, device, progress,
-                   staged, return_tables)
+        _attribute(results, inputs, scores, config, device, progress, staged, return_tables)
     if staged is not None:
         with progress.stage("write outputs"):
             staged.submit_parquet(
@@ -203,14 +202,14 @@ def _submit(staged: StagedOutput, result: ExplainResult,
 
 
 def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
-               config: ExplainConfig, device: torch.device, progress: Progress,
-               staged: StagedOutput | None, return_tables: bool) -> None:
+               scores: np.ndarray, config: ExplainConfig, device: torch.device,
+               progress: Progress, staged: StagedOutput | None, return_tables: bool) -> None:
+    """VAE / IG attribution tables of every module (``scores`` [n, K] module scores);
+    written like the core tables."""
     from .attribution import run_attribution
 
-    eigengenes = np.stack([r.eigengene for r in results.values()], axis=1) if results else (
-        np.empty((inputs.n_samples, 0)))
     with progress.stage("attribution"):
-        out = run_attribution(inputs, eigengenes,
+        out = run_attribution(inputs, scores,
                               {m: r.gene_driver_table for m, r in results.items()},
                               config, device, progress)
     for module_id, att in out.items():
