@@ -134,8 +134,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
 
     results: dict[str, ExplainResult] = {}
     ids = TableIds(inputs)
-    blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids) + len(
-        inputs.score_gene_ids), int(config.memory_budget_bytes))
+    blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
+                           len(inputs.score_gene_ids), int(config.memory_budget_bytes))
     layout = RowLayout.build(inputs, config, device)
     for block in blocks:  # one block's statistics in memory at a time
         stats = compute_statistics(inputs, config, device, dtype, progress, layout,

@@ -195,18 +195,23 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                               n=n[index], switch=strength[seg])
 
 
-#: host/device bytes per (feature or feature_scores row) x module while one block's
-#: statistics are alive: r/n/p and 8 Welch arrays (88), transcript polarity copies (40),
-#: q-value and switch-strength temporaries (~80), masks, rounded up
-STATISTICS_BYTES_PER_ROW_MODULE = 256
+#: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
+#: Welch arrays (88), transcript polarity copies (40), q-value temporaries (64)
+STATISTICS_BYTES_PER_FEATURE_MODULE = 192
+#: bytes per feature_scores row x module: r/n/p/q, sort key (40), q-value temporaries (64),
+#: masks, rounded up
+STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
 
 
-def module_blocks(n_modules: int, n_rows: int, memory_budget_bytes: int) -> list[slice]:
-    """Module columns computed together, so that one block's statistics take at most half
-    the memory budget (``n_rows``: table features + feature_scores rows). Each block is
-    one pass over the feature table; at least one module per block."""
-    per_module = max(1, n_rows) * STATISTICS_BYTES_PER_ROW_MODULE
-    size = max(1, (memory_budget_bytes // 2) // per_module)
+def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
+                  memory_budget_bytes: int) -> list[slice]:
+    """Module columns computed together, so that one block's statistics fit the memory
+    budget (the engine's chunk working set is bounded by it too: peak memory is about
+    twice the budget plus the inputs). Each block is one pass over the feature table;
+    at least one module per block."""
+    per_module = max(1, n_features * STATISTICS_BYTES_PER_FEATURE_MODULE
+                     + n_score_rows * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
+    size = max(1, memory_budget_bytes // per_module)
     return [slice(a, min(n_modules, a + size)) for a in range(0, n_modules, size)]
 
 

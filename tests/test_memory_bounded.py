@@ -12,14 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from isograph_gpu.statistics import STATISTICS_BYTES_PER_ROW_MODULE, module_blocks
+from isograph_gpu.statistics import (
+    STATISTICS_BYTES_PER_FEATURE_MODULE,
+    STATISTICS_BYTES_PER_SCORE_ROW_MODULE,
+    module_blocks,
+)
 from isograph_gpu.synthetic import make_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLES, N_GENES, TRANSCRIPTS, N_MODULES, FEW = 40, 5000, 4, 32, 8
-N_ROWS = N_GENES * TRANSCRIPTS + 2 * N_GENES  # table features + feature_scores rows (2 a gene)
+N_FEATURES, N_SCORE_ROWS = N_GENES * TRANSCRIPTS, 2 * N_GENES  # feature_scores: 2 a gene
 #: a budget whose module blocks hold FEW modules: FEW modules are one block, N_MODULES four
-BUDGET = 2 * FEW * N_ROWS * STATISTICS_BYTES_PER_ROW_MODULE
+BUDGET = FEW * (N_FEATURES * STATISTICS_BYTES_PER_FEATURE_MODULE
+                + N_SCORE_ROWS * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
 
 _CHILD = """
 import json, resource, sys, warnings
@@ -55,13 +60,13 @@ def test_peak_rss_does_not_grow_with_modules(tmp_path):
                                   genes_per_module=10, transcripts_per_gene=(TRANSCRIPTS,) * 2,
                                   n_psi=0, seed=3)
     paths = {k: str(v) for k, v in data.write(tmp_path / "inputs").items()}
-    assert len(module_blocks(FEW, N_ROWS, BUDGET)) == 1
-    assert len(module_blocks(N_MODULES, N_ROWS, BUDGET)) == N_MODULES // FEW
+    assert len(module_blocks(FEW, N_FEATURES, N_SCORE_ROWS, BUDGET)) == 1
+    assert len(module_blocks(N_MODULES, N_FEATURES, N_SCORE_ROWS, BUDGET)) == N_MODULES // FEW
     few = _peak_rss_mib(paths, FEW, tmp_path / "few")
     many = _peak_rss_mib(paths, N_MODULES, tmp_path / "many")
     # what holding the extra modules' high-vs-low numbers alone would add (9 x float64 per
     # feature and module; their string ids and the statistics behind them add more)
-    held_mib = (N_MODULES - FEW) * N_GENES * TRANSCRIPTS * 9 * 8 / 2**20
+    held_mib = (N_MODULES - FEW) * N_FEATURES * 9 * 8 / 2**20
     # isograph-gpu f9a9fc4 (all tables held until the end): few 536 MiB, many 764 MiB
     assert held_mib > 30
     assert many - few < held_mib / 2, (few, many, held_mib)
