@@ -4,9 +4,13 @@ baseline vs the real isograph 0.1.5, side by side in one run.
 For each size the synthetic generator writes the inputs under ``bench/.work/<size>/`` (reused
 when the parameters did not change), then every tool is run as a subprocess on the same files
 and timed by wall clock (interpreter start, parquet reads, all modules, the three tables,
-writing them), with its peak RSS from ``/usr/bin/time``:
+writing them), with its peak RSS from ``/usr/bin/time`` and, for isograph-gpu, the stage
+timings of its manifest plus the wall clock outside every stage (start-up):
 
 * ``isograph_gpu``: ``isograph-gpu explain-module ... --device cpu``;
+* ``isograph_gpu_pandas_parquet``: the same on the feature table rewritten by pandas
+  (``DataFrame.to_parquet``, as the reference's users write it; it reads slower than the
+  generator's file);
 * ``numpy_baseline``: ``python bench/numpy_baseline.py ...`` (same flags, same outputs);
 * ``isograph_0_1_5``: ``isograph explain-module ...`` from ``bench/.venv-reference`` (created on
   first use by ``reference_env.py``). The reference loops per module; where running all
@@ -46,6 +50,7 @@ REPO = BENCH_DIR.parent
 WORK = BENCH_DIR / ".work"
 RESULTS = BENCH_DIR / "results" / "explain_cpu.json"
 sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(REPO))  # this checkout's package when it is not installed
 
 from reference_env import ensure_reference_env, reference_versions  # noqa: E402
 
@@ -110,6 +115,16 @@ def prepare_inputs(name: str, size: Size) -> dict[str, Path]:
     return paths
 
 
+def pandas_written(paths: dict[str, Path]) -> dict[str, Path]:
+    """The same inputs with the feature table rewritten by pandas (``DataFrame.to_parquet``,
+    as the reference's users write it: one row group, pandas metadata), next to the
+    synthetic one; reused while it is newer than the synthetic file."""
+    target = paths["feature_table"].with_name("feature_table.pandas.parquet")
+    if not target.exists() or target.stat().st_mtime < paths["feature_table"].stat().st_mtime:
+        pd.read_parquet(paths["feature_table"]).to_parquet(target)
+    return {**paths, "feature_table": target}
+
+
 def describe_inputs(paths: dict[str, Path]) -> dict[str, int]:
     import pyarrow.parquet as pq
 
@@ -138,7 +153,7 @@ def timed_run(cmd: list[str], log: Path) -> dict[str, float]:
         with log.open("w") as out:
             proc = subprocess.run(
                 ["/usr/bin/time", "-f", "%e %M", "-o", str(time_file), *cmd],
-                stdout=out, stderr=subprocess.STDOUT, check=False,
+                stdout=out, stderr=subprocess.STDOUT, check=False, cwd=REPO,
             )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -162,8 +177,10 @@ def explain_args(paths: dict[str, Path], out: Path, module_ids: list[str] | None
 
 
 def ours_cmd(paths: dict[str, Path], out: Path) -> list[str]:
-    exe = shutil.which("isograph-gpu") or str(Path(sys.executable).parent / "isograph-gpu")
-    return [exe, "explain-module", *explain_args(paths, out), "--device", "cpu"]
+    exe = shutil.which("isograph-gpu")
+    # not installed: run this checkout's package (python -m puts the cwd first on sys.path)
+    start = [exe] if exe else [sys.executable, "-m", "isograph_gpu"]
+    return [*start, "explain-module", *explain_args(paths, out), "--device", "cpu"]
 
 
 def baseline_cmd(paths: dict[str, Path], out: Path) -> list[str]:
@@ -193,9 +210,12 @@ def run_repeats(name: str, cmd_of, out_root: Path, repeats: int, runs: dict[str,
             out = out_root / tool
             shutil.rmtree(out, ignore_errors=True)
             result = timed_run(make_cmd(out), out_root / f"{tool}.{rep}.log")
-            if tool == "isograph_gpu":
+            if tool.startswith("isograph_gpu"):
                 manifest = json.loads((out / "module_explanation_manifest.json").read_text())
-                result["stage_timings_s"] = manifest.get("timings_seconds") or manifest.get("timings")
+                stages = manifest.get("timings_seconds") or manifest.get("timings") or {}
+                result["stage_timings_s"] = stages
+                # interpreter start, imports, device set-up: wall clock outside every stage
+                result["outside_stages_s"] = round(result["wall_s"] - sum(stages.values()), 3)
             runs.setdefault(tool, []).append(result)
             print(f"[bench] {name} {tool} #{rep + 1}: {result['wall_s']:.2f} s, "
                   f"{result['peak_rss_mb']:.0f} MB", file=sys.stderr)
@@ -214,6 +234,7 @@ def summarise(results: list[dict]) -> dict:
     if timed:  # stage timings of the run closest to the median
         closest = min(timed, key=lambda r: abs(r["wall_s"] - median))
         summary["stage_timings_s"] = closest["stage_timings_s"]
+        summary["outside_stages_s"] = closest.get("outside_stages_s")
     return summary
 
 
@@ -304,10 +325,15 @@ def bench_size(name: str, size: Size, repeats: int, reference_cli: Path | None) 
     out_root.mkdir(parents=True, exist_ok=True)
     module_ids = sorted(pd.read_parquet(paths["artifact_dir"] / "modules.parquet")["module_id"].unique())
     runs: dict[str, list[dict]] = {}
+    pandas_paths = pandas_written(paths)
     run_repeats(name, {"isograph_gpu": lambda o: ours_cmd(paths, o),
-                       "numpy_baseline": lambda o: baseline_cmd(paths, o)}, out_root, repeats, runs)
+                       "numpy_baseline": lambda o: baseline_cmd(paths, o),
+                       "isograph_gpu_pandas_parquet": lambda o: ours_cmd(pandas_paths, o)},
+                out_root, repeats, runs)
     tools = {tool: summarise(r) for tool, r in runs.items()}
-    agreement = {"numpy_baseline": compare_outputs(out_root / "isograph_gpu", out_root / "numpy_baseline", module_ids)}
+    agreement = {"numpy_baseline": compare_outputs(out_root / "isograph_gpu", out_root / "numpy_baseline", module_ids),
+                 "isograph_gpu_pandas_parquet": compare_outputs(
+                     out_root / "isograph_gpu", out_root / "isograph_gpu_pandas_parquet", module_ids)}
 
     if reference_cli is not None:
         ref: dict = {}

@@ -209,6 +209,8 @@ def end_to_end(device: torch.device, n: int, f: int, k: int, repeats: int) -> di
         subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
         cli_s = time.perf_counter() - t
         cli_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB
+        cli_stages = json.loads((tmp_path / "out_cli" / "module_explanation_manifest.json")
+                                .read_text()).get("timings_seconds", {})
     return {
         "what": "explain_module: parquet read -> eigengenes -> statistics -> written tables",
         "generate_inputs_s": generate_s,
@@ -219,6 +221,9 @@ def end_to_end(device: torch.device, n: int, f: int, k: int, repeats: int) -> di
         "cli_peak_rss_gib": cli_peak / 2**30,
         "feature_table_file_gib": feature_table_bytes / 2**30,
         "stage_timings_s": manifest.get("timings_seconds"),
+        "cli_stage_timings_s": cli_stages,
+        # interpreter start, imports, CUDA context, manifest, commit, exit
+        "cli_outside_stages_s": cli_s - sum(cli_stages.values()),
         "precision": manifest.get("precision"),
     }
 

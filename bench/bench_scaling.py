@@ -9,18 +9,27 @@ achieved by the correlation stage: bytes of X that must be read / time / bandwid
 ``--large`` also runs 1,000 samples x 250,000 features x 32 modules end to end through the
 engine in a child process and records its wall time and peak RSS.
 
+``--whole-run N,F,K`` runs the whole ``explain-module`` CLI (parquet read to written
+tables) on a synthetic dataset of N samples x F transcript features x K modules, in fresh
+child processes: wall clock, peak RSS, the manifest's stage timings and the time outside
+every stage (start-up), so the next bottleneck is visible. ``--whole-run-modules`` repeats
+it on the same features for other module counts (memory must not follow modules).
+
     python bench/bench_scaling.py [--large] [--out bench/results/scaling_cpu.json]
+    python bench/bench_scaling.py --whole-run 1000,250000,32 --out bench/results/whole_run_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,13 +136,82 @@ def large_run(n: int, f: int, k: int, budget: int) -> dict:
     }
 
 
+def _peak_rss_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of ``cmd`` in a fresh child (``wait4`` rusage)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed")
+    return wall, usage.ru_maxrss
+
+
+def whole_run(n: int, f: int, k: int, device: str, module_counts: list[int],
+              repeats: int = 1) -> dict:
+    """The explain CLI end to end on synthetic parquet inputs (n x f features, k modules)."""
+    from isograph_gpu.synthetic import make_synthetic_dataset
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    with tempfile.TemporaryDirectory(prefix="isograph_gpu_whole_run_") as tmp:
+        t = time.perf_counter()
+        data = make_synthetic_dataset(n_samples=n, n_genes=max(1, f // 4), n_modules=k,
+                                      genes_per_module=min(50, max(1, f // 4 // k)),
+                                      transcripts_per_gene=(4, 4), n_psi=0, seed=0)
+        paths = data.write(Path(tmp) / "inputs")
+        del data
+        rows = []
+        for modules in module_counts or [k]:
+            for rep in range(repeats):
+                out = Path(tmp) / f"out_{modules}_{rep}"
+                cmd = [sys.executable, "-m", "isograph_gpu", "explain-module",
+                       "--artifact-dir", str(paths["artifact_dir"]),
+                       "--feature-table", str(paths["feature_table"]),
+                       "--feature-meta", str(paths["feature_meta"]),
+                       "--output-dir", str(out), "--device", device, "--quiet",
+                       "--module-ids", *[f"M{i:03d}" for i in range(modules)]]
+                wall, peak_kib = _peak_rss_run(cmd, env)
+                manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+                stages = manifest["timings_seconds"]
+                rows.append({"n_modules": modules, "wall_s": round(wall, 3),
+                             "peak_rss_gib": round(peak_kib / 2**20, 3),
+                             "stage_timings_s": stages,
+                             "outside_stages_s": round(wall - sum(stages.values()), 3),
+                             "feature_table_streamed": manifest["feature_table_streamed"],
+                             "precision": manifest["precision"]})
+                print(json.dumps(rows[-1]), flush=True)
+        return {"what": "isograph-gpu explain-module CLI: parquet -> written tables",
+                "n_samples": n, "n_features": f, "device": device,
+                "generate_inputs_s": round(time.perf_counter() - t - sum(
+                    r["wall_s"] for r in rows), 3),
+                "feature_table_gib": round(Path(paths["feature_table"]).stat().st_size
+                                           / 2**30, 3),
+                "runs": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/scaling_cpu.json"))
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=int, default=512 * 2**20)
+    parser.add_argument("--whole-run", metavar="N,F,K", default=None)
+    parser.add_argument("--whole-run-modules", metavar="K1,K2,...", default="")
+    parser.add_argument("--whole-run-device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    if args.whole_run:
+        n, f, k = (int(v) for v in args.whole_run.split(","))
+        counts = [int(v) for v in args.whole_run_modules.split(",") if v]
+        result = {"machine": {"platform": platform.platform(),
+                              "cpu_threads": torch.get_num_threads(),
+                              "torch": torch.__version__},
+                  "whole_run": whole_run(n, f, k, args.whole_run_device, counts,
+                                         args.repeats)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return
     if args.large_child:
         print(json.dumps(large_run(1000, 250_000, 32, args.budget)))
         return

@@ -3,7 +3,9 @@ budget: per chunk one GEMM yields the Pearson moments against every module score
 group sums of every contrast; p-values follow in float64.
 
 Everything here is per feature, so chunks are independent; only the q-values (done by the
-caller on the small [F, K] p matrix) need all features.
+caller on the small [F, K] p matrix) need all features. Results stay on the device: each
+chunk's statistics are written into preallocated [F, K] device tensors without a host
+synchronisation; the caller copies to the host once per table.
 """
 
 from __future__ import annotations
@@ -22,52 +24,65 @@ from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
 
 _BYTES_PER_VALUE_PER_FEATURE = 8  # x, mask, centred, squared, stacked copy (+ slack)
+#: per feature x (module x (1 + splits)): moment/group-sum GEMM outputs, Welch and p-value
+#: temporaries of one chunk, in float64
+_BYTES_PER_RESULT_PER_FEATURE = 32 * 8
 
 
 @dataclass
 class ContrastStatistics:
-    """Welch statistics of one split, each [F, K] numpy (float64; counts int64)."""
+    """Welch statistics of one split, each [F, K] on the statistics' device (float64;
+    counts int64)."""
 
-    mean_high: np.ndarray
-    mean_low: np.ndarray
-    delta: np.ndarray
-    se: np.ndarray
-    tstat: np.ndarray
-    pvalue: np.ndarray
-    n_high: np.ndarray
-    n_low: np.ndarray
+    mean_high: torch.Tensor
+    mean_low: torch.Tensor
+    delta: torch.Tensor
+    se: torch.Tensor
+    tstat: torch.Tensor
+    pvalue: torch.Tensor
+    n_high: torch.Tensor
+    n_low: torch.Tensor
+
+    @classmethod
+    def empty(cls, f: int, k: int, device: torch.device) -> ContrastStatistics:
+        """Uninitialised [f, k] tensors on ``device``, to be filled chunk by chunk."""
+        def make(name: str) -> torch.Tensor:
+            dtype = torch.int64 if name.startswith("n_") else torch.float64
+            return torch.empty((f, k), dtype=dtype, device=device)
+
+        return cls(**{name: make(name) for name in cls.__dataclass_fields__})
+
+    def store(self, a: int, b: int, w: WelchResult, pvalue: torch.Tensor) -> None:
+        """Write one chunk's Welch statistics into rows a:b (device to device, no sync)."""
+        for name in ("mean_high", "mean_low", "delta", "se", "tstat"):
+            getattr(self, name)[a:b] = getattr(w, name)
+        self.pvalue[a:b] = pvalue
+        self.n_high[a:b] = w.n_high
+        self.n_low[a:b] = w.n_low
 
 
 @dataclass
 class FeatureStatistics:
-    """Per feature x module statistics (host numpy arrays, [F, K])."""
+    """Per feature x module statistics, [F, K] tensors on the device they were computed
+    on (r, p float64; n int64)."""
 
-    r: np.ndarray
-    n: np.ndarray
-    pvalue: np.ndarray
-    #: finite values per feature over all samples [F]
-    n_finite: np.ndarray
+    r: torch.Tensor
+    n: torch.Tensor
+    pvalue: torch.Tensor
+    #: finite values per feature over all samples [F] int64
+    n_finite: torch.Tensor
     contrasts: dict[str, ContrastStatistics] = field(default_factory=dict)
 
 
 def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
-               chunk_features: int | None = None) -> int:
-    """Features per chunk so that one chunk's working set fits the memory budget."""
+               chunk_features: int | None = None, n_results: int = 0) -> int:
+    """Features per chunk so that one chunk's working set (its values, and ``n_results``
+    = modules x (1 + splits) statistics per feature) fits the memory budget."""
     if chunk_features is not None:
         return max(1, min(int(chunk_features), max(n_features, 1)))
-    per_feature = max(1, n_samples) * itemsize * _BYTES_PER_VALUE_PER_FEATURE
+    per_feature = (max(1, n_samples) * itemsize * _BYTES_PER_VALUE_PER_FEATURE
+                   + n_results * _BYTES_PER_RESULT_PER_FEATURE)
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
-
-
-def _contrast_to_numpy(w: WelchResult, p: torch.Tensor) -> ContrastStatistics:
-    def host(t: torch.Tensor) -> np.ndarray:
-        return t.detach().cpu().numpy()
-
-    return ContrastStatistics(
-        mean_high=host(w.mean_high), mean_low=host(w.mean_low), delta=host(w.delta),
-        se=host(w.se), tstat=host(w.tstat), pvalue=host(p),
-        n_high=host(w.n_high), n_low=host(w.n_low),
-    )
 
 
 def device_chunks(features: np.ndarray, step: int, device: torch.device,
@@ -129,6 +144,8 @@ def _pearson_pvalue_where(r: torch.Tensor, n: torch.Tensor,
     """Pearson p [F, K] float64, computed only where ``where`` (NaN elsewhere)."""
     if where is None:
         return pearson_pvalue(r, n)
+    if r.is_cuda:  # boolean indexing would synchronise with the host; the device is fast
+        return torch.where(where, pearson_pvalue(r, n), torch.nan)
     p = torch.full(r.shape, float("nan"), dtype=torch.float64, device=r.device)
     p[where] = pearson_pvalue(r[where], n[where])
     return p
@@ -163,37 +180,31 @@ def feature_statistics(
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
 
-    r_out = np.empty((f, k), dtype=np.float64)
-    n_out = np.empty((f, k), dtype=np.int64)
-    p_out = np.empty((f, k), dtype=np.float64)
-    finite_out = np.empty(f, dtype=np.int64)
-    contrast_parts: dict[str, list[ContrastStatistics]] = {name: [] for name in (splits or {})}
+    # results stay on the device: filled chunk by chunk, copied to the host per table later
+    r_out = torch.empty((f, k), dtype=torch.float64, device=device)
+    n_out = torch.empty((f, k), dtype=torch.int64, device=device)
+    p_out = torch.empty((f, k), dtype=torch.float64, device=device)
+    finite_out = torch.empty(f, dtype=torch.int64, device=device)
+    contrast_out = {name: ContrastStatistics.empty(f, k, device) for name in (splits or {})}
 
-    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features)
+    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
+                      n_results=k * (1 + len(splits or {})))
     chunks = device_chunks(features, step, device, dtype)
     n_chunks = -(-f // step) if f else 0
     for i, (a, b, x) in enumerate(chunks, start=1):
         m, sums = moments_and_group_sums(x, y, layout.matrix)
         r = pearson_from_moments(m, min_pairs)
         n_pairs = m.n.round().to(torch.int64)
-        r_out[a:b] = r.to(torch.float64).cpu().numpy()
-        n_out[a:b] = n_pairs.cpu().numpy()
-        p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None
-                                           else where[a:b]).cpu().numpy()
+        r_out[a:b] = r
+        n_out[a:b] = n_pairs
+        p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None else where[a:b])
         assert sums is not None
-        finite_out[a:b] = sums.finite.round().to(torch.int64).cpu().numpy()
-        for name in contrast_parts:
+        finite_out[a:b] = sums.finite.round().to(torch.int64)
+        for name in contrast_out:
             w = layout.welch(sums, name)
-            contrast_parts[name].append(_contrast_to_numpy(w, welch_pvalue(w.tstat, w.df)))
+            contrast_out[name].store(a, b, w, welch_pvalue(w.tstat, w.df))
         if progress is not None:
             progress.chunk(label, i, n_chunks)
 
-    contrasts = {
-        name: ContrastStatistics(**{
-            fld: np.concatenate([getattr(part, fld) for part in parts], axis=0)
-            for fld in ContrastStatistics.__dataclass_fields__
-        })
-        for name, parts in contrast_parts.items() if parts
-    }
     return FeatureStatistics(r=r_out, n=n_out, pvalue=p_out, n_finite=finite_out,
-                             contrasts=contrasts)
+                             contrasts=contrast_out)

@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from isograph_gpu.attribution.checkpoint import VaeDecoder
-from isograph_gpu.attribution.decoder import decoder_exact_derivative, decoder_finite_difference
-from isograph_gpu.attribution.latent import latent_module_correlations, select_module_latents
-from isograph_gpu.attribution.tables import (
+from isograph_gpu.attribution.attribution_tables import (
     EMPTY_VAE_DRIVER_COLUMNS,
     best_channels,
     gene_row_index,
     vae_driver_table,
 )
+from isograph_gpu.attribution.checkpoint import VaeDecoder
+from isograph_gpu.attribution.decoder import decoder_exact_derivative, decoder_finite_difference
+from isograph_gpu.attribution.latent import latent_module_correlations, select_module_latents
 
 
 def random_decoder(d: int = 30, latent: int = 5, seed: int = 0) -> VaeDecoder:

@@ -194,7 +194,7 @@ def test_module_id_that_is_not_a_folder_name_is_refused_before_computing(inputs,
 
     def no_compute(*args, **kwargs):
         raise AssertionError("computing started")
-    monkeypatch.setattr(pipeline, "_compute", no_compute)
+    monkeypatch.setattr(pipeline, "eigengenes", no_compute)
     modules = pd.read_parquet(inputs["artifact"] / "modules.parquet")
     modules["module_id"] = modules["module_id"].replace({"M000": bad})
     modules.to_parquet(inputs["artifact"] / "modules.parquet", index=False)
@@ -245,7 +245,7 @@ def test_mount_point_output_dir_is_refused_before_computing(inputs, monkeypatch)
     mount = next((p for p in ("/proc", "/sys", "/dev") if os.path.ismount(p)), None)
     if mount is None:
         pytest.skip("no mount point to try")
-    monkeypatch.setattr(pipeline, "_compute", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(pipeline, "eigengenes", lambda *a, **k: (_ for _ in ()).throw(
         AssertionError("computing started")))
     result, _ = run_cli(inputs, out=Path(mount))
     assert_one_line_error(result, f"output dir {mount} is a mount point")
@@ -267,7 +267,7 @@ def test_internal_error_is_one_line_that_says_bug(inputs, monkeypatch, exc):
 
     def broken(*args, **kwargs):
         raise exc
-    monkeypatch.setattr(pipeline, "_compute", broken)
+    monkeypatch.setattr(pipeline, "eigengenes", broken)
     result, out = run_cli(inputs)
     assert_one_line_error(result, "internal error (a bug in isograph-gpu)",
                           type(exc).__name__, "--debug")
@@ -282,7 +282,7 @@ def test_internal_error_is_one_line_that_says_bug(inputs, monkeypatch, exc):
 def test_debug_prints_the_traceback(inputs, monkeypatch):
     from isograph_gpu import pipeline
 
-    monkeypatch.setattr(pipeline, "_compute", lambda *a, **k: {}["split"])
+    monkeypatch.setattr(pipeline, "eigengenes", lambda *a, **k: {}["split"])
     tmp: Path = inputs["tmp"]
     (inputs["table"]).to_parquet(tmp / "table.parquet", index=False)
     (inputs["meta"]).to_parquet(tmp / "meta.parquet", index=False)

@@ -22,12 +22,17 @@ from ..config import ExplainConfig
 from ..errors import InputError
 from ..progress import Progress
 from ..results import ExplainInputs
+from .attribution_tables import (
+    feature_id_rank,
+    gene_row_index,
+    ig_attribution_table,
+    vae_driver_table,
+)
 from .checkpoint import VaeCheckpoint, checkpoint_feature_order, load_checkpoint
 from .decoder import decoder_exact_derivative, decoder_finite_difference
 from .encoder_input import encoder_input
 from .integrated_gradients import encoder_integrated_gradients, require_captum
 from .latent import latent_module_correlations, select_module_latents
-from .tables import feature_id_rank, gene_row_index, ig_attribution_table, vae_driver_table
 
 __all__ = [
     "ModuleAttribution",

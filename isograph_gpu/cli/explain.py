@@ -162,6 +162,7 @@ def explain_module(**opts: object) -> None:
             annotation_table=opts["annotation_table"],  # type: ignore[arg-type]
             config=config,
             output_dir=output_dir,
+            return_tables=False,  # tables go to files as built: memory bounded by features
         )
         click.echo(str(output_dir / MANIFEST))
 

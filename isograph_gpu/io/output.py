@@ -23,10 +23,11 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -120,19 +121,94 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Parquet without the index (as the reference: ``index=False``, pyarrow)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_parquet(table: pd.DataFrame | pa.Table, path: str | os.PathLike[str]) -> None:
+    """Parquet of an Arrow table, or of a DataFrame without its index (as the reference:
+    ``index=False``, pyarrow)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
     pq.write_table(table, path)
 
 
-def _write_table(df: pd.DataFrame, target: Path) -> None:
+def _write_table(df: pd.DataFrame | pa.Table, target: Path) -> None:
+    """Write one parquet table; an OSError names the path."""
     try:
         write_parquet(df, target)
     except OutputError:
         raise
     except OSError as exc:
         raise io_error("write", target, exc) from exc
+
+
+class ParquetWriters:
+    """Writer threads (one per core; pyarrow encodes without the GIL) with a bounded
+    number of tables in flight, so host memory holds a few tables, not all of them."""
+
+    def __init__(self, workers: int | None = None, max_pending: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(max_pending or 2 * self.workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+
+    def submit(self, table: pd.DataFrame | pa.Table, path: Path) -> Future[None]:
+        """Write ``table`` to ``path`` on a writer thread; blocks while the queue is full."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers,
+                                            thread_name_prefix="isograph-gpu-writer")
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(_write_table, table, path)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+        return future
+
+    def wait(self) -> None:
+        """Wait for every write; re-raises the first failure (in submission order)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def cancel(self) -> None:
+        """Drop queued writes and wait for running ones (a failed run: nothing may still be
+        writing once the staging folder is removed)."""
+        for future in self._futures:
+            future.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures = []
+
+
+class WrittenTable:
+    """A parquet table submitted to :meth:`StagedOutput.submit_parquet`, read back as a
+    DataFrame on each call: from the staging folder until the commit, from the
+    destination after it (after the commit the staging path may hold the *old* output
+    until it is deleted, so the commit state decides, not which file exists). Picklable
+    (figure workers get it, before the commit); the pending write is waited for in the
+    process that submitted it."""
+
+    def __init__(self, staged: StagedOutput, relative: str, written: Future[None]) -> None:
+        self._staged: StagedOutput | None = staged
+        self.staging, self.destination = staged.staging, staged.destination
+        self.relative = relative
+        self._written: Future[None] | None = written
+        self._committed = False
+
+    def __call__(self) -> pd.DataFrame:
+        if self._written is not None:
+            self._written.result()  # re-raises the write's failure
+        committed = self._staged.committed if self._staged is not None else self._committed
+        return pd.read_parquet((self.destination if committed else self.staging)
+                               / self.relative)
+
+    def __getstate__(self) -> dict[str, Any]:
+        committed = self._staged.committed if self._staged is not None else self._committed
+        return {**self.__dict__, "_written": None, "_staged": None, "_committed": committed}
 
 
 class StagedOutput:
@@ -142,6 +218,9 @@ class StagedOutput:
         self.destination = destination
         self.staging = staging
         self._files: list[str] = []
+        self._writers: ParquetWriters | None = None
+        #: True once :meth:`commit` has put the staged files at ``destination``
+        self.committed = False
 
     def path(self, relative: str) -> Path:
         """Where to write ``relative`` (a ``/``-separated path under the output dir) while
@@ -163,21 +242,37 @@ class StagedOutput:
         """Relative paths of every file staged so far, in write order."""
         return list(self._files)
 
-    def write_parquet(self, df: pd.DataFrame, relative: str) -> None:
-        _write_table(df, self.path(relative))
+    def write_parquet(self, table: pd.DataFrame | pa.Table, relative: str) -> None:
+        _write_table(table, self.path(relative))
 
-    def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame, str]]) -> None:
+    def submit_parquet(self, table: pd.DataFrame | pa.Table, relative: str) -> Future[None]:
+        """Register ``relative`` now and write ``table`` there on a writer thread (at most
+        a few tables wait in memory; this blocks while they do). :meth:`wait_writes`
+        before the commit; :meth:`cancel_writes` when the run fails."""
+        if self._writers is None:
+            self._writers = ParquetWriters()
+        return self._writers.submit(table, self.path(relative))
+
+    def wait_writes(self) -> None:
+        """Wait for every submitted write; re-raises the first failure."""
+        if self._writers is not None:
+            self._writers.wait()
+
+    def cancel_writes(self) -> None:
+        """Drop queued writes and wait for the running ones."""
+        if self._writers is not None:
+            self._writers.cancel()
+
+    def write_parquet_many(self, tables: Sequence[tuple[pd.DataFrame | pa.Table, str]]) -> None:
         """Write several tables at once: paths are registered in the given order, files
-        are encoded on a thread per core (pyarrow releases the GIL while it encodes)."""
-        targets = [(df, self.path(relative)) for df, relative in tables]
-        workers = min(len(targets), os.cpu_count() or 1)
-        if workers <= 1:
-            for df, target in targets:
-                _write_table(df, target)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(lambda item: _write_table(*item), targets):
-                pass  # re-raises the first failure
+        are encoded on writer threads; the first failure is re-raised."""
+        try:
+            for table, relative in tables:
+                self.submit_parquet(table, relative)
+            self.wait_writes()
+        except BaseException:
+            self.cancel_writes()
+            raise
 
     def write_json(self, obj: Any, relative: str) -> None:
         target = self.path(relative)
@@ -190,9 +285,11 @@ class StagedOutput:
         """Replace the destination with the staging folder in one step; returns where the
         old output now lies (to be deleted), or None when there was none."""
         try:
-            return replace_directory(self.staging, self.destination)
+            old = replace_directory(self.staging, self.destination)
         except OSError as exc:
             raise io_error("replace output dir", self.destination, exc) from exc
+        self.committed = True
+        return old
 
 
 # --- replacing a whole directory --------------------------------------------------------
