@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers.memory import PeakAllocation
 from click.testing import CliRunner
 from scipy import stats
 
@@ -126,11 +128,32 @@ def test_cuda_pipeline_matches_cpu_tables(ref_inputs):
         np.testing.assert_allclose(want.eigengene, got.eigengene, rtol=1e-5, atol=1e-6)
 
 
-def test_chunk_size_follows_memory_budget():
-    assert chunk_size(1000, 250_000, 8, 2 * 1024**3) == 2 * 1024**3 // (1000 * 8 * 8)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("budget", [1 << 20, 4 << 20])
+def test_feature_statistics_working_set_fits_the_memory_budget(dtype, budget):
+    """The peak of the tensors torch allocates during feature_statistics, measured by a
+    dispatch mode (not the engine's own bytes-per-feature constant), stays within the
+    budget, and the budget is used: more than one chunk, and at least 1/8 of it."""
+    rng = np.random.default_rng(5)
+    x = np.asfortranarray(rng.normal(size=(400, 600)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = torch.from_numpy(rng.normal(size=(400, 3)))
+    buf = io.StringIO()
+    with PeakAllocation() as meter:
+        feature_statistics(x, y, min_pairs=3, splits={"s": percentile_split(y, 50.0)},
+                           device=torch.device("cpu"), dtype=dtype,
+                           memory_budget_bytes=budget, progress=Progress(True, buf))
+    assert budget / 8 <= meter.peak <= budget, meter.peak
+    n_chunks = int(re.findall(r"chunk \d+/(\d+)", buf.getvalue())[-1])
+    assert n_chunks > 1
+
+
+def test_chunk_size_limits():
+    """At least one feature, at most all of them; an explicit chunk_features wins."""
     assert chunk_size(1000, 10, 8, 2 * 1024**3) == 10
     assert chunk_size(1000, 250_000, 8, 1) == 1
     assert chunk_size(10, 100, 8, 1 << 30, chunk_features=33) == 33
+    assert chunk_size(10, 100, 8, 1 << 30, chunk_features=500) == 100
 
 
 def test_contrast_tails_table(ref_inputs):
