@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import oracles
 from _helpers.memory import PeakAllocation
+from _helpers.testers import Tolerance, assert_matches
 from click.testing import CliRunner
-from scipy import stats
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.cli import main
@@ -56,10 +57,8 @@ def test_pvalues_only_where_asked_equal_the_full_computation():
     np.testing.assert_array_equal(some.pvalue[where], full.pvalue[where])
     assert np.isnan(some.pvalue[~where]).all()
     np.testing.assert_array_equal(some.r, full.r)
-    for f, k in zip(*np.nonzero(where), strict=True):  # and they are scipy's p-values
-        both = np.isfinite(x[:, f])
-        want = stats.pearsonr(x[both, f], y.numpy()[both, k]).pvalue
-        np.testing.assert_allclose(some.pvalue[f, k], want, rtol=1e-10)
+    _, want, _ = oracles.pearson(x, y.numpy())  # and they are scipy's p-values
+    np.testing.assert_allclose(some.pvalue[where], want[where], rtol=1e-10)
 
 
 def test_large_feature_table_file_streams_by_default(ref_inputs, tmp_path):
@@ -166,18 +165,13 @@ def test_contrast_tails_table(ref_inputs):
     assert list(tails.columns) == list(res.high_vs_low_table.columns)
     table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
     table = table.loc[res.sample_ids]
-    e = res.eigengene
-    hi = e >= np.nanpercentile(e, 80)
-    lo = e <= np.nanpercentile(e, 20)
-    for fid in ["G00001.T1", tails["feature_id"].iloc[500]]:
-        v = table[fid].to_numpy()
-        a, b = v[hi & np.isfinite(v)], v[lo & np.isfinite(v)]
-        row = tails.set_index("feature_id").loc[fid]
-        expected = stats.ttest_ind(a, b, equal_var=False)
-        assert row["n_high"] == len(a) and row["n_low"] == len(b)
-        assert row["tstat"] == pytest.approx(expected.statistic, rel=1e-9)
-        assert row["pvalue"] == pytest.approx(expected.pvalue, rel=1e-7)
-        assert row["delta"] == pytest.approx(a.mean() - b.mean(), abs=1e-12)
+    hi, lo = oracles.tail_split(res.eigengene, 20.0)
+    fids = ["G00001.T1", tails["feature_id"].iloc[500]]
+    want = vars(oracles.welch(table[fids].to_numpy(dtype=float), hi, lo))
+    rows = tails.set_index("feature_id").loc[fids]
+    assert_matches({name: rows[name].to_numpy()[:, None] for name in want}, want,
+                   Tolerance(atol=1e-12, rtol=1e-9, log10=4e-8),
+                   ("n_high", "n_low", "tstat", "pvalue", "delta"))
 
 
 def test_cli_writes_tails_table_and_progress(ref_inputs, tmp_path):
@@ -219,24 +213,15 @@ def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol, device
     got = feature_statistics(x * unit, scores, min_pairs=3, splits={"s": (high, low)},
                              device=torch.device(device), dtype=dtype,
                              memory_budget_bytes=1 << 20)
-    hv = got.contrasts["s"]
-    for i in range(f):
-        for j in range(k):
-            both = np.isfinite(x[:, i])
-            want = stats.pearsonr(x[both, i], y[both, j])
-            assert got.r[i, j] == pytest.approx(want.statistic, abs=tol)
-            assert np.log10(got.pvalue[i, j]) == pytest.approx(np.log10(want.pvalue),
-                                                               abs=100 * tol)
-            a = x[high[:, j].numpy() & both, i]
-            b = x[low[:, j].numpy() & both, i]
-            welch = stats.ttest_ind(a, b, equal_var=False)
-            assert hv.tstat[i, j] == pytest.approx(welch.statistic, rel=100 * tol)
-            assert hv.pvalue[i, j] == pytest.approx(welch.pvalue, rel=1000 * tol)
-            assert hv.mean_high[i, j] / unit[i] == pytest.approx(a.mean(), abs=tol)
-            assert hv.mean_low[i, j] / unit[i] == pytest.approx(b.mean(), abs=tol)
-            assert hv.delta[i, j] / unit[i] == pytest.approx(a.mean() - b.mean(), abs=tol)
-            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-            assert hv.se[i, j] / unit[i] == pytest.approx(se, abs=tol)
+    r, p, n = oracles.pearson(x, y)
+    assert_matches({"r": got.r, "pvalue": got.pvalue, "n": got.n},
+                   {"r": r, "pvalue": p, "n": n}, Tolerance(tol, 100 * tol, 100 * tol))
+    hv = vars(got.contrasts["s"])
+    for name in ("mean_high", "mean_low", "delta", "se"):  # in the feature's units
+        hv[name] = hv[name] / unit[:, None]
+    want = vars(oracles.welch(x, high.numpy(), low.numpy()))
+    assert_matches(hv, want, Tolerance(tol, 100 * tol, 1000 * tol / 2.3),
+                   ("mean_high", "mean_low", "delta", "se", "tstat", "pvalue"))
 
 
 def _scaled_inputs(ref_inputs, tmp_path, table_units, score_unit):
