@@ -22,11 +22,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..config import IG_BASELINES
 from ..errors import InputError, OptionalDependencyError
 from .checkpoint import VaeEncoder
 
 INSTALL_HINT = "pip install 'isograph-gpu[explain]'"
-BASELINES = ("zero", "mean", "feature-mean")
 
 
 def require_captum() -> Any:
@@ -61,8 +61,8 @@ class _Baseline:
     """Baseline ``b`` for a (n, d) input, without materialising an (n, d) matrix."""
 
     def __init__(self, x: torch.Tensor, kind: str) -> None:
-        if kind not in BASELINES:
-            raise InputError(f"ig_baseline must be one of {list(BASELINES)}, got {kind!r}")
+        if kind not in IG_BASELINES:
+            raise InputError(f"ig_baseline must be one of {list(IG_BASELINES)}, got {kind!r}")
         self.kind = kind
         self.feature_mean = x.mean(0) if kind == "feature-mean" else None  # (d,)
         self.sample_mean = x.mean(1) if kind == "mean" else None  # (n,)
