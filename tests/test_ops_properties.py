@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
-from isograph_gpu.ops.moments import moments_and_group_sums, power_of_two_scale
+from isograph_gpu.ops.moments import (
+    finite_column_means,
+    moments_and_group_sums,
+    power_of_two_scale,
+)
 from isograph_gpu.ops.pearson import masked_pearson
 from isograph_gpu.ops.pvalues import pearson_pvalue, welch_pvalue
 from isograph_gpu.ops.segments import segment_argmax, switch_strength
@@ -392,3 +396,22 @@ def test_eigengenes_on_every_device_and_dtype(case):
                  torch.from_numpy(idx), case=case)
     want = np.stack([oracles.eigengene(scores[:, rows].T) for rows in modules], axis=1)
     assert_matches(got, {"eigengene": want}, case)
+
+
+@pytest.mark.parametrize("case", op_cases())
+def test_finite_column_means_on_every_device_dtype_and_chunking(case):
+    """NaN and +-inf skipped; NaN for a column without a finite value; 1e300 columns
+    (float64 only: float32 cannot hold them) do not overflow the sum."""
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(30, 7))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[3, 2], x[4, 5] = np.inf, -np.inf
+    x[:, 6] = np.nan
+    unit = np.ones(7) if case.dtype == torch.float32 else np.array([1e300, 1, 1e-300, 1] * 2)[:7]
+    got = run_op(lambda v: dict(zip(("mean", "count"), finite_column_means(v), strict=True)),
+                 x * unit, case=case)
+    finite = np.isfinite(x)
+    want_mean = np.array([x[finite[:, j], j].mean() if finite[:, j].any() else np.nan
+                          for j in range(7)])
+    assert_matches({"mean": got["mean"] / unit, "n": got["count"]},
+                   {"mean": want_mean, "n": finite.sum(axis=0)}, case)

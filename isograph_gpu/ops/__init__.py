@@ -7,7 +7,8 @@ missing value; p- and q-values are float64.
 
 - Pearson: :func:`masked_pearson`, :func:`paired_pearson`, :func:`pearson_from_moments`
   (:mod:`.pearson`), on the moments of :func:`masked_moments` /
-  :func:`moments_and_group_sums` (:mod:`.moments`).
+  :func:`moments_and_group_sums` (:mod:`.moments`; NaN-skipping means:
+  :func:`finite_column_means`).
 - p-values: :func:`pearson_pvalue`, :func:`welch_pvalue`, :func:`betainc_route`
   (:mod:`.pvalues`; the torch incomplete beta is :mod:`.betainc`); q-values:
   :func:`fdr_adjust` (:mod:`.fdr`).
@@ -27,6 +28,7 @@ from .moments import (
     GroupSums,
     Moments,
     centre_and_mask,
+    finite_column_means,
     masked_moments,
     moments_and_group_sums,
     power_of_two_scale,
@@ -44,6 +46,7 @@ __all__ = [
     "betainc_route",
     "centre_and_mask",
     "fdr_adjust",
+    "finite_column_means",
     "gather_module_rows",
     "masked_moments",
     "masked_pearson",
