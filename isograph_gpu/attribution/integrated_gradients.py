@@ -27,6 +27,11 @@ from ..errors import InputError, OptionalDependencyError
 from .checkpoint import VaeEncoder
 
 INSTALL_HINT = "pip install 'isograph-gpu[explain]'"
+#: Captum releases [first, last] checked to call ``self.gradient_func(forward_fn, inputs,
+#: target_ind, additional_forward_args)`` with ``captum._utils.gradient.compute_gradients``
+#: as its default (tests/test_attribution_ig.py fails when the installed Captum leaves
+#: this range or changes that hook). Outside it Captum's own gradients are used.
+CAPTUM_GRADIENT_HOOK_VERSIONS = ((0, 9), (0, 9))
 
 
 def require_captum() -> Any:
@@ -133,7 +138,7 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     u_b = u_base.repeat(n_lat, 1)
     which = torch.tensor(latents, device=x.device).repeat_interleave(n)
     ig = integrated_gradients_cls(_selected_latent(encoder), multiply_by_inputs=False)
-    ig.gradient_func = _batched_gradients
+    use_batched_gradients(ig)
     g_flat = torch.empty_like(u_in)
     rows_total = n_lat * n
     sample_chunk = min(rows_total, u_rows)
@@ -173,6 +178,30 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
             del diff, attribution
     return {j: IgSummary(ig_sum[li] / n, abs_sum[li] / n, total[li] - f_gap[li])
             for li, j in enumerate(latents)}
+
+
+def captum_gradient_hook_known(ig: Any) -> bool:
+    """Whether ``ig`` (a Captum ``IntegratedGradients``) is a release in
+    :data:`CAPTUM_GRADIENT_HOOK_VERSIONS` whose private ``gradient_func`` is still Captum's
+    ``compute_gradients``, the function :func:`_batched_gradients` stands in for."""
+    import captum
+    from captum._utils import gradient
+
+    release = tuple(int(p) for p in captum.__version__.split(".")[:2] if p.isdigit())
+    first, last = CAPTUM_GRADIENT_HOOK_VERSIONS
+    return (first <= release <= last
+            and getattr(ig, "gradient_func", None) is gradient.compute_gradients)
+
+
+def use_batched_gradients(ig: Any) -> bool:
+    """Give ``ig`` :func:`_batched_gradients` (the same gradients, without Captum's unbind
+    over every row) where :func:`captum_gradient_hook_known`; else leave Captum's own.
+    Returns whether it did. Captum has no public hook for this: the one monkeypatch of a
+    Captum private, kept here behind the version check."""
+    if not captum_gradient_hook_known(ig):
+        return False
+    ig.gradient_func = _batched_gradients
+    return True
 
 
 def _batched_gradients(forward_fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...],
