@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import oracles
+from _helpers.cuda import no_host_sync
 from _helpers.testers import Tolerance, assert_matches
 
 from isograph_gpu.errors import InputError
@@ -158,13 +159,9 @@ def test_cuda_call_path_has_no_host_sync() -> None:
     xc = torch.as_tensor(x, dtype=torch.float32).cuda()
     yc = torch.as_tensor(y, dtype=torch.float32).cuda().requires_grad_(True)
     stats(xc, yc)  # warm-up (lazy CUDA init may sync)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+    with no_host_sync():
         out = stats(xc, yc)
         out.switch_strength.sum().backward()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     cpu = ModuleStatistics(genes, with_pvalues=True)(
         torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     )
@@ -190,13 +187,9 @@ def test_cuda_call_at_benchmark_size_has_no_host_sync(dtype: torch.dtype) -> Non
     yc = torch.as_tensor(y, dtype=dtype).cuda().requires_grad_(True)
     stats(xc, yc).switch_strength.sum().backward()  # warm-up
     yc.grad = None
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+    with no_host_sync():
         out = stats(xc, yc)
         out.switch_strength.nanmean().backward()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     assert out.r.dtype == dtype and out.pvalue.dtype == torch.float64
     assert yc.grad is not None and yc.grad.dtype == dtype
     cpu = ModuleStatistics(genes, with_pvalues=True)(torch.as_tensor(x), torch.as_tensor(y))
