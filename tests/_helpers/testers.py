@@ -1,6 +1,7 @@
 """One runner for the tensor ops (torchmetrics' ``_helpers/testers.py`` shape): run an op
-on a device, in a dtype, on the whole feature matrix or chunk by chunk, and compare what
-it returns with an oracle from :mod:`_helpers.oracles` at the dtype's tolerance.
+on a device, in a dtype, with a p-value backend, on the whole feature matrix or chunk by
+chunk, and compare what it returns with an oracle from :mod:`_helpers.oracles` at the
+dtype's tolerance.
 
     @pytest.mark.parametrize("case", op_cases())
     def test_x(case):
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -47,6 +49,9 @@ class OpCase:
     device: str
     dtype: torch.dtype
     chunk: int | None  # features per chunk; None: all at once
+    #: incomplete-beta backend of the p-values: "default" (ops.pvalues.betainc_route:
+    #: scipy on the CPU, CuPy or torch on CUDA) or a forced "torch" / "scipy" / "cupy"
+    pvalue_route: str = "default"
 
     @property
     def tol(self) -> Tolerance:
@@ -62,16 +67,20 @@ def _device_marks(device: str) -> list:
 
 def op_cases(devices: Iterable[str] = ("cpu", "cuda"),
              dtypes: Iterable[torch.dtype] = (torch.float64, torch.float32),
-             chunks: Iterable[int | None] = (None, 3)) -> list:
-    """pytest params for every device x dtype x chunking (ids like ``cpu-float32-chunk3``)."""
+             chunks: Iterable[int | None] = (None, 3),
+             pvalue_routes: Iterable[str] = ("default",)) -> list:
+    """pytest params for every device x dtype x chunking x p-value backend (ids like
+    ``cpu-float32-chunk3`` or ``cpu-float64-whole-torch``)."""
     params = []
     for device in devices:
         for dtype in dtypes:
             for chunk in chunks:
-                label = f"{device}-{str(dtype).removeprefix('torch.')}-" + (
-                    "whole" if chunk is None else f"chunk{chunk}")
-                params.append(pytest.param(OpCase(device, dtype, chunk), id=label,
-                                           marks=_device_marks(device)))
+                for route in pvalue_routes:
+                    label = f"{device}-{str(dtype).removeprefix('torch.')}-" + (
+                        "whole" if chunk is None else f"chunk{chunk}") + (
+                        "" if route == "default" else f"-{route}")
+                    params.append(pytest.param(OpCase(device, dtype, chunk, route), id=label,
+                                               marks=_device_marks(device)))
     return params
 
 
@@ -90,12 +99,23 @@ def run_op(op: Callable[..., Mapping[str, torch.Tensor]], x: np.ndarray, *args,
     step = f if case.chunk is None else case.chunk
     tensors = [_tensor(a, case) for a in args]
     parts: dict[str, list[np.ndarray]] = {}
-    for a in range(0, max(f, 1), max(step, 1)):
-        out = op(_tensor(x[:, a : a + step], case), *tensors)
-        for name, value in out.items():
-            assert value.device.type == case.device, (name, value.device)
-            parts.setdefault(name, []).append(value.detach().cpu().numpy())
+    with _pvalue_route(case.pvalue_route):
+        for a in range(0, max(f, 1), max(step, 1)):
+            out = op(_tensor(x[:, a : a + step], case), *tensors)
+            for name, value in out.items():
+                assert value.device.type == case.device, (name, value.device)
+                parts.setdefault(name, []).append(value.detach().cpu().numpy())
     return {name: np.concatenate(values, axis=0) for name, values in parts.items()}
+
+
+def _pvalue_route(route: str):
+    """Force ``ops.pvalues.betainc_route`` to ``route`` for the block (not for "default")."""
+    from isograph_gpu.ops import pvalues
+
+    if route == "default":
+        return mock.patch.object(pvalues, "betainc_route", pvalues.betainc_route)
+    return mock.patch.object(pvalues, "betainc_route",
+                             lambda device, needs_grad=False: route)
 
 
 def assert_matches(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray],
