@@ -13,6 +13,8 @@ from .errors import InputError
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "float64", "float32"]
 
+# The choices of each option, defined here only (config imports no torch, so the CLI's
+# --help stays light); ops.fdr, attribution and plots import them from here.
 FDR_METHODS = ("bh", "by")
 IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")

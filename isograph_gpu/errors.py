@@ -22,3 +22,10 @@ class OutputError(IsographGpuError, OSError):
 
 class OptionalDependencyError(IsographGpuError, ImportError):
     """An optional extra (captum, cupy) is needed for the requested feature."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message (its type name when it has none): the
+    detail a one-line error quotes from a library exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

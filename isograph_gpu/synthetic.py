@@ -105,7 +105,56 @@ def make_synthetic_dataset(
     ``switch_fraction`` of the module genes with >= 2 transcripts carry an isoform switch.
     ``keep_counts`` keeps the simulated counts as ``transcript_counts`` ((transcripts, samples)
     float64, rows in feature_table column order) for checks; off by default to save memory.
+    The steps draw from one generator in a fixed order, so a seed gives the same dataset.
     """
+    lo, hi = _check_arguments(n_samples, n_genes, n_modules, genes_per_module,
+                              transcripts_per_gene, nan_fraction)
+    rng = np.random.default_rng(seed)
+    sample_ids = _ids("S", n_samples, 4)
+    gene_ids = _ids("G", n_genes, 5)
+    plan = _plan_genes(rng, n_samples, n_genes, n_modules, genes_per_module, (lo, hi),
+                       switch_fraction)
+    n_psi_features = min(n_psi, n_genes)
+    values, gene_counts, switch_rows, kept_counts = _simulate_transcripts(
+        rng, plan, n_samples, n_psi_features, keep_counts)
+
+    abundance_rows = _zscore_rows(np.log2(gene_counts / gene_counts.sum(axis=0) * 1e6 + 0.5))
+    feature_scores = _feature_scores_frame(gene_ids, plan.n_tx, abundance_rows, switch_rows,
+                                           sample_ids)
+    psi_genes, psi_values = _simulate_psi(rng, n_psi, plan.module_of, plan.factor_rows,
+                                          n_modules)
+    n_transcripts_total = int(plan.n_tx.sum())
+    values[:, n_transcripts_total:] = psi_values
+    _mask_missing(rng, values, nan_fraction)
+    return _dataset_tables(plan, values, psi_genes, gene_ids, sample_ids, feature_scores,
+                           kept_counts)
+
+
+@dataclass
+class _GenePlan:
+    """The per-gene draws of one simulation (arrays over genes unless said otherwise)."""
+
+    n_tx: np.ndarray  # transcripts per gene
+    module_of: np.ndarray  # module index, -1 outside every module
+    planted: np.ndarray  # the module genes, in module order
+    factors: np.ndarray  # (modules, samples) standardised module factors
+    factor_rows: np.ndarray  # factors plus an all-zero row for genes outside modules
+    switches: np.ndarray  # bool: the gene carries an isoform switch
+    abundance_effect: np.ndarray
+    switch_effect: np.ndarray
+    mean_count: np.ndarray
+    size_factor: np.ndarray  # (samples,)
+    up: np.ndarray  # transcript (index within the gene) going up with the factor
+    down: np.ndarray  # and the one going down
+
+    @property
+    def n_modules(self) -> int:
+        return self.factors.shape[0]
+
+
+def _check_arguments(n_samples: int, n_genes: int, n_modules: int, genes_per_module: int,
+                     transcripts_per_gene: tuple[int, int], nan_fraction: float
+                     ) -> tuple[int, int]:
     lo, hi = (int(v) for v in transcripts_per_gene)
     if not 1 <= lo <= hi:
         raise InputError(f"transcripts_per_gene must satisfy 1 <= min <= max, got {transcripts_per_gene}")
@@ -117,12 +166,14 @@ def make_synthetic_dataset(
         raise InputError(f"n_samples must be >= 3, got {n_samples}")
     if not 0.0 <= nan_fraction < 1.0:
         raise InputError(f"nan_fraction must be in [0, 1), got {nan_fraction}")
+    return lo, hi
 
-    rng = np.random.default_rng(seed)
-    sample_ids = _ids("S", n_samples, 4)
-    gene_ids = _ids("G", n_genes, 5)
-    module_names = [f"M{k:03d}" for k in range(n_modules)]
 
+def _plan_genes(rng: np.random.Generator, n_samples: int, n_genes: int, n_modules: int,
+                genes_per_module: int, transcripts: tuple[int, int],
+                switch_fraction: float) -> _GenePlan:
+    """Module membership, factors, effects and switching transcripts of every gene."""
+    lo, hi = transcripts
     n_tx = rng.integers(lo, hi + 1, size=n_genes)
     module_of = np.full(n_genes, -1, dtype=np.int64)
     planted = rng.permutation(n_genes)[: n_modules * genes_per_module]
@@ -144,11 +195,22 @@ def make_synthetic_dataset(
     # the transcripts that go up / down with the factor (distinct; index within the gene)
     up = np.floor(rng.random(n_genes) * n_tx).astype(np.int64)
     down = (up + 1 + np.floor(rng.random(n_genes) * np.maximum(n_tx - 1, 1)).astype(np.int64)) % n_tx
+    return _GenePlan(n_tx, module_of, planted, factors, factor_rows, switches,
+                     abundance_effect, switch_effect, mean_count, size_factor, up, down)
 
+
+def _simulate_transcripts(rng: np.random.Generator, plan: _GenePlan, n_samples: int,
+                          n_psi_features: int, keep_counts: bool
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Counts of every transcript, in chunks of genes with equal transcript count.
+
+    Returns the feature-table values (samples x [transcript usage | PSI], the PSI columns
+    still to fill), gene counts (genes x samples), switch coordinates (genes x samples,
+    NaN for one-transcript genes) and, with ``keep_counts``, the transcript counts."""
+    n_tx = plan.n_tx
     tx_offset = np.concatenate([[0], np.cumsum(n_tx)[:-1]])
     n_transcripts_total = int(n_tx.sum())
-    n_psi_features = min(n_psi, n_genes)
-    # the feature table's values: transcript usage columns, then PSI columns
+    n_genes = n_tx.size
     values = np.empty((n_samples, n_transcripts_total + n_psi_features), dtype=np.float64)
     usage = values[:, :n_transcripts_total]
     gene_counts = np.empty((n_genes, n_samples), dtype=np.float64)
@@ -160,27 +222,7 @@ def make_synthetic_dataset(
         chunk = max(1, _CHUNK_ELEMENTS // (int(k) * n_samples))
         for start in range(0, genes_k.size, chunk):
             g = genes_k[start : start + chunk]
-            f = factor_rows[np.where(module_of[g] >= 0, module_of[g], n_modules)]  # (G, S)
-            expression = (
-                mean_count[g, None]
-                * size_factor[None, :]
-                * np.exp(abundance_effect[g, None] * f + 0.4 * rng.standard_normal(f.shape))
-            )
-            direction = np.zeros((g.size, int(k)))
-            if k >= 2:
-                rows = np.arange(g.size)
-                direction[rows, up[g]] += 1.0
-                direction[rows, down[g]] -= 1.0
-            logits = (
-                rng.normal(0.0, 0.8, (g.size, int(k), 1))
-                + 0.25 * rng.standard_normal((g.size, int(k), n_samples))
-                + (switch_effect[g, None] * direction)[:, :, None] * f[:, None, :]
-            )
-            logits -= logits.max(axis=1, keepdims=True)
-            proportions = np.exp(logits)
-            proportions /= proportions.sum(axis=1, keepdims=True)
-            counts = rng.poisson(expression[:, None, :] * proportions).astype(np.float64)
-
+            counts = _transcript_counts(rng, plan, g, int(k), n_samples)
             totals = counts.sum(axis=1)  # (G, S)
             gene_counts[g] = totals
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -194,21 +236,55 @@ def make_synthetic_dataset(
                 kept_counts[columns] = counts.reshape(-1, n_samples)
             if k >= 2:
                 switch_rows[g] = switch_scores(counts)
+    return values, gene_counts, switch_rows, kept_counts
 
-    abundance_rows = _zscore_rows(np.log2(gene_counts / gene_counts.sum(axis=0) * 1e6 + 0.5))
 
-    feature_scores = _feature_scores_frame(gene_ids, n_tx, abundance_rows, switch_rows, sample_ids)
-    psi_genes, psi_values = _simulate_psi(rng, n_psi, module_of, factor_rows, n_modules)
+def _transcript_counts(rng: np.random.Generator, plan: _GenePlan, g: np.ndarray, k: int,
+                       n_samples: int) -> np.ndarray:
+    """Poisson counts (genes g, k transcripts, samples): gene expression follows its
+    module's factor, and a switching gene moves usage from ``down`` to ``up`` with it."""
+    f = plan.factor_rows[np.where(plan.module_of[g] >= 0, plan.module_of[g], plan.n_modules)]
+    expression = (
+        plan.mean_count[g, None]
+        * plan.size_factor[None, :]
+        * np.exp(plan.abundance_effect[g, None] * f + 0.4 * rng.standard_normal(f.shape))
+    )
+    direction = np.zeros((g.size, k))
+    if k >= 2:
+        rows = np.arange(g.size)
+        direction[rows, plan.up[g]] += 1.0
+        direction[rows, plan.down[g]] -= 1.0
+    logits = (
+        rng.normal(0.0, 0.8, (g.size, k, 1))
+        + 0.25 * rng.standard_normal((g.size, k, n_samples))
+        + (plan.switch_effect[g, None] * direction)[:, :, None] * f[:, None, :]
+    )
+    logits -= logits.max(axis=1, keepdims=True)
+    proportions = np.exp(logits)
+    proportions /= proportions.sum(axis=1, keepdims=True)
+    return rng.poisson(expression[:, None, :] * proportions).astype(np.float64)
+
+
+def _mask_missing(rng: np.random.Generator, values: np.ndarray, nan_fraction: float) -> None:
+    """Set each value to NaN with probability ``nan_fraction`` (in place, in row blocks)."""
+    if nan_fraction > 0:
+        rows_per_block = max(1, _CHUNK_ELEMENTS // values.shape[1])
+        for start in range(0, values.shape[0], rows_per_block):
+            block = values[start : start + rows_per_block]
+            block[rng.random(block.shape) < nan_fraction] = np.nan
+
+
+def _dataset_tables(plan: _GenePlan, values: np.ndarray, psi_genes: np.ndarray,
+                    gene_ids: list[str], sample_ids: list[str], feature_scores: pd.DataFrame,
+                    kept_counts: np.ndarray | None) -> SyntheticDataset:
+    """The simulated arrays as the package's input tables (ids as strings) plus the truth."""
+    n_tx, module_of, planted = plan.n_tx, plan.module_of, plan.planted
+    n_genes = n_tx.size
+    module_names = [f"M{k:03d}" for k in range(plan.n_modules)]
     transcript_ids = [
         f"{gene_ids[gi]}.T{t + 1}" for gi in range(n_genes) for t in range(int(n_tx[gi]))
     ]
     psi_ids = [f"{gene_ids[gi]}:psi:E1" for gi in psi_genes]
-    values[:, n_transcripts_total:] = psi_values
-    if nan_fraction > 0:
-        rows_per_block = max(1, _CHUNK_ELEMENTS // values.shape[1])
-        for start in range(0, n_samples, rows_per_block):
-            block = values[start : start + rows_per_block]
-            block[rng.random(block.shape) < nan_fraction] = np.nan
     feature_table = pd.DataFrame(values, columns=[*transcript_ids, *psi_ids], copy=False)
     feature_table.insert(0, "sample_id", text_column(sample_ids))
 
@@ -232,6 +308,7 @@ def make_synthetic_dataset(
         }
     ).sort_values(["module_id", "gene_id"], ignore_index=True)
 
+    switches, up, down = plan.switches, plan.up, plan.down
     truth = pd.DataFrame(
         {
             "gene_id": text_column(gene_ids),
@@ -245,7 +322,7 @@ def make_synthetic_dataset(
                 [f"{gene_ids[i]}.T{down[i] + 1}" if switches[i] else None for i in range(n_genes)]),
         }
     )
-    module_factors = pd.DataFrame(factors.T, columns=module_names)
+    module_factors = pd.DataFrame(plan.factors.T, columns=module_names)
     module_factors.insert(0, "sample_id", text_column(sample_ids))
     return SyntheticDataset(
         modules=modules,

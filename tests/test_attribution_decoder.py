@@ -234,3 +234,18 @@ def test_driver_gene_the_vae_does_not_decode_is_a_nan_row_sorted_last():
     assert pd.isna(got["feature_id"].iloc[2]) and np.isnan(got["decoded_delta"].iloc[2])
     assert got["decoded_delta"].tolist()[:2] == [-0.9, 0.4]
     assert not got["sign_agreement"].iloc[2] and not got["passes_filter"].iloc[2]
+
+
+@pytest.mark.parametrize(("latent_r", "sign"), [(-0.4, -1.0), (0.0, 1.0), (0.7, 1.0),
+                                                (float("nan"), 1.0), (-0.0, 1.0)])
+def test_direction_sign_orients_ig_scores_and_sign_agreement(latent_r, sign):
+    """One direction helper for both tables: 0 and NaN count as +1 (as the former
+    tables._direction did)."""
+    from isograph_gpu.attribution.attribution_tables import ig_attribution_table
+    from isograph_gpu.attribution.latent import direction_sign
+
+    assert direction_sign(latent_r) == sign
+    table = ig_attribution_table(np.array(["G1", "G2"]), np.array(["F1", "F2"]),
+                                 np.array(["t", "t"]), np.array([0.5, -2.0]),
+                                 np.array([0.5, 2.0]), 0, latent_r)
+    np.testing.assert_array_equal(table["ig_score_corrected"], table["ig_score"] * sign)

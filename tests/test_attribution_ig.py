@@ -227,3 +227,40 @@ def test_all_nan_eigengene_and_empty_driver_table(tmp_path):
     inputs = inputs_for(path, x, [])
     assert run_attribution(inputs, np.zeros((N, 0)), {}, ExplainConfig(vae_attribution=True),
                            torch.device("cpu"), Progress()) == {}
+
+
+def test_captum_gradient_hook_is_the_one_we_replace():
+    """Fails loudly when a Captum upgrade moves the private hook _batched_gradients
+    replaces: then re-check captum's compute_gradients and widen
+    CAPTUM_GRADIENT_HOOK_VERSIONS (until then Captum's own, slower gradients are used)."""
+    import inspect
+
+    from captum._utils import gradient
+
+    from isograph_gpu.attribution import integrated_gradients as igmod
+
+    ig = IntegratedGradients(lambda v: v.sum(1), multiply_by_inputs=False)
+    assert igmod.captum_gradient_hook_known(ig), (
+        "the installed Captum is outside CAPTUM_GRADIENT_HOOK_VERSIONS or no longer uses "
+        "ig.gradient_func = compute_gradients")
+    assert list(inspect.signature(gradient.compute_gradients).parameters) == list(
+        inspect.signature(igmod._batched_gradients).parameters)
+    assert igmod.use_batched_gradients(ig) and ig.gradient_func is igmod._batched_gradients
+
+
+def test_unknown_captum_release_keeps_captums_own_gradients(monkeypatch):
+    import captum
+
+    from isograph_gpu.attribution import integrated_gradients as igmod
+
+    enc, x = encoder(2), data(2)
+    patched = encoder_integrated_gradients(enc, x, [0, 3], n_steps=11)
+    monkeypatch.setattr(captum, "__version__", "0.10.0")
+    ig = IntegratedGradients(lambda v: v.sum(1), multiply_by_inputs=False)
+    assert not igmod.use_batched_gradients(ig)
+    assert ig.gradient_func is not igmod._batched_gradients
+    own = encoder_integrated_gradients(enc, x, [0, 3], n_steps=11)
+    for j in (0, 3):
+        torch.testing.assert_close(own[j].ig_mean, patched[j].ig_mean, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(own[j].completeness_error, patched[j].completeness_error,
+                                   rtol=1e-8, atol=1e-12)

@@ -1,22 +1,27 @@
-"""The tensor core against plain per-feature scipy/numpy oracles on generated inputs:
-NaNs, constant features, fewer pairs than min_complete_pairs, single-transcript genes,
-tied eigengenes, tiny n."""
+"""The tensor core against the scipy/numpy oracles of ``_helpers.oracles`` through the
+runner of ``_helpers.testers``: every statistic on each device x dtype x chunked/whole, and
+in float64 on generated edge cases (NaNs, constant features, fewer pairs than
+min_complete_pairs, single-transcript genes, tied eigengenes, tiny n, extreme
+magnitudes)."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from _helpers import oracles
+from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
 
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
-from isograph_gpu.ops.moments import moments_and_group_sums, power_of_two_scale
+from isograph_gpu.ops.moments import (
+    finite_column_means,
+    moments_and_group_sums,
+    power_of_two_scale,
+)
 from isograph_gpu.ops.pearson import masked_pearson
 from isograph_gpu.ops.pvalues import pearson_pvalue, welch_pvalue
 from isograph_gpu.ops.segments import segment_argmax, switch_strength
@@ -43,37 +48,38 @@ def matrices(draw, max_n=30, max_f=6, max_k=3):
     return x, y
 
 
-def oracle_pearson(x, y, min_pairs):
-    f, k = x.shape[1], y.shape[1]
-    r = np.full((f, k), np.nan)
-    p = np.full((f, k), np.nan)
-    n = np.zeros((f, k), dtype=int)
-    for i in range(f):
-        for j in range(k):
-            m = np.isfinite(x[:, i]) & np.isfinite(y[:, j])
-            n[i, j] = m.sum()
-            if n[i, j] < min_pairs:
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = stats.pearsonr(x[m, i], y[m, j])
-            r[i, j], p[i, j] = res.statistic, res.pvalue
-    return r, p, n
+def _pearson(x, y, min_pairs=3):
+    r, n = masked_pearson(x, y, min_pairs)
+    return {"r": r, "n": n, "pvalue": pearson_pvalue(r, n)}
+
+
+def _oracle_pearson(x, y, min_pairs=3):
+    r, p, n = oracles.pearson(x, y, min_pairs)
+    return {"r": r, "n": n, "pvalue": p}
+
+
+def _welch(x, y, high, low):
+    k = y.shape[1]
+    _, g = moments_and_group_sums(x, y, torch.cat([high, low], dim=1))
+    w = welch_from_sums(g.count[:, :k], g.total[:, :k], g.squares[:, :k], g.count[:, k:],
+                        g.total[:, k:], g.squares[:, k:], g.centre, g.scale)
+    out = {name: getattr(w, name) for name in
+           ("mean_high", "mean_low", "delta", "se", "tstat", "n_high", "n_low")}
+    out["pvalue"] = welch_pvalue(w.tstat, w.df)
+    return out
+
+
+def _oracle_welch(x, high, low):
+    return vars(oracles.welch(x, high, low))
 
 
 @SETTINGS
-@given(matrices(), st.integers(2, 5))
-def test_masked_pearson_matches_scipy(data, min_pairs):
+@given(matrices(), st.integers(2, 5), st.sampled_from([None, 2]))
+def test_masked_pearson_matches_scipy(data, min_pairs, chunk):
     x, y = data
-    r, n = masked_pearson(torch.from_numpy(x), torch.from_numpy(y), min_pairs)
-    p = pearson_pvalue(r, n)
-    r_o, p_o, n_o = oracle_pearson(x, y, min_pairs)
-    np.testing.assert_array_equal(n.numpy(), n_o)
-    np.testing.assert_array_equal(np.isnan(r.numpy()), np.isnan(r_o))
-    np.testing.assert_allclose(r.numpy(), r_o, atol=1e-9, equal_nan=True)
-    ok = np.isfinite(p_o) & (p_o > 1e-280)
-    np.testing.assert_allclose(np.log10(p.numpy()[ok]), np.log10(p_o[ok]), atol=1e-8)
-    np.testing.assert_array_equal(np.isnan(p.numpy()), np.isnan(p_o))
+    got = run_op(lambda a, b: _pearson(a, b, min_pairs), x, y,
+                 case=OpCase("cpu", torch.float64, chunk))
+    assert_matches(got, _oracle_pearson(x, y, min_pairs), Tolerance(1e-9, 1e-7, 1e-8))
 
 
 def test_pearson_float32_centred_is_accurate():
@@ -91,11 +97,7 @@ def test_pearson_float32_centred_is_accurate():
 def test_fdr_matches_scipy(pvals, method):
     p = np.asarray(pvals, dtype=float)
     q = fdr_adjust(torch.from_numpy(p), method=method).numpy()
-    expected = np.full_like(p, np.nan)
-    fin = np.isfinite(p)
-    if fin.any():
-        expected[fin] = stats.false_discovery_control(p[fin], method=method)
-    np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(q, oracles.fdr(p, method=method), rtol=1e-12, equal_nan=True)
 
 
 def test_fdr_families_per_column():
@@ -103,10 +105,7 @@ def test_fdr_families_per_column():
     p = rng.random((50, 3))
     family = rng.random((50, 3)) < 0.4
     q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family)).numpy()
-    for k in range(3):
-        expected = np.full(50, np.nan)
-        expected[family[:, k]] = stats.false_discovery_control(p[family[:, k], k])
-        np.testing.assert_allclose(q[:, k], expected, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(q, oracles.fdr(p, family), rtol=1e-12, equal_nan=True)
 
 
 @SETTINGS
@@ -118,95 +117,35 @@ def test_switch_strength_and_argmax_match_loops(seed, n_genes, k):
     r[rng.random(r.shape) < 0.3] = np.nan
     r[rng.random(r.shape) < 0.2] = 0.5  # ties
     got = switch_strength(torch.from_numpy(r), torch.from_numpy(seg), n_genes).numpy()
-    arg = segment_argmax(torch.from_numpy(np.nan_to_num(r, nan=-2.0)), torch.from_numpy(seg),
-                         n_genes).numpy()
-    for g in range(n_genes):
-        rows = np.flatnonzero(seg == g)
-        for j in range(k):
-            vals = [v for v in r[rows, j] if np.isfinite(v)]
-            expected = max(vals) - min(vals) if len(vals) >= 2 else 0.0
-            assert got[g, j] == pytest.approx(expected, abs=1e-15)
-            if len(rows) == 0:
-                assert arg[g, j] == -1
-            else:
-                key = np.nan_to_num(r[rows, j], nan=-2.0)
-                assert arg[g, j] == rows[int(np.argmax(key))]  # first maximum
+    key = np.nan_to_num(r, nan=-2.0)
+    arg = segment_argmax(torch.from_numpy(key), torch.from_numpy(seg), n_genes).numpy()
+    np.testing.assert_allclose(got, oracles.switch_strength(r, seg, n_genes), rtol=0,
+                               atol=1e-15)
+    np.testing.assert_array_equal(arg, oracles.segment_argmax(key, seg, n_genes))
 
 
 @SETTINGS
-@given(matrices(max_n=40, max_f=5, max_k=3), st.floats(1.0, 99.0))
-def test_welch_matches_scipy(data, percentile):
+@given(matrices(max_n=40, max_f=5, max_k=3), st.floats(1.0, 99.0), st.sampled_from([None, 2]))
+def test_welch_matches_scipy(data, percentile, chunk):
     x, y = data
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    high, low = percentile_split(yt, percentile)
-    k = y.shape[1]
-    _, g = moments_and_group_sums(xt, yt, torch.cat([high, low], dim=1))
-    cnt, s1, s2 = g.count, g.total, g.squares
-    w = welch_from_sums(cnt[:, :k], s1[:, :k], s2[:, :k], cnt[:, k:], s1[:, k:], s2[:, k:],
-                        g.centre, g.scale)
-    p = welch_pvalue(w.tstat, w.df).numpy()
-    for j in range(k):
-        e = y[:, j]
-        thr = np.nanpercentile(e, percentile) if np.isfinite(e).any() else np.nan
-        hi, lo = np.isfinite(e) & (e >= thr), np.isfinite(e) & ~(e >= thr)
-        np.testing.assert_array_equal(high[:, j].numpy(), hi)
-        for i in range(x.shape[1]):
-            a, b = x[hi, i], x[lo, i]
-            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-            assert w.n_high[i, j] == len(a) and w.n_low[i, j] == len(b)
-            if len(a) < 2 or len(b) < 2:
-                assert np.isnan(w.tstat[i, j].item()) and np.isnan(w.delta[i, j].item())
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = stats.ttest_ind(a, b, equal_var=False)
-            assert w.mean_high[i, j].item() == pytest.approx(a.mean(), abs=1e-9)
-            assert w.mean_low[i, j].item() == pytest.approx(b.mean(), abs=1e-9)
-            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-            assert w.se[i, j].item() == pytest.approx(se, abs=1e-9)
-            t = w.tstat[i, j].item()
-            if np.isnan(res.statistic):
-                assert np.isnan(t)
-            elif np.isinf(res.statistic):
-                assert t == res.statistic and p[i, j] == 0.0
-            else:
-                assert t == pytest.approx(res.statistic, rel=1e-7)
-                if res.pvalue > 1e-280:
-                    assert np.log10(p[i, j]) == pytest.approx(np.log10(res.pvalue), abs=1e-7)
+    high, low = percentile_split(torch.from_numpy(y), percentile)
+    want_high, want_low = oracles.percentile_split(y, percentile)
+    np.testing.assert_array_equal(high.numpy(), want_high)
+    np.testing.assert_array_equal(low.numpy(), want_low)
+    got = run_op(_welch, x, y, high, low, case=OpCase("cpu", torch.float64, chunk))
+    assert_matches(got, _oracle_welch(x, want_high, want_low), Tolerance(1e-9, 1e-7, 1e-7))
+    # +-inf t (both groups constant, different means) has p = 0, as scipy
+    assert np.all(got["pvalue"][np.isinf(got["tstat"])] == 0.0)
 
 
 def test_tail_split_selects_top_and_bottom():
     e = np.arange(100, dtype=float)
     e[5] = np.nan
     high, low = tail_split(torch.from_numpy(e[:, None]), 10.0)
-    upper, lower = np.nanpercentile(e, 90), np.nanpercentile(e, 10)
-    np.testing.assert_array_equal(high[:, 0].numpy(), np.isfinite(e) & (e >= upper))
-    np.testing.assert_array_equal(low[:, 0].numpy(), np.isfinite(e) & (e <= lower))
-    assert not (high & low).any()
-
-
-def oracle_eigengene(matrix):
-    """isograph 0.1.5's compute_eigengene, written plainly (rows x samples)."""
-    if len(matrix) == 1:
-        return matrix[0]
-    signs = np.ones(len(matrix))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i in range(1, len(matrix)):
-            m = np.isfinite(matrix[i]) & np.isfinite(matrix[0])
-            if m.sum() >= 3 and np.corrcoef(matrix[i][m], matrix[0][m])[0, 1] < 0:
-                signs[i] = -1.0
-        for _ in range(5):
-            e = np.nanmean(matrix * signs[:, None], axis=0)
-            new = signs.copy()
-            for i in range(len(matrix)):
-                m = np.isfinite(matrix[i]) & np.isfinite(e)
-                if m.sum() >= 3:
-                    new[i] = 1.0 if np.corrcoef(matrix[i][m], e[m])[0, 1] >= 0 else -1.0
-            if np.all(new == signs):
-                break
-            signs = new
-        return np.nanmean(matrix * signs[:, None], axis=0)
+    want_high, want_low = oracles.tail_split(e, 10.0)
+    np.testing.assert_array_equal(high.numpy(), want_high)
+    np.testing.assert_array_equal(low.numpy(), want_low)
+    assert high.sum() == low.sum() == 10 and not (high & low).any()
 
 
 @SETTINGS
@@ -233,7 +172,7 @@ def test_eigengenes_match_reference_algorithm(seed, n, k, magnitude):
     got = module_eigengenes(torch.from_numpy(scores * magnitude), torch.from_numpy(idx))
     got = got.numpy() / magnitude
     for j, rows in enumerate(modules):
-        expected = oracle_eigengene(scores[:, np.sort(rows)].T)
+        expected = oracles.eigengene(scores[:, np.sort(rows)].T)
         np.testing.assert_allclose(got[:, j], expected, atol=1e-12, equal_nan=True)
 
 
@@ -267,43 +206,17 @@ def test_pearson_and_welch_at_extreme_magnitudes(data, seed, percentile):
     rng = np.random.default_rng(seed)
     fx = rng.choice(MAGNITUDES, size=x.shape[1])
     fy = rng.choice(MAGNITUDES, size=y.shape[1])
-    xt, yt = torch.from_numpy(x * fx), torch.from_numpy(y * fy)
-    r, n = masked_pearson(xt, yt, 3)
-    r_o, p_o, n_o = oracle_pearson(x, y, 3)
-    np.testing.assert_array_equal(n.numpy(), n_o)
-    np.testing.assert_array_equal(np.isnan(r.numpy()), np.isnan(r_o))
-    np.testing.assert_allclose(r.numpy(), r_o, atol=1e-9, equal_nan=True)
-    p = pearson_pvalue(r, n).numpy()
-    ok = np.isfinite(p_o) & (p_o > 1e-280)
-    np.testing.assert_allclose(np.log10(p[ok]), np.log10(p_o[ok]), atol=1e-7)
+    case = OpCase("cpu", torch.float64, None)
+    got = run_op(_pearson, x * fx, y * fy, case=case)
+    assert_matches(got, _oracle_pearson(x, y), Tolerance(1e-9, 1e-7, 1e-7))
 
     high, low = percentile_split(torch.from_numpy(y), percentile)
-    k = y.shape[1]
-    _, g = moments_and_group_sums(xt, yt, torch.cat([high, low], dim=1))
-    w = welch_from_sums(g.count[:, :k], g.total[:, :k], g.squares[:, :k], g.count[:, k:],
-                        g.total[:, k:], g.squares[:, k:], g.centre, g.scale)
-    for j in range(k):
-        for i in range(x.shape[1]):
-            a = x[high[:, j].numpy(), i]
-            b = x[low[:, j].numpy(), i]
-            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-            if len(a) < 2 or len(b) < 2:
-                assert np.isnan(w.tstat[i, j].item())
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                want = stats.ttest_ind(a, b, equal_var=False)
-            unit = fx[i]
-            assert w.mean_high[i, j].item() / unit == pytest.approx(a.mean(), abs=1e-9)
-            assert w.mean_low[i, j].item() / unit == pytest.approx(b.mean(), abs=1e-9)
-            assert w.delta[i, j].item() / unit == pytest.approx(a.mean() - b.mean(), abs=1e-9)
-            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-            assert w.se[i, j].item() / unit == pytest.approx(se, abs=1e-9)
-            t = w.tstat[i, j].item()
-            if np.isfinite(want.statistic):
-                assert t == pytest.approx(want.statistic, rel=1e-7)
-            else:
-                np.testing.assert_array_equal(t, want.statistic)
+    got = run_op(_welch, x * fx, y * fy, high, low, case=case)
+    for name in ("mean_high", "mean_low", "delta", "se"):  # in the feature's units
+        got[name] = got[name] / fx[:, None]
+    want = _oracle_welch(x, high.numpy(), low.numpy())
+    assert_matches(got, want, Tolerance(1e-9, 1e-7, 1e-7),
+                   names=("mean_high", "mean_low", "delta", "se", "tstat", "n_high", "n_low"))
 
 
 #: (high values, low values) of one feature: the degenerate Welch cases of real usage data
@@ -342,24 +255,9 @@ def test_degenerate_welch_cases_match_scipy_through_the_engine():
     got = feature_statistics(x, y, min_pairs=3, splits={"split": (high, low)},
                              device=torch.device("cpu"), dtype=torch.float64,
                              memory_budget_bytes=1 << 20).contrasts["split"]
-    for i, (name, (a, b)) in enumerate(DEGENERATE_WELCH.items()):
-        assert (got.n_high[i, 0], got.n_low[i, 0]) == (len(a), len(b)), name
-        if min(len(a), len(b)) < 2:
-            assert np.isnan([got.tstat[i, 0], got.pvalue[i, 0], got.se[i, 0]]).all(), name
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            want = stats.ttest_ind(a, b, equal_var=False)
-        t, p = got.tstat[i, 0], got.pvalue[i, 0]
-        np.testing.assert_array_equal([np.isnan(t), np.isnan(p)],
-                                      [np.isnan(want.statistic), np.isnan(want.pvalue)],
-                                      err_msg=name)
-        if np.isinf(want.statistic):
-            assert t == want.statistic and p == want.pvalue == 0.0, name
-        elif np.isfinite(want.statistic):
-            assert t == pytest.approx(want.statistic, rel=1e-12), name
-            assert p == pytest.approx(want.pvalue, rel=1e-10), name
-        assert got.delta[i, 0] == pytest.approx(np.mean(a) - np.mean(b), abs=1e-15), name
+    want = _oracle_welch(x, high.numpy(), low.numpy())
+    assert_matches(vars(got), want, Tolerance(1e-15, 1e-12, 4e-11))
+    assert np.isinf(got.tstat[:2, 0]).all() and (got.pvalue[:2, 0] == 0.0).all()
 
 
 def test_welch_pvalue_of_infinite_t_is_zero_whatever_df():
@@ -381,13 +279,13 @@ def test_degenerate_pearson_cases_match_scipy(min_pairs):
     x[:2, 2] = [1.0, 0.0]  # two pairs, negative
     x[:, 3] = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]  # exact 0/1 usage
     x[:3, 4] = [1.0, 1.0, 0.0]  # three pairs
-    r, n = masked_pearson(torch.from_numpy(x), torch.from_numpy(y[:, None]), min_pairs)
-    p = pearson_pvalue(r, n)
-    r_o, p_o, n_o = oracle_pearson(x, y[:, None], min_pairs)
-    np.testing.assert_array_equal(n.numpy(), n_o)
-    np.testing.assert_array_equal(np.isnan(r.numpy()), np.isnan(r_o))
-    np.testing.assert_allclose(r.numpy(), r_o, rtol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(p.numpy(), p_o, rtol=1e-10, equal_nan=True)
+    got = run_op(lambda a, b: _pearson(a, b, min_pairs), x, y[:, None],
+                 case=OpCase("cpu", torch.float64, None))
+    r_o, p_o, n_o = oracles.pearson(x, y[:, None], min_pairs)
+    np.testing.assert_array_equal(got["n"], n_o)
+    np.testing.assert_allclose(got["r"], r_o, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(got["pvalue"], p_o, rtol=1e-10, equal_nan=True)
+    r, p = got["r"], got["pvalue"]
     if min_pairs == 2:
         assert r[1, 0] == 1.0 and r[2, 0] == -1.0 and p[1, 0] == p[2, 0] == 1.0
 
@@ -411,15 +309,109 @@ def test_degenerate_tails_of_two_samples_match_scipy_through_the_engine():
     got = feature_statistics(x, y, min_pairs=3, splits={"tails": (high, low)},
                              device=torch.device("cpu"), dtype=torch.float64,
                              memory_budget_bytes=1 << 20).contrasts["tails"]
-    for i in range(4):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            want = stats.ttest_ind(x[high_rows, i], x[low_rows, i], equal_var=False)
-        t, p = got.tstat[i, 0], got.pvalue[i, 0]
-        if np.isnan(want.statistic):
-            assert np.isnan(t) and np.isnan(p), i
-        elif np.isinf(want.statistic):
-            assert t == want.statistic and p == want.pvalue == 0.0, i
-        else:
-            assert t == pytest.approx(want.statistic, rel=1e-12)
-            assert p == pytest.approx(want.pvalue, rel=1e-10)
+    want = _oracle_welch(x, high.numpy(), low.numpy())
+    np.testing.assert_array_equal(want["n_high"], 2)
+    assert_matches(vars(got), want, Tolerance(1e-15, 1e-12, 4e-11))
+    assert np.isinf(got.tstat[:2, 0]).all() and np.isnan(got.tstat[2, 0])
+
+
+def _well_conditioned(seed=21, n=60, f=7, k=3):
+    """Inputs every dtype can take: NaNs, a constant feature, one with 2 pairs only."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, k))
+    x = 0.5 * y[:, [0] * f] + rng.normal(size=(n, f))
+    x[rng.random(x.shape) < 0.15] = np.nan
+    y[rng.random(y.shape) < 0.05] = np.nan
+    x[:, 1] = 2.5
+    x[2:, 4] = np.nan
+    return x, y
+
+
+@pytest.mark.parametrize("case", op_cases(pvalue_routes=("default", "torch")))
+def test_pearson_on_every_device_dtype_and_chunking(case):
+    x, y = _well_conditioned()
+    got = run_op(_pearson, x, y, case=case)
+    assert got["r"].dtype == (np.float32 if case.dtype == torch.float32 else np.float64)
+    assert got["pvalue"].dtype == np.float64
+    assert_matches(got, _oracle_pearson(x, y), case)
+
+
+@pytest.mark.parametrize("case", op_cases(pvalue_routes=("default", "torch")))
+def test_welch_on_every_device_dtype_and_chunking(case):
+    x, y = _well_conditioned(seed=22)
+    high, low = oracles.percentile_split(y, 60.0)
+    got = run_op(_welch, x, y, high, low, case=case)
+    assert_matches(got, _oracle_welch(x, high, low), case)
+
+
+@pytest.mark.parametrize("case", op_cases(chunks=(None, 2)))
+def test_splits_fdr_and_segments_on_every_device_dtype_and_chunking(case):
+    """Ops over columns: chunking splits the K score columns (each column is one family,
+    one split, one set of segment reductions); outputs transposed to [K, ...]."""
+    rng = np.random.default_rng(23)
+    scores = rng.normal(size=(40, 5))
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    got = run_op(lambda s: dict(zip(("high", "low"),
+                                    (m.T for m in percentile_split(s, 30.0)), strict=True)),
+                 scores, case=case)
+    high, low = oracles.percentile_split(scores, 30.0)
+    assert_matches(got, {"high": high.T, "low": low.T}, case)
+    got = run_op(lambda s: dict(zip(("high", "low"),
+                                    (m.T for m in tail_split(s, 20.0)), strict=True)),
+                 scores, case=case)
+    high, low = oracles.tail_split(scores, 20.0)
+    assert_matches(got, {"high": high.T, "low": low.T}, case)
+
+    p = rng.random((30, 5)) ** 3
+    p[rng.random(p.shape) < 0.1] = np.nan
+    got = run_op(lambda q: {"qvalue": fdr_adjust(q, method="by").T}, p, case=case)
+    assert_matches(got, {"qvalue": oracles.fdr(p, method="by").T}, case)
+
+    seg = rng.integers(0, 6, size=30)
+    r = rng.uniform(-1, 1, size=(30, 5))
+    r[rng.random(r.shape) < 0.2] = np.nan
+    segment = torch.from_numpy(seg)
+    got = run_op(lambda v, s: {"switch": switch_strength(v, s, 7).T,
+                               "argmax": segment_argmax(v.nan_to_num(nan=-2.0), s, 7).T},
+                 r, segment, case=case)
+    want = {"switch": oracles.switch_strength(r, seg, 7).T,
+            "argmax": oracles.segment_argmax(np.nan_to_num(r, nan=-2.0), seg, 7).T}
+    assert_matches(got, want, case)
+
+
+@pytest.mark.parametrize("case", op_cases(chunks=(None,)))
+def test_eigengenes_on_every_device_and_dtype(case):
+    rng = np.random.default_rng(24)
+    latent = rng.normal(size=(3, 30))
+    scores = rng.normal(size=(30, 9)) * 0.5
+    modules = [np.array([0, 2, 5]), np.array([1, 3]), np.array([4, 6, 7, 8])]
+    for j, rows in enumerate(modules):
+        for row in rows:
+            scores[:, row] += (-1.0) ** row * latent[j]
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    idx = np.full((3, 4), -1)
+    for j, rows in enumerate(modules):
+        idx[j, : len(rows)] = rows
+    got = run_op(lambda s, rows: {"eigengene": module_eigengenes(s, rows)}, scores,
+                 torch.from_numpy(idx), case=case)
+    want = np.stack([oracles.eigengene(scores[:, rows].T) for rows in modules], axis=1)
+    assert_matches(got, {"eigengene": want}, case)
+
+
+@pytest.mark.parametrize("case", op_cases())
+def test_finite_column_means_on_every_device_dtype_and_chunking(case):
+    """NaN and +-inf skipped; NaN for a column without a finite value; 1e300 columns
+    (float64 only: float32 cannot hold them) do not overflow the sum."""
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(30, 7))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[3, 2], x[4, 5] = np.inf, -np.inf
+    x[:, 6] = np.nan
+    unit = np.ones(7) if case.dtype == torch.float32 else np.array([1e300, 1, 1e-300, 1] * 2)[:7]
+    got = run_op(lambda v: dict(zip(("mean", "count"), finite_column_means(v), strict=True)),
+                 x * unit, case=case)
+    finite = np.isfinite(x)
+    want_mean = np.array([x[finite[:, j], j].mean() if finite[:, j].any() else np.nan
+                          for j in range(7)])
+    assert_matches({"mean": got["mean"] / unit, "n": got["count"]},
+                   {"mean": want_mean, "n": finite.sum(axis=0)}, case)

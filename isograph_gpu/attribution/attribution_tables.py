@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..text_columns import text_column
+from .latent import direction_sign
 
 VAE_DRIVER_COLUMNS = [
     "gene_id", "r", "qvalue", "feature_id", "feature_type", "decoded_delta", "latent_dim_idx",
@@ -30,10 +31,6 @@ _DTYPES = {
     "latent_r": "float64", "decoded_delta_percentile": "float64", "sign_agreement": "bool",
     "passes_filter": "bool",
 }
-
-
-def _direction(latent_r: float) -> float:
-    return -1.0 if latent_r < 0 else 1.0
 
 
 def empty_vae_drivers() -> pd.DataFrame:
@@ -143,7 +140,7 @@ def vae_driver_table(driver_table: pd.DataFrame, gene_ids: np.ndarray, feature_i
         percentile = np.zeros(m)
     r = driver_table["r"].to_numpy(dtype=np.float64)
     q = driver_table["qvalue"].to_numpy(dtype=np.float64)
-    sign_agreement = np.sign(delta * _direction(float(latent_r))) == np.sign(r)
+    sign_agreement = np.sign(delta * direction_sign(float(latent_r))) == np.sign(r)
     with np.errstate(invalid="ignore"):
         passes = (q <= fdr_threshold) & (percentile >= percentile_threshold) & sign_agreement
     gene_rank = np.empty(m, dtype=np.int64)
@@ -184,7 +181,7 @@ def ig_attribution_table(gene_ids: np.ndarray, feature_ids: np.ndarray,
     score = np.asarray(ig_score, dtype=np.float64)
     rank = feature_id_rank(feature_ids) if feature_rank is None else feature_rank
     order = np.lexsort((rank, -np.abs(score)))  # NaN sorts last
-    direction = _direction(float(latent_r))
+    direction = direction_sign(float(latent_r))
     return pd.DataFrame({
         "gene_id": text_column(np.asarray(gene_ids, dtype=object)[order]),
         "feature_id": text_column(np.asarray(feature_ids, dtype=object)[order]),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 _REQUIRED_KEYS = ("encoder", "decoder", "n_genes", "latent_dim", "hidden_dim", "n_hidden_layers")
 
@@ -93,7 +93,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle refused, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"{path}: cannot read the VAE checkpoint ({first})") from exc
     if not isinstance(payload, dict):
         raise InputError(f"{path}: VAE checkpoint is not a dict of weights and sizes")

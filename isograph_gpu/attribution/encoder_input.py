@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import torch
 
+from ..ops.moments import finite_column_means
+
 
 def impute_feature_means(scores: np.ndarray) -> tuple[np.ndarray, int, int]:
     """Replace NaN/inf by the column's finite mean over rows (0 when none is finite).
@@ -29,9 +31,8 @@ def impute_feature_means(scores: np.ndarray) -> tuple[np.ndarray, int, int]:
     x = x.copy()
     sub = x[:, cols]
     bad = ~np.isfinite(sub)
-    counts = (~bad).sum(axis=0)
-    sums = np.where(bad, 0.0, sub).sum(axis=0)
-    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    means, _ = finite_column_means(torch.from_numpy(sub))
+    means = torch.nan_to_num(means, nan=0.0).numpy()
     sub[bad] = np.broadcast_to(means, sub.shape)[bad]
     x[:, cols] = sub
     return x, int(bad.sum()), len(cols)

@@ -22,11 +22,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..config import IG_BASELINES
 from ..errors import InputError, OptionalDependencyError
 from .checkpoint import VaeEncoder
 
 INSTALL_HINT = "pip install 'isograph-gpu[explain]'"
-BASELINES = ("zero", "mean", "feature-mean")
+#: Captum releases [first, last] checked to call ``self.gradient_func(forward_fn, inputs,
+#: target_ind, additional_forward_args)`` with ``captum._utils.gradient.compute_gradients``
+#: as its default (tests/test_attribution_ig.py fails when the installed Captum leaves
+#: this range or changes that hook). Outside it Captum's own gradients are used.
+CAPTUM_GRADIENT_HOOK_VERSIONS = ((0, 9), (0, 9))
 
 
 def require_captum() -> Any:
@@ -61,8 +66,8 @@ class _Baseline:
     """Baseline ``b`` for a (n, d) input, without materialising an (n, d) matrix."""
 
     def __init__(self, x: torch.Tensor, kind: str) -> None:
-        if kind not in BASELINES:
-            raise InputError(f"ig_baseline must be one of {list(BASELINES)}, got {kind!r}")
+        if kind not in IG_BASELINES:
+            raise InputError(f"ig_baseline must be one of {list(IG_BASELINES)}, got {kind!r}")
         self.kind = kind
         self.feature_mean = x.mean(0) if kind == "feature-mean" else None  # (d,)
         self.sample_mean = x.mean(1) if kind == "mean" else None  # (n,)
@@ -126,14 +131,28 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     widths = [m.out_features for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
     u_row_bytes = 6 * itemsize * (sum(widths) + u_x.shape[1])
     latents = sorted({int(v) for v in latent_idx})
+    u_rows = _rows_per_chunk(n_steps * n * len(latents), u_row_bytes, memory_budget_bytes)
+    ig = integrated_gradients_cls(_selected_latent(encoder), multiply_by_inputs=False)
+    use_batched_gradients(ig)
+    g_u, f_gap = _latent_space_gradients(ig, encoder, u_x, u_base, latents, n_steps, u_rows,
+                                         on_batch)
+    ig_sum, abs_sum, total = _input_space_attributions(g_u, x, base, layer, x_rows)
+    return {j: IgSummary(ig_sum[li] / n, abs_sum[li] / n, total[li] - f_gap[li])
+            for li, j in enumerate(latents)}
+
+
+def _latent_space_gradients(ig: Any, encoder: VaeEncoder, u_x: torch.Tensor,
+                            u_base: torch.Tensor, latents: list[int], n_steps: int,
+                            u_rows: int, on_batch: Callable[[int, int], None] | None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G_u`` (latents, n, h_0) from Captum, at most ``u_rows`` path rows per batch, and
+    ``f(u_x) - f(u_b)`` (latents, n). One Captum problem for every distinct latent: row
+    (l, s) explains ``mu(u_s)[latents[l]]``."""
+    n = u_x.shape[0]
     n_lat = len(latents)
-    u_rows = _rows_per_chunk(n_steps * n * n_lat, u_row_bytes, memory_budget_bytes)
-    # one Captum problem for every distinct latent: row (l, s) explains mu(u_s)[latents[l]]
     u_in = u_x.repeat(n_lat, 1)
     u_b = u_base.repeat(n_lat, 1)
-    which = torch.tensor(latents, device=x.device).repeat_interleave(n)
-    ig = integrated_gradients_cls(_selected_latent(encoder), multiply_by_inputs=False)
-    ig.gradient_func = _batched_gradients
+    which = torch.tensor(latents, device=u_x.device).repeat_interleave(n)
     g_flat = torch.empty_like(u_in)
     rows_total = n_lat * n
     sample_chunk = min(rows_total, u_rows)
@@ -153,26 +172,56 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     with torch.no_grad():
         f_gap = (_selected_latent(encoder)(u_in, which)
                  - _selected_latent(encoder)(u_b, which)).view(n_lat, n)
-    g_u = g_flat.view(n_lat, n, -1)
-    del u_in, u_b, g_flat
+    return g_flat.view(n_lat, n, -1), f_gap
 
-    # back to input space: attribution = (x - b) * (G_u @ W1), never all samples at once
-    ig_sum = torch.zeros(len(latents), d, dtype=x.dtype, device=x.device)
+
+def _input_space_attributions(g_u: torch.Tensor, x: torch.Tensor, base: _Baseline,
+                              layer: torch.nn.Linear, x_rows: int
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per latent: the sums over samples of the attribution ``(x - b) * (G_u @ W1)`` and of
+    its absolute value (latents, d), and each sample's total (latents, n); at most
+    ``x_rows`` samples at a time."""
+    n_lat = g_u.shape[0]
+    n, d = x.shape
+    ig_sum = torch.zeros(n_lat, d, dtype=x.dtype, device=x.device)
     abs_sum = torch.zeros_like(ig_sum)
-    total = torch.empty(len(latents), n, dtype=x.dtype, device=x.device)
+    total = torch.empty(n_lat, n, dtype=x.dtype, device=x.device)
     with torch.no_grad():
         for i in range(0, n, x_rows):
             rows = slice(i, min(n, i + x_rows))
             diff = base.difference(x[rows], rows)
-            for li in range(len(latents)):
+            for li in range(n_lat):
                 attribution = torch.mm(g_u[li, rows], layer.weight)
                 attribution.mul_(diff)
                 ig_sum[li] += attribution.sum(0)
                 total[li, rows] = attribution.sum(1)
                 abs_sum[li] += attribution.abs_().sum(0)
             del diff, attribution
-    return {j: IgSummary(ig_sum[li] / n, abs_sum[li] / n, total[li] - f_gap[li])
-            for li, j in enumerate(latents)}
+    return ig_sum, abs_sum, total
+
+
+def captum_gradient_hook_known(ig: Any) -> bool:
+    """Whether ``ig`` (a Captum ``IntegratedGradients``) is a release in
+    :data:`CAPTUM_GRADIENT_HOOK_VERSIONS` whose private ``gradient_func`` is still Captum's
+    ``compute_gradients``, the function :func:`_batched_gradients` stands in for."""
+    import captum
+    from captum._utils import gradient
+
+    release = tuple(int(p) for p in captum.__version__.split(".")[:2] if p.isdigit())
+    first, last = CAPTUM_GRADIENT_HOOK_VERSIONS
+    return (first <= release <= last
+            and getattr(ig, "gradient_func", None) is gradient.compute_gradients)
+
+
+def use_batched_gradients(ig: Any) -> bool:
+    """Give ``ig`` :func:`_batched_gradients` (the same gradients, without Captum's unbind
+    over every row) where :func:`captum_gradient_hook_known`; else leave Captum's own.
+    Returns whether it did. Captum has no public hook for this: the one monkeypatch of a
+    Captum private, kept here behind the version check."""
+    if not captum_gradient_hook_known(ig):
+        return False
+    ig.gradient_func = _batched_gradients
+    return True
 
 
 def _batched_gradients(forward_fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...],

@@ -56,6 +56,7 @@ def select_module_latents(correlations: torch.Tensor) -> tuple[torch.Tensor, tor
     return idx, correlations.gather(1, idx[:, None])[:, 0]
 
 
-def direction_sign(latent_r: torch.Tensor) -> torch.Tensor:
-    """``sign(latent_r)`` with 0 -> +1 (the reference's module direction)."""
-    return torch.where(latent_r < 0, -torch.ones_like(latent_r), torch.ones_like(latent_r))
+def direction_sign(latent_r: float) -> float:
+    """The module's direction along its latent axis: ``sign(latent_r)`` with 0 -> +1 (the
+    reference's) and NaN -> +1. It orients ``sign_agreement`` and ``ig_score_corrected``."""
+    return -1.0 if latent_r < 0 else 1.0

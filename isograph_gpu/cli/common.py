@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import click
 
-from ..errors import IsographGpuError
+from ..errors import IsographGpuError, first_line
 
 T = TypeVar("T")
 
@@ -48,8 +48,7 @@ def expected_error_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, IsographGpuError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         return f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def save_traceback(exc: BaseException) -> str:

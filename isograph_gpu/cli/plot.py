@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..config import PLOT_FORMATS
 from .common import run_command
 
 if TYPE_CHECKING:
     import pandas as pd
-
-FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
@@ -34,7 +33,7 @@ def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
 @click.option("--feature-meta", type=click.Path(path_type=Path), default=None,
               help="Feature metadata; a gene_name column puts gene names in the labels. "
                    "Default: the explain run's feature meta when it still exists.")
-@click.option("--output-format", multiple=True, type=click.Choice(list(FIGURE_FORMATS)),
+@click.option("--output-format", multiple=True, type=click.Choice(list(PLOT_FORMATS)),
               help="Figure format(s): png pdf svg (several after one flag); default png.")
 @click.option("--top-n", type=click.IntRange(1, None), default=10, show_default=True,
               help="Driver genes per figure (bars, gradient panels, heatmap genes, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .moments import power_of_two_scale
+from .moments import finite_column_means
 from .pearson import paired_pearson
 
 #: the reference's hard-coded minimum of complete pairs in the sign alignment
@@ -31,15 +31,11 @@ def gather_module_rows(scores: Tensor, rows: Tensor) -> Tensor:
 
 
 def _nanmean_rows(values: Tensor) -> Tensor:
-    """NaN-skipping mean over dim 1 of ``values`` [K, R, n] -> [K, n]; each module's values
-    are summed in units of their :func:`power_of_two_scale` (exact), so rows near the
-    largest float do not overflow the sum."""
-    scale = power_of_two_scale(values.flatten(1), dim=1)[:, :, None]  # [K, 1, 1]
-    finite = torch.isfinite(values)
-    total = torch.where(finite, values / scale, torch.zeros_like(values)).sum(dim=1)
-    count = finite.sum(dim=1)
-    out = total / count.clamp_min(1).to(values.dtype) * scale[:, 0]
-    return torch.where(count > 0, out, torch.full_like(out, float("nan")))
+    """NaN-skipping mean over dim 1 of ``values`` [K, R, n] -> [K, n] (NaN where a module
+    has no finite value for a sample), by :func:`~.moments.finite_column_means`."""
+    k, r, n = values.shape
+    mean, _ = finite_column_means(values.transpose(0, 1).reshape(r, k * n))
+    return mean.reshape(k, n)
 
 
 def module_eigengenes(scores: Tensor, rows: Tensor) -> Tensor:

@@ -101,6 +101,17 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return mask, filled.addcmul_(mask, centre, value=-1.0), centre, scale[0]
 
 
+def finite_column_means(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean [F] of the finite values of each column of ``x`` [n, F] (NaN where a column
+    has none) and their count [F] (x's dtype): the centres of :func:`centre_and_mask` in
+    x's units, so near the largest float the sums do not overflow. The one NaN-skipping
+    mean of the package (eigengenes, encoder-input imputation)."""
+    mask, _, centre, scale = centre_and_mask(x)
+    count = mask.sum(dim=0)
+    mean = torch.where(count > 0, centre * scale, torch.full_like(centre, float("nan")))
+    return mean, count
+
+
 @dataclass
 class GroupSums:
     """Per-feature count, sum and sum of squares of the centred values in each group,

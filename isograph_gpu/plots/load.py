@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError
+from ..errors import InputError, MissingInputError, first_line
 from ..results import ExplainResult
 
 MANIFEST_NAME = "module_explanation_manifest.json"
@@ -152,5 +152,5 @@ def read_feature_usage(path: Path, results: dict[str, ExplainResult]) -> pd.Data
             for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
         return pq.read_table(path, columns=["sample_id", *wanted]).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise InputError(f"cannot read feature table {path} as parquet: {detail}") from exc

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..config import PLOT_FORMATS
 from ..errors import InputError
 from ..io.output import atomic_write_bytes, check_path_components, json_bytes
 from ..progress import Progress
@@ -25,7 +26,7 @@ from ._data import feature_type_map, gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
 from .overview import plot_eigengene_heatmap, plot_high_vs_low
 from .panel import plot_summary_panel
-from .style import DEFAULT_DPI, FORMATS, save_figure
+from .style import DEFAULT_DPI, save_figure
 from .summary import summarize_module
 from .transcripts import plot_isoform_gradient, plot_switch_pair, plot_transcript_polarity
 
@@ -216,8 +217,8 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     """
     formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
     for fmt in formats:
-        if fmt not in FORMATS:
-            raise InputError(f"unknown figure format {fmt!r}; choose from {list(FORMATS)}")
+        if fmt not in PLOT_FORMATS:
+            raise InputError(f"unknown figure format {fmt!r}; choose from {list(PLOT_FORMATS)}")
     if not formats:
         raise InputError("no figure format requested")
     output_dir = Path(output_dir)
@@ -273,4 +274,4 @@ def figure_files(written: Sequence[str]) -> list[str]:
     """The figures among ``written`` (paths from :func:`render_explain_figures`), in order:
     what the manifest's ``plot_files`` lists. ``module_summary.json`` is written with the
     figures but is not one (isograph 0.1.5 does not list it either)."""
-    return [p for p in written if Path(p).suffix.lstrip(".") in FORMATS]
+    return [p for p in written if Path(p).suffix.lstrip(".") in PLOT_FORMATS]

@@ -25,6 +25,7 @@ from matplotlib.colors import Colormap, TwoSlopeNorm
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+from ..config import PLOT_FORMATS
 from ..io.output import atomic_write_bytes
 
 #: journal column widths, inches
@@ -41,7 +42,6 @@ ACCENT_COLOR = "#009E73"    # bluish green
 DIVERGING_CMAP = "RdBu_r"
 
 #: file formats the renderer writes and the magic bytes each file starts with
-FORMATS = ("png", "pdf", "svg")
 DEFAULT_DPI = 300
 
 _SAVE_METADATA: dict[str, dict[str, str | None]] = {
@@ -188,8 +188,8 @@ def _round_geometry(container: Figure | SubFigure, decimals: int = 6) -> None:
 
 def figure_bytes(fig: Figure, fmt: str, dpi: int = DEFAULT_DPI) -> bytes:
     """Encode ``fig`` as ``fmt`` (png/pdf/svg) with fixed metadata: same figure, same bytes."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown figure format {fmt!r}; choose from {list(FORMATS)}")
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"unknown figure format {fmt!r}; choose from {list(PLOT_FORMATS)}")
     freeze_layout(fig, dpi)
     if fmt == "png":
         return _png_bytes(fig, dpi)

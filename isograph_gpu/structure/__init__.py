@@ -1,8 +1,9 @@
-"""Transcript structure: GTF parsing and cache, switch-pair labels, annotation-table merge."""
+"""Transcript structure: GTF parsing and cache (:mod:`.gtf`, :mod:`.cache`), switch-pair
+labels (:mod:`.switch_pair_labels`, written by :mod:`.writer`), and the merge of an
+annotation table into the explain tables (:mod:`.annotation`)."""
 
 from __future__ import annotations
 
-from .annotate import annotate_switch_pairs, read_switch_pairs
 from .annotation import (
     annotate_driver_table,
     annotate_transcript_table,
@@ -14,6 +15,7 @@ from .cache import load_transcript_models
 from .gtf import PARSER_VERSION, read_gtf
 from .labels import CANONICAL_LABELS, EXTRA_LABELS
 from .models import TranscriptModels
+from .switch_pair_labels import annotate_switch_pairs, read_switch_pairs
 from .writer import write_annotations
 
 __all__ = [

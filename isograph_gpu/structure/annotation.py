@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError
+from ..errors import InputError, MissingInputError, first_line
 from .labels import BOOLEAN_LABELS, CANONICAL_LABELS, NUMERIC_LABELS
 
 __all__ = [
@@ -55,7 +55,7 @@ def _read(path: Path) -> pd.DataFrame:
             return pd.read_csv(path, sep="\t", float_precision="round_trip")
         return pd.read_csv(path, float_precision="round_trip")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"annotation table {path} cannot be read: {first}") from exc
 
 

@@ -7,6 +7,8 @@ the reference's 10 labels (§14.3), our extra labels (docs/structure.md), and th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import intervals as iv
@@ -173,45 +175,99 @@ def _any_per(index: np.ndarray, flags: np.ndarray, size: int) -> np.ndarray:
 def _splicing_events(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P, len(SPLICING_EVENTS)) bool: which kinds of splicing event separate each pair."""
     n_pairs = len(a)
+    n_ex = iv.lengths(tx.exons[0])
+    retention, holds = _intron_retention(tx, a, b)
+    ep = _exon_pairs(tx, a, b)
+    donor, acceptor = _alternative_splice_sites(tx, a, b, ep, holds)
+    has_exons = (n_ex[a] > 0) & (n_ex[b] > 0)
+
     events = np.zeros((n_pairs, len(SPLICING_EVENTS)), dtype=bool)
+    events[:, 0] = _exon_skipping(tx, a, b)
+    events[:, 1] = _any_per(ep.pair, _mutually_exclusive(tx, a, b, ep), n_pairs)
+    events[:, 2] = _any_per(ep.pair, donor, n_pairs)
+    events[:, 3] = _any_per(ep.pair, acceptor, n_pairs)
+    events[:, 4] = ~_overlaps(tx.first_exon[a], tx.first_exon[b]) & has_exons
+    events[:, 5] = ~_overlaps(tx.last_exon[a], tx.last_exon[b]) & has_exons
+    events[:, 6] = retention
+    events[iv.set_equal(tx.exons, a, b)] = False
+    return events
+
+
+@dataclass
+class _ExonPairs:
+    """Every (exon i of a, exon j of b) of every pair: pair index, i, j, the two exons' rows
+    in the exon table, and whether they overlap."""
+
+    pair: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    ea: np.ndarray
+    eb: np.ndarray
+    overlap: np.ndarray
+
+
+def _exon_pairs(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> _ExonPairs:
+    e_off, e_start, e_end = tx.exons
+    n_ex = iv.lengths(e_off)
+    pair, i, j = iv.cross(n_ex[a], n_ex[b])
+    ea = e_off[a][pair] + i
+    eb = e_off[b][pair] + j
+    overlap = (e_start[ea] <= e_end[eb]) & (e_start[eb] <= e_end[ea])
+    return _ExonPairs(pair, i, j, ea, eb, overlap)
+
+
+def _intron_retention(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Intron retention per pair: an exon of one transcript contains a whole intron of the
+    other. Also which exons hold one, per (pair, exon) row of each side ("a", "b", rows as
+    :func:`iv.offsets_from_counts` of the side's exon counts): the same exon may meet other
+    partners elsewhere."""
     e_off, e_start, e_end = tx.exons
     i_off, i_start, i_end = tx.introns
     n_ex = iv.lengths(e_off)
     n_in = iv.lengths(i_off)
-    identical = iv.set_equal(tx.exons, a, b)
-
-    # intron retention: an exon of one transcript contains a whole intron of the other.
-    # Flags are kept per (pair, exon) row: the same exon may meet other partners elsewhere.
-    rows_a = iv.offsets_from_counts(n_ex[a])
-    rows_b = iv.offsets_from_counts(n_ex[b])
     holds = {}
-    retention = np.zeros(n_pairs, dtype=bool)
-    for side, x, y, rows in (("a", a, b, rows_a), ("b", b, a, rows_b)):
+    retention = np.zeros(len(a), dtype=bool)
+    for side, x, y in (("a", a, b), ("b", b, a)):
+        rows = iv.offsets_from_counts(n_ex[x])
         pair, i, j = iv.cross(n_ex[x], n_in[y])
         ex = e_off[x][pair] + i
         it = i_off[y][pair] + j
         hold = (e_start[ex] <= i_start[it]) & (i_end[it] <= e_end[ex])
         holds[side] = _any_per(rows[pair] + i, hold, int(rows[-1]))
-        retention |= _any_per(pair, hold, n_pairs)
+        retention |= _any_per(pair, hold, len(a))
+    return retention, holds
 
-    # alternative 5'/3' splice sites: overlapping exons that share one boundary and differ
-    # at the other, where both differing boundaries are splice sites (not a transcript end)
-    pair, i, j = iv.cross(n_ex[a], n_ex[b])
-    ea = e_off[a][pair] + i
-    eb = e_off[b][pair] + j
-    overlap = (e_start[ea] <= e_end[eb]) & (e_start[eb] <= e_end[ea])
+
+def _alternative_splice_sites(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray,
+                              ep: _ExonPairs, holds: dict[str, np.ndarray]
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Alternative 5' (donor) / 3' (acceptor) splice sites per exon pair: overlapping exons
+    (neither retaining an intron) that share one boundary and differ at the other, where
+    both differing boundaries are splice sites (not a transcript end); strand-aware."""
+    e_off, e_start, e_end = tx.exons
+    n_ex = iv.lengths(e_off)
+    pair, i, j, ea, eb = ep.pair, ep.i, ep.j, ep.ea, ep.eb
+    rows_a = iv.offsets_from_counts(n_ex[a])
+    rows_b = iv.offsets_from_counts(n_ex[b])
     same_start = e_start[ea] == e_start[eb]
     same_end = e_end[ea] == e_end[eb]
-    plain = overlap & ~holds["a"][rows_a[pair] + i] & ~holds["b"][rows_b[pair] + j]
+    plain = ep.overlap & ~holds["a"][rows_a[pair] + i] & ~holds["b"][rows_b[pair] + j]
     start_moves = plain & same_end & ~same_start & (i > 0) & (j > 0)
     end_moves = plain & same_start & ~same_end & (i < n_ex[a][pair] - 1) & (
         j < n_ex[b][pair] - 1)
     minus = tx.minus[a][pair]
     donor = (end_moves & ~minus) | (start_moves & minus)
     acceptor = (start_moves & ~minus) | (end_moves & minus)
+    return donor, acceptor
 
-    # exon skipping: an intron of one transcript whose ends both start/end an intron of the
-    # other, which has exon(s) in between
+
+def _exon_skipping(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exon skipping per pair: an intron of one transcript whose ends both start/end an
+    intron of the other, which has exon(s) in between."""
+    i_off, i_start, i_end = tx.introns
+    n_in = iv.lengths(i_off)
+    n_pairs = len(a)
     skipping = np.zeros(n_pairs, dtype=bool)
     for x, y in ((a, b), (b, a)):
         pair_i, p, q = iv.cross(n_in[x], n_in[y])
@@ -225,29 +281,22 @@ def _splicing_events(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> n
         skipped = _any_per(row, s_eq & ~e_eq, size) & _any_per(row, e_eq & ~s_eq, size)
         skip_owner = np.repeat(np.arange(n_pairs), n_in[x])
         skipping |= _any_per(skip_owner, skipped, n_pairs)
+    return skipping
 
-    # mutually exclusive exons: one internal exon each, between the same two flanking
-    # exon ends, not overlapping each other
-    inner = (i > 0) & (j > 0) & (i < n_ex[a][pair] - 1) & (j < n_ex[b][pair] - 1)
+
+def _mutually_exclusive(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray,
+                        ep: _ExonPairs) -> np.ndarray:
+    """Mutually exclusive exons per exon pair: one internal exon each, between the same two
+    flanking exon ends, not overlapping each other."""
+    e_off, e_start, e_end = tx.exons
+    n_ex = iv.lengths(e_off)
+    i, j, ea, eb = ep.i, ep.j, ep.ea, ep.eb
+    inner = (i > 0) & (j > 0) & (i < n_ex[a][ep.pair] - 1) & (j < n_ex[b][ep.pair] - 1)
     safe = np.clip(ea - 1, 0, None), np.clip(ea + 1, 0, len(e_start) - 1)
     safe_b = np.clip(eb - 1, 0, None), np.clip(eb + 1, 0, len(e_start) - 1)
     same_flanks = (e_end[safe[0]] == e_end[safe_b[0]]) & (
         e_start[safe[1]] == e_start[safe_b[1]])
-    mutually_exclusive = inner & same_flanks & ~overlap
-
-    first_apart = ~_overlaps(tx.first_exon[a], tx.first_exon[b])
-    last_apart = ~_overlaps(tx.last_exon[a], tx.last_exon[b])
-    has_exons = (n_ex[a] > 0) & (n_ex[b] > 0)
-
-    events[:, 0] = skipping
-    events[:, 1] = _any_per(pair, mutually_exclusive, n_pairs)
-    events[:, 2] = _any_per(pair, donor, n_pairs)
-    events[:, 3] = _any_per(pair, acceptor, n_pairs)
-    events[:, 4] = first_apart & has_exons
-    events[:, 5] = last_apart & has_exons
-    events[:, 6] = retention
-    events[identical] = False
-    return events
+    return inner & same_flanks & ~ep.overlap
 
 
 def _overlaps(x: np.ndarray, y: np.ndarray) -> np.ndarray:

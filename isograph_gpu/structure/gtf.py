@@ -267,21 +267,7 @@ def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
     row = _row_of(intervals, header, 0)
     parts = [header]
     if row.null_count():
-        # transcripts without a transcript line take their first exon (else CDS) line; unless
-        # kept above, a second read gets those lines' attributes
-        ids = intervals.filter(row.is_null())["transcript_id"].unique().implode()
-
-        def orphan_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
-            return lines.filter(pl.col("transcript_id").is_in(ids))
-
-        orphans = (
-            (orphan_lines(kept.lazy()).collect() if keep_all
-             else _kept_rows(path, orphan_lines, head))
-            .with_row_index("line")
-            .sort(pl.col("feature") != "exon", "line", maintain_order=True)
-            .unique("transcript_id", keep="first", maintain_order=True)
-            .sort("line")
-            .select(header.columns))
+        orphans = _orphan_transcripts(path, kept, head, keep_all, intervals, row, header)
         parts.append(orphans)
         row = row.fill_null(_row_of(intervals, orphans, header.height))
     del kept
@@ -293,6 +279,34 @@ def read_gtf(path: str | os.PathLike[str]) -> TranscriptModels:
         pl.coalesce(_attribute("transcript_type"), _attribute("transcript_biotype"),
                     pl.lit("")).alias("biotype"),
     )
+    return _transcript_models(transcripts, row, intervals)
+
+
+def _orphan_transcripts(path: Path, kept: pl.DataFrame, head: list[bytes], keep_all: bool,
+                        intervals: pl.DataFrame, row: pl.Series, header: pl.DataFrame
+                        ) -> pl.DataFrame:
+    """Header rows (``header``'s columns) for the transcripts without a transcript line
+    (``row`` null): each takes its first exon (else CDS) line. Unless every line's
+    attributes were kept in the first read (``keep_all``), a second read gets them."""
+    ids = intervals.filter(row.is_null())["transcript_id"].unique().implode()
+
+    def orphan_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
+        return lines.filter(pl.col("transcript_id").is_in(ids))
+
+    return (
+        (orphan_lines(kept.lazy()).collect() if keep_all
+         else _kept_rows(path, orphan_lines, head))
+        .with_row_index("line")
+        .sort(pl.col("feature") != "exon", "line", maintain_order=True)
+        .unique("transcript_id", keep="first", maintain_order=True)
+        .sort("line")
+        .select(header.columns))
+
+
+def _transcript_models(transcripts: pl.DataFrame, row: pl.Series, intervals: pl.DataFrame
+                       ) -> TranscriptModels:
+    """Transcript attributes plus their exon and CDS intervals (``row``: each interval's
+    transcript) as sorted CSR arrays."""
     n = transcripts.height
     rows = row.to_numpy()
     feature = intervals["feature"].to_physical().to_numpy()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError
+from ..errors import InputError, MissingInputError, first_line
 from .cache import load_transcript_models
 from .compare import compare_pairs
 from .labels import (
@@ -43,7 +43,7 @@ def read_switch_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"switch pairs {path} is not a readable TSV: {first}") from exc
     if len(table.columns) == 1 and not set(PAIR_COLUMNS) <= set(table.columns):
         header = str(table.columns[0])

@@ -1,0 +1,229 @@
+"""Every import the README and docs/*.md show exists, and every ```python example in them
+runs (on the tests/data reference inputs), with its stated results checked."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PACKAGES = ("ops", "io", "plots", "structure", "attribution", "training", "errors",
+            "synthetic", "config", "backends", "engine", "pipeline", "results")
+DOTTED = re.compile(r"`((?:isograph_gpu\.)?(?:" + "|".join(PACKAGES) + r")(?:\.\w+)*)`")
+FENCE = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _resolve(dotted: str) -> object:
+    """Import the longest module prefix of ``dotted`` and get the rest as attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+def documented_names() -> list[tuple[str, str]]:
+    """(doc file, dotted name) for each `isograph_gpu.x.y` (or `ops.x.y`, short for
+    `isograph_gpu.ops.x.y`) the docs name."""
+    found = []
+    for path in DOCS:
+        for name in DOTTED.findall(_text(path)):
+            if not name.startswith("isograph_gpu."):
+                if not name.startswith("ops."):
+                    continue  # `config.x`, `plots.json`: a field or a file, not an import
+                name = "isograph_gpu." + name
+            found.append((path.name, name))
+    return sorted(set(found))
+
+
+def readme_ops_names() -> list[str]:
+    """The names the README lists as importable from ``isograph_gpu.ops``."""
+    text = " ".join(_text(ROOT / "README.md").split())
+    match = re.search(r"`isograph_gpu\.ops`: (.*?)\.\.\.", text)
+    assert match, "README no longer lists the isograph_gpu.ops names"
+    return re.findall(r"`(\w+)`", match.group(1))
+
+
+@pytest.mark.parametrize(("doc", "name"), documented_names())
+def test_every_documented_dotted_name_imports(doc, name):
+    assert _resolve(name) is not None, f"{doc} names {name}"
+
+
+def test_the_readme_ops_names_import_from_the_namespace():
+    import isograph_gpu.ops as ops
+
+    names = readme_ops_names()
+    assert len(names) >= 6
+    for name in names:
+        assert name in ops.__all__, name
+        assert callable(getattr(ops, name))
+
+
+def test_ops_namespace_all_is_exactly_its_public_names():
+    """Each name in ``__all__`` exists and comes from an ops module; nothing is missing."""
+    import isograph_gpu.ops as ops
+
+    for name in ops.__all__:
+        obj = getattr(ops, name)
+        assert getattr(obj, "__module__", "isograph_gpu.ops").startswith("isograph_gpu.ops")
+    public = {n for n, v in vars(ops).items()
+              if not n.startswith("_") and not isinstance(v, type(ops)) and n != "annotations"}
+    assert public == set(ops.__all__)
+
+
+def python_blocks() -> list[tuple[str, int, str]]:
+    return [(path.name, i, code) for path in DOCS
+            for i, code in enumerate(FENCE.findall(_text(path)))]
+
+
+def test_every_python_block_has_a_runner():
+    """A new ```python block in the docs must get a runner below (so it is run)."""
+    assert {(doc, i) for doc, i, _ in python_blocks()} == set(RUNNERS)
+
+
+@pytest.fixture
+def block_code():
+    blocks = {(doc, i): code for doc, i, code in python_blocks()}
+    return lambda doc, i: blocks[(doc, i)]
+
+
+def _run_readme_api(code, ref_inputs, tmp_path):
+    code = (code.replace('"artifacts/fit"', repr(str(ref_inputs["artifact"])))
+            .replace('"transcript_usage.parquet"', repr(str(ref_inputs["feature_table"])))
+            .replace('"feature_meta.parquet"', repr(str(ref_inputs["feature_meta"])))
+            .replace('"artifacts/explain"', repr(str(tmp_path / "explain"))))
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exec(compile(code, "README.md", "exec"), namespace)
+    res = namespace["res"]
+    # each `res.<table>  # col, col, [optional], ...` comment states the table's columns
+    for table, cols in re.findall(r"^res\.(\w+_table)\s+# (.*)$", code, re.M):
+        got = list(getattr(res, table).columns)
+        stated = [c.strip() for c in cols.split(",")]
+        required = [c for c in stated if not c.startswith("[")]
+        assert [c for c in got if c in required] == required, (table, got)
+        assert set(got) <= {c.strip("[]") for c in stated}, (table, got)
+    assert len(res.eigengene) == len(res.sample_ids) > 0
+    assert (tmp_path / "explain" / "M000" / "gene_driver_table.parquet").is_file()
+    assert res.tails_contrast_table is not None  # contrast_tails=10.0 in the example
+
+
+def _run_figures(code, ref_inputs, tmp_path, monkeypatch):
+    from isograph_gpu import ExplainConfig, explain_module
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                       ref_inputs["feature_meta"], module_ids=["M000", "M001"],
+                       config=ExplainConfig(device="cpu", progress=False), output_dir="out")
+    namespace = {"feature_usage": pd.read_parquet(ref_inputs["feature_table"]),
+                 "feature_meta": pd.read_parquet(ref_inputs["feature_meta"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        code = code.replace("feature_usage, feature_meta)", "feature_usage, feature_meta, jobs=1)")
+        exec(compile(code, "figures.md", "exec"), namespace)
+    assert sorted(namespace["results"]) == ["M000", "M001"]
+    figures = namespace["figures"]
+    assert figures and all(f.endswith(".pdf") for f in figures)
+    assert all((tmp_path / "figs" / f).is_file() for f in figures)
+    assert "M000/driver_bar.pdf" in figures
+    bars = namespace["ax"].patches
+    table = namespace["results"]["M000"].gene_driver_table
+    assert 0 < len(bars) <= 10 <= len(table)
+
+
+def _run_training_loop(code):
+    import importlib.util
+    import sys
+
+    path = ROOT / "examples" / "train_vae_with_drivers.py"
+    spec = importlib.util.spec_from_file_location("train_vae_with_drivers", path)
+    example = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = example
+    spec.loader.exec_module(example)
+    data = example.make_data(n_samples=64, n_genes=6, seed=2)
+    model = example.TinyVAE(data.features.shape[1]).double()
+    if not torch.cuda.is_available():
+        code = code.replace('.to("cuda")', '.to("cpu")')
+    x = data.features.to("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(x.device)
+    namespace = {"gene_ids": data.gene_ids, "epochs": 2, "model": model, "x": x,
+                 "x_in": torch.nan_to_num(x),
+                 "vae_loss": lambda *_: torch.zeros((), dtype=torch.float64, device=x.device)}
+    exec(compile(code, "training_loop.md", "exec"), namespace)
+    out, stats = namespace["out"], namespace["stats"]
+    n_features = x.shape[1]
+    assert out.r.shape == (n_features, 2) and out.pvalue.dtype == torch.float64
+    assert out.switch_strength.shape == (len(stats.gene_names), 2)
+    # the switch-strength term reaches the encoder through mu
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def _run_anndata(code, ref_inputs, tmp_path, monkeypatch):
+    """docs/input_formats.md: an .h5ad feature table without --feature-meta, results back
+    into the AnnData; r in varm checked against numpy's Pearson r of one feature."""
+    anndata = pytest.importorskip("anndata")
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    meta = pd.read_parquet(ref_inputs["feature_meta"]).set_index("feature_id")
+    keep = [c for c in table.columns if c in meta.index]
+    anndata.AnnData(X=table[keep].to_numpy(dtype=np.float64),
+                    obs=pd.DataFrame(index=table.index.astype(str)),
+                    var=meta.loc[keep]).write_h5ad(tmp_path / "features.h5ad")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "fit").symlink_to(ref_inputs["artifact"])
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exec(compile(code, "input_formats.md", "exec"), namespace)
+    back = anndata.read_h5ad(tmp_path / "features_explained.h5ad")
+    results = namespace["results"]
+    r = back.varm["isograph_r"]
+    assert r.shape == (back.n_vars, len(results))
+    polarity = results["M000"].transcript_polarity_table
+    feature = polarity.loc[polarity["r"].notna(), "feature_id"].iloc[0]
+    column = list(results).index("M000")
+    x = np.asarray(back[list(results["M000"].sample_ids), feature].X).ravel()
+    eig = np.asarray(results["M000"].eigengene)
+    ok = np.isfinite(x) & np.isfinite(eig)
+    want = np.corrcoef(x[ok], eig[ok])[0, 1]
+    assert r[list(back.var_names).index(feature), column] == pytest.approx(want, abs=1e-9)
+
+
+RUNNERS = {("README.md", 0): "readme", ("figures.md", 0): "figures",
+           ("training_loop.md", 0): "training", ("input_formats.md", 0): "anndata"}
+
+
+@pytest.mark.parametrize("key", sorted(RUNNERS), ids=lambda k: f"{k[0]}[{k[1]}]")
+def test_python_example_runs(key, block_code, ref_inputs, tmp_path, monkeypatch):
+    code = block_code(*key)
+    kind = RUNNERS[key]
+    if kind == "readme":
+        _run_readme_api(code, ref_inputs, tmp_path)
+    elif kind == "figures":
+        _run_figures(code, ref_inputs, tmp_path, monkeypatch)
+    elif kind == "anndata":
+        _run_anndata(code, ref_inputs, tmp_path, monkeypatch)
+    else:
+        _run_training_loop(code)
