@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from . import REFERENCE_VERSION, __version__
 from .config import ExplainConfig
 from .progress import Progress
-from .result_tables import DRIVER_COLUMNS
-from .results import ExplainInputs, ExplainResult
 
+if TYPE_CHECKING:
+    import torch
+
+    from .results import ExplainInputs, ExplainResult
+
+#: the manifest's file name in an explain output directory (the one definition: io/output,
+#: the pipeline, the CLI and plots/load import it; this module imports torch lazily so that
+#: the figure-only paths can)
 MANIFEST = "module_explanation_manifest.json"
 CORE_TABLES = ("gene_driver_table.parquet", "transcript_polarity_table.parquet",
                "high_vs_low_table.parquet")
@@ -54,6 +59,10 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
                    files: list[str]) -> dict[str, Any]:
     """The manifest of a finished run (tables are counted from their recorded shapes,
     never loaded)."""
+    import torch
+
+    from .result_tables import DRIVER_COLUMNS
+
     first = next(iter(results.values()), None)
     annotation_columns: list[str] = []
     if annotated and first is not None:

@@ -53,9 +53,9 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
 
     def job() -> None:
         from ..io.output import atomic_write_bytes, json_bytes
+        from ..manifest import MANIFEST
         from ..plots import figure_files, load_explain_dir, render_explain_figures
         from ..plots.load import (
-            MANIFEST_NAME,
             check_usage_matches,
             manifest_input_path,
             read_feature_usage,
@@ -84,8 +84,8 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         manifest["plot_files"] = [*previous, *figures]
         if isinstance(manifest.get("files"), list):
             manifest["files"] = sorted(set(manifest["files"]) | set(written))
-        atomic_write_bytes(explain_dir / MANIFEST_NAME, json_bytes(manifest))
-        click.echo(f"{len(figures)} figures written; manifest: {explain_dir / MANIFEST_NAME}")
+        atomic_write_bytes(explain_dir / MANIFEST, json_bytes(manifest))
+        click.echo(f"{len(figures)} figures written; manifest: {explain_dir / MANIFEST}")
 
     run_command(job, quiet=quiet)
 

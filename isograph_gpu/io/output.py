@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError, OutputError
+from ..manifest import MANIFEST
 
 #: the file that marks a folder as an isograph(-gpu) explain output
-MANIFEST_NAME = "module_explanation_manifest.json"
 #: staging folders are named ``.<destination name>.isograph-gpu-staging-<pid>-<random>``
 STAGING_MARK = ".isograph-gpu-staging-"
 
@@ -448,10 +448,10 @@ def check_destination(destination: Path, replace_foreign: bool = False,
         empty = next(os.scandir(destination), None) is None
     except OSError as exc:
         raise io_error("read output dir", destination, exc) from exc
-    if not empty and not (destination / MANIFEST_NAME).is_file() and not replace_foreign:
+    if not empty and not (destination / MANIFEST).is_file() and not replace_foreign:
         raise OutputError(
             f"output dir {destination} is not empty and is not an isograph-gpu output (no "
-            f"{MANIFEST_NAME}); the run replaces the whole folder, so it refuses: choose an "
+            f"{MANIFEST}); the run replaces the whole folder, so it refuses: choose an "
             "empty or new folder, or pass --replace-output-dir to replace it"
         )
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MissingInputError, first_line
+from ..manifest import MANIFEST
 from ..results import ExplainResult
 
-MANIFEST_NAME = "module_explanation_manifest.json"
 EIGENGENES_NAME = "eigengenes.parquet"
 TABLE_NAMES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
 
@@ -22,7 +22,7 @@ def read_manifest(explain_dir: Path) -> dict:
     explain_dir = Path(explain_dir)
     if not explain_dir.is_dir():
         raise MissingInputError(f"explain dir {explain_dir} does not exist or is not a folder")
-    path = explain_dir / MANIFEST_NAME
+    path = explain_dir / MANIFEST
     if not path.is_file():
         raise MissingInputError(f"{path} not found; is {explain_dir} an explain-module output?")
     try:
