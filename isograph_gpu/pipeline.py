@@ -18,7 +18,7 @@ from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
 from .io.inputs import load_explain_inputs
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
-from .io.tables import TableSource
+from .io.table_readers import TableSource
 from .manifest import CORE_TABLES, MANIFEST, build_manifest
 from .progress import Progress, describe_device
 from .result_tables import ResultTables, TableIds, eigengene_table

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.errors import InputError
-from isograph_gpu.io.tables import read_table
+from isograph_gpu.io.table_readers import read_table
 
 CORE = ["gene_driver_table", "transcript_polarity_table", "high_vs_low_table"]
 

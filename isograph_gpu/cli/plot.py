@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def _read_optional_table(path: Path | None, what: str) -> pd.DataFrame | None:
     if path is None:
         return None
-    from ..io.tables import read_table
+    from ..io.table_readers import read_table
 
     return read_table(path, what=what)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import InputError, MissingInputError, OptionalDependencyError
+from ..errors import InputError, MissingInputError, OptionalDependencyError, first_line
 from .memory import table_fits_in_memory
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class AnnDataFeatureTable:
                     adata = anndata.read_h5ad(path)
             except (OSError, KeyError, ValueError) as exc:
                 raise InputError(f"cannot read {what} {path} as h5ad: "
-                                 f"{str(exc).strip().splitlines()[0]}") from exc
+                                 f"{first_line(exc)}") from exc
         else:
             self.where = "AnnData"
             adata = source

@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import FEATURE_LAYOUTS
-from ..errors import InputError, MissingInputError
+from ..errors import InputError, MissingInputError, first_line
 from .memory import table_fits_in_memory
-from .tables import (
+from .table_readers import (
     ID_COLUMNS,
     TableSource,
     check_unique_names,
@@ -63,11 +63,6 @@ def _duplicates(values: pd.Index | pd.Series) -> list[str]:
     return [str(v) for v in s[s.duplicated()].tolist()[:5]]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str,
                     order: Literal["F", "C"] = "F") -> np.ndarray:
     """All columns of ``frame`` as a float64 matrix (``order`` F or C), rows gathered in
@@ -93,7 +88,7 @@ def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str,
 
 
 def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
-    return InputError(f"cannot read {what} {path} as parquet: {_first_line(exc)}")
+    return InputError(f"cannot read {what} {path} as parquet: {first_line(exc)}")
 
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
@@ -323,7 +318,7 @@ def _scan_parquet(path: Path, what: str) -> pl.LazyFrame:
 
 class FeaturesBySamplesTable:
     """A features x samples table: one row per feature (ids in ``feature_id``), one column
-    per sample. Columns named in :data:`~isograph_gpu.io.tables.ID_COLUMNS` (``gene_id``,
+    per sample. Columns named in :data:`~isograph_gpu.io.table_readers.ID_COLUMNS` (``gene_id``,
     ``feature_type``, ``transcript_id``, ...) are feature metadata, not samples."""
 
     def __init__(self, frame: pl.DataFrame, what: str, where: str) -> None:

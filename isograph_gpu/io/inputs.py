@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import InputError, MissingInputError
 from ..results import ExplainInputs
 from .feature_tables import FeatureLayout, _duplicates, open_feature_table
-from .tables import (
+from .table_readers import (
     TableSource,
     describe_source,
     read_arrow,

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError, first_line
+from ..errors import InputError, MissingInputError
+from ..io.table_readers import read_column_names, read_table
 from ..manifest import MANIFEST
 from ..results import ExplainResult
 
@@ -40,7 +41,7 @@ def _read_eigengenes(explain_dir: Path) -> pd.DataFrame | None:
         warnings.warn(f"{path} not found: eigengene-based figures (eigengene_heatmap, "
                       "isoform_gradient, driver_heatmap) are skipped", stacklevel=3)
         return None
-    table = pd.read_parquet(path)
+    table = read_table(path, "eigengene table")
     if "sample_id" not in table.columns:
         raise InputError(f"{path} has no sample_id column")
     table = table.assign(sample_id=table["sample_id"].astype(str)).set_index("sample_id")
@@ -63,7 +64,7 @@ def load_explain_dir(explain_dir: Path) -> dict[str, ExplainResult]:
             path = explain_dir / module_id / f"{name}.parquet"
             if not path.is_file():
                 raise MissingInputError(f"{path} not found (module {module_id} in the manifest)")
-            tables[name] = pd.read_parquet(path)
+            tables[name] = read_table(path, name)
         if eigengenes is not None:
             if module_id not in eigengenes.columns:
                 raise InputError(f"{explain_dir / EIGENGENES_NAME} has no column for module "
@@ -131,26 +132,14 @@ def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
 
 def read_feature_usage(path: Path, results: dict[str, ExplainResult]) -> pd.DataFrame:
     """The feature table at ``path`` as far as the figures of ``results`` need it: from a
-    parquet file with a ``sample_id`` column only that column and the transcripts of the
-    results' polarity tables are read (a 250,000-feature table is not loaded to draw a few
-    hundred); other files are read whole. Samples x features, ``sample_id`` column."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..io.tables import read_table, table_format
-
-    path = Path(path)
-    if not path.is_file() or table_format(path) != "parquet":
-        return read_table(path, what="feature table")
-    try:
-        names = pq.read_schema(path).names
-        if "sample_id" not in names:
-            return read_table(path, what="feature table")
-        present = set(names)
-        wanted = dict.fromkeys(
-            str(f) for r in results.values() if r.transcript_polarity_table is not None
-            for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
-        return pq.read_table(path, columns=["sample_id", *wanted]).to_pandas()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        detail = first_line(exc)
-        raise InputError(f"cannot read feature table {path} as parquet: {detail}") from exc
+    table with a ``sample_id`` column only that column and the transcripts of the results'
+    polarity tables are read (a 250,000-feature table is not loaded to draw a few
+    hundred); a table without one is read whole. Samples x features."""
+    names = read_column_names(path, "feature table")
+    if "sample_id" not in names:
+        return read_table(path, "feature table")
+    present = set(names)
+    wanted = dict.fromkeys(
+        str(f) for r in results.values() if r.transcript_polarity_table is not None
+        for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
+    return read_table(path, "feature table", columns=["sample_id", *wanted])

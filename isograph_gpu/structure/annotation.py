@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError, first_line
+from ..errors import InputError
+from ..io.table_readers import read_table
 from .labels import BOOLEAN_LABELS, CANONICAL_LABELS, NUMERIC_LABELS
 
 __all__ = [
@@ -44,21 +44,6 @@ ID_COLUMNS: tuple[str, ...] = ("feature_id", "transcript_id", "isoform_id")
 _TRUTH = {"TRUE": True, "1": True, "FALSE": False, "0": False}
 
 
-def _read(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise MissingInputError(f"annotation table not found: {path}")
-    name = path.name.lower()
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() == ".tsv" or name.endswith(".tsv.gz"):
-            return pd.read_csv(path, sep="\t", float_precision="round_trip")
-        return pd.read_csv(path, float_precision="round_trip")
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first = first_line(exc)
-        raise InputError(f"annotation table {path} cannot be read: {first}") from exc
-
-
 def _as_boolean(values: pd.Series) -> pd.arrays.BooleanArray:
     """Nullable booleans: booleans kept; numbers -> bool (NaN -> NA); text TRUE/1, FALSE/0
     (case-insensitive) -> True/False, anything else -> NA."""
@@ -74,14 +59,16 @@ def _as_boolean(values: pd.Series) -> pd.arrays.BooleanArray:
 
 
 def load_annotation_table(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
-    """Normalise an annotation table (DataFrame or .parquet/.pq/.tsv/.tsv.gz/CSV path).
+    """Normalise an annotation table (DataFrame or a parquet/TSV/CSV(.gz) path read by
+    :func:`~isograph_gpu.io.table_readers.read_table`, ids as text).
 
     The first of feature_id / transcript_id / isoform_id becomes ``feature_id``; label
     aliases (case-insensitive) are renamed to canonical names unless the canonical column
     is already present (then the alias column is left as it is); boolean labels become
     pandas BooleanDtype. Warns when no label column is recognised.
     """
-    frame = source.copy() if isinstance(source, pd.DataFrame) else _read(Path(source))
+    frame = (source.copy() if isinstance(source, pd.DataFrame)
+             else read_table(source, "annotation table"))
     id_column = next((c for c in ID_COLUMNS if c in frame.columns), None)
     if id_column is None:
         raise InputError(

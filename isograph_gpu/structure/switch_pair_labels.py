@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError, first_line
+from ..errors import InputError
+from ..io.table_readers import read_table
 from .cache import load_transcript_models
 from .compare import compare_pairs
 from .labels import (
@@ -33,18 +34,13 @@ _MAX_NUMERIC = ("transcript_length_delta", "cds_length_delta", "exon_count_delta
 
 
 def read_switch_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a tab-separated switch-pair table (IDs kept as strings).
+    """Read a tab-separated switch-pair table (every column as text, an empty field as
+    missing) with the one table reader.
 
     A file whose header has no tab but names the required columns with another separator
     (a CSV) is an error saying that tabs are expected."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"switch pairs file not found: {path}")
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, pd.errors.ParserError) as exc:
-        first = first_line(exc)
-        raise InputError(f"switch pairs {path} is not a readable TSV: {first}") from exc
+    table = read_table(path, "switch pairs file", fmt="tsv", all_text=True)
     if len(table.columns) == 1 and not set(PAIR_COLUMNS) <= set(table.columns):
         header = str(table.columns[0])
         separator = next((c for c in (",", ";", "|", " ") if c in header), None)
