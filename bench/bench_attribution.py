@@ -59,7 +59,7 @@ import torch
 # isograph_gpu is imported where it is used: ``--reference-worker`` runs this file with the
 # reference venv's python, which has isograph 0.1.5 but not isograph_gpu.
 if TYPE_CHECKING:
-    from isograph_gpu.results import ExplainInputs
+    from isograph_gpu.io.explain_inputs import ExplainInputs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "attribution.json"
@@ -76,7 +76,7 @@ def peak_rss_bytes() -> int:
 def generate(workdir: Path, seed: int = 0):
     """Same inputs for both sides: ExplainInputs, eigengenes (n, K), driver tables."""
     from isograph_gpu.attribution.checkpoint import VaeDecoder, VaeEncoder
-    from isograph_gpu.results import ExplainInputs
+    from isograph_gpu.io.explain_inputs import ExplainInputs
 
     rng = np.random.default_rng(seed)
     genes = np.array([f"G{g:05d}" for g in range(N_GENES)], dtype=object)

@@ -20,7 +20,7 @@ __all__ = ["REFERENCE_VERSION", "ExplainConfig", "ExplainResult", "__version__",
 
 if TYPE_CHECKING:
     from .pipeline import explain_module
-    from .results import ExplainResult
+    from .result import ExplainResult
 
 
 def __getattr__(name: str) -> Any:  # lazy: keep `import isograph_gpu` light
@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:  # lazy: keep `import isograph_gpu` light
 
         return explain_module
     if name == "ExplainResult":
-        from .results import ExplainResult
+        from .result import ExplainResult
 
         return ExplainResult
     raise AttributeError(f"module 'isograph_gpu' has no attribute {name!r}")

@@ -15,7 +15,8 @@ from .progress import Progress
 if TYPE_CHECKING:
     import torch
 
-    from .results import ExplainInputs, ExplainResult
+    from .io.explain_inputs import ExplainInputs
+    from .result import ExplainResult
 
 #: the manifest's file name in an explain output directory (the one definition: io/output,
 #: the pipeline, the CLI and plots/load import it; this module imports torch lazily so that
@@ -66,7 +67,7 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
     first = next(iter(results.values()), None)
     annotation_columns: list[str] = []
     if annotated and first is not None:
-        from .structure.annotation import CANONICAL_LABELS
+        from .structure.annotation_merge import CANONICAL_LABELS
 
         seen = {c for name in ("gene_driver_table", "transcript_polarity_table")
                 for c in first.table_shapes.get(name, (0, []))[1]}

@@ -16,13 +16,14 @@ import torch
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
+from .io.explain_inputs import ExplainInputs
 from .io.inputs import load_explain_inputs
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
 from .manifest import CORE_TABLES, MANIFEST, build_manifest
 from .progress import Progress, describe_device
+from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
-from .results import ExplainInputs, ExplainResult
 from .statistics import (
     RowLayout,
     compute_statistics,
@@ -79,7 +80,7 @@ def explain_module(
     progress = Progress(config.progress)
     annotation = None
     if annotation_table is not None:  # reference order: annotation errors come first
-        from .structure.annotation import load_annotation_table
+        from .structure.annotation_merge import load_annotation_table
 
         annotation = load_annotation_table(annotation_table)
 
@@ -128,7 +129,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     with progress.stage("eigengenes"):
         scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K]
     if annotation is not None:
-        from .structure.annotation import fill_annotation_gene_ids
+        from .structure.annotation_merge import fill_annotation_gene_ids
 
         assert inputs.feature_meta is not None
         annotation = fill_annotation_gene_ids(annotation, inputs.feature_meta)
@@ -179,7 +180,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
 def _annotate(tables: dict[str, pa.Table | pd.DataFrame], annotation: pd.DataFrame) -> None:
     """Join the structural annotation onto one module's driver and polarity tables (small:
     one row per gene / transcript of the module)."""
-    from .structure.annotation import annotate_driver_table, annotate_transcript_table
+    from .structure.annotation_merge import annotate_driver_table, annotate_transcript_table
 
     tables["gene_driver_table"] = annotate_driver_table(
         _pandas(tables["gene_driver_table"]), annotation)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import torch
 
 from .engine import ContrastStatistics
-from .results import ExplainInputs
+from .io.explain_inputs import ExplainInputs
 from .statistics import ExplainStatistics
 
 DRIVER_COLUMNS = ["gene_id", "feature_id", "feature_type", "r", "pvalue", "qvalue",

@@ -17,12 +17,12 @@ import torch
 
 from .config import ExplainConfig
 from .engine import ContrastStatistics, feature_statistics
+from .io.explain_inputs import ExplainInputs
 from .ops.contrast import percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
 from .ops.segments import segment_argmax, switch_strength
 from .progress import Progress
-from .results import ExplainInputs
 
 
 @dataclass

@@ -16,8 +16,8 @@ from isograph_gpu.attribution.checkpoint import VaeDecoder, VaeEncoder, load_che
 from isograph_gpu.attribution.integrated_gradients import encoder_integrated_gradients
 from isograph_gpu.config import ExplainConfig
 from isograph_gpu.errors import InputError, OptionalDependencyError
+from isograph_gpu.io.explain_inputs import ExplainInputs
 from isograph_gpu.progress import Progress
-from isograph_gpu.results import ExplainInputs
 
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")

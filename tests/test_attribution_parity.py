@@ -17,8 +17,8 @@ import torch
 
 from isograph_gpu.attribution import run_attribution
 from isograph_gpu.config import ExplainConfig
+from isograph_gpu.io.explain_inputs import ExplainInputs
 from isograph_gpu.progress import Progress
-from isograph_gpu.results import ExplainInputs
 
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")

@@ -17,7 +17,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PACKAGES = ("ops", "io", "plots", "structure", "attribution", "training", "errors",
-            "synthetic", "config", "backends", "engine", "pipeline", "results")
+            "synthetic", "config", "backends", "engine", "pipeline", "result")
 DOTTED = re.compile(r"`((?:isograph_gpu\.)?(?:" + "|".join(PACKAGES) + r")(?:\.\w+)*)`")
 FENCE = re.compile(r"```python\n(.*?)```", re.S)
 

@@ -33,7 +33,7 @@ from isograph_gpu.plots import (
 from isograph_gpu.plots._data import moving_average_trend, top_drivers, transcript_ranks
 from isograph_gpu.plots.style import NEGATIVE_COLOR, NEUTRAL_COLOR, POSITIVE_COLOR
 from isograph_gpu.plots.transcripts import trend_lines
-from isograph_gpu.results import ExplainResult
+from isograph_gpu.result import ExplainResult
 
 FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
 API_RUN = FIXTURE / "expected" / "api_run"

@@ -14,7 +14,7 @@ from isograph_gpu.errors import InputError, MissingInputError
 from isograph_gpu.io import table_readers
 from isograph_gpu.io.table_readers import read_column_names, read_table, table_format
 from isograph_gpu.plots.load import read_feature_usage
-from isograph_gpu.results import ExplainResult
+from isograph_gpu.result import ExplainResult
 from isograph_gpu.structure import load_annotation_table, read_switch_pairs
 
 

@@ -20,8 +20,8 @@ import torch
 
 from ..config import ExplainConfig
 from ..errors import InputError
+from ..io.explain_inputs import ExplainInputs
 from ..progress import Progress
-from ..results import ExplainInputs
 from .attribution_tables import (
     feature_id_rank,
     gene_row_index,

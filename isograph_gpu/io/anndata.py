@@ -25,7 +25,7 @@ from ..errors import InputError, MissingInputError, OptionalDependencyError, fir
 from .memory import table_fits_in_memory
 
 if TYPE_CHECKING:
-    from ..results import ExplainResult
+    from ..result import ExplainResult
 
 #: var columns that form the feature metadata (the first two are required for it)
 VAR_META_COLUMNS = ("gene_id", "feature_type", "transcript_id", "gene_name")

@@ -1,6 +1,6 @@
 """Loading, validating and aligning explain inputs (isograph 0.1.5 order of checks).
 
-Produces :class:`~isograph_gpu.results.ExplainInputs`: host float64 matrices in the
+Produces :class:`~isograph_gpu.io.explain_inputs.ExplainInputs`: host float64 matrices in the
 reference's sample order (sorted string overlap of feature_scores and feature_table).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MissingInputError
-from ..results import ExplainInputs
+from .explain_inputs import ExplainInputs
 from .feature_tables import FeatureLayout, _duplicates, open_feature_table
 from .table_readers import (
     TableSource,

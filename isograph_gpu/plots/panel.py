@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
 from ..errors import InputError
-from ..results import ExplainResult
+from ..result import ExplainResult
 from .drivers import draw_driver_heatmap, plot_driver_bar
 from .overview import plot_eigengene_heatmap, plot_high_vs_low
 from .style import DOUBLE_COLUMN_IN, empty_axes, new_figure, panel_letter, styled

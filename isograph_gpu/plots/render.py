@@ -21,7 +21,7 @@ from ..config import PLOT_FORMATS
 from ..errors import InputError
 from ..io.output import atomic_write_bytes, check_path_components, json_bytes
 from ..progress import Progress
-from ..results import ExplainResult
+from ..result import ExplainResult
 from ._data import feature_type_map, gene_name_map, usage_frame
 from .drivers import plot_driver_bar, plot_driver_heatmap
 from .overview import plot_eigengene_heatmap, plot_high_vs_low

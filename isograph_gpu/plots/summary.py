@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results import ExplainResult
+from ..result import ExplainResult
 from ._data import gene_switch_strength
 
 

@@ -4,7 +4,7 @@ annotation table into the explain tables (:mod:`.annotation`)."""
 
 from __future__ import annotations
 
-from .annotation import (
+from .annotation_merge import (
     annotate_driver_table,
     annotate_transcript_table,
     fill_annotation_gene_ids,
