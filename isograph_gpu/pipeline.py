@@ -236,8 +236,7 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
         with progress.stage("plots"):
             plot_files = render_explain_figures(
                 results, staged.staging, config.output_formats,
-                feature_usage=pd.DataFrame(np.asarray(inputs.features), index=inputs.sample_ids,
-                                           columns=inputs.feature_ids),
+                feature_usage=_figure_usage(results, inputs),
                 feature_meta=inputs.feature_meta, progress=progress,
             )
         for rel in plot_files:
@@ -246,3 +245,27 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
                               plot_files, [*staged.files, MANIFEST])
     staged.write_json(manifest, MANIFEST)
+
+
+def _figure_usage(results: dict[str, ExplainResult], inputs: ExplainInputs) -> pd.DataFrame:
+    """Samples x features usage of only the transcripts the figures draw (float64, sample
+    ids as index): gathered from the loaded matrix, or read from a streamed table as
+    contiguous column runs (``x[:, a:b]``), never the whole table."""
+    from .plots._data import figure_feature_ids
+
+    wanted = set(figure_feature_ids(results.values()))
+    positions = np.flatnonzero([str(f) in wanted for f in inputs.feature_ids])
+    return pd.DataFrame(_feature_columns(inputs.features, positions),
+                        index=inputs.sample_ids, columns=inputs.feature_ids[positions])
+
+
+def _feature_columns(features: Any, positions: np.ndarray) -> np.ndarray:
+    """Columns ``positions`` (ascending) of the samples x features matrix ``features``: an
+    array, or a streamed block reader that supports ``x[:, a:b]``. [n, len(positions)]."""
+    if isinstance(features, np.ndarray):
+        return features[:, positions]
+    runs = np.split(positions, np.flatnonzero(np.diff(positions) != 1) + 1)
+    blocks = [np.asarray(features[:, int(run[0]):int(run[-1]) + 1]) for run in runs if len(run)]
+    if not blocks:
+        return np.empty((features.shape[0], 0), dtype=np.float64)
+    return np.concatenate(blocks, axis=1)

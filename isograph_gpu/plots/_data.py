@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter1d
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..result import ExplainResult
 
 #: two-sided 95 % normal quantile
 Z_95 = 1.959963984540054
@@ -116,6 +120,17 @@ def gene_switch_strength(polarity: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=np.float64)
     table = polarity.assign(gene_id=polarity["gene_id"].astype(str))
     return table.groupby("gene_id", sort=True)["switch_strength"].first().astype(np.float64)
+
+
+def figure_feature_ids(results: Iterable[ExplainResult]) -> list[str]:
+    """The feature ids whose usage the figures of ``results`` draw: each module's
+    transcripts (its polarity table's feature_id), first appearance first, no repeats."""
+    ids: dict[str, None] = {}
+    for result in results:
+        polarity = result.transcript_polarity_table
+        if polarity is not None and "feature_id" in polarity.columns:
+            ids.update(dict.fromkeys(polarity["feature_id"].astype(str)))
+    return list(ids)
 
 
 def usage_frame(feature_usage: pd.DataFrame) -> pd.DataFrame:

@@ -138,8 +138,8 @@ def read_feature_usage(path: Path, results: dict[str, ExplainResult]) -> pd.Data
     names = read_column_names(path, "feature table")
     if "sample_id" not in names:
         return read_table(path, "feature table")
+    from ._data import figure_feature_ids
+
     present = set(names)
-    wanted = dict.fromkeys(
-        str(f) for r in results.values() if r.transcript_polarity_table is not None
-        for f in r.transcript_polarity_table.get("feature_id", []) if str(f) in present)
+    wanted = [f for f in figure_feature_ids(results.values()) if f in present]
     return read_table(path, "feature table", columns=["sample_id", *wanted])
