@@ -77,16 +77,30 @@ def test_the_readme_ops_names_import_from_the_namespace():
         assert callable(getattr(ops, name))
 
 
-def test_ops_namespace_all_is_exactly_its_public_names():
-    """Each name in ``__all__`` exists and comes from an ops module; nothing is missing."""
-    import isograph_gpu.ops as ops
+@pytest.mark.parametrize("package", ["ops", "io"])
+def test_namespace_all_is_exactly_its_public_names(package):
+    """Each name in ``__all__`` exists and comes from one of the package's modules;
+    nothing public is missing from ``__all__``."""
+    namespace = importlib.import_module(f"isograph_gpu.{package}")
+    home = f"isograph_gpu.{package}"
+    for name in namespace.__all__:
+        obj = getattr(namespace, name)
+        assert getattr(obj, "__module__", home).startswith(home), name
+    public = {n for n, v in vars(namespace).items()
+              if not n.startswith("_") and not isinstance(v, type(namespace))
+              and n != "annotations"}
+    assert public == set(namespace.__all__)
 
-    for name in ops.__all__:
-        obj = getattr(ops, name)
-        assert getattr(obj, "__module__", "isograph_gpu.ops").startswith("isograph_gpu.ops")
-    public = {n for n, v in vars(ops).items()
-              if not n.startswith("_") and not isinstance(v, type(ops)) and n != "annotations"}
-    assert public == set(ops.__all__)
+
+def test_the_documented_io_names_import_from_the_namespace():
+    """docs/input_formats.md lists the ``isograph_gpu.io`` names; each is in ``__all__``."""
+    import isograph_gpu.io as io
+
+    names = [n.split(".")[-1] for doc, n in documented_names()
+             if n.count(".") == 2 and n.startswith("isograph_gpu.io.")]
+    assert len(names) >= 5
+    for name in names:
+        assert name in io.__all__, name
 
 
 def python_blocks() -> list[tuple[str, int, str]]:
