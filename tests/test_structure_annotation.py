@@ -124,7 +124,8 @@ def test_id_column_preference_and_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".tsv.gz"])
 def test_file_formats(tmp_path: Path, suffix: str) -> None:
-    frame = pd.DataFrame({"transcript_id": ["t1", "t2"], "gene_id": ["g", "g"],
+    """Through the one table reader: ids stay text (010262 was read as 10262)."""
+    frame = pd.DataFrame({"transcript_id": ["010262", "t2"], "gene_id": ["0042", "0042"],
                           "cds_changed": [True, False], "cds_length_delta": [3.0, 4.0],
                           "shared_exon_fraction": [1 / 6, 3 / 7]})
     path = tmp_path / f"ann{suffix}"
@@ -133,7 +134,8 @@ def test_file_formats(tmp_path: Path, suffix: str) -> None:
     else:
         frame.to_csv(path, sep="\t" if ".tsv" in suffix else ",", index=False)
     got = load_annotation_table(path)
-    assert got["feature_id"].tolist() == ["t1", "t2"]
+    assert got["feature_id"].tolist() == ["010262", "t2"]
+    assert got["gene_id"].tolist() == ["0042", "0042"]
     assert got["cds_changed"].astype(bool).tolist() == [True, False]
     assert got["cds_length_delta"].tolist() == [3.0, 4.0]
     # written as 17 digits; read back as the same doubles (not one ulp off)

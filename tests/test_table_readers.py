@@ -41,22 +41,6 @@ def test_a_registered_format_is_read_by_its_reader(tmp_path, monkeypatch):
     assert read_table(path, "t").to_dict("list") == {"feature_id": ["010262"], "x": ["1"]}
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv.gz", ".parquet"])
-def test_annotation_table_ids_stay_text(tmp_path, suffix):
-    """The annotation table was read by its own pandas call, which made 010262 10262."""
-    frame = pd.DataFrame({"feature_id": ["010262", "7"], "gene_id": ["0042", "0042"],
-                          "cds_changed": [1, 0], "transcript_length_delta": [0.1, 2.5]})
-    path = tmp_path / f"ann{suffix}"
-    if suffix == ".parquet":
-        frame.to_parquet(path)
-    else:
-        frame.to_csv(path, sep="\t" if ".tsv" in suffix else ",", index=False)
-    got = load_annotation_table(path)
-    assert got["feature_id"].tolist() == ["010262", "7"]
-    assert got["gene_id"].tolist() == ["0042", "0042"]
-    assert got["transcript_length_delta"].tolist() == [0.1, 2.5]
-
-
 def test_annotation_table_errors_name_the_file(tmp_path):
     path = tmp_path / "ann.csv"
     path.write_text("feature_id,cds_changed,cds_changed\nT1,1,0\n")
