@@ -250,3 +250,27 @@ def test_cache_with_inconsistent_lists_is_rebuilt(gtf_copy: Path, tmp_path: Path
     broken = table.drop_columns(["exon_end"])  # metadata intact, content not
     pq.write_table(broken.replace_schema_metadata(table.schema.metadata), cache)
     _rebuilds(gtf_copy, cache, parse_counter, "corrupt")
+
+
+def test_gtf_stages_are_reported_in_order(gtf_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    """annotate-structure's progress: hash, parse and cache write on the first run; hash and
+    cached load (no parse) on the second; the hash counts its segments."""
+    import io
+
+    from isograph_gpu.progress import Progress
+
+    monkeypatch.setattr(cache_module, "_SEGMENT", 4096)  # a few segments for this small GTF
+    n_segments = -(-gtf_copy.stat().st_size // 4096)
+    assert n_segments > 2
+    cache = tmp_path / "models.parquet"
+    texts, stages = [], []
+    for _ in range(2):
+        stream = io.StringIO()
+        load_transcript_models(gtf_copy, cache, Progress(enabled=True, stream=stream))
+        texts.append(stream.getvalue())
+        stages.append([line.split("]", 1)[1].split(":")[0].strip()
+                       for line in texts[-1].splitlines() if " s" in line.split(":", 1)[1]
+                       and "segment" not in line])
+    assert stages[0] == ["hash GTF", "parse GTF", "write GTF cache"]
+    assert stages[1] == ["hash GTF", "load GTF cache"]
+    assert f"hash GTF: segment {n_segments}/{n_segments}" in texts[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -24,13 +25,18 @@ from .common import run_command
                    "by the same parser version, otherwise rebuilt.")
 def annotate_structure(gtf: Path, switch_pairs: Path, output: Path,
                        gtf_cache: Path | None) -> None:
-    """Label what changes in transcript structure between switch-pair partners."""
+    """Label what changes in transcript structure between switch-pair partners.
+
+    On a terminal, the GTF stages (hash, parse or cached load, cache write) are reported on
+    stderr, the hash with a progress bar; elsewhere stderr carries only warnings and errors."""
 
     def body() -> None:
+        from ..progress import Progress
         from ..structure import annotate_switch_pairs, read_switch_pairs, write_annotations
 
         pairs = read_switch_pairs(switch_pairs)
-        table = annotate_switch_pairs(pairs, gtf, gtf_cache=gtf_cache)
+        progress = Progress(enabled=sys.stderr.isatty())
+        table = annotate_switch_pairs(pairs, gtf, gtf_cache=gtf_cache, progress=progress)
         write_annotations(table, output)
         click.echo(str(output))
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from ..errors import MissingInputError
 from ..io.output import atomic_write_bytes
+from ..progress import Progress
 from .gtf import PARSER_VERSION, read_gtf
 from .models import TranscriptModels
 
@@ -57,20 +58,25 @@ def _segment_digest(path: Path, start: int, length: int) -> bytes:
     return digest.digest()
 
 
-def gtf_fingerprint(path: str | os.PathLike[str]) -> dict[str, object]:
+def gtf_fingerprint(path: str | os.PathLike[str],
+                    progress: Progress | None = None) -> dict[str, object]:
     """Identity of a GTF file: its size and a SHA-256 over all of its bytes.
 
     The file is read as 64 MiB segments, hashed on a thread per core (hashlib releases the
     GIL); the fingerprint is the SHA-256 of the size and the segments' digests, so it
-    depends on every byte and not on the number of threads.
+    depends on every byte and not on the number of threads. ``progress`` counts segments.
     """
     path = Path(path)
     size = path.stat().st_size
     starts = range(0, max(size, 1), _SEGMENT)
     workers = max(1, min(len(starts), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(lambda a: _segment_digest(path, a, min(_SEGMENT, size - a)),
-                              starts))
+        parts = []
+        for part in pool.map(lambda a: _segment_digest(path, a, min(_SEGMENT, size - a)),
+                             starts):
+            parts.append(part)
+            if progress is not None:
+                progress.chunk("hash GTF", len(parts), len(starts), unit="segment")
     digest = hashlib.sha256(f"{size}/{_SEGMENT}".encode())
     for part in parts:
         digest.update(part)
@@ -95,26 +101,35 @@ def models_digest(models: TranscriptModels) -> str:
 
 
 def load_transcript_models(gtf: str | os.PathLike[str],
-                           cache: str | os.PathLike[str] | None = None) -> TranscriptModels:
+                           cache: str | os.PathLike[str] | None = None,
+                           progress: Progress | None = None) -> TranscriptModels:
     """Parse ``gtf``, or load its parse from ``cache`` when that was built from the same GTF
-    by the same parser version; (re)writes the cache after a parse."""
+    by the same parser version; (re)writes the cache after a parse. ``progress`` reports
+    the stages (hash, cached load or parse, cache write)."""
+    progress = progress or Progress(enabled=False)
     gtf = Path(gtf)
     if not gtf.is_file():
         raise MissingInputError(f"GTF file not found: {gtf}")
     if cache is None:
-        return read_gtf(gtf)
+        with progress.stage("parse GTF"):
+            return read_gtf(gtf)
     cache = Path(cache)
     expected = {"format": CACHE_FORMAT, "parser_version": PARSER_VERSION,
-                "gtf": gtf_fingerprint(gtf)}
+                "gtf": None}
+    with progress.stage("hash GTF"):
+        expected["gtf"] = gtf_fingerprint(gtf, progress)
     if cache.exists():
         try:
-            return read_cache(cache, expected)
+            with progress.stage("load GTF cache"):
+                return read_cache(cache, expected)
         except _StaleCache as exc:
             warnings.warn(f"GTF cache {cache} {exc}; rebuilding it from {gtf}", UserWarning,
                           stacklevel=2)
-    models = read_gtf(gtf)
+    with progress.stage("parse GTF"):
+        models = read_gtf(gtf)
     try:
-        write_cache(models, cache, expected)
+        with progress.stage("write GTF cache"):
+            write_cache(models, cache, expected)
     except OSError as exc:
         warnings.warn(f"could not write GTF cache {cache}: {exc.strerror or exc}",
                       UserWarning, stacklevel=2)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io.table_readers import read_table
+from ..progress import Progress
 from .cache import load_transcript_models
 from .compare import compare_pairs
 from .labels import (
@@ -60,11 +61,13 @@ def annotate_switch_pairs(
     gtf_path: str | os.PathLike[str] | None = None,
     gtf_cache: str | os.PathLike[str] | None = None,
     models: TranscriptModels | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Per-transcript structural labels of the transcripts in ``switch_pairs``.
 
     ``switch_pairs``: columns gene_id, transcript_id_1, transcript_id_2 (others ignored).
-    Transcript models come from ``models`` or from ``gtf_path`` (through ``gtf_cache``).
+    Transcript models come from ``models`` or from ``gtf_path`` (through ``gtf_cache``);
+    ``progress`` reports the GTF stages.
     Returns the reference's 12 columns (7 BooleanDtype labels, 3 float64) followed by the
     extra labels of docs/structure.md.
     """
@@ -79,7 +82,7 @@ def annotate_switch_pairs(
     if models is None:
         if gtf_path is None:
             raise InputError("annotate_switch_pairs needs a GTF path or transcript models")
-        models = load_transcript_models(gtf_path, gtf_cache)
+        models = load_transcript_models(gtf_path, gtf_cache, progress)
 
     first = switch_pairs["transcript_id_1"].astype(str).to_numpy(dtype=object)
     second = switch_pairs["transcript_id_2"].astype(str).to_numpy(dtype=object)
