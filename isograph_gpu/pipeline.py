@@ -114,6 +114,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             config.transcript_usage_feature_type,
             stream_features=config.stream_features, for_plots=config.plot,
             feature_layout=config.feature_layout,
+            # the VAE encoder reads every feature_scores row; the core tables only the
+            # modules' genes
+            module_score_rows_only=not (config.vae_attribution or config.integrated_gradients),
         )
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")

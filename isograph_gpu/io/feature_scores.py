@@ -68,9 +68,20 @@ class FeatureScores:
         self.sample_ids = [c for c in names if c not in SCORE_METADATA_COLUMNS
                            and c not in index_columns and not c.startswith("__index_level_")]
         self._scan, self._schema = scan, schema
+        self._n_file_rows = len(self.gene_ids)
+        self._rows: np.ndarray | None = None  # all rows
 
     def __len__(self) -> int:
         return len(self.gene_ids)
+
+    def keep_rows(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (ascending row numbers): ids and :meth:`matrix` then cover
+        those rows only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.gene_ids, self.feature_ids, self.feature_types = (
+            ids[rows] for ids in (self.gene_ids, self.feature_ids, self.feature_types))
+        self._rows = None if len(rows) == self._n_file_rows and np.array_equal(
+            rows, np.arange(self._n_file_rows)) else rows
 
     def matrix(self, sample_ids: Sequence[str]) -> np.ndarray:
         """float64 [len(sample_ids), R], Fortran order (each row's values contiguous),
@@ -82,12 +93,13 @@ class FeatureScores:
                 raise InputError(f"{WHAT} ({self.path}) has non-numeric sample values: "
                                  f"column {name!r} has type {dtype}")
         out = np.empty((len(self), len(sample_ids)), dtype=np.float64)  # [R, n], C order
-        step = max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self)))
+        step = max(1, LOAD_BLOCK_BYTES // max(1, 8 * self._n_file_rows))
         for a in range(0, len(sample_ids), step):
             names = list(sample_ids[a:a + step])
             try:
                 block = self._scan.select(pl.col(names)).collect()
             except _PARQUET_ERRORS as exc:
                 raise _read_error(WHAT, self.path, exc) from exc
-            out[:, a:a + len(names)] = _float64_matrix(block, None, f"{WHAT} {self.path}")
+            out[:, a:a + len(names)] = _float64_matrix(block, self._rows,
+                                                       f"{WHAT} {self.path}")
         return out.T
