@@ -99,7 +99,7 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
 #: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
-LOAD_BLOCK_BYTES = 32 * 1024**2
+LOAD_BLOCK_BYTES = 256 * 1024**2
 
 
 class ParquetFeatureBlocks:
