@@ -102,15 +102,22 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
     [n, b - a] on ``device`` in ``dtype``, in order.
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
-    float64). CUDA: each chunk is cast into one of two pinned host buffers and copied on a
+    float64); of a block reader, views of blocks of ``features.read_columns`` columns. CUDA: each chunk is cast into one of two pinned host buffers and copied on a
     side stream while the caller computes on the previous chunk; device memory holds two
     chunks at a time whatever the matrix size.
     """
     n, f = features.shape
     if device.type != "cuda":
-        for a in range(0, f, step):
-            b = min(f, a + step)
-            yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
+        # a block reader (streamed table) is read in its own, larger blocks when it names
+        # them (``read_columns``): each read has a fixed cost; chunks are views of a block
+        read = max(step, int(getattr(features, "read_columns", step)))
+        for r in range(0, f, read):
+            block = features[:, r:min(f, r + read)]
+            for a in range(r, min(f, r + read), step):
+                b = min(f, a + step, r + read)
+                yield a, b, torch.from_numpy(block[:, a - r:b - r]).to(device=device,
+                                                                       dtype=dtype)
+            del block
         return
     starts = list(range(0, f, step))
     width = min(step, f)
