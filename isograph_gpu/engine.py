@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,30 +97,54 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
 
 
-def device_chunks(features: np.ndarray, step: int, device: torch.device,
+class _BlockReads:
+    """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
+    multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
+    fixed cost, so chunks smaller than a read are views of the last block read."""
+
+    def __init__(self, features: Any, read: int) -> None:
+        self._features, self._read = features, read
+        self._start, self._block = -1, np.empty((0, 0))
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        a, b = key[1].start, key[1].stop
+        r = a - a % self._read
+        if r != self._start:
+            self._block = np.empty((0, 0))  # free the last block before reading the next
+            self._block = self._features[:, r:min(self._features.shape[1], r + self._read)]
+            self._start = r
+        return self._block[:, a - r:b - r]
+
+
+def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
+    """Column spans ``(a, b)`` of at most ``step`` columns covering 0..n_features, none
+    crossing a multiple of ``read`` (the reader's block; ``None``: no blocks)."""
+    read = max(step, read or step)
+    return [(a, min(n_features, a + step, r + read))
+            for r in range(0, n_features, read) for a in range(r, min(n_features, r + read), step)]
+
+
+def device_chunks(features: Any, step: int, device: torch.device,
                   dtype: torch.dtype) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(a, b, x)``: columns a:b of the host matrix ``features`` [n, F] as a tensor
     [n, b - a] on ``device`` in ``dtype``, in order.
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
-    float64); of a block reader, views of blocks of ``features.read_columns`` columns. CUDA: each chunk is cast into one of two pinned host buffers and copied on a
-    side stream while the caller computes on the previous chunk; device memory holds two
-    chunks at a time whatever the matrix size.
+    float64). A block reader (a streamed table) that names its read size
+    (``features.read_columns``) is read in blocks of that many columns and the chunks are
+    views of them. CUDA: each chunk is cast into one of two pinned host buffers and copied
+    on a side stream while the caller computes on the previous chunk; device memory holds
+    two chunks at a time whatever the matrix size.
     """
     n, f = features.shape
+    read = getattr(features, "read_columns", None)
+    spans = chunk_spans(f, step, read)
+    if read is not None and int(read) > step:
+        features = _BlockReads(features, int(read))
     if device.type != "cuda":
-        # a block reader (streamed table) is read in its own, larger blocks when it names
-        # them (``read_columns``): each read has a fixed cost; chunks are views of a block
-        read = max(step, int(getattr(features, "read_columns", step)))
-        for r in range(0, f, read):
-            block = features[:, r:min(f, r + read)]
-            for a in range(r, min(f, r + read), step):
-                b = min(f, a + step, r + read)
-                yield a, b, torch.from_numpy(block[:, a - r:b - r]).to(device=device,
-                                                                       dtype=dtype)
-            del block
+        for a, b in spans:
+            yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
         return
-    starts = list(range(0, f, step))
     width = min(step, f)
     pinned = [torch.empty((width, n), dtype=dtype, pin_memory=True) for _ in range(2)]
     staged = [torch.empty((width, n), dtype=dtype, device=device) for _ in range(2)]
@@ -129,8 +154,7 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
     released: list[torch.cuda.Event | None] = [None, None]
 
     def stage(i: int) -> None:
-        a, s = starts[i], i % 2
-        b = min(f, a + step)
+        (a, b), s = spans[i], i % 2
         if copied[s] is not None:
             copied[s].synchronize()  # the pinned buffer's previous copy has left it
         # host: cast + transpose of a Fortran block into contiguous pinned memory
@@ -143,13 +167,12 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
             event.record(copy_stream)
             copied[s] = event
 
-    if starts:
+    if spans:
         stage(0)
-    for i, a in enumerate(starts):
+    for i, (a, b) in enumerate(spans):
         s = i % 2
-        b = min(f, a + step)
         compute_stream.wait_event(copied[s])
-        if i + 1 < len(starts):
+        if i + 1 < len(spans):
             stage(i + 1)  # its copy overlaps the caller's compute on chunk i
         yield a, b, staged[s][: b - a].T
         event = torch.cuda.Event()
@@ -200,7 +223,7 @@ def feature_statistics(
     out = FeatureStatistics.empty(f, k, list(splits or {}), device)
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=k * (1 + len(splits or {})))
-    n_chunks = -(-f // step) if f else 0
+    n_chunks = len(chunk_spans(f, step, getattr(features, "read_columns", None)))
     for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
         _chunk_statistics(out, a, b, x, y, layout, min_pairs,
                           None if where is None else where[a:b])
