@@ -227,6 +227,7 @@ def feature_statistics(
     for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
         _chunk_statistics(out, a, b, x, y, layout, min_pairs,
                           None if where is None else where[a:b])
+        del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, n_chunks)
     return out

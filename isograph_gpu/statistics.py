@@ -186,13 +186,16 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
     """``feature_family`` [F, K]: table feature's gene belongs to module k."""
     tu_rows = layout.polarity_rows
     member = feature_family[tu_rows]  # [T, K]
-    index = torch.from_numpy(tu_rows).to(r.device)
-    r_tu, p_tu = r[index], p[index]
+    if np.array_equal(tu_rows, np.arange(r.shape[0])):  # every feature, in order: no copies
+        r_tu, p_tu, n_tu = r, p, n
+    else:
+        index = torch.from_numpy(tu_rows).to(r.device)
+        r_tu, p_tu, n_tu = r[index], p[index], n[index]
     q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
     return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n[index], switch=strength[seg])
+                              n=n_tu, switch=strength[seg])
 
 
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
