@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,17 @@ class FeatureStatistics:
     n_finite: torch.Tensor
     contrasts: dict[str, ContrastStatistics] = field(default_factory=dict)
 
+    @classmethod
+    def empty(cls, f: int, k: int, splits: list[str], device: torch.device
+              ) -> FeatureStatistics:
+        """Uninitialised tensors for ``f`` features x ``k`` modules and the named splits on
+        ``device``, filled chunk by chunk (results stay on the device)."""
+        return cls(r=torch.empty((f, k), dtype=torch.float64, device=device),
+                   n=torch.empty((f, k), dtype=torch.int64, device=device),
+                   pvalue=torch.empty((f, k), dtype=torch.float64, device=device),
+                   n_finite=torch.empty(f, dtype=torch.int64, device=device),
+                   contrasts={name: ContrastStatistics.empty(f, k, device) for name in splits})
+
 
 def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
                chunk_features: int | None = None, n_results: int = 0) -> int:
@@ -85,23 +97,54 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
 
 
-def device_chunks(features: np.ndarray, step: int, device: torch.device,
+class _BlockReads:
+    """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
+    multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
+    fixed cost, so chunks smaller than a read are views of the last block read."""
+
+    def __init__(self, features: Any, read: int) -> None:
+        self._features, self._read = features, read
+        self._start, self._block = -1, np.empty((0, 0))
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        a, b = key[1].start, key[1].stop
+        r = a - a % self._read
+        if r != self._start:
+            self._block = np.empty((0, 0))  # free the last block before reading the next
+            self._block = self._features[:, r:min(self._features.shape[1], r + self._read)]
+            self._start = r
+        return self._block[:, a - r:b - r]
+
+
+def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
+    """Column spans ``(a, b)`` of at most ``step`` columns covering 0..n_features, none
+    crossing a multiple of ``read`` (the reader's block; ``None``: no blocks)."""
+    read = max(step, read or step)
+    return [(a, min(n_features, a + step, r + read))
+            for r in range(0, n_features, read) for a in range(r, min(n_features, r + read), step)]
+
+
+def device_chunks(features: Any, step: int, device: torch.device,
                   dtype: torch.dtype) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(a, b, x)``: columns a:b of the host matrix ``features`` [n, F] as a tensor
     [n, b - a] on ``device`` in ``dtype``, in order.
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
-    float64). CUDA: each chunk is cast into one of two pinned host buffers and copied on a
-    side stream while the caller computes on the previous chunk; device memory holds two
-    chunks at a time whatever the matrix size.
+    float64). A block reader (a streamed table) that names its read size
+    (``features.read_columns``) is read in blocks of that many columns and the chunks are
+    views of them. CUDA: each chunk is cast into one of two pinned host buffers and copied
+    on a side stream while the caller computes on the previous chunk; device memory holds
+    two chunks at a time whatever the matrix size.
     """
     n, f = features.shape
+    read = getattr(features, "read_columns", None)
+    spans = chunk_spans(f, step, read)
+    if read is not None and int(read) > step:
+        features = _BlockReads(features, int(read))
     if device.type != "cuda":
-        for a in range(0, f, step):
-            b = min(f, a + step)
+        for a, b in spans:
             yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
         return
-    starts = list(range(0, f, step))
     width = min(step, f)
     pinned = [torch.empty((width, n), dtype=dtype, pin_memory=True) for _ in range(2)]
     staged = [torch.empty((width, n), dtype=dtype, device=device) for _ in range(2)]
@@ -111,8 +154,7 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
     released: list[torch.cuda.Event | None] = [None, None]
 
     def stage(i: int) -> None:
-        a, s = starts[i], i % 2
-        b = min(f, a + step)
+        (a, b), s = spans[i], i % 2
         if copied[s] is not None:
             copied[s].synchronize()  # the pinned buffer's previous copy has left it
         # host: cast + transpose of a Fortran block into contiguous pinned memory
@@ -125,13 +167,12 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
             event.record(copy_stream)
             copied[s] = event
 
-    if starts:
+    if spans:
         stage(0)
-    for i, a in enumerate(starts):
+    for i, (a, b) in enumerate(spans):
         s = i % 2
-        b = min(f, a + step)
         compute_stream.wait_event(copied[s])
-        if i + 1 < len(starts):
+        if i + 1 < len(spans):
             stage(i + 1)  # its copy overlaps the caller's compute on chunk i
         yield a, b, staged[s][: b - a].T
         event = torch.cuda.Event()
@@ -179,32 +220,32 @@ def feature_statistics(
     layout = GroupLayout.from_splits(splits, n, k, device)  # one-hot groups of every split
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
-
-    # results stay on the device: filled chunk by chunk, copied to the host per table later
-    r_out = torch.empty((f, k), dtype=torch.float64, device=device)
-    n_out = torch.empty((f, k), dtype=torch.int64, device=device)
-    p_out = torch.empty((f, k), dtype=torch.float64, device=device)
-    finite_out = torch.empty(f, dtype=torch.int64, device=device)
-    contrast_out = {name: ContrastStatistics.empty(f, k, device) for name in (splits or {})}
-
+    out = FeatureStatistics.empty(f, k, list(splits or {}), device)
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=k * (1 + len(splits or {})))
-    chunks = device_chunks(features, step, device, dtype)
-    n_chunks = -(-f // step) if f else 0
-    for i, (a, b, x) in enumerate(chunks, start=1):
-        m, sums = moments_and_group_sums(x, y, layout.matrix)
-        r = pearson_from_moments(m, min_pairs)
-        n_pairs = m.n.round().to(torch.int64)
-        r_out[a:b] = r
-        n_out[a:b] = n_pairs
-        p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None else where[a:b])
-        assert sums is not None
-        finite_out[a:b] = sums.finite.round().to(torch.int64)
-        for name in contrast_out:
-            w = layout.welch(sums, name)
-            contrast_out[name].store(a, b, w, welch_pvalue(w.tstat, w.df))
+    n_chunks = len(chunk_spans(f, step, getattr(features, "read_columns", None)))
+    for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
+        _chunk_statistics(out, a, b, x, y, layout, min_pairs,
+                          None if where is None else where[a:b])
+        del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, n_chunks)
+    return out
 
-    return FeatureStatistics(r=r_out, n=n_out, pvalue=p_out, n_finite=finite_out,
-                             contrasts=contrast_out)
+
+def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,
+                      y: torch.Tensor, layout: GroupLayout, min_pairs: int,
+                      where: torch.Tensor | None) -> None:
+    """Statistics of feature columns a:b (``x`` [n, b - a] on the device) written into
+    rows a:b of ``out``: one GEMM pass for moments and group sums, then r, p and Welch."""
+    m, sums = moments_and_group_sums(x, y, layout.matrix)
+    r = pearson_from_moments(m, min_pairs)
+    n_pairs = m.n.round().to(torch.int64)
+    out.r[a:b] = r
+    out.n[a:b] = n_pairs
+    out.pvalue[a:b] = _pearson_pvalue_where(r, n_pairs, where)
+    assert sums is not None
+    out.n_finite[a:b] = sums.finite.round().to(torch.int64)
+    for name, contrast in out.contrasts.items():
+        w = layout.welch(sums, name)
+        contrast.store(a, b, w, welch_pvalue(w.tstat, w.df))

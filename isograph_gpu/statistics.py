@@ -186,13 +186,16 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
     """``feature_family`` [F, K]: table feature's gene belongs to module k."""
     tu_rows = layout.polarity_rows
     member = feature_family[tu_rows]  # [T, K]
-    index = torch.from_numpy(tu_rows).to(r.device)
-    r_tu, p_tu = r[index], p[index]
+    if np.array_equal(tu_rows, np.arange(r.shape[0])):  # every feature, in order: no copies
+        r_tu, p_tu, n_tu = r, p, n
+    else:
+        index = torch.from_numpy(tu_rows).to(r.device)
+        r_tu, p_tu, n_tu = r[index], p[index], n[index]
     q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
     return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n[index], switch=strength[seg])
+                              n=n_tu, switch=strength[seg])
 
 
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
@@ -203,12 +206,17 @@ STATISTICS_BYTES_PER_FEATURE_MODULE = 192
 STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
 
 
+#: share of the memory budget one feature chunk's working set may take (the module
+#: block's statistics take up to all of it): peak ~ inputs + 1.25 x budget + a read block
+CHUNK_SHARE_OF_BUDGET = 0.25
+
+
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
                   memory_budget_bytes: int) -> list[slice]:
     """Module columns computed together, so that one block's statistics fit the memory
-    budget (the engine's chunk working set is bounded by it too: peak memory is about
-    twice the budget plus the inputs). Each block is one pass over the feature table;
-    at least one module per block."""
+    budget (the engine's chunk working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak
+    memory is about 1.25 x the budget plus the inputs and one read block). Each block is
+    one pass over the feature table; at least one module per block."""
     per_module = max(1, n_features * STATISTICS_BYTES_PER_FEATURE_MODULE
                      + n_score_rows * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
     size = max(1, memory_budget_bytes // per_module)
@@ -227,7 +235,7 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
-                  memory_budget_bytes=int(config.memory_budget_bytes),
+                  memory_budget_bytes=int(config.memory_budget_bytes * CHUNK_SHARE_OF_BUDGET),
                   chunk_features=config.chunk_features, progress=progress)
 
     with progress.stage("gene drivers"):
