@@ -73,6 +73,17 @@ class FeatureStatistics:
     n_finite: torch.Tensor
     contrasts: dict[str, ContrastStatistics] = field(default_factory=dict)
 
+    @classmethod
+    def empty(cls, f: int, k: int, splits: list[str], device: torch.device
+              ) -> FeatureStatistics:
+        """Uninitialised tensors for ``f`` features x ``k`` modules and the named splits on
+        ``device``, filled chunk by chunk (results stay on the device)."""
+        return cls(r=torch.empty((f, k), dtype=torch.float64, device=device),
+                   n=torch.empty((f, k), dtype=torch.int64, device=device),
+                   pvalue=torch.empty((f, k), dtype=torch.float64, device=device),
+                   n_finite=torch.empty(f, dtype=torch.int64, device=device),
+                   contrasts={name: ContrastStatistics.empty(f, k, device) for name in splits})
+
 
 def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
                chunk_features: int | None = None, n_results: int = 0) -> int:
@@ -91,15 +102,22 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
     [n, b - a] on ``device`` in ``dtype``, in order.
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
-    float64). CUDA: each chunk is cast into one of two pinned host buffers and copied on a
+    float64); of a block reader, views of blocks of ``features.read_columns`` columns. CUDA: each chunk is cast into one of two pinned host buffers and copied on a
     side stream while the caller computes on the previous chunk; device memory holds two
     chunks at a time whatever the matrix size.
     """
     n, f = features.shape
     if device.type != "cuda":
-        for a in range(0, f, step):
-            b = min(f, a + step)
-            yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
+        # a block reader (streamed table) is read in its own, larger blocks when it names
+        # them (``read_columns``): each read has a fixed cost; chunks are views of a block
+        read = max(step, int(getattr(features, "read_columns", step)))
+        for r in range(0, f, read):
+            block = features[:, r:min(f, r + read)]
+            for a in range(r, min(f, r + read), step):
+                b = min(f, a + step, r + read)
+                yield a, b, torch.from_numpy(block[:, a - r:b - r]).to(device=device,
+                                                                       dtype=dtype)
+            del block
         return
     starts = list(range(0, f, step))
     width = min(step, f)
@@ -179,32 +197,31 @@ def feature_statistics(
     layout = GroupLayout.from_splits(splits, n, k, device)  # one-hot groups of every split
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
-
-    # results stay on the device: filled chunk by chunk, copied to the host per table later
-    r_out = torch.empty((f, k), dtype=torch.float64, device=device)
-    n_out = torch.empty((f, k), dtype=torch.int64, device=device)
-    p_out = torch.empty((f, k), dtype=torch.float64, device=device)
-    finite_out = torch.empty(f, dtype=torch.int64, device=device)
-    contrast_out = {name: ContrastStatistics.empty(f, k, device) for name in (splits or {})}
-
+    out = FeatureStatistics.empty(f, k, list(splits or {}), device)
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=k * (1 + len(splits or {})))
-    chunks = device_chunks(features, step, device, dtype)
     n_chunks = -(-f // step) if f else 0
-    for i, (a, b, x) in enumerate(chunks, start=1):
-        m, sums = moments_and_group_sums(x, y, layout.matrix)
-        r = pearson_from_moments(m, min_pairs)
-        n_pairs = m.n.round().to(torch.int64)
-        r_out[a:b] = r
-        n_out[a:b] = n_pairs
-        p_out[a:b] = _pearson_pvalue_where(r, n_pairs, None if where is None else where[a:b])
-        assert sums is not None
-        finite_out[a:b] = sums.finite.round().to(torch.int64)
-        for name in contrast_out:
-            w = layout.welch(sums, name)
-            contrast_out[name].store(a, b, w, welch_pvalue(w.tstat, w.df))
+    for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
+        _chunk_statistics(out, a, b, x, y, layout, min_pairs,
+                          None if where is None else where[a:b])
         if progress is not None:
             progress.chunk(label, i, n_chunks)
+    return out
 
-    return FeatureStatistics(r=r_out, n=n_out, pvalue=p_out, n_finite=finite_out,
-                             contrasts=contrast_out)
+
+def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,
+                      y: torch.Tensor, layout: GroupLayout, min_pairs: int,
+                      where: torch.Tensor | None) -> None:
+    """Statistics of feature columns a:b (``x`` [n, b - a] on the device) written into
+    rows a:b of ``out``: one GEMM pass for moments and group sums, then r, p and Welch."""
+    m, sums = moments_and_group_sums(x, y, layout.matrix)
+    r = pearson_from_moments(m, min_pairs)
+    n_pairs = m.n.round().to(torch.int64)
+    out.r[a:b] = r
+    out.n[a:b] = n_pairs
+    out.pvalue[a:b] = _pearson_pvalue_where(r, n_pairs, where)
+    assert sums is not None
+    out.n_finite[a:b] = sums.finite.round().to(torch.int64)
+    for name, contrast in out.contrasts.items():
+        w = layout.welch(sums, name)
+        contrast.store(a, b, w, welch_pvalue(w.tstat, w.df))

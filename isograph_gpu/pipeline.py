@@ -17,7 +17,9 @@ from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
 from .io.explain_inputs import ExplainInputs
+from .io.feature_tables import LOAD_BLOCK_BYTES
 from .io.inputs import load_explain_inputs
+from .io.memory import table_fits_in_memory
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
 from .manifest import CORE_TABLES, MANIFEST, build_manifest
@@ -109,12 +111,21 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
          annotation: pd.DataFrame | None, config: ExplainConfig, device: torch.device,
          dtype: torch.dtype, progress: Progress,
          return_tables: bool) -> dict[str, ExplainResult]:
+    # the statistics read the table once per module block, figures read it again: with
+    # the rule to decide (stream_features None) and no figures it is opened in blocks,
+    # read while the statistics run, and loaded whole only when that is no loss
+    # (_load_if_read_again)
+    read_once = config.stream_features is None and not config.plot
     with progress.stage("load inputs"):
         inputs = load_explain_inputs(
             artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
             config.transcript_usage_feature_type,
-            stream_features=config.stream_features, for_plots=config.plot,
+            stream_features=True if read_once else config.stream_features,
+            for_plots=config.plot,
             feature_layout=config.feature_layout,
+            # the VAE encoder reads every feature_scores row; the core tables only the
+            # modules' genes
+            module_score_rows_only=not (config.vae_attribution or config.integrated_gradients),
         )
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
@@ -138,6 +149,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     ids = TableIds(inputs)
     blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
                            len(inputs.score_gene_ids), int(config.memory_budget_bytes))
+    if read_once:
+        with progress.stage("load inputs"):
+            _load_if_read_again(inputs, len(blocks))
     layout = RowLayout.build(inputs, config, device)
     for block in blocks:  # one block's statistics in memory at a time
         stats = compute_statistics(inputs, config, device, dtype, progress, layout,
@@ -175,6 +189,19 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         _finish(staged, results, inputs, config, device, dtype, progress,
                 annotation is not None)
     return results
+
+
+def _load_if_read_again(inputs: ExplainInputs, n_blocks: int) -> None:
+    """Load a feature table opened in blocks whole when that costs no extra read or
+    memory worth having: its matrix is one read block anyway
+    (:data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES`), or it is read once per
+    module block (more than one) and fits in memory
+    (:func:`~isograph_gpu.io.memory.table_fits_in_memory`)."""
+    if isinstance(inputs.features, np.ndarray):
+        return
+    n, f = inputs.features.shape
+    if n * f * 8 <= LOAD_BLOCK_BYTES or (n_blocks > 1 and table_fits_in_memory(n, f)):
+        inputs.features = np.asarray(inputs.features)
 
 
 def _annotate(tables: dict[str, pa.Table | pd.DataFrame], annotation: pd.DataFrame) -> None:

@@ -203,12 +203,17 @@ STATISTICS_BYTES_PER_FEATURE_MODULE = 192
 STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
 
 
+#: share of the memory budget one feature chunk's working set may take (the module
+#: block's statistics take up to all of it): peak ~ inputs + 1.25 x budget + a read block
+CHUNK_SHARE_OF_BUDGET = 0.25
+
+
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
                   memory_budget_bytes: int) -> list[slice]:
     """Module columns computed together, so that one block's statistics fit the memory
-    budget (the engine's chunk working set is bounded by it too: peak memory is about
-    twice the budget plus the inputs). Each block is one pass over the feature table;
-    at least one module per block."""
+    budget (the engine's chunk working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak
+    memory is about 1.25 x the budget plus the inputs and one read block). Each block is
+    one pass over the feature table; at least one module per block."""
     per_module = max(1, n_features * STATISTICS_BYTES_PER_FEATURE_MODULE
                      + n_score_rows * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
     size = max(1, memory_budget_bytes // per_module)
@@ -227,7 +232,7 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
-                  memory_budget_bytes=int(config.memory_budget_bytes),
+                  memory_budget_bytes=int(config.memory_budget_bytes * CHUNK_SHARE_OF_BUDGET),
                   chunk_features=config.chunk_features, progress=progress)
 
     with progress.stage("gene drivers"):

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..errors import InputError, MissingInputError
 from .explain_inputs import ExplainInputs
-from .feature_tables import FeatureLayout, _duplicates, open_feature_table
+from .feature_scores import FeatureScores
+from .feature_tables import FeatureLayout, FeatureTable, _duplicates, open_feature_table
 from .table_readers import (
     TableSource,
     describe_source,
@@ -27,7 +28,6 @@ from .table_readers import (
 )
 
 REQUIRED_META_COLUMNS = ["feature_id", "gene_id", "feature_type"]
-SCORE_METADATA_COLUMNS = ["feature_id", "gene_id", "feature_type", "n_transcripts"]
 MIN_OVERLAP_SAMPLES = 10
 
 
@@ -89,18 +89,6 @@ def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
     modules = modules.assign(gene_id=modules["gene_id"].astype(str),
                              module_id=modules["module_id"].astype(str))
     return modules, scores_path
-
-
-def load_feature_scores(path: Path) -> pd.DataFrame:
-    """feature_scores.parquet with the reference's legacy-layout fixes."""
-    scores = read_arrow(path, "feature_scores.parquet").to_pandas()
-    if "gene_id" not in scores.columns:
-        raise InputError(f"feature_scores.parquet ({path}) is missing required columns: ['gene_id']")
-    if "feature_id" not in scores.columns:
-        scores.insert(0, "feature_id", scores["gene_id"].astype(str) + "::switch")
-    if "feature_type" not in scores.columns:
-        scores.insert(2, "feature_type", "switch")
-    return scores
 
 
 def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
@@ -180,6 +168,7 @@ def load_explain_inputs(
     stream_features: bool | None = None,
     for_plots: bool = False,
     feature_layout: FeatureLayout | str = "auto",
+    module_score_rows_only: bool = False,
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
@@ -191,17 +180,63 @@ def load_explain_inputs(
     ``features`` is then a block reader the engine reads chunk by chunk. ``None``: stream
     only when the table does not fit in memory (:mod:`isograph_gpu.io.memory`).
     ``for_plots``: figures will be drawn (feature_meta's gene_name is then wanted).
+    ``module_score_rows_only``: keep only the feature_scores rows of the processed
+    modules' genes (all the eigengenes and gene-driver tables read; the VAE encoder needs
+    every row). At 32 modules of 50 genes that is 3,200 of 125,000 rows.
     """
+    del transcript_usage_feature_type  # the statistics select transcript-usage rows
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
-    scores_df = load_feature_scores(scores_path)
+    score_rows = FeatureScores(scores_path)
+    table, meta = _feature_table_and_meta(feature_table, feature_meta, feature_layout,
+                                          stream_features, for_plots)
+    sample_ids = _overlapping_samples(score_rows.sample_ids, table.sample_ids.tolist())
+    resolved = _resolve_modules(modules, module_ids)
+    module_scores = None
+    if module_score_table is not None:
+        module_scores = _module_score_matrix(module_score_table, resolved, sample_ids)
+    module_genes = _module_genes(modules, resolved, score_rows.gene_ids, scores_path,
+                                 check_present=module_scores is None)
+    if module_score_rows_only:
+        wanted = {g for m in resolved for g in module_genes[m]}
+        score_rows.keep_rows(np.flatnonzero([g in wanted for g in score_rows.gene_ids]))
+    scores = score_rows.matrix(sample_ids)  # [n, R] float64, Fortran
+    feature_ids, features, sub = _table_features(table, meta, sample_ids, feature_meta)
+    checkpoint = artifact_dir / "vae_checkpoint.pt"
+    return ExplainInputs(
+        artifact_dir=artifact_dir,
+        sample_ids=sample_ids,
+        module_ids=resolved,
+        module_genes=module_genes,
+        n_module_genes={m: len(module_genes[m]) for m in resolved},
+        scores=scores,
+        score_feature_ids=score_rows.feature_ids,
+        score_gene_ids=score_rows.gene_ids,
+        score_feature_types=score_rows.feature_types,
+        features=features,
+        feature_ids=np.asarray(feature_ids, dtype=object),
+        feature_gene_ids=sub["gene_id"].to_numpy(dtype=object),
+        feature_types=sub["feature_type"].to_numpy(dtype=object),
+        feature_transcript_ids=(sub["transcript_id"].to_numpy(dtype=object)
+                                if "transcript_id" in meta.columns else None),
+        module_scores=module_scores,
+        checkpoint_path=checkpoint if checkpoint.exists() else None,
+        feature_meta=meta,
+        fingerprints=_fingerprints(artifact_dir, scores_path, feature_table, feature_meta,
+                                   module_score_table, checkpoint),
+    )
 
+
+def _feature_table_and_meta(feature_table: TableSource, feature_meta: TableSource | None,
+                            layout: FeatureLayout | str, stream: bool | None,
+                            for_plots: bool) -> tuple[FeatureTable, pd.DataFrame]:
+    """The feature table's reader and the validated feature metadata (given, or the
+    table's own when ``feature_meta`` is None)."""
     meta = None
     if feature_meta is not None:
         meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
                                      describe_source(feature_meta), for_plots=for_plots)
-    table = open_feature_table(feature_table, "feature_table", feature_layout,
-                               stream=stream_features)
+    table = open_feature_table(feature_table, "feature_table", layout, stream=stream)
     if meta is None:
         own = table.feature_meta()
         if own is None:
@@ -214,50 +249,49 @@ def load_explain_inputs(
     if not table.columns:
         raise InputError(f"feature_table {table.where} has no feature columns besides the "
                          "sample ids")
+    return table, meta
 
-    score_samples = [str(c) for c in scores_df.columns if c not in SCORE_METADATA_COLUMNS]
-    table_samples = set(table.sample_ids.tolist())
-    sample_ids = sorted(set(score_samples) & table_samples)
+
+def _overlapping_samples(score_samples: list[str], table_samples: list[str]) -> list[str]:
+    """Sorted string overlap of the two sample lists (at least
+    :data:`MIN_OVERLAP_SAMPLES`); a warning counts the samples each side drops."""
+    table_set = set(table_samples)
+    sample_ids = sorted(set(score_samples) & table_set)
     if len(sample_ids) < MIN_OVERLAP_SAMPLES:
         raise InputError(
             f"Only {len(sample_ids)} samples overlap between feature_scores and feature_table "
             f"(minimum required: {MIN_OVERLAP_SAMPLES}). Check that sample IDs match."
         )
     dropped_scores = len(set(score_samples) - set(sample_ids))
-    dropped_table = len(table_samples - set(sample_ids))
+    dropped_table = len(table_set - set(sample_ids))
     if dropped_scores:
         warnings.warn(f"{dropped_scores} sample(s) in feature_scores not in feature_table "
-                      "and will be dropped.", UserWarning, stacklevel=2)
+                      "and will be dropped.", UserWarning, stacklevel=3)
     if dropped_table:
         warnings.warn(f"{dropped_table} sample(s) in feature_table not in feature_scores "
-                      "and will be dropped.", UserWarning, stacklevel=2)
+                      "and will be dropped.", UserWarning, stacklevel=3)
+    return sample_ids
 
+
+def _resolve_modules(modules: pd.DataFrame, module_ids: Sequence[str] | None) -> list[str]:
+    """The modules to process: all (sorted) or the requested ones, each once, in order."""
     available = sorted(modules["module_id"].unique().tolist())
     if module_ids is None or len(module_ids) == 0:
-        resolved = available
-    else:
-        resolved = [str(m) for m in module_ids]
-        unknown = [m for m in resolved if m not in available]
-        if unknown:
-            raise InputError(f"Unknown module ID(s): {unknown}. Available modules: {available}")
-        resolved = list(dict.fromkeys(resolved))
+        return available
+    resolved = [str(m) for m in module_ids]
+    unknown = [m for m in resolved if m not in available]
+    if unknown:
+        raise InputError(f"Unknown module ID(s): {unknown}. Available modules: {available}")
+    return list(dict.fromkeys(resolved))
 
-    module_scores = None
-    if module_score_table is not None:
-        module_scores = _module_score_matrix(module_score_table, resolved, sample_ids)
 
-    # feature_scores -> samples x rows
-    scores_df.columns = [str(c) for c in scores_df.columns]
-    try:
-        scores = np.asfortranarray(scores_df[sample_ids].to_numpy(dtype=np.float64).T)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"feature_scores.parquet ({scores_path}) has non-numeric sample "
-                         f"values: {exc}") from exc
-    score_gene_ids = scores_df["gene_id"].astype(str).to_numpy()
-
+def _module_genes(modules: pd.DataFrame, resolved: list[str], score_gene_ids: np.ndarray,
+                  scores_path: Path, check_present: bool) -> dict[str, list[str]]:
+    """Each module's genes in modules.parquet row order. ``check_present``: a module
+    with no gene in feature_scores (its eigengene is undefined) is an InputError."""
     groups = modules.groupby("module_id", sort=False)["gene_id"]
     module_genes = {m: groups.get_group(m).tolist() for m in resolved}
-    if module_scores is None:
+    if check_present:
         present = set(score_gene_ids.tolist())
         empty = [m for m in resolved if not any(g in present for g in module_genes[m])]
         if empty:
@@ -265,8 +299,13 @@ def load_explain_inputs(
                 f"module(s) {empty[:5]} have no genes in {scores_path}; their eigengene is "
                 "undefined (exclude them with --module-ids or pass a module score table)"
             )
+    return module_genes
 
-    # annotated feature_table columns, in table order
+
+def _table_features(table: FeatureTable, meta: pd.DataFrame, sample_ids: list[str],
+                    feature_meta: TableSource | None) -> tuple[list[str], Any, pd.DataFrame]:
+    """The annotated feature_table columns (table order), their samples x features
+    matrix (or block reader) in ``sample_ids`` order, and their feature_meta rows."""
     meta_ids = set(meta["feature_id"].tolist())
     feature_ids = [c for c in table.columns if c in meta_ids]
     if not feature_ids:
@@ -277,12 +316,14 @@ def load_explain_inputs(
     positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
     rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
     features = table.matrix(feature_ids, rows)
-    meta_idx = meta.set_index("feature_id")
-    sub = meta_idx.loc[feature_ids] if feature_ids else meta_idx.iloc[:0]
-    transcript_ids = (sub["transcript_id"].to_numpy(dtype=object)
-                      if "transcript_id" in meta.columns else None)
+    sub = meta.set_index("feature_id").loc[feature_ids]
+    return feature_ids, features, sub
 
-    checkpoint = artifact_dir / "vae_checkpoint.pt"
+
+def _fingerprints(artifact_dir: Path, scores_path: Path, feature_table: TableSource,
+                  feature_meta: TableSource | None, module_score_table: TableSource | None,
+                  checkpoint: Path) -> dict[str, Any]:
+    """Input fingerprints for the manifest."""
     fingerprints: dict[str, Any] = {
         "modules": fingerprint(artifact_dir / "modules.parquet"),
         "feature_scores": fingerprint(scores_path),
@@ -293,24 +334,4 @@ def load_explain_inputs(
         fingerprints["module_score_table"] = _source_fingerprint(module_score_table)
     if checkpoint.exists():
         fingerprints["vae_checkpoint"] = fingerprint(checkpoint)
-
-    return ExplainInputs(
-        artifact_dir=artifact_dir,
-        sample_ids=sample_ids,
-        module_ids=resolved,
-        module_genes=module_genes,
-        n_module_genes={m: len(module_genes[m]) for m in resolved},
-        scores=scores,
-        score_feature_ids=scores_df["feature_id"].astype(str).to_numpy(dtype=object),
-        score_gene_ids=score_gene_ids.astype(object),
-        score_feature_types=scores_df["feature_type"].astype(str).to_numpy(dtype=object),
-        features=features,
-        feature_ids=np.asarray(feature_ids, dtype=object),
-        feature_gene_ids=sub["gene_id"].to_numpy(dtype=object),
-        feature_types=sub["feature_type"].to_numpy(dtype=object),
-        feature_transcript_ids=transcript_ids,
-        module_scores=module_scores,
-        checkpoint_path=checkpoint if checkpoint.exists() else None,
-        feature_meta=meta,
-        fingerprints=fingerprints,
-    )
+    return fingerprints

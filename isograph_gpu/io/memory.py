@@ -4,6 +4,8 @@ The rule (docs/input_formats.md): a feature table is loaded whole when its float
 fits in :data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts
 (columns are decoded block by block into the matrix, so the load peak is the matrix plus
 one block); otherwise it is streamed in column blocks. ``--stream-features`` / ``--load-features`` override the rule.
+``explain_module`` without figures opens the table in blocks and loads it only when it is
+read more than once (several module blocks) or is one read block (``pipeline._run``).
 """
 
 from __future__ import annotations
