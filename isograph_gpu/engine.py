@@ -96,6 +96,16 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
 
 
+def chunk_spans(n_features: int, step: int, read: int) -> Iterator[tuple[int, int]]:
+    """Column spans ``(a, b)`` of the feature chunks, in order: ``step`` columns each,
+    never across a read block of ``read`` (>= step) columns. The single-process loop and
+    the Dask tasks (:mod:`isograph_gpu.distributed`) chunk alike, so their arithmetic is
+    the same."""
+    for r in range(0, n_features, read):
+        for a in range(r, min(n_features, r + read), step):
+            yield a, min(n_features, a + step, r + read)
+
+
 def device_chunks(features: np.ndarray, step: int, device: torch.device,
                   dtype: torch.dtype) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(a, b, x)``: columns a:b of the host matrix ``features`` [n, F] as a tensor
@@ -111,13 +121,14 @@ def device_chunks(features: np.ndarray, step: int, device: torch.device,
         # a block reader (streamed table) is read in its own, larger blocks when it names
         # them (``read_columns``): each read has a fixed cost; chunks are views of a block
         read = max(step, int(getattr(features, "read_columns", step)))
-        for r in range(0, f, read):
-            block = features[:, r:min(f, r + read)]
-            for a in range(r, min(f, r + read), step):
-                b = min(f, a + step, r + read)
-                yield a, b, torch.from_numpy(block[:, a - r:b - r]).to(device=device,
-                                                                       dtype=dtype)
-            del block
+        block, r = None, -1
+        for a, b in chunk_spans(f, step, read):
+            if a // read * read != r:  # the chunk starts a new read block
+                del block
+                r = a // read * read
+                block = features[:, r:min(f, r + read)]
+            yield a, b, torch.from_numpy(block[:, a - r:b - r]).to(device=device,
+                                                                   dtype=dtype)
         return
     starts = list(range(0, f, step))
     width = min(step, f)
