@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .engine import FeatureStatistics, _chunk_statistics, chunk_size, chunk_spans
-from .errors import OptionalDependencyError
+from .errors import InputError, OptionalDependencyError, first_line
 from .ops.groups import GroupLayout
 from .progress import Progress
 
@@ -67,7 +67,12 @@ def scheduler_client(scheduler: str) -> Iterator[Any]:
     distributed = require_distributed()
     n_workers = local_workers(scheduler)
     if n_workers is None:
-        with distributed.Client(scheduler) as client:
+        try:
+            client = distributed.Client(scheduler)
+        except (OSError, ValueError) as exc:  # unreachable, or not an address
+            raise InputError(f"scheduler (--scheduler) {scheduler}: cannot connect "
+                             f"({first_line(exc)})") from exc
+        with client:
             yield client
         return
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,

@@ -211,3 +211,36 @@ def test_package_errors_survive_pickling():
     for cls in classes:
         back = pickle.loads(pickle.dumps(cls("input.parquet: column 'x' is bad")))
         assert type(back) is cls and str(back) == "input.parquet: column 'x' is bad"
+
+
+def _cli(ref_inputs, out: Path, *extra: str):
+    from click.testing import CliRunner
+
+    from isograph_gpu.cli import main
+
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(ref_inputs["feature_table"]),
+        "--feature-meta", str(ref_inputs["feature_meta"]), "--contrast-tails", "10",
+        "--output-dir", str(out), "--device", "cpu", "--quiet", *extra])
+    return result
+
+
+def test_cli_scheduler_writes_the_single_process_files(ref_inputs, cluster, tmp_path):
+    assert _cli(ref_inputs, tmp_path / "local").exit_code == 0
+    result = _cli(ref_inputs, tmp_path / "dask", "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    files = _module_files(tmp_path / "local")
+    assert len(files) > 5 and files == _module_files(tmp_path / "dask")
+
+
+def test_cli_unreachable_scheduler_is_one_line(ref_inputs, tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = _cli(ref_inputs, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "scheduler (--scheduler) tcp://127.0.0.1:9: cannot connect" \
+        in lines[0], lines
+    assert not (tmp_path / "out").exists()
