@@ -8,11 +8,12 @@ q-values, switch strength and the tables are built exactly as in one process. Ch
 boundaries are the single-process ones (:func:`isograph_gpu.engine.chunk_spans`), so the
 arithmetic, and the result, is the same byte for byte.
 
-Where the columns come from: a parquet feature table opened in blocks
-(:class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`) is sent to the workers
-once and each task reads its own columns from the file (the path must be readable by
-every worker); any other matrix (in memory, or a backed ``.h5ad``) is read on the client
-and its column blocks are scattered, one per task.
+Where the columns come from: a parquet feature table or a backed ``.h5ad`` opened in
+blocks (:class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`,
+:class:`~isograph_gpu.io.anndata.AnnDataFeatureBlocks`) is sent to the workers once and
+each task reads its own columns from the file (the path must be readable by every
+worker); any other matrix (in memory) is read on the client and its column blocks are
+scattered, one per task.
 
 ``dask.distributed`` is an optional extra: ``pip install 'isograph-gpu[distributed]'``.
 """
@@ -82,11 +83,12 @@ def scheduler_client(scheduler: str) -> Iterator[Any]:
 
 
 def _readable_on_workers(features: Any) -> bool:
-    """True when the workers can read their own columns of ``features`` (a parquet table
-    opened in blocks: it pickles as its path and column list)."""
+    """True when the workers can read their own columns of ``features``: a parquet table
+    or a backed ``.h5ad`` opened in blocks (each pickles as its path, columns and rows)."""
+    from .io.anndata import AnnDataFeatureBlocks
     from .io.feature_tables import ParquetFeatureBlocks
 
-    return isinstance(features, ParquetFeatureBlocks)
+    return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks)
 
 
 def feature_statistics_on_dask(

@@ -244,3 +244,42 @@ def test_cli_unreachable_scheduler_is_one_line(ref_inputs, tmp_path):
     assert len(lines) == 1 and "scheduler (--scheduler) tcp://127.0.0.1:9: cannot connect" \
         in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("x_format", ["dense", "csr"])
+def test_backed_h5ad_tasks_read_their_own_columns(ref_inputs, cluster, tmp_path, x_format):
+    """A backed .h5ad reader pickles as its path (a worker reopens the file) and the
+    scheduler run equals the single-process one."""
+    import pickle
+
+    anndata = pytest.importorskip("anndata")
+    import scipy.sparse as sp
+
+    from isograph_gpu.io.anndata import AnnDataFeatureBlocks
+
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    meta = pd.read_parquet(ref_inputs["feature_meta"]).set_index("feature_id")
+    keep = table.columns[table.columns.isin(meta.dropna(subset=["gene_id"]).index)]
+    x = table[keep].to_numpy(dtype=np.float64)
+    path = tmp_path / f"features_{x_format}.h5ad"
+    anndata.AnnData(X=sp.csr_matrix(x) if x_format == "csr" else x,
+                    obs=pd.DataFrame(index=table.index.astype(str)),
+                    var=meta.loc[keep]).write_h5ad(path)
+
+    backed = anndata.read_h5ad(path, backed="r")
+    blocks = AnnDataFeatureBlocks(backed.X, np.arange(30, 90), np.arange(150))
+    reopened = pickle.loads(pickle.dumps(blocks))
+    np.testing.assert_array_equal(reopened[:, 5:40], x[:150, 35:70])
+
+    def run(**extra):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return explain_module(ref_inputs["artifact"], path, None,
+                                  config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
+                                                       **extra))
+
+    local, on_dask = run(), run(scheduler=cluster.scheduler_address)
+    for module_id in local:
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
+                                          getattr(local[module_id], name), check_exact=True)
