@@ -48,10 +48,11 @@ def client(cluster):
         yield c
 
 
-def _explain(ref_inputs, feature_table, output_dir=None, **config):
+def _explain(ref_inputs, feature_table, output_dir=None, module_ids=None, **config):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return explain_module(ref_inputs["artifact"], feature_table, ref_inputs["feature_meta"],
+                              module_ids=module_ids,
                               config=ExplainConfig(**SMALL_CHUNKS, **config),
                               output_dir=output_dir)
 
@@ -283,3 +284,18 @@ def test_backed_h5ad_tasks_read_their_own_columns(ref_inputs, cluster, tmp_path,
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
                                           getattr(local[module_id], name), check_exact=True)
+
+
+def test_local_scheduler_starts_and_stops_its_own_cluster(ref_inputs):
+    """scheduler="local:1": the run starts its own one-worker cluster; same tables."""
+    local = _explain(ref_inputs, ref_inputs["feature_table"], module_ids=["M002"],
+                     stream_features=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        own = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                             ref_inputs["feature_meta"], module_ids=["M002"],
+                             config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
+                                                  scheduler="local:1"))
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(own["M002"], name),
+                                      getattr(local["M002"], name), check_exact=True)
