@@ -73,6 +73,11 @@ class ExplainConfig:
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
     #: replaced as a whole); by default such a folder is refused before any computing.
     replace_output_dir: bool = False
+    #: Run the feature statistics as Dask tasks, one per feature chunk: a scheduler
+    #: address ("tcp://host:8786") or "local[:N]" (a local cluster of N one-thread worker
+    #: processes for the run); ``None``: one process. Needs the ``distributed`` extra
+    #: (docs/distributed.md).
+    scheduler: str | None = None
     #: Extra options the reference accepts and ignores (kept for drop-in calls).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +102,8 @@ class ExplainConfig:
         _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
         _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)
         _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
+        if self.scheduler is not None:
+            _scheduler(self.scheduler)
         for fmt in self.output_formats:
             _choice("output_format", fmt, PLOT_FORMATS)
 
@@ -156,3 +163,12 @@ def _integer(name: str, value: Any, low: int) -> None:
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InputError(f"{_label(name)} must be one of {list(choices)}, got {value!r}")
+
+
+def _scheduler(value: Any) -> None:
+    """A scheduler address or ``local`` / ``local:N`` (N >= 1)."""
+    text = value if isinstance(value, str) else ""
+    count = text.partition(":")[2] if text.startswith("local:") else "1"
+    if not text.strip() or not count.isdigit() or int(count) < 1:
+        raise InputError(f"{_label('scheduler')} must be a scheduler address or local[:N] "
+                          f"with N >= 1 workers, got {value!r}")

@@ -18,6 +18,10 @@ def check_optional_dependencies(config: ExplainConfig, *inputs: Any) -> None:
         from .attribution.integrated_gradients import require_captum
 
         require_captum()
+    if config.scheduler is not None:
+        from .distributed import require_distributed
+
+        require_distributed(f"scheduler {config.scheduler!r}")
     for source in inputs:
         if isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith(
                 (".h5ad", ".h5ad.gz")):

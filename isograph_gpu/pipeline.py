@@ -149,14 +149,44 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     ids = TableIds(inputs)
     blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
                            len(inputs.score_gene_ids), int(config.memory_budget_bytes))
-    if read_once:
+    if read_once and config.scheduler is None:  # Dask tasks read their own columns
         with progress.stage("load inputs"):
             _load_if_read_again(inputs, len(blocks))
     layout = RowLayout.build(inputs, config, device)
-    for block in blocks:  # one block's statistics in memory at a time
+    with contextlib.ExitStack() as cluster:
+        client = None
+        if config.scheduler is not None:
+            from .distributed import scheduler_client
+
+            client = cluster.enter_context(scheduler_client(config.scheduler))
+        _explain_blocks(results, inputs, config, device, dtype, progress, layout, scores,
+                        channel_family, feature_family, blocks, ids, annotation, staged,
+                        return_tables, client)
+    if config.vae_attribution or config.integrated_gradients:
+        _attribute(results, inputs, scores, config, device, progress, staged, return_tables)
+    if staged is not None:
+        with progress.stage("write outputs"):
+            staged.submit_parquet(
+                eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
+                "eigengenes.parquet")
+            staged.wait_writes()
+        _finish(staged, results, inputs, config, device, dtype, progress,
+                annotation is not None)
+    return results
+
+
+def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
+                    config: ExplainConfig, device: torch.device, dtype: torch.dtype,
+                    progress: Progress, layout: RowLayout, scores: np.ndarray,
+                    channel_family: np.ndarray, feature_family: np.ndarray,
+                    blocks: list[slice], ids: TableIds, annotation: pd.DataFrame | None,
+                    staged: StagedOutput | None, return_tables: bool, client: Any) -> None:
+    """Statistics and tables of each module block in turn (one block's statistics in
+    memory at a time); ``client``: a Dask client for the feature statistics, or None."""
+    for block in blocks:
         stats = compute_statistics(inputs, config, device, dtype, progress, layout,
-                                   scores[:, block],
-                                   channel_family[:, block], feature_family[:, block])
+                                   scores[:, block], channel_family[:, block],
+                                   feature_family[:, block], client)
         with progress.stage("tables"):
             builder = ResultTables(ids, stats)
             for j, module_id in enumerate(inputs.module_ids[block]):
@@ -178,17 +208,6 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
                     _submit(staged, result, tables, return_tables)
                 del tables
         del stats, builder  # free this block's statistics before the next
-    if config.vae_attribution or config.integrated_gradients:
-        _attribute(results, inputs, scores, config, device, progress, staged, return_tables)
-    if staged is not None:
-        with progress.stage("write outputs"):
-            staged.submit_parquet(
-                eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
-                "eigengenes.parquet")
-            staged.wait_writes()
-        _finish(staged, results, inputs, config, device, dtype, progress,
-                annotation is not None)
-    return results
 
 
 def _load_if_read_again(inputs: ExplainInputs, n_blocks: int) -> None:

@@ -8,8 +8,10 @@ one table needs to the host in one transfer.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,12 +228,14 @@ def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
 def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: torch.device,
                        dtype: torch.dtype, progress: Progress, layout: RowLayout,
                        scores: np.ndarray, channel_family: np.ndarray,
-                       feature_family: np.ndarray) -> ExplainStatistics:
+                       feature_family: np.ndarray, client: Any = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``device`` (working precision ``dtype``; p- and q-values float64).
 
     ``layout`` the run's :class:`RowLayout`; ``scores`` [n, Kb] the block's module scores (:func:`eigengenes`), ``channel_family``
     [R, Kb] / ``feature_family`` [F, Kb] the block's memberships (:func:`module_membership`).
+    With a Dask ``client`` the table features' statistics run as one task per chunk on
+    its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
@@ -247,8 +251,13 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     with progress.stage("feature statistics"):
         # Pearson p of table features is used only by the transcript polarity tables
         is_usage = inputs.feature_types == config.transcript_usage_feature_type
-        feats = feature_statistics(inputs.features, scores_t, splits=splits, label="features",
-                                   pvalue_where=is_usage[:, None] & feature_family, **common)
+        run = feature_statistics
+        if client is not None:
+            from .distributed import feature_statistics_on_dask
+
+            run = functools.partial(feature_statistics_on_dask, client)
+        feats = run(inputs.features, scores_t, splits=splits, label="features",
+                    pvalue_where=is_usage[:, None] & feature_family, **common)
 
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -225,8 +226,32 @@ def _run_anndata(code, ref_inputs, tmp_path, monkeypatch):
     assert r[list(back.var_names).index(feature), column] == pytest.approx(want, abs=1e-9)
 
 
+def _run_distributed(code, ref_inputs, tmp_path, monkeypatch):
+    """The dask-cuda example with a 2-worker CPU LocalCluster standing in for
+    LocalCUDACluster (no GPU here): the same calls, the same output dir."""
+    import types
+
+    distributed = pytest.importorskip("distributed")
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = lambda: distributed.LocalCluster(  # type: ignore[attr-defined]
+        n_workers=2, threads_per_worker=1, dashboard_address=None)
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    code = (code.replace('device="cuda"', 'device="cpu"')
+            .replace('"artifact"', repr(str(ref_inputs["artifact"])))
+            .replace('"features.parquet"', repr(str(ref_inputs["feature_table"])))
+            .replace('"feature_meta.parquet"', repr(str(ref_inputs["feature_meta"])))
+            .replace('"out"', repr(str(tmp_path / "out"))))
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exec(compile(code, "distributed.md", "exec"), namespace)
+    assert list(namespace["results"]) == ["M000", "M001", "M002", "M003", "M004"]
+    assert (tmp_path / "out" / "module_explanation_manifest.json").is_file()
+
+
 RUNNERS = {("README.md", 0): "readme", ("figures.md", 0): "figures",
-           ("training_loop.md", 0): "training", ("input_formats.md", 0): "anndata"}
+           ("training_loop.md", 0): "training", ("input_formats.md", 0): "anndata",
+           ("distributed.md", 0): "distributed"}
 
 
 @pytest.mark.parametrize("key", sorted(RUNNERS), ids=lambda k: f"{k[0]}[{k[1]}]")
@@ -239,5 +264,7 @@ def test_python_example_runs(key, block_code, ref_inputs, tmp_path, monkeypatch)
         _run_figures(code, ref_inputs, tmp_path, monkeypatch)
     elif kind == "anndata":
         _run_anndata(code, ref_inputs, tmp_path, monkeypatch)
+    elif kind == "distributed":
+        _run_distributed(code, ref_inputs, tmp_path, monkeypatch)
     else:
         _run_training_loop(code)

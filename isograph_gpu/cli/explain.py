@@ -112,6 +112,10 @@ class _ExplainCommand(click.Command):
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
                    "or load it whole. Default: stream only when loading would take more "
                    "than half the memory available.")
+@click.option("--scheduler", default=None, metavar="ADDRESS|local[:N]",
+              help="Run the feature statistics as Dask tasks, one per feature chunk: a "
+                   "scheduler address (tcp://host:8786) or local[:N] (N local worker "
+                   "processes). Needs the distributed extra; see docs/distributed.md.")
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
@@ -151,6 +155,7 @@ def explain_module(**opts: object) -> None:
             feature_layout=opts["feature_layout"],  # type: ignore[arg-type]
             progress=not quiet,
             replace_output_dir=bool(opts["replace_output_dir"]),
+            scheduler=opts["scheduler"],  # type: ignore[arg-type]
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]
         run(

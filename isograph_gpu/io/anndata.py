@@ -104,6 +104,19 @@ class AnnDataFeatureBlocks:
         out = self[:, :]
         return out if dtype is None else out.astype(dtype, copy=False)
 
+    def __reduce__(self) -> tuple[Any, tuple[str, np.ndarray, np.ndarray]]:
+        """Pickles as the file's path, columns and rows; unpickling reopens the file
+        backed (a Dask worker reads its own columns: :mod:`isograph_gpu.distributed`)."""
+        store = getattr(self._x, "group", self._x)  # anndata's backed sparse, or h5py
+        return _open_backed_blocks, (str(store.file.filename), self._positions, self._rows)
+
+
+def _open_backed_blocks(path: str, positions: np.ndarray,
+                        rows: np.ndarray) -> AnnDataFeatureBlocks:
+    """:class:`AnnDataFeatureBlocks` of ``path`` opened backed (read-only)."""
+    adata = require_anndata(f"reading {path}").read_h5ad(path, backed="r")
+    return AnnDataFeatureBlocks(adata.X, positions, rows)
+
 
 class AnnDataFeatureTable:
     """An AnnData (object or ``.h5ad`` path) as the samples x features table.

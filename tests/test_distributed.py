@@ -1,0 +1,301 @@
+"""The feature statistics as Dask tasks (ExplainConfig.scheduler): the same tables as one
+process, byte for byte; a worker that dies is retried; a bad chunk fails the run with the
+local error and writes nothing. One LocalCluster (2 worker processes, 1 thread each) for
+the module."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import EXPECTED, assert_table_matches
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+import torch  # noqa: E402
+
+from isograph_gpu import ExplainConfig, explain_module  # noqa: E402
+from isograph_gpu.distributed import feature_statistics_on_dask  # noqa: E402
+from isograph_gpu.engine import feature_statistics  # noqa: E402
+from isograph_gpu.errors import InputError  # noqa: E402
+from isograph_gpu.io.feature_tables import ParquetFeatureBlocks, open_feature_table  # noqa: E402
+
+# the dying reader below is defined here: workers get it by value, not by import
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TABLES = ["gene_driver_table", "transcript_polarity_table", "high_vs_low_table",
+          "tails_contrast_table"]
+#: small chunks: the reference table (1,234 features) becomes ~18 tasks
+SMALL_CHUNKS = dict(chunk_features=70, device="cpu", contrast_tails=10.0)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as c:
+        yield c
+
+
+def _explain(ref_inputs, feature_table, output_dir=None, module_ids=None, **config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return explain_module(ref_inputs["artifact"], feature_table, ref_inputs["feature_meta"],
+                              module_ids=module_ids,
+                              config=ExplainConfig(**SMALL_CHUNKS, **config),
+                              output_dir=output_dir)
+
+
+def _module_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["read-on-workers", "scattered-blocks"])
+def test_scheduler_tables_equal_single_process_byte_for_byte(ref_inputs, cluster, tmp_path,
+                                                             stream):
+    """Streamed parquet: tasks read their own columns; loaded: blocks are scattered."""
+    local = _explain(ref_inputs, ref_inputs["feature_table"], tmp_path / "local",
+                     stream_features=stream)
+    on_dask = _explain(ref_inputs, ref_inputs["feature_table"], tmp_path / "dask",
+                       stream_features=stream, scheduler=cluster.scheduler_address)
+    assert list(on_dask) == list(local)
+    for module_id in local:
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
+                                          getattr(local[module_id], name), check_exact=True)
+    files = _module_files(tmp_path / "local")
+    assert len(files) > 5 and files == _module_files(tmp_path / "dask")
+
+
+def test_scheduler_matches_reference_fixture(ref_inputs, cluster):
+    """The Dask path against isograph 0.1.5's stored tables (independent oracle)."""
+    res = _explain(ref_inputs, pd.read_parquet(ref_inputs["feature_table"]),
+                   scheduler=cluster.scheduler_address)
+    for module_id, result in res.items():
+        for name in TABLES[:3]:
+            expected = pd.read_parquet(EXPECTED / "api_run" / module_id / f"{name}.parquet")
+            assert_table_matches(expected, getattr(result, name))
+
+
+def _blocks(ref_inputs) -> ParquetFeatureBlocks:
+    table = open_feature_table(ref_inputs["feature_table"], stream=True)
+    ids = [c for c in pd.read_parquet(ref_inputs["feature_table"]).columns if c != "sample_id"]
+    blocks = table.matrix(ids, np.arange(200))
+    assert isinstance(blocks, ParquetFeatureBlocks)
+    return blocks
+
+
+class DyingBlocks(ParquetFeatureBlocks):
+    """A parquet reader whose worker process exits (no exception: the process is gone) on
+    its first read of column ``die_at``; the marker file makes the retry succeed."""
+
+    def __init__(self, blocks: ParquetFeatureBlocks, marker: Path, die_at: int) -> None:
+        self.__dict__.update(blocks.__dict__)
+        self.marker, self.die_at = marker, die_at
+
+    def __getitem__(self, key):
+        a, b, _ = key[1].indices(self.shape[1])
+        if a <= self.die_at < b and not self.marker.exists():
+            self.marker.touch()
+            os._exit(1)
+        return super().__getitem__(key)
+
+
+class BadChunkBlocks(ParquetFeatureBlocks):
+    """A parquet reader that raises the readers' InputError for one chunk."""
+
+    def __init__(self, blocks: ParquetFeatureBlocks, bad_at: int) -> None:
+        self.__dict__.update(blocks.__dict__)
+        self.bad_at = bad_at
+
+    def __getitem__(self, key):
+        a, b, _ = key[1].indices(self.shape[1])
+        if a <= self.bad_at < b:
+            raise InputError(f"feature_table: column {self.bad_at} is not numeric")
+        return super().__getitem__(key)
+
+
+def _statistics_inputs(n_modules=3, seed=0):
+    rng = np.random.default_rng(seed)
+    scores = torch.from_numpy(rng.standard_normal((200, n_modules)))
+    high = scores > scores.median(dim=0).values
+    return scores, {"split": (high, ~high)}
+
+
+def _all_arrays(stats) -> dict[str, np.ndarray]:
+    arrays = {name: getattr(stats, name).numpy() for name in ("r", "n", "pvalue", "n_finite")}
+    for split, contrast in stats.contrasts.items():
+        for name in contrast.__dataclass_fields__:
+            arrays[f"{split}.{name}"] = getattr(contrast, name).numpy()
+    return arrays
+
+
+def test_killed_worker_is_retried(ref_inputs, client, tmp_path):
+    blocks = _blocks(ref_inputs)
+    scores, splits = _statistics_inputs()
+    common = dict(min_pairs=3, splits=splits, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=1 << 30, chunk_features=100)
+    expected = feature_statistics(blocks, scores, **common)
+    marker = tmp_path / "died-once"
+    got = feature_statistics_on_dask(client, DyingBlocks(blocks, marker, die_at=450),
+                                     scores, **common)
+    assert marker.exists()  # a worker process did die on the chunk holding column 450
+    want = _all_arrays(expected)
+    have = _all_arrays(got)
+    assert want.keys() == have.keys()
+    for name in want:
+        np.testing.assert_array_equal(have[name], want[name], err_msg=name)
+
+
+def test_bad_chunk_fails_like_single_process(ref_inputs, client):
+    """The worker's InputError (a package exception, pickled across processes) reaches
+    the client as the same type with the same message as the single-process loop's."""
+    bad = BadChunkBlocks(_blocks(ref_inputs), bad_at=777)
+    scores, splits = _statistics_inputs()
+    common = dict(min_pairs=3, splits=splits, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=1 << 30, chunk_features=100)
+    with pytest.raises(InputError) as local:
+        feature_statistics(bad, scores, **common)
+    with pytest.raises(InputError) as on_dask:
+        feature_statistics_on_dask(client, bad, scores, **common)
+    assert str(on_dask.value) == str(local.value) == "feature_table: column 777 is not numeric"
+
+
+def test_bad_column_in_a_late_chunk_writes_nothing(ref_inputs, cluster, tmp_path):
+    """A non-numeric column met by one task: the run fails with the local one-line error
+    and the output dir is never created (the commit stays on the client)."""
+    table = pd.read_parquet(ref_inputs["feature_table"])
+    column = table.columns[-5]
+    table[column] = table[column].astype(str)
+    bad_file = tmp_path / "bad_features.parquet"
+    table.to_parquet(bad_file)
+    errors = {}
+    for name, extra in (("local", {}), ("dask", {"scheduler": cluster.scheduler_address})):
+        with pytest.raises(InputError) as raised:
+            _explain(ref_inputs, bad_file, tmp_path / name, stream_features=True, **extra)
+        errors[name] = str(raised.value)
+        assert not (tmp_path / name).exists()
+    assert errors["dask"] == errors["local"]
+    assert f"column {column!r} is not numeric" in errors["dask"]
+    assert len(errors["dask"].splitlines()) == 1
+
+
+def test_scheduler_setting_is_checked():
+    for bad in ("", "local:0", "local:x", 3):
+        with pytest.raises(InputError, match="scheduler"):
+            ExplainConfig(scheduler=bad)
+    assert ExplainConfig(scheduler="local:2").scheduler == "local:2"
+    assert ExplainConfig(scheduler="tcp://10.0.0.1:8786").scheduler == "tcp://10.0.0.1:8786"
+
+
+def test_package_errors_survive_pickling():
+    """Every IsographGpuError subclass crosses a process boundary as itself (same type,
+    same message): what a worker raises is what the client re-raises."""
+    import pickle
+
+    import isograph_gpu.errors as errors
+
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.IsographGpuError)]
+    assert len(classes) >= 5
+    for cls in classes:
+        back = pickle.loads(pickle.dumps(cls("input.parquet: column 'x' is bad")))
+        assert type(back) is cls and str(back) == "input.parquet: column 'x' is bad"
+
+
+def _cli(ref_inputs, out: Path, *extra: str):
+    from click.testing import CliRunner
+
+    from isograph_gpu.cli import main
+
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+        "--feature-table", str(ref_inputs["feature_table"]),
+        "--feature-meta", str(ref_inputs["feature_meta"]), "--contrast-tails", "10",
+        "--output-dir", str(out), "--device", "cpu", "--quiet", *extra])
+    return result
+
+
+def test_cli_scheduler_writes_the_single_process_files(ref_inputs, cluster, tmp_path):
+    assert _cli(ref_inputs, tmp_path / "local").exit_code == 0
+    result = _cli(ref_inputs, tmp_path / "dask", "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    files = _module_files(tmp_path / "local")
+    assert len(files) > 5 and files == _module_files(tmp_path / "dask")
+
+
+def test_cli_unreachable_scheduler_is_one_line(ref_inputs, tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = _cli(ref_inputs, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "scheduler (--scheduler) tcp://127.0.0.1:9: cannot connect" \
+        in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("x_format", ["dense", "csr"])
+def test_backed_h5ad_tasks_read_their_own_columns(ref_inputs, cluster, tmp_path, x_format):
+    """A backed .h5ad reader pickles as its path (a worker reopens the file) and the
+    scheduler run equals the single-process one."""
+    import pickle
+
+    anndata = pytest.importorskip("anndata")
+    import scipy.sparse as sp
+
+    from isograph_gpu.io.anndata import AnnDataFeatureBlocks
+
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
+    meta = pd.read_parquet(ref_inputs["feature_meta"]).set_index("feature_id")
+    keep = table.columns[table.columns.isin(meta.dropna(subset=["gene_id"]).index)]
+    x = table[keep].to_numpy(dtype=np.float64)
+    path = tmp_path / f"features_{x_format}.h5ad"
+    anndata.AnnData(X=sp.csr_matrix(x) if x_format == "csr" else x,
+                    obs=pd.DataFrame(index=table.index.astype(str)),
+                    var=meta.loc[keep]).write_h5ad(path)
+
+    backed = anndata.read_h5ad(path, backed="r")
+    blocks = AnnDataFeatureBlocks(backed.X, np.arange(30, 90), np.arange(150))
+    reopened = pickle.loads(pickle.dumps(blocks))
+    np.testing.assert_array_equal(reopened[:, 5:40], x[:150, 35:70])
+
+    def run(**extra):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return explain_module(ref_inputs["artifact"], path, None,
+                                  config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
+                                                       **extra))
+
+    local, on_dask = run(), run(scheduler=cluster.scheduler_address)
+    for module_id in local:
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
+                                          getattr(local[module_id], name), check_exact=True)
+
+
+def test_local_scheduler_starts_and_stops_its_own_cluster(ref_inputs):
+    """scheduler="local:1": the run starts its own one-worker cluster; same tables."""
+    local = _explain(ref_inputs, ref_inputs["feature_table"], module_ids=["M002"],
+                     stream_features=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        own = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                             ref_inputs["feature_meta"], module_ids=["M002"],
+                             config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
+                                                  scheduler="local:1"))
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(own["M002"], name),
+                                      getattr(local["M002"], name), check_exact=True)
