@@ -19,7 +19,7 @@ Three modes:
   run. Writes ``bench/results/dask_projection.json``.
 
     python bench/bench_dask.py --size 1000,250000,32 --repeats 3
-    python bench/bench_dask.py --size 200,4000,4 --repeats 1 --out /tmp/dask_smoke.json
+    python bench/bench_dask.py --size 200,4000,4 --repeats 1 --out dask_smoke.json
     python bench/bench_dask.py --mode cuda --size 1000,250000,32
     python bench/bench_dask.py --mode projection --rates bench/results/dask_cpu.json
 """

@@ -27,8 +27,10 @@ quick=0
 
 if [ -f .device-bundle/setup.sh ]; then
     bash .device-bundle/setup.sh || { echo "gpu_check: .device-bundle/setup.sh failed" >&2; exit 1; }
-    # shellcheck disable=SC1091
-    . /tmp/device-env
+    # the bundle's setup.sh writes its environment file where its own script says
+    env_file=$(grep -o '> *[^ ]*device-env' .device-bundle/setup.sh | tr -d '> ' | head -n1)
+    # shellcheck disable=SC1090
+    [ -n "$env_file" ] && . "$env_file"
 fi
 py="${PYTHON:-python3}"
 if ! "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
