@@ -5,7 +5,7 @@ Each task runs the engine's own chunk step (:func:`isograph_gpu.engine._chunk_st
 on its worker's device and returns the chunk's [F_chunk, K] statistics as numpy arrays;
 the client writes them into the same device tensors the single-process loop fills, so
 q-values, switch strength and the tables are built exactly as in one process. Chunk
-boundaries are the single-process ones (:func:`isograph_gpu.engine.chunk_spans`), so the
+boundaries are the single-process ones (:func:`isograph_gpu.engine.chunk_plan`), so the
 arithmetic, and the result, is the same byte for byte.
 
 Where the columns come from: a parquet feature table or a backed ``.h5ad`` opened in
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import FeatureStatistics, _chunk_statistics, chunk_size, chunk_spans
+from .engine import FeatureStatistics, _chunk_statistics, chunk_plan
 from .errors import InputError, OptionalDependencyError, first_line
 from .ops.groups import GroupLayout
 from .progress import Progress
@@ -113,14 +113,12 @@ def feature_statistics_on_dask(
     fails the run with its own exception, raised here.
     """
     distributed = require_distributed()
-    n, f = features.shape
+    f = features.shape[1]
     k = scores.shape[1]
     split_names = list(splits or {})
     out = FeatureStatistics.empty(f, k, split_names, device)
-    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
-                      n_results=k * (1 + len(split_names)))
-    read = max(step, int(getattr(features, "read_columns", step)))
-    spans = list(chunk_spans(f, step, read))
+    _, spans = chunk_plan(features, k, len(split_names), dtype, memory_budget_bytes,
+                          chunk_features)
     host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
                    for name, (hi, lo) in (splits or {}).items()}
     shared = client.scatter(

@@ -97,6 +97,19 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
     return max(1, min(max(n_features, 1), memory_budget_bytes // per_feature))
 
 
+def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
+               memory_budget_bytes: int, chunk_features: int | None = None
+               ) -> tuple[int, list[tuple[int, int]]]:
+    """``(step, spans)``: features per chunk (:func:`chunk_size`) and the column spans of
+    ``features`` [n, F] in order (:func:`chunk_spans`, never across the reader's
+    ``read_columns`` block). One plan for the single-process loop and the Dask tasks, so
+    both chunk, and compute, alike."""
+    n, f = features.shape
+    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
+                      n_results=n_modules * (1 + n_splits))
+    return step, chunk_spans(f, step, getattr(features, "read_columns", None))
+
+
 class _BlockReads:
     """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
     multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
@@ -221,9 +234,9 @@ def feature_statistics(
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
     out = FeatureStatistics.empty(f, k, list(splits or {}), device)
-    step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
-                      n_results=k * (1 + len(splits or {})))
-    n_chunks = len(chunk_spans(f, step, getattr(features, "read_columns", None)))
+    step, spans = chunk_plan(features, k, len(splits or {}), dtype, memory_budget_bytes,
+                             chunk_features)
+    n_chunks = len(spans)
     for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
         _chunk_statistics(out, a, b, x, y, layout, min_pairs,
                           None if where is None else where[a:b])
