@@ -22,9 +22,8 @@ def check_optional_dependencies(config: ExplainConfig, *inputs: Any) -> None:
         from .distributed import require_distributed
 
         require_distributed(f"scheduler {config.scheduler!r}")
-    for source in inputs:
-        if isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith(
-                (".h5ad", ".h5ad.gz")):
-            from .io.anndata import require_anndata
+    from .io.anndata import is_anndata, require_anndata
 
+    for source in inputs:
+        if isinstance(source, str | os.PathLike) and is_anndata(source):
             require_anndata(f"reading {os.fspath(source)}")

@@ -83,7 +83,8 @@ class Progress:
 
 
 def describe_device(device: Any, dtype: Any) -> str:
-    """The first progress line: ``device cpu (x86_64), precision float64`` (a torch.device
+    """The first progress line: ``device cpu (x86_64), precision float64 (p-values float64)``
+    (a torch.device
     and torch.dtype; the GPU's name on CUDA)."""
     import platform
 

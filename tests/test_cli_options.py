@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from isograph_gpu.cli import main
-from isograph_gpu.cli.explain import parse_size
+from isograph_gpu.cli.options import MEMORY_SIZE
 
 
 def _commands() -> list[tuple[str, click.Command]]:
@@ -79,7 +79,7 @@ def test_boundary_values_parse(flag, value):
     ("64KiB", 64 * 1024), ("1000", 1000),
 ])
 def test_memory_sizes(text, expected):
-    assert parse_size(text) == expected
+    assert MEMORY_SIZE.convert(text, None, None) == expected
 
 
 @pytest.mark.parametrize("extra", [

@@ -12,11 +12,6 @@ from .common import run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
 
-def parse_size(text: str) -> int:
-    """'2G', '512M', '1.5GB' or a byte count -> bytes (positive and finite)."""
-    return MEMORY_SIZE.convert(text, None, None)
-
-
 class _ExplainCommand(click.Command):
     """Positional arguments are an error (a value after a one-value flag, e.g.
     ``--contrast-tails 10 20``, or module ids without ``--module-ids``). As in isograph
@@ -150,7 +145,7 @@ def explain_module(**opts: object) -> None:
             contrast_tails=opts["contrast_tails"],  # type: ignore[arg-type]
             device=opts["device"],  # type: ignore[arg-type]
             precision=opts["precision"],  # type: ignore[arg-type]
-            memory_budget_bytes=parse_size(str(opts["memory_budget"])),
+            memory_budget_bytes=int(opts["memory_budget"]),  # MEMORY_SIZE parsed it
             stream_features=opts["stream_features"],  # type: ignore[arg-type]
             feature_layout=opts["feature_layout"],  # type: ignore[arg-type]
             progress=not quiet,

@@ -141,8 +141,8 @@ class AnnDataFeatureTable:
                 self.streamed = bool(stream) or (stream is None and not table_fits_in_memory(
                     adata.n_obs, adata.n_vars))
                 if not self.streamed:
+                    adata = adata.to_memory()  # obs/var already parsed: no second open
                     adata.file.close()
-                    adata = anndata.read_h5ad(path)
             except (OSError, KeyError, ValueError) as exc:
                 raise InputError(f"cannot read {what} {path} as h5ad: "
                                  f"{first_line(exc)}") from exc

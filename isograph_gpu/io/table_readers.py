@@ -104,11 +104,12 @@ def _parquet_column_names(path: Path) -> list[str]:
 
 
 def _read_parquet(path: Path, what: str, options: ReadOptions) -> pa.Table:
-    names = _parquet_column_names(path)
+    parquet = pq.ParquetFile(path)  # one footer parse for the checks and the read
+    names = list(parquet.schema_arrow.names)
     check_unique_names(names, what, path)
     _check_columns(names, options, what, path)
     columns = None if options.columns is None else list(options.columns)
-    table = pq.read_table(path, columns=columns)
+    table = parquet.read(columns=columns)
     if options.all_text:
         table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
     return table

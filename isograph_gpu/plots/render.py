@@ -145,9 +145,9 @@ def _worker_start(parent_pid: int) -> None:
     """Pool worker initializer: die with the parent. On Linux the kernel sends SIGKILL to
     the worker when the process that forked it ends (``prctl(PR_SET_PDEATHSIG)``), so a
     killed run leaves no orphan still drawing into its staging folder; a worker whose
-    parent already died before that exits at once. SIGINT/SIGTERM get their default
-    handling (the parent stops its workers itself; a forked copy of the parent's SIGTERM
-    handler would keep a worker alive)."""
+    parent already died before that exits at once. SIGINT is ignored (the parent stops
+    its workers itself) and SIGTERM gets the default action (a forked copy of the parent's
+    SIGTERM handler would keep a worker alive)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):  # forked while _signals_deferred blocked them

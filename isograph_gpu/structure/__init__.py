@@ -1,6 +1,6 @@
 """Transcript structure: GTF parsing and cache (:mod:`.gtf`, :mod:`.cache`), switch-pair
 labels (:mod:`.switch_pair_labels`, written by :mod:`.writer`), and the merge of an
-annotation table into the explain tables (:mod:`.annotation`)."""
+annotation table into the explain tables (:mod:`.annotation_merge`)."""
 
 from __future__ import annotations
 
