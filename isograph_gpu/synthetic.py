@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .io.output import atomic_write_bytes
+from .io.output import atomic_write
 from .text_columns import text_column
 
 __all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores"]
@@ -429,6 +429,4 @@ def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
         pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
     ]
     table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
-    sink = pa.BufferOutputStream()  # the demo's tables are small: encode in memory
-    pq.write_table(table, sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write(path, lambda fh: pq.write_table(table, fh))  # streamed, not held twice

@@ -68,15 +68,6 @@ def _scale_of_finite(finite: Tensor, dim: int) -> Tensor:
                        torch.ones_like(peak))
 
 
-def scaled_columns(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``x`` [n, F] divided by its :func:`power_of_two_scale` per column, as a new
-    row-major tensor, and that scale [F]."""
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    scale = _scale_of_finite(torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), 0)
-    torch.div(x, scale, out=out)  # NaN/inf stay missing values
-    return out, scale[0]
-
-
 def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres,
     column scales).
@@ -93,7 +84,9 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     mask = torch.eq(filled, x).to(x.dtype)
     tracked = filled.requires_grad and torch.is_grad_enabled()
     scale = _scale_of_finite(filled, 0)
-    if bool((scale != 1.0).any()):
+    # dividing by 1 is exact: on CUDA always divide (asking whether to would synchronise
+    # with the host every chunk); on the CPU skip the pass when no column needs it
+    if filled.device.type != "cpu" or bool((scale != 1.0).any()):
         filled = filled / scale if tracked else filled.div_(scale)
     centre = filled.sum(dim=0) / mask.sum(dim=0).clamp_min(1.0)
     if tracked:
