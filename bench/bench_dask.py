@@ -6,8 +6,9 @@ Three modes:
   modules; ``explain_module`` in this process, alternately with one process and with a
   ``LocalCluster`` (``--workers`` one-thread worker processes, started once and timed
   apart), the feature table streamed (tasks read their own columns). Medians of the
-  repeats, the manifest's stage timings, and a check that both wrote the same parquet
-  bytes. Also measures the per-chunk rates the projection uses (parquet read, chunk
+  repeats, the manifest's stage timings, the feature-table reads of each run (one process:
+  reader calls; Dask: feature-statistics tasks, one read each), and a check that both
+  wrote the same parquet bytes. Also measures the per-chunk rates the projection uses (parquet read, chunk
   compute, result bytes). Writes ``bench/results/dask_cpu.json``.
 * ``cuda``: the same with ``dask_cuda.LocalCUDACluster`` (one worker per GPU) against one
   process on the same card (``--device cuda``); per-chunk rates on the GPU. Writes
@@ -27,6 +28,7 @@ Three modes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -60,7 +62,7 @@ ASSUMPTIONS = {
     "shared_fs_bytes_per_s": 10e9,  # aggregate read bandwidth of the shared file system
     "network_bytes_per_s": 12.5e9,  # client NIC (100 GbE) for results back
     "task_overhead_s": 0.005,  # scheduler round trip per task
-    "chunk_features": 8192,  # features per task at cohort scale
+    "read_block_bytes": 256 * 1024**2,  # one task per read block (LOAD_BLOCK_BYTES)
 }
 
 
@@ -87,6 +89,35 @@ def _explain(paths: dict[str, Path], out: Path, device: str, scheduler: str | No
     wall = time.perf_counter() - t
     manifest = json.loads((out / "module_explanation_manifest.json").read_text())
     return wall, manifest["timings_seconds"]
+
+
+@contextlib.contextmanager
+def _counted_reads(watcher=None):
+    """Yields a function giving the reads of the feature table so far: in this process,
+    calls of ``ParquetFeatureBlocks._read``; on a cluster (``watcher``, a client of it),
+    the feature-statistics tasks that ran (each reads its columns once), from the
+    scheduler's task stream."""
+    if watcher is not None:
+        import distributed
+
+        with distributed.get_task_stream(watcher) as stream:
+            yield lambda: sum(1 for task in stream.data
+                              if task["key"].split("-")[0] in {"_block_task", "_chunk_task"})
+        return
+    from isograph_gpu.io.feature_tables import ParquetFeatureBlocks
+
+    read = ParquetFeatureBlocks._read
+    calls = [0]
+
+    def counted(self, names):
+        calls[0] += 1
+        return read(self, names)
+
+    ParquetFeatureBlocks._read = counted
+    try:
+        yield lambda: calls[0]
+    finally:
+        ParquetFeatureBlocks._read = read
 
 
 def _parquet_bytes(out: Path) -> dict[str, bytes]:
@@ -155,13 +186,16 @@ def compare(n: int, f: int, k: int, device: str, workers: int, repeats: int,
         start = time.perf_counter() - t
         runs: dict[str, list] = {"one_process": [], "dask": []}
         same = True
-        with cluster:
+        with cluster, distributed.Client(cluster) as watcher:
             for rep in range(repeats):  # interleaved: host noise hits both alike
                 for name, scheduler in (("one_process", None),
                                         ("dask", cluster.scheduler_address)):
                     out = root / f"{name}_{rep}"
-                    wall, stages = _explain(paths, out, device, scheduler, chunk_features)
-                    runs[name].append({"wall_s": round(wall, 3), "stages_s": stages})
+                    with _counted_reads(watcher if scheduler else None) as reads:
+                        wall, stages = _explain(paths, out, device, scheduler,
+                                                chunk_features)
+                    runs[name].append({"wall_s": round(wall, 3), "stages_s": stages,
+                                       "feature_table_reads": reads()})
                     print(name, json.dumps(runs[name][-1]), flush=True)
                 same &= _parquet_bytes(root / f"one_process_{rep}") == _parquet_bytes(
                     root / f"dask_{rep}")
@@ -177,7 +211,10 @@ def compare(n: int, f: int, k: int, device: str, workers: int, repeats: int,
         "generate_inputs_s": round(generate, 3), "cluster_start_s": round(start, 3),
         "median_wall_s": {k2: round(v, 3) for k2, v in medians.items()},
         "dask_overhead_ratio": round(medians["dask"] / medians["one_process"], 3),
-        "identical_parquet_bytes": bool(same), "runs": runs, "chunk_rates": rates,
+        "identical_parquet_bytes": bool(same),
+        "feature_table_reads_per_run": {name: rows[-1]["feature_table_reads"]
+                                        for name, rows in runs.items()},
+        "runs": runs, "chunk_rates": rates,
     }
 
 
@@ -199,7 +236,7 @@ def projection(rates: dict, assume: dict, n: int = 17_000, f: int = 250_000,
     gpu_rate = (rates["compute_bytes_per_s"] if measured_gpu
                 else values / max(flops_time, memory_time))
     result_bytes = f * k * rates["result_bytes_per_feature_module"]
-    tasks = -(-f // int(assume["chunk_features"]))
+    tasks = -(-f // max(1, int(assume["read_block_bytes"]) // (8 * n)))  # read blocks
     rows = []
     for gpus in (1, 4, 8):
         terms = {

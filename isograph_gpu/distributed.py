@@ -1,12 +1,16 @@
-"""tensors -> statistics on a Dask cluster: the feature statistics as one task per feature
-chunk (``ExplainConfig.scheduler`` / ``--scheduler``).
+"""tensors -> statistics on a Dask cluster: the feature statistics as one task per read
+block of the feature table (``ExplainConfig.scheduler`` / ``--scheduler``).
 
-Each task runs the engine's own chunk step (:func:`isograph_gpu.engine._chunk_statistics`)
-on its worker's device and returns the chunk's [F_chunk, K] statistics as numpy arrays;
-the client writes them into the same device tensors the single-process loop fills, so
-q-values, switch strength and the tables are built exactly as in one process. Chunk
-boundaries are the single-process ones (:func:`isograph_gpu.engine.chunk_plan`), so the
-arithmetic, and the result, is the same byte for byte.
+The single-process chunk plan (:func:`isograph_gpu.engine.chunk_plan`) is grouped by the
+reader's read block (:func:`read_blocks`; ``read_columns``, 256 MiB of a parquet table):
+each task reads its block once and runs the engine's own
+:func:`~isograph_gpu.engine.feature_statistics` on it, in the single-process chunks, on
+its worker's device, and returns the block's [F_block, K] statistics as numpy arrays
+(:meth:`~isograph_gpu.engine.FeatureStatistics.to_host`). The client writes them into the
+same device tensors the single-process loop fills
+(:meth:`~isograph_gpu.engine.FeatureStatistics.store_rows`), so q-values, switch strength
+and the tables are built exactly as in one process, and the arithmetic, and the result,
+is the same byte for byte.
 
 Where the columns come from: a parquet feature table or a backed ``.h5ad`` opened in
 blocks (:class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`,
@@ -28,9 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import FeatureStatistics, _chunk_statistics, chunk_plan
+from .engine import FeatureStatistics, chunk_plan, feature_statistics
 from .errors import InputError, OptionalDependencyError, first_line
-from .ops.groups import GroupLayout
 from .progress import Progress
 
 #: times Dask re-runs a task that raised (a worker that dies is re-run by the scheduler
@@ -91,6 +94,22 @@ def _readable_on_workers(features: Any) -> bool:
     return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks)
 
 
+def read_blocks(features: Any, spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """The chunk ``spans`` (:func:`isograph_gpu.engine.chunk_plan`) grouped by the read
+    block of ``features`` (``features.read_columns``; a source without it, such as an
+    in-memory matrix or a backed ``.h5ad``, is read chunk by chunk in one process too, so
+    each chunk is its own group). One Dask task per group: the file is read as often as
+    one process reads it."""
+    read = getattr(features, "read_columns", None)
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in spans:
+        if read is not None and groups and groups[-1][0][0] // int(read) == a // int(read):
+            groups[-1].append((a, b))
+        else:
+            groups.append([(a, b)])
+    return groups
+
+
 def feature_statistics_on_dask(
     client: Any,
     features: Any,
@@ -106,83 +125,68 @@ def feature_statistics_on_dask(
     label: str = "features",
     pvalue_where: np.ndarray | None = None,
 ) -> FeatureStatistics:
-    """:func:`isograph_gpu.engine.feature_statistics` with each feature chunk a Dask task
-    on ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``).
+    """:func:`isograph_gpu.engine.feature_statistics` with each read block (:func:`read_blocks`)
+    a Dask task on ``client``'s cluster: same arguments, same result ([F, K] tensors on
+    ``device``).
 
-    The module scores and split masks are scattered once; a task that raises (bad input)
-    fails the run with its own exception, raised here.
+    Each task runs :func:`~isograph_gpu.engine.feature_statistics` on its block with the
+    single-process chunk width, so its chunks, and their arithmetic, are the single-process
+    ones. The module scores and split masks are scattered once; a task that raises (bad
+    input) fails the run with its own exception, raised here.
     """
     distributed = require_distributed()
     f = features.shape[1]
     k = scores.shape[1]
     split_names = list(splits or {})
     out = FeatureStatistics.empty(f, k, split_names, device)
-    _, spans = chunk_plan(features, k, len(split_names), dtype, memory_budget_bytes,
-                          chunk_features)
+    step, spans = chunk_plan(features, k, len(split_names), dtype, memory_budget_bytes,
+                             chunk_features)
     host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
                    for name, (hi, lo) in (splits or {}).items()}
     shared = client.scatter(
         [scores.to(torch.float64).cpu().numpy(), host_splits], broadcast=True)
     source = client.scatter(features, broadcast=True) if _readable_on_workers(features) \
         else None
-    task_of: dict[Any, tuple[int, int]] = {}
-    for a, b in spans:
+    task_of: dict[Any, tuple[int, int, int]] = {}
+    for group in read_blocks(features, spans):
+        a, b = group[0][0], group[-1][1]
         where = None if pvalue_where is None else np.ascontiguousarray(
             pvalue_where[a:b], dtype=bool)
         if source is not None:
             columns, lo, hi = source, a, b
         else:
-            block = np.asarray(features[:, a:b])
-            columns, lo, hi = client.scatter(block), 0, b - a
-        future = client.submit(_chunk_task, columns, lo, hi, *shared, min_pairs, where,
-                               device.type, dtype, pure=False, retries=TASK_RETRIES)
-        task_of[future] = (a, b)
+            columns, lo, hi = client.scatter(np.asarray(features[:, a:b])), 0, b - a
+        future = client.submit(_block_task, columns, lo, hi, *shared, min_pairs, where,
+                               device.type, dtype, step, pure=False, retries=TASK_RETRIES)
+        task_of[future] = (a, b, len(group))
+    done = 0
     try:
-        for i, future in enumerate(distributed.as_completed(list(task_of)), start=1):
-            a, b = task_of[future]
-            _store(out, a, b, future.result())
+        for future in distributed.as_completed(list(task_of)):
+            a, b, n_chunks = task_of[future]
+            out.store_rows(a, b, future.result())
+            done += n_chunks
             if progress is not None:
-                progress.chunk(label, i, len(spans))
+                progress.chunk(label, done, len(spans))
     finally:
         client.cancel(list(task_of))
     return out
 
 
-def _chunk_task(columns: Any, a: int, b: int, scores: np.ndarray,
+def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
                 splits: dict[str, tuple[np.ndarray, np.ndarray]], min_pairs: int,
-                where: np.ndarray | None, device_type: str,
-                dtype: torch.dtype) -> dict[str, np.ndarray]:
-    """On a worker: statistics of columns a:b of ``columns`` (a feature reader or one
-    scattered block) on the worker's device (its current CUDA device for "cuda"), as
-    host arrays named as :func:`_statistics_arrays`."""
+                where: np.ndarray | None, device_type: str, dtype: torch.dtype,
+                step: int) -> dict[str, np.ndarray]:
+    """On a worker: columns a:b of ``columns`` (a feature reader or one scattered block),
+    read once, through :func:`~isograph_gpu.engine.feature_statistics` in chunks of
+    ``step`` features on the worker's device (its current CUDA device for "cuda"); the
+    statistics as host arrays (:meth:`~isograph_gpu.engine.FeatureStatistics.to_host`)."""
     device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" \
         else torch.device("cpu")
-    n, k = scores.shape
-    y = torch.from_numpy(scores).to(device=device, dtype=dtype)
     masks = {name: (torch.from_numpy(hi), torch.from_numpy(lo))
              for name, (hi, lo) in splits.items()}
-    layout = GroupLayout.from_splits(masks or None, n, k, device)
-    out = FeatureStatistics.empty(b - a, k, list(splits), device)
-    x = torch.from_numpy(np.asarray(columns[:, a:b])).to(device=device, dtype=dtype)
-    _chunk_statistics(out, 0, b - a, x, y, layout, min_pairs,
-                      None if where is None else torch.from_numpy(where).to(device))
-    return _statistics_arrays(out)
-
-
-def _statistics_arrays(stats: FeatureStatistics) -> dict[str, np.ndarray]:
-    """Every tensor of ``stats`` as a host array: "r", "n", "pvalue", "n_finite" and
-    "<split>.<field>" for each contrast."""
-    arrays = {name: getattr(stats, name).cpu().numpy()
-              for name in ("r", "n", "pvalue", "n_finite")}
-    for split, contrast in stats.contrasts.items():
-        for name in contrast.__dataclass_fields__:
-            arrays[f"{split}.{name}"] = getattr(contrast, name).cpu().numpy()
-    return arrays
-
-
-def _store(out: FeatureStatistics, a: int, b: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write one chunk's host arrays (:func:`_statistics_arrays`) into rows a:b of ``out``."""
-    for key, value in arrays.items():
-        split, _, name = key.rpartition(".")
-        target = getattr(out.contrasts[split], name) if split else getattr(out, name)
-        target[a:b] = torch.from_numpy(value).to(target.device)
+    block = np.asarray(columns[:, a:b])  # the one read of this block
+    stats = feature_statistics(block, torch.from_numpy(scores), min_pairs=min_pairs,
+                               splits=masks or None, device=device, dtype=dtype,
+                               memory_budget_bytes=0, chunk_features=step,
+                               pvalue_where=where)
+    return stats.to_host()

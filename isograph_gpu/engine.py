@@ -85,6 +85,31 @@ class FeatureStatistics:
                    n_finite=torch.empty(f, dtype=torch.int64, device=device),
                    contrasts={name: ContrastStatistics.empty(f, k, device) for name in splits})
 
+    def named_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor by name: "r", "n", "pvalue", "n_finite" and "<split>.<field>" for
+        each field of each contrast."""
+        tensors = {"r": self.r, "n": self.n, "pvalue": self.pvalue, "n_finite": self.n_finite}
+        for split, contrast in self.contrasts.items():
+            for name in contrast.__dataclass_fields__:
+                tensors[f"{split}.{name}"] = getattr(contrast, name)
+        return tensors
+
+    def to_host(self) -> dict[str, np.ndarray]:
+        """Every tensor as a host numpy array, named as :meth:`named_tensors` (what a
+        Dask task returns: :mod:`isograph_gpu.distributed`)."""
+        return {name: t.cpu().numpy() for name, t in self.named_tensors().items()}
+
+    def store_rows(self, a: int, b: int, host: dict[str, np.ndarray]) -> None:
+        """Write ``host`` (:meth:`to_host` of features a:b) into rows a:b, each array into
+        the tensor of its name on that tensor's device."""
+        tensors = self.named_tensors()
+        if host.keys() != tensors.keys():
+            raise ValueError(f"store_rows: arrays {sorted(host)} do not match the "
+                             f"statistics' tensors {sorted(tensors)}")
+        for name, value in host.items():
+            target = tensors[name]
+            target[a:b] = torch.from_numpy(value).to(target.device)
+
 
 def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_bytes: int,
                chunk_features: int | None = None, n_results: int = 0) -> int:

@@ -133,12 +133,69 @@ def _statistics_inputs(n_modules=3, seed=0):
     return scores, {"split": (high, ~high)}
 
 
-def _all_arrays(stats) -> dict[str, np.ndarray]:
-    arrays = {name: getattr(stats, name).numpy() for name in ("r", "n", "pvalue", "n_finite")}
-    for split, contrast in stats.contrasts.items():
-        for name in contrast.__dataclass_fields__:
-            arrays[f"{split}.{name}"] = getattr(contrast, name).numpy()
-    return arrays
+class CountingBlocks(ParquetFeatureBlocks):
+    """A parquet reader with a read block of ``read`` columns that leaves one file in
+    ``reads_dir`` per read (the reads of every worker process are counted)."""
+
+    def __init__(self, blocks: ParquetFeatureBlocks, reads_dir: Path, read: int) -> None:
+        self.__dict__.update(blocks.__dict__)
+        self.reads_dir, self.read = reads_dir, read
+
+    @property
+    def read_columns(self) -> int:
+        return self.read
+
+    def __getitem__(self, key):
+        a, b, _ = key[1].indices(self.shape[1])
+        (self.reads_dir / f"{a}-{b}-{os.getpid()}-{len(os.listdir(self.reads_dir))}").touch()
+        return super().__getitem__(key)
+
+
+def _reads(reads_dir: Path) -> list[tuple[int, int]]:
+    return sorted(tuple(int(v) for v in p.name.split("-")[:2]) for p in reads_dir.iterdir())
+
+
+def test_tasks_read_each_block_once_as_one_process_does(ref_inputs, client, tmp_path):
+    """One task per read block: the workers read the file as often as one process does
+    (5 blocks of 300 columns, not the 13 chunks of 100), with identical statistics."""
+    scores, splits = _statistics_inputs()
+    common = dict(min_pairs=3, splits=splits, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=1 << 30, chunk_features=100)
+    stats = {}
+    for name in ("local", "dask"):
+        reads_dir = tmp_path / name
+        reads_dir.mkdir()
+        blocks = CountingBlocks(_blocks(ref_inputs), reads_dir, read=300)
+        stats[name] = (feature_statistics(blocks, scores, **common) if name == "local"
+                       else feature_statistics_on_dask(client, blocks, scores, **common))
+    blocks_of_300 = [(a, min(a + 300, 1234)) for a in range(0, 1234, 300)]
+    assert _reads(tmp_path / "local") == _reads(tmp_path / "dask") == blocks_of_300
+    want, have = stats["local"].to_host(), stats["dask"].to_host()
+    for name in want:
+        np.testing.assert_array_equal(have[name], want[name], err_msg=name)
+
+
+def test_statistics_cross_to_the_host_and_back_by_name(ref_inputs):
+    """to_host names every tensor (checked against the dataclass fields listed here) and
+    store_rows writes each array into the rows and tensor of its name."""
+    scores, splits = _statistics_inputs()
+    x = pd.read_parquet(ref_inputs["feature_table"]).iloc[:200, 1:41].to_numpy(np.float64)
+    stats = feature_statistics(x, scores, min_pairs=3, splits=splits,
+                               device=torch.device("cpu"), dtype=torch.float64,
+                               memory_budget_bytes=1 << 30)
+    host = stats.to_host()
+    welch = ["mean_high", "mean_low", "delta", "se", "tstat", "pvalue", "n_high", "n_low"]
+    assert set(host) == {"r", "n", "pvalue", "n_finite", *(f"split.{w}" for w in welch)}
+    np.testing.assert_array_equal(host["r"], stats.r.numpy())
+    np.testing.assert_array_equal(host["split.tstat"], stats.contrasts["split"].tstat.numpy())
+    copy = type(stats).empty(80, 3, ["split"], torch.device("cpu"))
+    copy.store_rows(0, 40, host)
+    copy.store_rows(40, 80, host)
+    for name, value in copy.to_host().items():
+        np.testing.assert_array_equal(value[40:], host[name], err_msg=name)
+        np.testing.assert_array_equal(value[:40], host[name], err_msg=name)
+    with pytest.raises(ValueError, match="do not match"):
+        copy.store_rows(0, 40, {"r": host["r"]})
 
 
 def test_killed_worker_is_retried(ref_inputs, client, tmp_path):
@@ -151,8 +208,8 @@ def test_killed_worker_is_retried(ref_inputs, client, tmp_path):
     got = feature_statistics_on_dask(client, DyingBlocks(blocks, marker, die_at=450),
                                      scores, **common)
     assert marker.exists()  # a worker process did die on the chunk holding column 450
-    want = _all_arrays(expected)
-    have = _all_arrays(got)
+    want = expected.to_host()
+    have = got.to_host()
     assert want.keys() == have.keys()
     for name in want:
         np.testing.assert_array_equal(have[name], want[name], err_msg=name)
