@@ -46,29 +46,6 @@ def test_cuda_moments_and_r_match_cpu_float64(dtype: torch.dtype, r_tol: float) 
     assert (r_got[finite] - r_want[finite]).abs().max().item() <= r_tol
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cuda_overlapping_group_sums_match_numpy(dtype: torch.dtype) -> None:
-    """Median and tails splits overlap; every group column counted on its own (the old
-    group kernel got the tails columns wrong here)."""
-    x, y = _data(seed=3)
-    yt = torch.as_tensor(y)
-    layout = GroupLayout.from_splits(
-        {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}, *y.shape,
-        device="cuda")
-    _, sums = moments_and_group_sums(torch.as_tensor(x, dtype=dtype).cuda(),
-                                     yt.to(dtype).cuda(), layout.matrix)
-    member = layout.matrix.cpu().numpy()
-    count = sums.count.double().cpu().numpy()
-    total = sums.total.double().cpu().numpy()
-    centre = np.nanmean(x, axis=0)
-    for g in range(layout.n_groups):
-        v = np.where(member[:, g, None] & np.isfinite(x), x - centre, np.nan)
-        np.testing.assert_array_equal(count[:, g], np.isfinite(v).sum(axis=0))
-        scale = np.nansum(np.abs(v), axis=0) + 1.0
-        assert np.max(np.abs(total[:, g] - np.nansum(v, axis=0)) / scale) <= (
-            1e-5 if dtype == torch.float32 else 1e-12)
-
-
 def test_cuda_segments_match_cpu() -> None:
     rng = np.random.default_rng(1)
     f, k, g = 5000, 9, 1400

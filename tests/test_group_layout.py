@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import oracles
-from _helpers.testers import Tolerance, assert_matches
+from _helpers.testers import Tolerance, assert_matches, device_marks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,18 +59,44 @@ def test_layout_rejects_mis_shaped_masks() -> None:
         GroupLayout.from_splits({"tails": (high, torch.zeros((10, 3), dtype=torch.bool))}, 10, 2)
 
 
-def test_overlapping_group_sums_match_numpy() -> None:
-    x, y = _data()
-    layout = _overlapping_layout(torch.from_numpy(y))
-    _, sums = moments_and_group_sums(torch.from_numpy(x), torch.from_numpy(y), layout.matrix)
-    member = layout.matrix.numpy()
-    centre = np.nanmean(x, axis=0)
-    for g in range(layout.n_groups):  # every column on its own, overlaps included
-        v = np.where(member[:, g, None] & np.isfinite(x), x - centre, np.nan)
-        np.testing.assert_array_equal(sums.count[:, g].numpy(), np.isfinite(v).sum(axis=0))
-        np.testing.assert_allclose(sums.total[:, g].numpy(), np.nansum(v, axis=0), atol=1e-10)
-        np.testing.assert_allclose(sums.squares[:, g].numpy(), np.nansum(v * v, axis=0),
-                                   rtol=1e-12)
+def _wide_lognormal_data():
+    """Skewed values, 2,000 features: the shape the CUDA GEMMs tile."""
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=(300, 2000)) * 5.0
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = rng.normal(size=(300, 11))
+    y[rng.random(y.shape) < 0.05] = np.nan
+    return x, y
+
+
+#: relative error allowed in the group totals (of sum |deviation| + 1) and squares
+_GROUP_SUM_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+@pytest.mark.parametrize("data", [_data, _wide_lognormal_data], ids=["normal", "lognormal"])
+@pytest.mark.parametrize("device,dtype", [
+    pytest.param(device, dtype, id=f"{device}-{str(dtype)[6:]}", marks=device_marks(device))
+    for device in ("cpu", "cuda") for dtype in (torch.float64, torch.float32)])
+def test_overlapping_group_sums_match_numpy(data, device, dtype) -> None:
+    """Median and tails splits overlap; every group column counted on its own (the old
+    group kernel got the tails columns wrong here), on each device and dtype."""
+    x, y = data()
+    layout = _overlapping_layout(torch.from_numpy(y), device)
+    _, sums = moments_and_group_sums(torch.as_tensor(x, dtype=dtype, device=device),
+                                     torch.as_tensor(y, dtype=dtype, device=device),
+                                     layout.matrix)
+    member = layout.matrix.cpu().numpy()
+    want = oracles.group_sums(x, member)
+    np.testing.assert_array_equal(sums.count.double().cpu().numpy(), want.count)
+    total = sums.total.double().cpu().numpy()
+    squares = sums.squares.double().cpu().numpy()
+    tol = _GROUP_SUM_TOL[dtype]
+    deviation = np.nan_to_num(np.abs(x - np.nanmean(x, axis=0)))
+    scale = (member.T.astype(np.float64) @ deviation).T + 1.0  # sum |deviation| + 1 [F, G]
+    assert np.max(np.abs(total - want.total) / scale) <= tol
+    if device == "cpu" and dtype == torch.float64:  # the CPU float64 bounds as they were
+        np.testing.assert_allclose(total, want.total, atol=1e-10)
+    np.testing.assert_allclose(squares, want.squares, rtol=tol)
 
 
 @pytest.mark.parametrize("name,split", [("split", lambda y: percentile_split(y, 50.0)),
@@ -105,15 +131,9 @@ def test_any_overlapping_groups_count_each_column_independently(n, f, k, n_split
     layout = GroupLayout.from_splits(splits, n, k)
     _, sums = moments_and_group_sums(torch.as_tensor(x), torch.as_tensor(rng.normal(size=(n, k))),
                                      layout.matrix)
-    centre = np.where(np.isfinite(x).any(axis=0),
-                      np.nansum(x, axis=0) / np.maximum(np.isfinite(x).sum(axis=0), 1), 0.0)
     for name, (high, low) in splits.items():
         hi, lo = layout.columns(name)
         for cols, masks in ((hi, high), (lo, low)):
-            for j in range(k):
-                member = masks[:, j].numpy()[:, None] & np.isfinite(x)
-                v = np.where(member, x - centre, 0.0)
-                np.testing.assert_array_equal(sums.count[:, cols][:, j].numpy(),
-                                              member.sum(axis=0))
-                np.testing.assert_allclose(sums.total[:, cols][:, j].numpy(), v.sum(axis=0),
-                                           atol=1e-12)
+            want = oracles.group_sums(x, masks.numpy())  # [F, k], each column on its own
+            np.testing.assert_array_equal(sums.count[:, cols].numpy(), want.count)
+            np.testing.assert_allclose(sums.total[:, cols].numpy(), want.total, atol=1e-12)

@@ -76,6 +76,36 @@ def welch(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> Welch:
     return Welch(n_high=n_high, n_low=n_low, **out)
 
 
+@dataclass
+class GroupSums:
+    """Per feature x group column [F, G]: finite values in the group, and the sum and sum
+    of squares of their deviations from the feature's mean over all samples."""
+
+    count: np.ndarray
+    total: np.ndarray
+    squares: np.ndarray
+
+
+def group_sums(x: np.ndarray, member: np.ndarray) -> GroupSums:
+    """Each group column of ``member`` (bool [n, G]) on its own, overlaps included: the
+    finite values of each column of x [n, F] in the group, centred by the column's mean
+    over all its finite values (a column with none contributes nothing)."""
+    x, member = _as_2d(x), _as_2d(member)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: mean NaN
+        centre = np.nanmean(x, axis=0)
+    f, g = x.shape[1], member.shape[1]
+    out = GroupSums(count=np.zeros((f, g), dtype=np.int64), total=np.zeros((f, g)),
+                    squares=np.zeros((f, g)))
+    for j in range(g):
+        inside = member[:, j, None] & np.isfinite(x)
+        v = np.where(inside, x - centre, 0.0)
+        out.count[:, j] = inside.sum(axis=0)
+        out.total[:, j] = v.sum(axis=0)
+        out.squares[:, j] = (v * v).sum(axis=0)
+    return out
+
+
 def fdr(p: np.ndarray, family: np.ndarray | None = None, method: str = "bh") -> np.ndarray:
     """``scipy.stats.false_discovery_control`` per column of p [F, K] (or [F]) over the
     finite members of its family (bool, default all); NaN elsewhere."""

@@ -58,7 +58,7 @@ class OpCase:
         return TOLERANCES[self.dtype]
 
 
-def _device_marks(device: str) -> list:
+def device_marks(device: str) -> list:
     if device == "cuda":
         return [pytest.mark.cuda,
                 pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -80,7 +80,7 @@ def op_cases(devices: Iterable[str] = ("cpu", "cuda"),
                         "whole" if chunk is None else f"chunk{chunk}") + (
                         "" if route == "default" else f"-{route}")
                     params.append(pytest.param(OpCase(device, dtype, chunk, route), id=label,
-                                               marks=_device_marks(device)))
+                                               marks=device_marks(device)))
     return params
 
 
