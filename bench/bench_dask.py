@@ -8,8 +8,8 @@ Three modes:
   apart), the feature table streamed (tasks read their own columns). Medians of the
   repeats, the manifest's stage timings, the feature-table reads of each run (one process:
   reader calls; Dask: feature-statistics tasks, one read each), and a check that both
-  wrote the same parquet bytes. Also measures the per-chunk rates the projection uses (parquet read, chunk
-  compute, result bytes). Writes ``bench/results/dask_cpu.json``.
+  wrote the same parquet bytes. Also measures the per-chunk rates the projection uses
+  (parquet read, chunk compute, result bytes). Writes ``bench/results/dask_cpu.json``.
 * ``cuda``: the same with ``dask_cuda.LocalCUDACluster`` (one worker per GPU) against one
   process on the same card (``--device cuda``); per-chunk rates on the GPU. Writes
   ``bench/results/dask_cuda.json``.
