@@ -1,10 +1,14 @@
-"""docs/ARCHITECTURE.md is the map of the package: its tree names every module under
-isograph_gpu/ exactly once (one line each), and nothing else, so it cannot drift."""
+"""docs/ARCHITECTURE.md's tree block is the map of the package: it lists every module
+under isograph_gpu/ exactly once, one entry per line with a description, and no module
+that is not there. (The prose around the tree is not checked.) Also: the manifest's file
+name is spelled in one module only."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "isograph_gpu"
@@ -37,24 +41,40 @@ def package_modules() -> list[str]:
                   if "__pycache__" not in p.parts)
 
 
+def drift(mapped: list[str], actual: list[str]) -> dict[str, list[str]]:
+    """What keeps the tree's entries ``mapped`` from being the package's modules
+    ``actual``: modules listed twice, not in the map, not in the package (empty: none)."""
+    problems = {"listed twice": sorted({m for m in mapped if mapped.count(m) > 1}),
+                "not in the map": sorted(set(actual) - set(mapped)),
+                "not in the package": sorted(set(mapped) - set(actual))}
+    return {what: names for what, names in problems.items() if names}
+
+
 def test_architecture_tree_matches_the_package():
     mapped = mapped_modules((ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8"))
-    assert len(mapped) == len(set(mapped)), "a module is listed twice"
-    actual = package_modules()
-    assert sorted(mapped) == actual, {"not in the map": sorted(set(actual) - set(mapped)),
-                                      "not in the package": sorted(set(mapped) - set(actual))}
+    assert drift(mapped, package_modules()) == {}
 
 
-def test_tree_parser_rejects_drift():
-    """The comparison can fail: a missing, an extra and a wrapped line are all caught."""
+def test_tree_check_catches_drift():
+    """Each way the map can drift is caught: a missing, an extra and a twice-listed
+    module, and a line that is not one entry (wrapped text, bad indentation, no
+    description)."""
     good = "```\nisograph_gpu/\n  a.py  x\n  io/  y\n    b.py  z\n```"
-    assert mapped_modules(good) == ["a.py", "io/b.py"]
-    try:
-        mapped_modules(good.replace("    b.py  z\n", "    b.py  z\n          wrapped text\n"))
-    except AssertionError:
-        pass
-    else:
-        raise AssertionError("a wrapped description line was accepted")
+    package = ["a.py", "io/b.py"]
+    assert mapped_modules(good) == package and drift(mapped_modules(good), package) == {}
+    assert drift(mapped_modules(good.replace("    b.py  z\n", "")), package) == {
+        "not in the map": ["io/b.py"]}
+    extra = good.replace("  io/", "  c.py  w\n  io/")
+    assert drift(mapped_modules(extra), package) == {"not in the package": ["c.py"]}
+    twice = good.replace("  io/", "  a.py  again\n  io/")
+    assert drift(mapped_modules(twice), package) == {"listed twice": ["a.py"]}
+    for bad, message in (
+            (good.replace("    b.py  z\n", "    b.py  z\n          wrapped text\n"),
+             "not one module per line"),
+            (good.replace("  a.py  x", "      a.py  x"), "bad indentation"),
+            (good.replace("  a.py  x", "  a.py"), "no description")):
+        with pytest.raises(AssertionError, match=message):
+            mapped_modules(bad)
 
 
 def test_manifest_file_name_is_defined_once():
