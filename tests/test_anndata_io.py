@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from click.testing import CliRunner
+from _helpers.explain import explain_api, invoke_explain
 from conftest import EXPECTED, assert_table_matches
 
 from isograph_gpu import ExplainConfig, explain_module
-from isograph_gpu.cli import main
 from isograph_gpu.errors import InputError, OptionalDependencyError
 
 anndata = pytest.importorskip("anndata")
@@ -25,10 +24,9 @@ MODULES = ["M000", "M003"]
 
 
 def _run(ref_inputs, table, meta=None, **config):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return explain_module(ref_inputs["artifact"], table, meta, module_ids=MODULES,
-                              config=ExplainConfig(device="cpu", **config))
+    return explain_api({"artifact": ref_inputs["artifact"], "feature_table": table,
+                        "feature_meta": meta}, module_ids=MODULES,
+                       config=ExplainConfig(device="cpu", **config))
 
 
 def _assert_reference_tables(results):
@@ -107,10 +105,8 @@ def test_duplicate_var_or_obs_names_are_errors(ref_inputs):
 
 def test_cli_reads_h5ad_without_feature_meta(ref_inputs, h5ad_paths, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(h5ad_paths["csc"]), "--module-ids", "M003",
-        "--output-dir", str(out), "--device", "cpu", "--quiet"])
+    result = invoke_explain({"artifact": ref_inputs["artifact"],
+                             "feature_table": h5ad_paths["csc"]}, out, "--module-ids", "M003")
     assert result.exit_code == 0, result.output
     for name in CORE:
         assert_table_matches(pd.read_parquet(EXPECTED / "api_run" / "M003" / f"{name}.parquet"),
@@ -176,11 +172,8 @@ def test_cli_feature_layout_option(ref_inputs, tmp_path):
     path = tmp_path / "t.parquet"
     _features_by_samples(ref_inputs).to_parquet(path, index=False)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(path), "--feature-meta", str(ref_inputs["feature_meta"]),
-        "--feature-layout", "features-by-samples", "--module-ids", "M000",
-        "--output-dir", str(out), "--device", "cpu", "--quiet"])
+    result = invoke_explain({**ref_inputs, "feature_table": path}, out,
+                            "--feature-layout", "features-by-samples", "--module-ids", "M000")
     assert result.exit_code == 0, result.output
     assert_table_matches(
         pd.read_parquet(EXPECTED / "api_run" / "M000" / "high_vs_low_table.parquet"),

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import invoke_explain
 
 from isograph_gpu import ExplainConfig, explain_module
-from isograph_gpu.cli import main
 
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
@@ -71,15 +70,13 @@ def test_explain_module_api_run(tmp_path):
 def test_cli_run_with_attribution_flags(tmp_path):
     """The reference cli_run call; its `--ig-baseline mean` is our `feature-mean`."""
     out = tmp_path / "explain"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(INPUTS / "artifact"),
-        "--feature-table", str(INPUTS / "feature_table.parquet"),
-        "--feature-meta", str(INPUTS / "feature_meta.parquet"),
+    inputs = {"artifact": INPUTS / "artifact", "feature_table": INPUTS / "feature_table.parquet",
+              "feature_meta": INPUTS / "feature_meta.parquet"}
+    result = invoke_explain(
+        inputs, out,
         "--annotation-table", str(DATA / "structure" / "transcript_structure_annotations.tsv"),
         "--vae-attribution", "--module-ids", "M000", "M002", "--integrated-gradients",
-        "--ig-n-steps", "20", "--ig-baseline", "feature-mean", "--output-dir", str(out),
-        "--device", "cpu", "--quiet",
-    ])
+        "--ig-n-steps", "20", "--ig-baseline", "feature-mean")
     assert result.exit_code == 0, result.output
     for module_id in ("M000", "M002"):
         ref_dir = EXPECTED / "cli_run" / module_id

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import invoke_explain
+from _helpers.files import snapshot
 
-from isograph_gpu.cli import main
 from isograph_gpu.io import output as output_module
 
 
@@ -35,11 +35,8 @@ def run_cli(inputs, *, table=None, meta=None, extra=(), out=None):
     (inputs["table"] if table is None else table).to_parquet(table_path, index=False)
     (inputs["meta"] if meta is None else meta).to_parquet(meta_path, index=False)
     out = out or tmp / "out"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(inputs["artifact"]),
-        "--feature-table", str(table_path), "--feature-meta", str(meta_path),
-        "--output-dir", str(out), "--device", "cpu", "--quiet", *extra,
-    ])
+    result = invoke_explain({"artifact": inputs["artifact"], "feature_table": table_path,
+                             "feature_meta": meta_path}, out, *extra)
     return result, out
 
 
@@ -151,7 +148,7 @@ def test_bad_flag_value_is_usage_error(inputs):
 def test_failed_write_leaves_existing_output_intact(inputs, monkeypatch):
     result, out = run_cli(inputs, extra=["--module-ids", "M000"])
     assert result.exit_code == 0
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = snapshot(out)
 
     calls = {"n": 0}
     real = output_module.write_parquet
@@ -165,7 +162,7 @@ def test_failed_write_leaves_existing_output_intact(inputs, monkeypatch):
     monkeypatch.setattr(output_module, "write_parquet", failing)
     result, _ = run_cli(inputs, extra=["--module-ids", "M000", "--split-percentile", "75"])
     assert_one_line_error(result, "No space left on device")
-    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    after = snapshot(out)
     assert after == before  # nothing half-overwritten, nothing added
     assert not list(out.parent.glob(".out.isograph-gpu-staging-*"))
 
@@ -288,10 +285,9 @@ def test_debug_prints_the_traceback(inputs, monkeypatch):
     tmp: Path = inputs["tmp"]
     (inputs["table"]).to_parquet(tmp / "table.parquet", index=False)
     (inputs["meta"]).to_parquet(tmp / "meta.parquet", index=False)
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(inputs["artifact"]),
-        "--feature-table", str(tmp / "table.parquet"), "--feature-meta",
-        str(tmp / "meta.parquet"), "--output-dir", str(tmp / "out"), "--quiet", "--debug"])
+    files = {"artifact": inputs["artifact"], "feature_table": tmp / "table.parquet",
+             "feature_meta": tmp / "meta.parquet"}
+    result = invoke_explain(files, tmp / "out", "--debug", device=None)
     assert result.exit_code == 1
     assert "Traceback" in result.output and "KeyError: 'split'" in result.output
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.explain import explain_api, invoke_explain
+from _helpers.files import snapshot
 from conftest import EXPECTED, assert_table_matches
 
 distributed = pytest.importorskip("distributed")
@@ -20,7 +21,7 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 import torch  # noqa: E402
 
-from isograph_gpu import ExplainConfig, explain_module  # noqa: E402
+from isograph_gpu import ExplainConfig  # noqa: E402
 from isograph_gpu.distributed import feature_statistics_on_dask  # noqa: E402
 from isograph_gpu.engine import feature_statistics  # noqa: E402
 from isograph_gpu.errors import InputError  # noqa: E402
@@ -49,16 +50,8 @@ def client(cluster):
 
 
 def _explain(ref_inputs, feature_table, output_dir=None, module_ids=None, **config):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return explain_module(ref_inputs["artifact"], feature_table, ref_inputs["feature_meta"],
-                              module_ids=module_ids,
-                              config=ExplainConfig(**SMALL_CHUNKS, **config),
-                              output_dir=output_dir)
-
-
-def _module_files(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+    return explain_api({**ref_inputs, "feature_table": feature_table}, module_ids=module_ids,
+                       config=ExplainConfig(**SMALL_CHUNKS, **config), output_dir=output_dir)
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["read-on-workers", "scattered-blocks"])
@@ -74,8 +67,8 @@ def test_scheduler_tables_equal_single_process_byte_for_byte(ref_inputs, cluster
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
                                           getattr(local[module_id], name), check_exact=True)
-    files = _module_files(tmp_path / "local")
-    assert len(files) > 5 and files == _module_files(tmp_path / "dask")
+    files = snapshot(tmp_path / "local", "*.parquet")
+    assert len(files) > 5 and files == snapshot(tmp_path / "dask", "*.parquet")
 
 
 def test_scheduler_matches_reference_fixture(ref_inputs, cluster):
@@ -272,24 +265,15 @@ def test_package_errors_survive_pickling():
 
 
 def _cli(ref_inputs, out: Path, *extra: str):
-    from click.testing import CliRunner
-
-    from isograph_gpu.cli import main
-
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]),
-        "--feature-meta", str(ref_inputs["feature_meta"]), "--contrast-tails", "10",
-        "--output-dir", str(out), "--device", "cpu", "--quiet", *extra])
-    return result
+    return invoke_explain(ref_inputs, out, "--contrast-tails", "10", *extra)
 
 
 def test_cli_scheduler_writes_the_single_process_files(ref_inputs, cluster, tmp_path):
     assert _cli(ref_inputs, tmp_path / "local").exit_code == 0
     result = _cli(ref_inputs, tmp_path / "dask", "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 0, result.output
-    files = _module_files(tmp_path / "local")
-    assert len(files) > 5 and files == _module_files(tmp_path / "dask")
+    files = snapshot(tmp_path / "local", "*.parquet")
+    assert len(files) > 5 and files == snapshot(tmp_path / "dask", "*.parquet")
 
 
 def test_cli_unreachable_scheduler_is_one_line(ref_inputs, tmp_path):
@@ -330,11 +314,8 @@ def test_backed_h5ad_tasks_read_their_own_columns(ref_inputs, cluster, tmp_path,
     np.testing.assert_array_equal(reopened[:, 5:40], x[:150, 35:70])
 
     def run(**extra):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return explain_module(ref_inputs["artifact"], path, None,
-                                  config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
-                                                       **extra))
+        return explain_api({"artifact": ref_inputs["artifact"], "feature_table": path},
+                           config=ExplainConfig(**SMALL_CHUNKS, stream_features=True, **extra))
 
     local, on_dask = run(), run(scheduler=cluster.scheduler_address)
     for module_id in local:
@@ -347,12 +328,8 @@ def test_local_scheduler_starts_and_stops_its_own_cluster(ref_inputs):
     """scheduler="local:1": the run starts its own one-worker cluster; same tables."""
     local = _explain(ref_inputs, ref_inputs["feature_table"], module_ids=["M002"],
                      stream_features=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        own = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                             ref_inputs["feature_meta"], module_ids=["M002"],
-                             config=ExplainConfig(**SMALL_CHUNKS, stream_features=True,
-                                                  scheduler="local:1"))
+    own = _explain(ref_inputs, ref_inputs["feature_table"], module_ids=["M002"],
+                   stream_features=True, scheduler="local:1")
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(own["M002"], name),
                                       getattr(local["M002"], name), check_exact=True)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import invoke_explain
 
 from isograph_gpu import ExplainConfig, explain_module
-from isograph_gpu.cli import main
 from isograph_gpu.errors import OptionalDependencyError
 
 
@@ -27,12 +26,7 @@ def test_api_names_the_extra(ref_inputs, without_distributed, tmp_path):
 
 
 def test_cli_one_line_error_names_the_extra(ref_inputs, without_distributed, tmp_path):
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]),
-        "--feature-meta", str(ref_inputs["feature_meta"]),
-        "--output-dir", str(tmp_path / "out"), "--device", "cpu", "--quiet",
-        "--scheduler", "local:2"])
+    result = invoke_explain(ref_inputs, tmp_path / "out", "--scheduler", "local:2")
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "pip install 'isograph-gpu[distributed]'" in lines[0], lines

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers.explain import explain_api
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -143,15 +144,12 @@ def _run_readme_api(code, ref_inputs, tmp_path):
 
 
 def _run_figures(code, ref_inputs, tmp_path, monkeypatch):
-    from isograph_gpu import ExplainConfig, explain_module
+    from isograph_gpu import ExplainConfig
 
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                       ref_inputs["feature_meta"], module_ids=["M000", "M001"],
-                       config=ExplainConfig(device="cpu", progress=False), output_dir="out")
+    explain_api(ref_inputs, module_ids=["M000", "M001"],
+                config=ExplainConfig(device="cpu", progress=False), output_dir="out")
     namespace = {"feature_usage": pd.read_parquet(ref_inputs["feature_table"]),
                  "feature_meta": pd.read_parquet(ref_inputs["feature_meta"])}
     with warnings.catch_warnings():

@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 import torch
 from _helpers import oracles
+from _helpers.explain import explain_api, invoke_explain
 from _helpers.memory import PeakAllocation
 from _helpers.testers import Tolerance, assert_matches
-from click.testing import CliRunner
 
 from isograph_gpu import ExplainConfig, explain_module
-from isograph_gpu.cli import main
 from isograph_gpu.engine import chunk_size, device_chunks, feature_statistics
 from isograph_gpu.ops.contrast import percentile_split
 from isograph_gpu.progress import Progress
@@ -150,11 +149,8 @@ def test_chunk_size_limits():
 
 
 def test_contrast_tails_table(ref_inputs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        res = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                             ref_inputs["feature_meta"], module_ids=["M001"],
-                             config=ExplainConfig(contrast_tails=20.0))["M001"]
+    res = explain_api(ref_inputs, module_ids=["M001"],
+                      config=ExplainConfig(contrast_tails=20.0))["M001"]
     tails = res.tails_contrast_table
     assert list(tails.columns) == list(res.high_vs_low_table.columns)
     table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id")
@@ -170,12 +166,8 @@ def test_contrast_tails_table(ref_inputs):
 
 def test_cli_writes_tails_table_and_progress(ref_inputs, tmp_path):
     out = tmp_path / "o"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]),
-        "--feature-meta", str(ref_inputs["feature_meta"]), "--module-ids", "M004",
-        "--output-dir", str(out), "--contrast-tails", "10", "--memory-budget", "64K",
-    ])
+    result = invoke_explain(ref_inputs, out, "--module-ids", "M004", "--contrast-tails", "10",
+                            "--memory-budget", "64K", device=None, quiet=False)
     assert result.exit_code == 0, result.output
     assert (out / "M004" / "high_vs_low_tails_table.parquet").exists()
     assert "[isograph-gpu] feature statistics:" in result.output  # stderr is mixed in
@@ -251,11 +243,8 @@ def test_cli_at_extreme_magnitudes_matches_the_reference(ref_inputs, tmp_path, t
 
     artifact, table, units = _scaled_inputs(ref_inputs, tmp_path, table_units, score_unit)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(artifact), "--feature-table", str(table),
-        "--feature-meta", str(ref_inputs["feature_meta"]), "--module-ids", "M000",
-        "--output-dir", str(out), "--device", "cpu", "--quiet",
-    ])
+    result = invoke_explain({**ref_inputs, "artifact": artifact, "feature_table": table}, out,
+                            "--module-ids", "M000")
     assert result.exit_code == 0, result.output
     for name in ("gene_driver_table", "transcript_polarity_table"):
         expected = pd.read_parquet(EXPECTED / "api_run" / "M000" / f"{name}.parquet")

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _helpers.explain import invoke_explain
 from conftest import assert_table_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -189,15 +190,8 @@ def test_feature_meta_warns_only_when_an_output_needs_the_column(ref_inputs, tmp
 
 
 def test_cli_without_feature_meta_for_a_plain_table_is_one_clear_line(ref_inputs, tmp_path):
-    from click.testing import CliRunner
-
-    from isograph_gpu.cli import main
-
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]), "--output-dir", str(out),
-        "--device", "cpu", "--quiet"])
+    result = invoke_explain({**ref_inputs, "feature_meta": None}, out)
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: feature_meta is required: "

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from _helpers.explain import explain_args
+from _helpers.files import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,11 +53,6 @@ def _wait_until(condition, timeout: float, step: float = 0.01) -> bool:
     return condition()
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def _staging(out: Path) -> list[Path]:
     return list(out.parent.glob(f".{out.name}.isograph-gpu-staging-*"))
 
@@ -92,11 +89,7 @@ def test_pool_workers_die_with_a_sigkilled_parent():
 
 
 def _explain(ref_inputs, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "isograph_gpu", "explain-module",
-            "--artifact-dir", str(ref_inputs["artifact"]),
-            "--feature-table", str(ref_inputs["feature_table"]),
-            "--feature-meta", str(ref_inputs["feature_meta"]),
-            "--output-dir", str(out), "--device", "cpu", "--quiet", *extra]
+    return [sys.executable, "-m", "isograph_gpu", *explain_args(ref_inputs, out, *extra)]
 
 
 def _start_plot_run_and_wait_for_workers(ref_inputs, out: Path, log: Path):
@@ -136,7 +129,7 @@ def test_sigkill_during_plots_leaves_old_output_and_no_orphans(ref_inputs, tmp_p
     first = subprocess.run(_explain(ref_inputs, out, "--module-ids", "M000"), cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    before = _snapshot(out)
+    before = snapshot(out)
     proc, workers = _start_plot_run_and_wait_for_workers(ref_inputs, out, tmp_path / "log")
     try:
         proc.send_signal(signal.SIGKILL)
@@ -145,7 +138,7 @@ def test_sigkill_during_plots_leaves_old_output_and_no_orphans(ref_inputs, tmp_p
             "plot workers outlived their killed parent"
     finally:
         _kill_leftovers(out)
-    assert _snapshot(out) == before  # the old output, byte for byte
+    assert snapshot(out) == before  # the old output, byte for byte
     assert _staging(out)  # SIGKILL allows no cleanup ...
     again = subprocess.run(_explain(ref_inputs, out, "--module-ids", "M001"), cwd=REPO,
                            capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.files import snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,12 +56,6 @@ MANIFEST = "module_explanation_manifest.json"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path -> bytes): a byte-for-byte fingerprint."""
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def _run_into(out: Path, files: dict[str, str], **kwargs) -> None:
     with staged_output(out, **kwargs) as staged:
         for rel, text in files.items():
@@ -72,7 +67,7 @@ def _old_output(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
     out = tmp_path / "out"
     _run_into(out, {f"M{i:03d}/table.parquet": f"old {i}" for i in range(5)} |
               {"M000/driver_bar.png": "old figure"})
-    return out, _snapshot(out)
+    return out, snapshot(out)
 
 
 def _no_staging_left(out: Path) -> bool:
@@ -83,7 +78,7 @@ def test_rerun_holds_exactly_the_new_files(tmp_path):
     """Stale files of an earlier run (other modules, old figures) vanish."""
     out, _ = _old_output(tmp_path)
     _run_into(out, {"M001/table.parquet": "new 1"})
-    assert _snapshot(out) == {"M001/table.parquet": b"new 1",
+    assert snapshot(out) == {"M001/table.parquet": b"new 1",
                               MANIFEST: json.dumps({"files": ["M001/table.parquet"]},
                                                    indent=2).encode() + b"\n"}
     assert _no_staging_left(out)
@@ -97,7 +92,7 @@ def test_linux_exchange_swaps_two_directories(tmp_path):
     (b / "y").write_text("in b")
     if not output_module.exchange_directories(a, b):
         pytest.skip("renameat2(RENAME_EXCHANGE) not available here")
-    assert _snapshot(a) == {"y": b"in b"} and _snapshot(b) == {"x": b"in a"}
+    assert snapshot(a) == {"y": b"in b"} and snapshot(b) == {"x": b"in a"}
 
 
 @pytest.mark.parametrize("exchange", ["renameat2", "renames"])
@@ -120,7 +115,7 @@ def test_failed_commit_leaves_old_output_byte_for_byte(tmp_path, monkeypatch, ex
         monkeypatch.setattr(output_module.os, "rename", rename)
     with pytest.raises(OutputError, match=f"cannot replace output dir {out}"):
         _run_into(out, {"M000/table.parquet": "new 0"})
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
     assert _no_staging_left(out)
 
 
@@ -128,7 +123,7 @@ def test_portable_swap_replaces_the_whole_directory(tmp_path, monkeypatch):
     out, _ = _old_output(tmp_path)
     monkeypatch.setattr(output_module, "exchange_directories", lambda a, b: False)
     _run_into(out, {"M004/table.parquet": "new 4"})
-    assert set(_snapshot(out)) == {"M004/table.parquet", MANIFEST}
+    assert set(snapshot(out)) == {"M004/table.parquet", MANIFEST}
     assert _no_staging_left(out)
 
 
@@ -141,15 +136,15 @@ def test_foreign_directory_is_refused_before_the_run(tmp_path):
         with staged_output(home):
             body_ran.append(True)
     assert not body_ran
-    assert _snapshot(home) == {"thesis.tex": b"years of work"} and _no_staging_left(home)
+    assert snapshot(home) == {"thesis.tex": b"years of work"} and _no_staging_left(home)
     _run_into(home, {"M000/table.parquet": "new"}, replace_foreign=True)
-    assert set(_snapshot(home)) == {"M000/table.parquet", MANIFEST}
+    assert set(snapshot(home)) == {"M000/table.parquet", MANIFEST}
 
 
 def test_empty_directory_is_accepted(tmp_path):
     (tmp_path / "out").mkdir()
     _run_into(tmp_path / "out", {"M000/table.parquet": "new"})
-    assert set(_snapshot(tmp_path / "out")) == {"M000/table.parquet", MANIFEST}
+    assert set(snapshot(tmp_path / "out")) == {"M000/table.parquet", MANIFEST}
 
 
 def test_mount_point_is_refused_before_the_run():
@@ -203,7 +198,7 @@ def test_sigkilled_run_keeps_old_output_and_next_run_removes_its_staging(tmp_pat
     proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(out)], cwd=REPO,
                           capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
     assert not _no_staging_left(out)  # SIGKILL cannot clean up ...
     with pytest.warns(UserWarning, match="left by an earlier killed run"):
         _run_into(out, {"M000/table.parquet": "new"})  # ... the next run does
@@ -271,7 +266,7 @@ def test_output_dir_holding_an_input_is_refused(tmp_path):
         with pytest.raises(OutputError, match=f"holds the input {re.escape(str(table))}"):
             with staged_output(out, replace_foreign=replace_foreign, inputs=(table, None)):
                 raise AssertionError("the body must not run")
-    assert _snapshot(out) == before and _no_staging_left(out)
+    assert snapshot(out) == before and _no_staging_left(out)
     _run_into(out, {"M000/table.parquet": "new"})  # inputs elsewhere: fine
 
 
@@ -281,7 +276,7 @@ def test_symlinked_output_dir_replaces_its_target_and_keeps_the_link(tmp_path):
     link.symlink_to(out)
     _run_into(link, {"M002/table.parquet": "new"})
     assert link.is_symlink() and link.resolve() == out
-    assert set(_snapshot(out)) == {"M002/table.parquet", MANIFEST}
+    assert set(snapshot(out)) == {"M002/table.parquet", MANIFEST}
 
 
 @settings(max_examples=300, deadline=None)
@@ -315,8 +310,8 @@ def test_run_killed_between_the_portable_renames_gets_its_old_output_back(tmp_pa
     (tmp_path / stem / "half.parquet").write_text("new")
     with pytest.warns(UserWarning) as warned:
         with pytest.raises(RuntimeError, match="stop"), staged_output(out):
-            assert _snapshot(out) == before         # back in place before the run starts
+            assert snapshot(out) == before         # back in place before the run starts
             raise RuntimeError("stop")
     messages = " | ".join(str(w.message) for w in warned)
     assert "restored the earlier output" in messages and "removed 1 staging" in messages
-    assert _snapshot(out) == before and _no_staging_left(out)
+    assert snapshot(out) == before and _no_staging_left(out)

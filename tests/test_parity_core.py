@@ -4,24 +4,19 @@ the Python API (paths and DataFrames) and the CLI."""
 from __future__ import annotations
 
 import json
-import warnings
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import explain_api, invoke_explain
 from conftest import EXPECTED, assert_table_matches
 
-from isograph_gpu import ExplainConfig, explain_module
-from isograph_gpu.cli import main
+from isograph_gpu import ExplainConfig
 
 CORE = ["gene_driver_table", "transcript_polarity_table", "high_vs_low_table"]
 
 
 def _run(ref_inputs, artifact="artifact", **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return explain_module(ref_inputs[artifact], ref_inputs["feature_table"],
-                              ref_inputs["feature_meta"], **kw)
+    return explain_api({**ref_inputs, "artifact": ref_inputs[artifact]}, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +75,7 @@ def test_nan_feature_scores_run(ref_inputs):
                          ids=["loaded", "streamed-in-chunks"])
 def test_cli_core_tables_and_manifest(ref_inputs, tmp_path, reading):
     out = tmp_path / "explain"
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]),
-        "--feature-meta", str(ref_inputs["feature_meta"]),
-        "--module-ids", "M000", "M002", "--output-dir", str(out), "--device", "cpu", "--quiet",
-        *reading,
-    ])
+    result = invoke_explain(ref_inputs, out, "--module-ids", "M000", "M002", *reading)
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("module_explanation_manifest.json")
     for module_id in ("M000", "M002"):

@@ -10,16 +10,15 @@ Devices: cpu, cuda. P-value backends (:func:`isograph_gpu.ops.pvalues.betainc_ro
 
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 import pytest
 import torch
 from _helpers import oracles
+from _helpers.explain import explain_api
 from _helpers.testers import Tolerance, assert_matches
 from conftest import EXPECTED, assert_table_matches
 
-from isograph_gpu import ExplainConfig, explain_module
+from isograph_gpu import ExplainConfig
 from isograph_gpu.device import resolve_dtype
 from isograph_gpu.ops import pvalues
 
@@ -49,11 +48,8 @@ def pvalue_route(request, monkeypatch):
 @pytest.mark.parametrize("pvalue_route", ROUTES, indirect=True)
 @pytest.mark.parametrize("device", DEVICES)
 def test_reference_parity_and_tails(ref_inputs, device: str, pvalue_route: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        results = explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                                 ref_inputs["feature_meta"],
-                                 config=ExplainConfig(device=device, contrast_tails=20.0))
+    results = explain_api(ref_inputs,
+                          config=ExplainConfig(device=device, contrast_tails=20.0))
     assert list(results) == ["M000", "M001", "M002", "M003", "M004"]
     for module_id, res in results.items():
         for name in CORE:

@@ -10,10 +10,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import invoke_explain
 
 import isograph_gpu.plots
-from isograph_gpu.cli import main
 from isograph_gpu.io.feature_tables import ParquetFeatureBlocks
 
 USAGE_FIGURES = ("isoform_gradient", "driver_heatmap")  # the figures that read usage
@@ -22,12 +21,8 @@ USAGE_FIGURES = ("isoform_gradient", "driver_heatmap")  # the figures that read 
 def _explain(ref_inputs, out, reading):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = CliRunner().invoke(main, [
-            "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-            "--feature-table", str(ref_inputs["feature_table"]),
-            "--feature-meta", str(ref_inputs["feature_meta"]),
-            "--module-ids", "M000", "M002", "--output-dir", str(out), "--device", "cpu",
-            "--quiet", "--plot", "--output-format", "png", *reading])
+        result = invoke_explain(ref_inputs, out, "--module-ids", "M000", "M002", "--plot",
+                                "--output-format", "png", *reading)
     assert result.exit_code == 0, result.output
     return json.loads((out / "module_explanation_manifest.json").read_text())
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from click.testing import CliRunner
+from _helpers.explain import invoke_explain
 
 from isograph_gpu import progress as progress_module
-from isograph_gpu.cli import main
 from isograph_gpu.progress import Progress
 
 
@@ -88,11 +87,8 @@ def test_steps_are_sparse_lines_elsewhere():
 
 
 def test_first_progress_line_says_device_and_precision(ref_inputs, tmp_path):
-    result = CliRunner().invoke(main, [
-        "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-        "--feature-table", str(ref_inputs["feature_table"]),
-        "--feature-meta", str(ref_inputs["feature_meta"]), "--module-ids", "M004",
-        "--output-dir", str(tmp_path / "o"), "--device", "cpu", "--precision", "float32"])
+    result = invoke_explain(ref_inputs, tmp_path / "o", "--module-ids", "M004",
+                            "--precision", "float32", quiet=False)
     assert result.exit_code == 0, result.output
     first = next(ln for ln in result.output.splitlines() if ln.startswith("[isograph-gpu]"))
     assert first.startswith("[isograph-gpu] device cpu (") and "precision float32" in first

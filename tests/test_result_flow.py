@@ -4,17 +4,17 @@ read back from their files are equal, and a failing table write leaves no output
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers.explain import explain_api
 from conftest import EXPECTED, assert_table_matches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isograph_gpu import ExplainConfig, explain_module
+from isograph_gpu import ExplainConfig
 from isograph_gpu.io import output
 from isograph_gpu.ops.segments import segment_argmax
 from isograph_gpu.statistics import driver_order
@@ -45,11 +45,8 @@ def test_driver_order_equals_numpy_lexsort(n_genes, k, seed):
 
 
 def _run(ref_inputs, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
-                              ref_inputs["feature_meta"], module_ids=["M001", "M004"],
-                              config=ExplainConfig(device="cpu", contrast_tails=20.0), **kw)
+    return explain_api(ref_inputs, module_ids=["M001", "M004"],
+                       config=ExplainConfig(device="cpu", contrast_tails=20.0), **kw)
 
 
 def test_tables_read_back_lazily_equal_the_fixtures(ref_inputs, tmp_path):

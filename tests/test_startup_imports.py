@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers.explain import explain_args
 from conftest import INPUTS, REF
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,10 +39,9 @@ def _loaded(modules: set[str], name: str) -> bool:
 
 
 def _args(out: Path) -> list[str]:
-    return ["explain-module", "--artifact-dir", str(INPUTS / "artifact"),
-            "--feature-table", str(INPUTS / "feature_table.parquet"),
-            "--feature-meta", str(INPUTS / "feature_meta.parquet"),
-            "--output-dir", str(out), "--device", "cpu", "--quiet"]
+    return explain_args({"artifact": INPUTS / "artifact",
+                         "feature_table": INPUTS / "feature_table.parquet",
+                         "feature_meta": INPUTS / "feature_meta.parquet"}, out)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from _helpers.files import write_gtf
 
 from isograph_gpu.structure import cache as cache_module
 from isograph_gpu.structure import gtf as gtf_module
@@ -72,12 +73,12 @@ def _rebuilds(gtf: Path, cache: Path, calls: list[Path], match: str) -> None:
 def test_changed_gtf_with_same_mtime_and_size_is_rebuilt(
         tmp_path: Path, parse_counter: list[Path]) -> None:
     gtf = tmp_path / "a.gtf"
-    line = 'chr1\tX\texon\t{s}\t{e}\t.\t+\t.\tgene_id "G"; transcript_id "T";\n'
-    gtf.write_text(line.format(s=100, e=200))
+    line = 'chr1\tX\texon\t{s}\t{e}\t.\t+\t.\tgene_id "G"; transcript_id "T";'
+    write_gtf(gtf, [line.format(s=100, e=200)])
     cache = tmp_path / "a.parquet"
     load_transcript_models(gtf, cache)
     stat = gtf.stat()
-    gtf.write_text(line.format(s=300, e=400))  # same size, different content
+    write_gtf(gtf, [line.format(s=300, e=400)])  # same size, different content
     os.utime(gtf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert gtf.stat().st_size == stat.st_size and gtf.stat().st_mtime_ns == stat.st_mtime_ns
     _rebuilds(gtf, cache, parse_counter, "different or modified GTF")
@@ -105,11 +106,10 @@ def _big_gtf(path: Path, n_transcripts: int = 16_000) -> Path:
     for i in range(n_transcripts):
         start = 1_000 + 10 * i
         attrs = f'gene_id "G{i // 4:05d}"; transcript_id "T{i:06d}";'
-        lines.append(f"chr1\tX\ttranscript\t{start}\t{start + 900}\t.\t+\t.\t{attrs}\n")
-        lines.append(f"chr1\tX\texon\t{start}\t{start + 100}\t.\t+\t.\t{attrs}\n")
-        lines.append(f"chr1\tX\texon\t{start + 800}\t{start + 900}\t.\t+\t.\t{attrs}\n")
-    path.write_text("".join(lines))
-    return path
+        lines.append(f"chr1\tX\ttranscript\t{start}\t{start + 900}\t.\t+\t.\t{attrs}")
+        lines.append(f"chr1\tX\texon\t{start}\t{start + 100}\t.\t+\t.\t{attrs}")
+        lines.append(f"chr1\tX\texon\t{start + 800}\t{start + 900}\t.\t+\t.\t{attrs}")
+    return write_gtf(path, lines)
 
 
 def test_same_size_edit_outside_the_old_sampled_blocks_is_rebuilt(
@@ -205,7 +205,7 @@ def test_cache_whose_values_were_rewritten_fails_its_checksum(
 def test_cache_from_another_gtf_is_not_trusted(gtf_copy: Path, tmp_path: Path,
                                                parse_counter: list[Path]) -> None:
     other = tmp_path / "other.gtf"
-    other.write_text('chr1\tX\texon\t1\t9\t.\t+\t.\tgene_id "G"; transcript_id "T";\n')
+    write_gtf(other, ['chr1\tX\texon\t1\t9\t.\t+\t.\tgene_id "G"; transcript_id "T";'])
     cache = tmp_path / "shared.parquet"
     load_transcript_models(other, cache)
     os.utime(cache, ns=(2 * 10**18, 2 * 10**18))  # far newer: the reference would trust it

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _helpers.files import write_gtf
 from click.testing import CliRunner
 
 from isograph_gpu.cli import main
@@ -54,7 +55,7 @@ def test_missing_pair_columns(tmp_path: Path) -> None:
 
 def test_malformed_gtf(tmp_path: Path) -> None:
     gtf = tmp_path / "bad.gtf"
-    gtf.write_text('chr1\tX\texon\tten\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";\n')
+    write_gtf(gtf, ['chr1\tX\texon\tten\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";'])
     out = tmp_path / "o.tsv"
     result = _run("--gtf", str(gtf), "--switch-pairs", str(PAIRS), "--output", str(out))
     _assert_one_line_error(result, r"bad\.gtf: exon line of T has a non-integer", out)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from _helpers.files import write_gtf
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.structure import gtf as gtf_module
@@ -18,12 +19,6 @@ T1 = 'gene_id "G1"; transcript_id "T1"; gene_type "protein_coding"; ' \
      'transcript_type "protein_coding";'
 T2 = 'gene_id "G2"; gene_version "3"; transcript_id "T2"; transcript_version "1"; ' \
      'transcript_biotype "lncRNA";'
-
-
-def _write(path: Path, lines: list[str], eol: str = "\n") -> Path:
-    data = "".join(line + eol for line in lines).encode()
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-    return path
 
 
 def _summary(models) -> list[tuple]:
@@ -60,7 +55,7 @@ def _lines_with_comments() -> list[str]:
 @pytest.mark.parametrize("name", ["a.gtf", "a.gtf.gz", "a_gzip_without_suffix.gtf"])
 def test_comment_lines_anywhere(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
-    _write(path, _lines_with_comments())
+    write_gtf(path, _lines_with_comments())
     if name.endswith("suffix.gtf"):  # gzip is detected from content, not the name
         path.write_bytes(gzip.compress(path.read_bytes()))
     assert _summary(read_gtf(path)) == EXPECTED
@@ -76,7 +71,7 @@ def test_comment_line_that_breaks_the_columns_falls_back(tmp_path: Path) -> None
     lines = _lines_with_comments()
     lines.insert(7, "#x\ty\texon\tnot-a-number\t1\t.\t+\t.\tnote")  # mid-file, 9 columns
     lines.insert(8, "#" + "\t".join("abcdefghijkl"))  # mid-file, 12 columns
-    path = _write(tmp_path / "b.gtf", lines)
+    path = write_gtf(tmp_path / "b.gtf", lines)
     with pytest.raises(pl.exceptions.PolarsError):
         gtf_module._kept_query(path, fast=True).collect(engine="streaming")
     assert _summary(read_gtf(path)) == EXPECTED
@@ -86,7 +81,7 @@ def test_quoted_values_with_semicolons_and_hashes(tmp_path: Path) -> None:
     attrs = ('gene_id "G#1"; note "x; y; transcript_id"; tag "a#b"; '
              'transcript_id "T;1"; transcript_type "protein_coding"; exon_number 1;')
     other = 'gene_id "G2"; xyz_transcript_id "NOT"; transcript_id  "T2";'
-    path = _write(tmp_path / "q.gtf", [
+    path = write_gtf(tmp_path / "q.gtf", [
         f"chr1\tX\ttranscript\t100\t400\t.\t+\t.\t{attrs}",
         f"chr1\tX\texon\t100\t400\t.\t+\t.\t{attrs}",
         f"chr1\tX\texon\t500\t600\t.\t+\t.\t{other}",
@@ -100,12 +95,12 @@ def test_quoted_values_with_semicolons_and_hashes(tmp_path: Path) -> None:
 
 
 def test_crlf_line_endings(tmp_path: Path) -> None:
-    path = _write(tmp_path / "crlf.gtf", _lines_with_comments(), eol="\r\n")
+    path = write_gtf(tmp_path / "crlf.gtf", _lines_with_comments(), eol="\r\n")
     assert _summary(read_gtf(path)) == EXPECTED
 
 
 def test_equal_starts_are_ordered_by_end(tmp_path: Path) -> None:
-    path = _write(tmp_path / "ties.gtf", [
+    path = write_gtf(tmp_path / "ties.gtf", [
         f"chr1\tX\texon\t300\t400\t.\t+\t.\t{T1}",
         f"chr1\tX\texon\t100\t250\t.\t+\t.\t{T1}",
         f"chr1\tX\texon\t100\t200\t.\t+\t.\t{T1}",
@@ -133,13 +128,13 @@ def test_sorted_order_is_a_lexsort() -> None:
 
 
 def test_only_comments_is_empty(tmp_path: Path) -> None:
-    path = _write(tmp_path / "c.gtf.gz", ["##a", "#b\tc"])
+    path = write_gtf(tmp_path / "c.gtf.gz", ["##a", "#b\tc"])
     assert len(read_gtf(path)) == 0
     assert int(read_gtf(path).exon_offsets[-1]) == 0
 
 
 def test_extra_column_is_one_clear_error(tmp_path: Path) -> None:
-    path = _write(tmp_path / "wide.gtf", [f"chr1\tX\texon\t1\t2\t.\t+\t.\t{T1}\textra"])
+    path = write_gtf(tmp_path / "wide.gtf", [f"chr1\tX\texon\t1\t2\t.\t+\t.\t{T1}\textra"])
     with pytest.raises(InputError, match=r"wide\.gtf cannot be parsed as 9 tab-separated"):
         read_gtf(path)
 
@@ -155,7 +150,7 @@ def test_transcripts_without_transcript_line_in_a_mixed_file(
     t3_cds = 'gene_id "G3"; transcript_id "T3"; transcript_type "from_cds";'
     t3_exon = 'gene_id "G3"; transcript_id "T3"; transcript_type "from_exon";'
     t4_cds = 'gene_id "G4"; transcript_id "T4"; transcript_biotype "cds_only";'
-    path = _write(tmp_path / "mixed.gtf", [
+    path = write_gtf(tmp_path / "mixed.gtf", [
         f"chr1\tX\ttranscript\t100\t400\t.\t+\t.\t{T1}",
         f"chr3\tX\tCDS\t520\t540\t.\t-\t0\t{t3_cds}",
         f"chr4\tX\tCDS\t700\t720\t.\t+\t0\t{t4_cds}",
@@ -175,12 +170,12 @@ def test_transcripts_without_transcript_line_in_a_mixed_file(
 def test_exon_only_file_is_recognised_from_its_head(tmp_path: Path) -> None:
     exon_only = [line for line in _lines_with_comments() if "\ttranscript\t" not in line]
     assert not gtf_module._has_transcript_lines(
-        gtf_module._head(_write(tmp_path / "e.gtf.gz", exon_only)))
+        gtf_module._head(write_gtf(tmp_path / "e.gtf.gz", exon_only)))
     assert gtf_module._has_transcript_lines(
-        gtf_module._head(_write(tmp_path / "t.gtf.gz", _lines_with_comments())))
+        gtf_module._head(write_gtf(tmp_path / "t.gtf.gz", _lines_with_comments())))
     assert gtf_module._has_transcript_lines([b"##only comments", b""])
     # a head cut inside the file keeps complete lines only
-    path = _write(tmp_path / "long.gtf", ["#" + "x" * 100] * 50)
+    path = write_gtf(tmp_path / "long.gtf", ["#" + "x" * 100] * 50)
     head = gtf_module._head(path, size=1000)
     assert len(head) == 9 and all(line == b"#" + b"x" * 100 for line in head)
     assert gtf_module._leading_comment_lines(head) == 9
@@ -199,7 +194,7 @@ def test_invalid_coordinates_are_an_error_naming_the_line(
     lines = _lines_with_comments()
     lines.insert(8, f"chr1\tX\texon\t{start}\t{end}\t.\t+\t.\t{T1}")  # file line 9
     lines.append(f"chr2\tX\tCDS\t60\t50\t.\t-\t0\t{T2}")  # a second bad line
-    path = _write(tmp_path / name, lines)
+    path = write_gtf(tmp_path / name, lines)
     with pytest.raises(InputError) as caught:
         read_gtf(path)
     message = str(caught.value)
@@ -213,7 +208,7 @@ def test_invalid_coordinates_on_a_line_without_transcript_id_are_ignored(
     """Lines without a transcript_id are dropped (as the reference); their coordinates
     are never used, so they are not checked."""
     lines = [*_lines_with_comments(), 'chr1\tX\texon\t500\t100\t.\t+\t.\tgene_id "G9";']
-    assert _summary(read_gtf(_write(tmp_path / "ok.gtf", lines))) == EXPECTED
+    assert _summary(read_gtf(write_gtf(tmp_path / "ok.gtf", lines))) == EXPECTED
 
 
 def test_cli_reports_invalid_coordinates_in_one_line(tmp_path: Path) -> None:
@@ -221,7 +216,7 @@ def test_cli_reports_invalid_coordinates_in_one_line(tmp_path: Path) -> None:
 
     from isograph_gpu.cli import main
 
-    gtf = _write(tmp_path / "bad.gtf", [f"chr1\tX\texon\t300\t100\t.\t+\t.\t{T1}"])
+    gtf = write_gtf(tmp_path / "bad.gtf", [f"chr1\tX\texon\t300\t100\t.\t+\t.\t{T1}"])
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("gene_id\ttranscript_id_1\ttranscript_id_2\nG1\tT1\tT2\n")
     out = tmp_path / "out.tsv"

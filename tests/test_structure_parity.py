@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers.files import write_gtf
 from click.testing import CliRunner
 from structure_oracle import read_plain
 
@@ -104,25 +104,16 @@ def test_gencode_parse_matches_plain_reader() -> None:
     assert int(models.exon_offsets[-1]) == 2470
 
 
-def _write(path: Path, lines: list[str], compress: bool = False) -> Path:
-    text = "".join(line + "\n" for line in lines)
-    if compress:
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return path
-
-
 def test_hash_inside_attributes_is_kept(tmp_path: Path) -> None:
     # the reference cuts lines at '#'; here only whole comment lines are skipped
     attrs = 'gene_id "G1"; tag "a#b"; transcript_id "T1"; transcript_type "protein_coding";'
-    gtf = _write(tmp_path / "hash.gtf.gz", [
+    gtf = write_gtf(tmp_path / "hash.gtf.gz", [
         "#!genome-build test",
         f"chr1\tX\ttranscript\t100\t500\t.\t+\t.\t{attrs}",
         f"chr1\tX\texon\t100\t200\t.\t+\t.\t{attrs}",
         f"chr1\tX\texon\t300\t500\t.\t+\t.\t{attrs}",
         f"chr1\tX\tCDS\t150\t200\t.\t+\t0\t{attrs}",
-    ], compress=True)
+    ])
     models = read_gtf(gtf)
     assert models.transcript_id.tolist() == ["T1"]
     assert models.biotype.tolist() == ["protein_coding"]
@@ -132,7 +123,7 @@ def test_hash_inside_attributes_is_kept(tmp_path: Path) -> None:
 
 def test_transcript_without_transcript_line_takes_first_exon_attributes(tmp_path: Path
                                                                         ) -> None:
-    gtf = _write(tmp_path / "orphan.gtf", [
+    gtf = write_gtf(tmp_path / "orphan.gtf", [
         'chr2\tX\tCDS\t10\t20\t.\t-\t0\tgene_id "G9"; transcript_id "T9"; '
         'transcript_type "cds_line";',
         'chr2\tX\texon\t5\t20\t.\t-\t.\tgene_id "G9"; transcript_id "T9"; '
@@ -150,7 +141,7 @@ def test_transcript_without_transcript_line_takes_first_exon_attributes(tmp_path
 def test_non_integer_coordinate_is_one_clear_error(tmp_path: Path) -> None:
     from isograph_gpu.errors import InputError
 
-    gtf = _write(tmp_path / "bad.gtf", [
+    gtf = write_gtf(tmp_path / "bad.gtf", [
         'chr1\tX\texon\t1x\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";'])
     with pytest.raises(InputError, match=r"bad\.gtf.*exon line of T.*'1x'"):
         read_gtf(gtf)
