@@ -113,20 +113,44 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
 class _BlockReads:
     """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
     multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
-    fixed cost, so chunks smaller than a read are views of the last block read."""
+    fixed cost, so chunks smaller than a read are views of the last block read.
 
-    def __init__(self, features: Any, read: int) -> None:
+    The blocks that start at ``starts`` are read in that order one ahead
+    (:func:`~isograph_gpu.io.read_ahead.read_ahead`): block ``i + 1`` is decoded on a
+    background thread while the caller computes on block ``i``. A slice of any other block
+    is read on the spot. :meth:`close` waits for a read in flight.
+    """
+
+    def __init__(self, features: Any, read: int, starts: list[int] | None = None) -> None:
+        from .io.read_ahead import read_ahead
+
         self._features, self._read = features, read
         self._start, self._block = -1, np.empty((0, 0))
+        self._starts = list(starts or [])
+        self._next = 0  # index in _starts of the next block read ahead
+        self._blocks = read_ahead([self._reader(r) for r in self._starts])
+
+    def _reader(self, r: int) -> Any:
+        f = self._features.shape[1]
+        return lambda: self._features[:, r:min(f, r + self._read)]
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         a, b = key[1].start, key[1].stop
         r = a - a % self._read
         if r != self._start:
-            self._block = np.empty((0, 0))  # free the last block before reading the next
-            self._block = self._features[:, r:min(self._features.shape[1], r + self._read)]
+            self._block = np.empty((0, 0))  # free the last block before taking the next
+            if self._next < len(self._starts) and self._starts[self._next] == r:
+                self._block = next(self._blocks)
+                self._next += 1
+            else:
+                self._block = self._reader(r)()
             self._start = r
         return self._block[:, a - r:b - r]
+
+    def close(self) -> None:
+        """Stop reading ahead (waits for a read in flight) and free the last block."""
+        self._blocks.close()
+        self._start, self._block = -1, np.empty((0, 0))
 
 
 def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
@@ -144,21 +168,35 @@ def device_chunks(features: Any, step: int, device: torch.device,
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
     float64). A block reader (a streamed table) that names its read size
-    (``features.read_columns``) is read in blocks of that many columns and the chunks are
-    views of them. CUDA: each chunk is cast into one of two pinned host buffers and copied
+    (``features.read_columns``) is read in blocks of that many columns (or of ``step``,
+    when larger), the next block on a background thread while the caller computes on the
+    chunks of the last one, which are views of it. CUDA: each chunk is cast into one of two pinned host buffers and copied
     on a side stream while the caller computes on the previous chunk; device memory holds
     two chunks at a time whatever the matrix size.
     """
     n, f = features.shape
     read = getattr(features, "read_columns", None)
     spans = chunk_spans(f, step, read)
-    if read is not None and int(read) > step:
-        features = _BlockReads(features, int(read))
+    blocks = None
+    if read is not None:  # a block reader: its blocks (spans never cross one) read ahead
+        size = max(int(read), step)
+        blocks = features = _BlockReads(features, size, sorted({a - a % size for a, _ in spans}))
+    try:
+        yield from _device_chunks(features, n, spans, step, device, dtype)
+    finally:
+        if blocks is not None:
+            blocks.close()  # no read runs on after the loop ends, fails or is left
+
+
+def _device_chunks(features: Any, n: int, spans: list[tuple[int, int]], step: int,
+                   device: torch.device, dtype: torch.dtype
+                   ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """:func:`device_chunks` of the chunk ``spans`` of ``features`` [n, F]."""
     if device.type != "cuda":
         for a, b in spans:
             yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
         return
-    width = min(step, f)
+    width = max((b - a for a, b in spans), default=1)
     pinned = [torch.empty((width, n), dtype=dtype, pin_memory=True) for _ in range(2)]
     staged = [torch.empty((width, n), dtype=dtype, device=device) for _ in range(2)]
     copy_stream = torch.cuda.Stream(device)

@@ -1,0 +1,187 @@
+"""Read ahead: a streamed table's next block is read on a background thread while the
+engine computes on the last one. Results come in order, at most one read runs ahead, a
+read's error reaches the caller unchanged, and no reader thread is left behind, whether the
+loop ends, fails or is left early. The streamed matrix equals the file (pandas oracle)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import torch
+
+from isograph_gpu.engine import device_chunks
+from isograph_gpu.errors import InputError
+from isograph_gpu.io import memory
+from isograph_gpu.io.feature_tables import ParquetFeatureBlocks, SamplesByFeaturesTable
+from isograph_gpu.io.read_ahead import THREAD_NAME, read_ahead
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
+
+
+def test_results_in_order_one_read_ahead_at_most():
+    taken: list[int] = []
+    started: list[tuple[int, int]] = []  # (read, results the caller had taken by then)
+
+    def read(i: int):
+        def run() -> int:
+            started.append((i, len(taken)))
+            time.sleep(0.01)
+            return i * i
+        return run
+
+    for value in read_ahead([read(i) for i in range(6)]):
+        taken.append(value)
+        time.sleep(0.02)  # the caller's compute; the next read runs meanwhile
+    assert taken == [0, 1, 4, 9, 16, 25]
+    # read i starts once the caller holds result i - 1 (taken: i - 1 of them before it)
+    assert [i for i, _ in started] == list(range(6))
+    assert all(n_taken >= i - 1 for i, n_taken in started)
+    assert all(n_taken <= i for i, n_taken in started)
+    assert not _reader_threads()
+
+
+def test_a_read_error_reaches_the_caller_unchanged_and_no_thread_is_left():
+    def fail() -> int:
+        raise InputError("cannot read feature_table t.parquet as parquet: broken page")
+
+    got = []
+    with pytest.raises(InputError, match=r"^cannot read feature_table t\.parquet as parquet: "
+                                         r"broken page$"):
+        for value in read_ahead([lambda: 1, fail, lambda: 3]):
+            got.append(value)
+    assert got == [1]
+    assert not _reader_threads()
+
+
+def test_a_caller_that_stops_waits_for_the_read_in_flight():
+    finished = []
+
+    def slow() -> int:
+        time.sleep(0.2)
+        finished.append(True)
+        return 2
+
+    reads = read_ahead([lambda: 1, slow, lambda: 3])
+    assert next(reads) == 1  # the slow read now runs ahead
+    assert _reader_threads()
+    reads.close()  # the caller fails or breaks: the read in flight ends first
+    assert finished == [True] and not _reader_threads()
+
+
+def _parquet(tmp_path, n: int = 7, f: int = 40) -> tuple[pd.DataFrame, str]:
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(n, f))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(values, columns=[f"T{j:03d}" for j in range(f)])
+    frame.insert(0, "sample_id", [f"0{i}" for i in range(n)])
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    return frame.set_index("sample_id"), str(path)
+
+
+def _streamed(path: str, rows: np.ndarray) -> ParquetFeatureBlocks:
+    table = SamplesByFeaturesTable(path, "feature_table", stream=True)
+    blocks = table.matrix(table.columns, rows)
+    assert isinstance(blocks, ParquetFeatureBlocks)
+    return blocks
+
+
+def test_streamed_chunks_equal_the_unprefetched_read(tmp_path, monkeypatch):
+    frame, path = _parquet(tmp_path)
+    # 7 rows x 8 bytes x 3 blocks in flight: 6 columns a read, chunks of 4
+    monkeypatch.setattr(memory, "STREAM_BYTES_IN_FLIGHT", 7 * 8 * 3 * 6)
+    rows = np.array([6, 0, 3, 1, 5, 2, 4])
+    blocks = _streamed(path, rows)
+    assert blocks.read_columns == 6
+    widths: list[int] = []
+    original = pl.LazyFrame.collect
+
+    def counting_collect(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        widths.append(out.width)
+        return out
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    got = np.empty(blocks.shape)
+    spans = []
+    for a, b, x in device_chunks(blocks, 4, torch.device("cpu"), torch.float64):
+        spans.append((a, b))
+        got[:, a:b] = x.numpy()
+    assert widths == [6] * 6 + [4]  # one read per block, none twice
+    # chunks of 4 that never cross a 6-column read: 0-4, 4-6, 6-10, 10-12, ...
+    expected = []
+    for r in range(0, 40, 6):
+        end = min(r + 6, 40)
+        expected += [(r, min(r + 4, end))] + ([(r + 4, end)] if r + 4 < end else [])
+    assert spans == expected
+    assert not _reader_threads()
+    oracle = frame.iloc[rows].to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(got, oracle)
+    np.testing.assert_array_equal(got, blocks.to_matrix(workers=1))
+
+
+class FailingBlocks:
+    """A block reader whose third read fails as a damaged file does."""
+
+    ndim = 2
+    read_columns = 5
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x, self.reads = x, 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x.shape
+
+    def __getitem__(self, key):
+        self.reads += 1
+        if self.reads == 3:
+            raise InputError("cannot read feature_table x.parquet as parquet: bad block")
+        return np.asfortranarray(self.x[key])
+
+
+def test_a_failed_block_read_fails_the_loop_with_its_message(tmp_path):
+    x = np.asfortranarray(np.arange(60.0).reshape(3, 20))
+    blocks = FailingBlocks(x)
+    seen = []
+    with pytest.raises(InputError, match="bad block"):
+        for a, b, chunk in device_chunks(blocks, 5, torch.device("cpu"), torch.float64):
+            np.testing.assert_array_equal(chunk.numpy(), x[:, a:b])
+            seen.append((a, b))
+    assert seen == [(0, 5), (5, 10)]
+    assert not _reader_threads()
+
+
+def test_a_loop_left_early_leaves_no_reader_thread():
+    x = np.asfortranarray(np.arange(60.0).reshape(3, 20))
+    chunks = device_chunks(FailingBlocks(x), 5, torch.device("cpu"), torch.float64)
+    next(chunks)  # block 2 is now read ahead
+    chunks.close()
+    assert not _reader_threads()
+
+
+def test_take_reads_scattered_columns_in_one_read(tmp_path, monkeypatch):
+    frame, path = _parquet(tmp_path)
+    rows = np.array([2, 4, 6, 0, 1, 3, 5])
+    blocks = _streamed(path, rows)
+    reads = []
+    original = pl.LazyFrame.collect
+    monkeypatch.setattr(pl.LazyFrame, "collect",
+                        lambda self, *a, **k: reads.append(1) or original(self, *a, **k))
+    positions = np.array([0, 1, 2, 9, 17, 18, 39])
+    got = blocks.take(positions)
+    assert len(reads) == 1 and got.flags.f_contiguous
+    np.testing.assert_array_equal(got, frame.iloc[rows, positions].to_numpy(dtype=np.float64))
+    assert blocks.take(np.array([], dtype=np.int64)).shape == (7, 0)
+
+
+def test_stream_block_fits_three_in_flight():
+    assert memory.stream_read_columns(1000) * 1000 * 8 * 3 <= memory.STREAM_BYTES_IN_FLIGHT
+    assert memory.stream_read_columns(10**12) == 1
