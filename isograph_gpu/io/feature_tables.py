@@ -59,10 +59,15 @@ class FeatureTable(Protocol):
     def feature_meta(self) -> pd.DataFrame | None: ...
 
 
-def _duplicates(values: pd.Index | pd.Series) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order)."""
+def _duplicates(values: pd.Index | pd.Series | Sequence[Any], distinct: bool = False
+                ) -> list[str]:
+    """The first five values that occur more than once (their repeats, in order; each
+    value once with ``distinct``)."""
     s = pd.Series(np.asarray(values, dtype=object))
-    return [str(v) for v in s[s.duplicated()].tolist()[:5]]
+    repeats = s[s.duplicated()]
+    if distinct:
+        repeats = repeats.drop_duplicates()
+    return [str(v) for v in repeats.tolist()[:5]]
 
 
 def non_numeric_column(schema: Mapping[str, pl.DataType],
@@ -126,19 +131,53 @@ LOAD_BLOCK_BYTES = 256 * 1024**2
 LOAD_READERS = 2
 
 
-class ParquetFeatureBlocks:
-    """The float64 samples x features matrix of a parquet feature table, read one block of
-    columns at a time (host memory bounded by the block, not the table).
-
-    Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
-    (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
-    it, e.g. for plots). Blocks are read through one polars scan of the file: polars keeps
-    the parsed footer after the first read, decodes the block's columns on all cores and
-    writes them into the block in one pass.
-    """
+class FeatureBlocks:
+    """A float64 samples x features matrix read in blocks of columns on demand (a
+    streamed table). Behaves as the in-memory matrix where the engine needs it: ``shape``,
+    ``x[:, a:b]`` (a Fortran-ordered float64 block, rows in sample order), ``take(positions)``
+    (any columns, one read) and ``np.asarray(x)`` (all of it). A reader implements
+    ``shape``, :meth:`_read_positions` and :meth:`to_matrix`."""
 
     ndim = 2
     dtype = np.dtype(np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        """Columns ``positions`` as float64 [n, len(positions)], Fortran order."""
+        raise NotImplementedError
+
+    def to_matrix(self) -> np.ndarray:
+        """The whole matrix, float64, Fortran order."""
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError(f"{type(self).__name__} supports x[:, a:b] only")
+        a, b, _ = cols.indices(self.shape[1])
+        return self._read_positions(np.arange(a, b, dtype=np.int64))
+
+    def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Columns ``positions`` (in that order) as one float64 [n, len(positions)]
+        Fortran block, in one read (scattered columns cost one fixed cost, not one per
+        run of adjacent columns)."""
+        return self._read_positions(np.asarray(positions, dtype=np.int64).ravel())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.to_matrix()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class ParquetFeatureBlocks(FeatureBlocks):
+    """The float64 samples x features matrix of a parquet feature table, read one block of
+    columns at a time (host memory bounded by the block, not the table); see
+    :class:`FeatureBlocks`. Blocks are read through one polars scan of the file: polars
+    keeps the parsed footer after the first read; each read then has a fixed cost (~0.3 s
+    at 250,000 columns) and decodes the block's columns on about one core.
+    """
 
     def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
                  columns: Sequence[str], rows: np.ndarray) -> None:
@@ -157,24 +196,10 @@ class ParquetFeatureBlocks:
         """Columns per read (:func:`~isograph_gpu.io.memory.stream_read_columns`): each
         read of a very wide file has a fixed cost, so readers take this many at a time,
         the next block read ahead while they compute on smaller chunks of the last."""
-        return stream_read_columns(len(self._rows))
+        return stream_read_columns(self._n_file_rows)  # polars decodes every file row
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("ParquetFeatureBlocks supports x[:, a:b] only")
-        a, b, _ = cols.indices(len(self._columns))
-        return self._read(self._columns[a:b])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.to_matrix()
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Columns ``positions`` (in that order) as one float64 [n, len(positions)]
-        Fortran block, in one read (scattered columns cost one fixed cost, not one per
-        run of adjacent columns)."""
-        return self._read([self._columns[int(i)] for i in np.asarray(positions).ravel()])
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        return self._read([self._columns[int(i)] for i in positions])
 
     def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F"
                   ) -> np.ndarray:
