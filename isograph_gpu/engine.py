@@ -100,14 +100,18 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
 def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
                memory_budget_bytes: int, chunk_features: int | None = None
                ) -> tuple[int, list[tuple[int, int]]]:
-    """``(step, spans)``: features per chunk (:func:`chunk_size`) and the column spans of
-    ``features`` [n, F] in order (:func:`chunk_spans`, never across the reader's
-    ``read_columns`` block). One plan for the single-process loop and the Dask tasks, so
+    """``(step, spans)``: features per chunk (:func:`chunk_size`, at most the reader's
+    ``read_columns`` unless ``chunk_features`` fixes it, so a read block with the next one
+    read ahead stays within :mod:`isograph_gpu.io.memory`'s plan) and the column spans of
+    ``features`` [n, F] in order (:func:`chunk_spans`, never across a read block). One plan for the single-process loop and the Dask tasks, so
     both chunk, and compute, alike."""
     n, f = features.shape
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=n_modules * (1 + n_splits))
-    return step, chunk_spans(f, step, getattr(features, "read_columns", None))
+    read = getattr(features, "read_columns", None)
+    if read is not None and chunk_features is None:
+        step = min(step, int(read))  # a chunk within one read: reads stay in their plan
+    return step, chunk_spans(f, step, read)
 
 
 class _BlockReads:
