@@ -100,61 +100,78 @@ def chunk_size(n_samples: int, n_features: int, itemsize: int, memory_budget_byt
 def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
                memory_budget_bytes: int, chunk_features: int | None = None
                ) -> tuple[int, list[tuple[int, int]]]:
-    """``(step, spans)``: features per chunk (:func:`chunk_size`, at most the reader's
-    ``read_columns`` unless ``chunk_features`` fixes it, so a read block with the next one
-    read ahead stays within :mod:`isograph_gpu.io.memory`'s plan) and the column spans of
-    ``features`` [n, F] in order (:func:`chunk_spans`, never across a read block). One plan for the single-process loop and the Dask tasks, so
+    """``(step, spans)``: features per chunk (:func:`chunk_size`) and the column spans of
+    ``features`` [n, F] in order (:func:`chunk_spans`, never across the reader's
+    ``read_columns`` block). One plan for the single-process loop and the Dask tasks, so
     both chunk, and compute, alike."""
     n, f = features.shape
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=n_modules * (1 + n_splits))
-    read = getattr(features, "read_columns", None)
-    if read is not None and chunk_features is None:
-        step = min(step, int(read))  # a chunk within one read: reads stay in their plan
-    return step, chunk_spans(f, step, read)
+    return step, chunk_spans(f, step, getattr(features, "read_columns", None))
 
 
 class _BlockReads:
-    """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
-    multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
-    fixed cost, so chunks smaller than a read are views of the last block read.
+    """``x[:, a:b]`` of a block reader served from reads of whole chunk ``groups``
+    (``(r0, r1)`` column ranges, in order, each a run of whole chunk spans): each read of
+    a wide parquet has a fixed cost, so chunks are views of the last group read.
 
-    The blocks that start at ``starts`` are read in that order one ahead
-    (:func:`~isograph_gpu.io.read_ahead.read_ahead`): block ``i + 1`` is decoded on a
-    background thread while the caller computes on block ``i``. A slice of any other block
-    is read on the spot. :meth:`close` waits for a read in flight.
+    The groups are read in order one ahead (:func:`~isograph_gpu.io.read_ahead.read_ahead`):
+    group ``i + 1`` is decoded on a background thread while the caller computes on group
+    ``i``. A reader with ``read_parts`` (a parquet table) has its decoded columns made a
+    block only after group ``i`` is freed. A slice outside the next group is read on the
+    spot. :meth:`close` waits for a read in flight.
     """
 
-    def __init__(self, features: Any, read: int, starts: list[int] | None = None) -> None:
+    def __init__(self, features: Any, groups: list[tuple[int, int]]) -> None:
         from .io.read_ahead import read_ahead
 
-        self._features, self._read = features, read
-        self._start, self._block = -1, np.empty((0, 0))
-        self._starts = list(starts or [])
-        self._next = 0  # index in _starts of the next block read ahead
-        self._blocks = read_ahead([self._reader(r) for r in self._starts])
+        self._features, self._groups = features, list(groups)
+        self._current, self._block = (0, 0), np.empty((0, 0))
+        self._next = 0  # index in _groups of the next group read ahead
+        parts = getattr(features, "read_parts", None)
+        if parts is None:  # one step: each group is read whole on the background thread
+            self._blocks = read_ahead([self._reader(r0, r1) for r0, r1 in self._groups])
+        else:  # decoded there, made a block here once the last block is freed
+            split = [parts(r0, r1) for r0, r1 in self._groups]
+            self._blocks = read_ahead([decode for decode, _ in split],
+                                      split[0][1] if split else None)
 
-    def _reader(self, r: int) -> Any:
-        f = self._features.shape[1]
-        return lambda: self._features[:, r:min(f, r + self._read)]
+    def _reader(self, r0: int, r1: int) -> Any:
+        return lambda: self._features[:, r0:r1]
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         a, b = key[1].start, key[1].stop
-        r = a - a % self._read
-        if r != self._start:
+        r0, r1 = self._current
+        if not r0 <= a < b <= r1:
             self._block = np.empty((0, 0))  # free the last block before taking the next
-            if self._next < len(self._starts) and self._starts[self._next] == r:
+            if self._next < len(self._groups) and (
+                    self._groups[self._next][0] <= a < b <= self._groups[self._next][1]):
+                self._current = self._groups[self._next]
                 self._block = next(self._blocks)
                 self._next += 1
             else:
-                self._block = self._reader(r)()
-            self._start = r
-        return self._block[:, a - r:b - r]
+                self._current = (a, b)
+                self._block = self._reader(a, b)()
+            r0 = self._current[0]
+        return self._block[:, a - r0:b - r0]
 
     def close(self) -> None:
         """Stop reading ahead (waits for a read in flight) and free the last block."""
         self._blocks.close()
-        self._start, self._block = -1, np.empty((0, 0))
+        self._current, self._block = (0, 0), np.empty((0, 0))
+
+
+def read_groups(spans: list[tuple[int, int]], width: int) -> list[tuple[int, int]]:
+    """Runs of consecutive chunk ``spans`` read together: each run as wide as ``width``
+    columns allows (a span wider than ``width`` is a run of its own). Chunk spans are
+    not changed, so the statistics are computed on the same chunks whatever ``width``."""
+    groups: list[tuple[int, int]] = []
+    for a, b in spans:
+        if groups and groups[-1][1] == a and b - groups[-1][0] <= width:
+            groups[-1] = (groups[-1][0], b)
+        else:
+            groups.append((a, b))
+    return groups
 
 
 def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
@@ -172,9 +189,10 @@ def device_chunks(features: Any, step: int, device: torch.device,
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
     float64). A block reader (a streamed table) that names its read size
-    (``features.read_columns``) is read in blocks of that many columns (or of ``step``,
-    when larger), the next block on a background thread while the caller computes on the
-    chunks of the last one, which are views of it. CUDA: each chunk is cast into one of two pinned host buffers and copied
+    (``features.read_columns``: chunks never cross a multiple of it) is read in runs of
+    whole chunks (:func:`read_groups`, at most ``features.read_ahead_columns`` wide, else
+    ``read_columns``), the next run on a background thread while the caller computes on
+    the chunks of the last one, which are views of it. CUDA: each chunk is cast into one of two pinned host buffers and copied
     on a side stream while the caller computes on the previous chunk; device memory holds
     two chunks at a time whatever the matrix size.
     """
@@ -182,9 +200,9 @@ def device_chunks(features: Any, step: int, device: torch.device,
     read = getattr(features, "read_columns", None)
     spans = chunk_spans(f, step, read)
     blocks = None
-    if read is not None:  # a block reader: its blocks (spans never cross one) read ahead
-        size = max(int(read), step)
-        blocks = features = _BlockReads(features, size, sorted({a - a % size for a, _ in spans}))
+    if read is not None:  # a block reader: runs of whole chunks read, one run ahead
+        width = int(getattr(features, "read_ahead_columns", read))
+        blocks = features = _BlockReads(features, read_groups(spans, width))
     try:
         yield from _device_chunks(features, n, spans, step, device, dtype)
     finally:

@@ -44,18 +44,3 @@ def test_plain_matrix_chunks_unchanged():
     spans = [(a, b) for a, b, _ in device_chunks(x, 4, torch.device("cpu"), torch.float64)]
     assert spans == [(0, 4), (4, 8), (8, 10)]
 
-
-def test_chunk_plan_keeps_chunks_within_a_read_block():
-    """A budget that allows chunks wider than a read still chunks within the read (the
-    next block is read ahead: a wider chunk would read more than the memory plan holds);
-    a fixed chunk_features is kept as given."""
-    from isograph_gpu.engine import chunk_plan
-
-    blocks = CountingBlocks(np.zeros((4, 50)), read_columns=12)
-    step, spans = chunk_plan(blocks, 2, 1, torch.float64, memory_budget_bytes=10**9)
-    assert step == 12
-    assert spans == [(0, 12), (12, 24), (24, 36), (36, 48), (48, 50)]
-    step, spans = chunk_plan(blocks, 2, 1, torch.float64, 10**9, chunk_features=20)
-    assert step == 20 and spans[:2] == [(0, 20), (20, 40)]
-    step, _ = chunk_plan(np.zeros((4, 50)), 2, 1, torch.float64, memory_budget_bytes=10**9)
-    assert step == 50  # an in-memory matrix: the budget alone

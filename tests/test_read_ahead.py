@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 import torch
 
-from isograph_gpu.engine import device_chunks
+from isograph_gpu.engine import device_chunks, read_groups
 from isograph_gpu.errors import InputError
-from isograph_gpu.io import memory
+from isograph_gpu.io import feature_tables, memory
 from isograph_gpu.io.feature_tables import ParquetFeatureBlocks, SamplesByFeaturesTable
 from isograph_gpu.io.read_ahead import THREAD_NAME, read_ahead
 
@@ -44,6 +44,31 @@ def test_results_in_order_one_read_ahead_at_most():
     assert [i for i, _ in started] == list(range(6))
     assert all(n_taken >= i - 1 for i, n_taken in started)
     assert all(n_taken <= i for i, n_taken in started)
+    assert not _reader_threads()
+
+
+def test_finish_runs_in_the_caller_before_the_next_read_starts():
+    """Decoded columns become a block in the caller, and only then is the next read
+    started: a raw result, its block and a read in flight are never held together."""
+    events: list[tuple[str, int, str]] = []
+
+    def read(i: int):
+        def run() -> int:
+            events.append(("read", i, threading.current_thread().name))
+            return i
+        return run
+
+    def finish(raw: int) -> int:
+        events.append(("finish", raw, threading.current_thread().name))
+        return raw * 10
+
+    main = threading.current_thread().name
+    assert list(read_ahead([read(i) for i in range(4)], finish)) == [0, 10, 20, 30]
+    assert [(kind, i) for kind, i, _ in events] == [
+        ("read", 0), ("finish", 0), ("read", 1), ("finish", 1), ("read", 2), ("finish", 2),
+        ("read", 3), ("finish", 3)]
+    assert all(name == (main if kind == "finish" else THREAD_NAME)
+               for kind, _, name in events)
     assert not _reader_threads()
 
 
@@ -94,12 +119,15 @@ def _streamed(path: str, rows: np.ndarray) -> ParquetFeatureBlocks:
 
 
 def test_streamed_chunks_equal_the_unprefetched_read(tmp_path, monkeypatch):
+    """Chunks keep the plan of a run without read ahead (never across a 12-column read
+    block); reads take runs of whole chunks up to the read-ahead width (8 columns: two
+    chunks of 4, across a block boundary too), each read once; values equal the file."""
     frame, path = _parquet(tmp_path)
-    # 7 rows x 8 bytes x 3 blocks in flight: 6 columns a read, chunks of 4
-    monkeypatch.setattr(memory, "STREAM_BYTES_IN_FLIGHT", 7 * 8 * 3 * 6)
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 7 * 8 * 12)
+    monkeypatch.setattr(memory, "STREAM_BYTES_IN_FLIGHT", 7 * 8 * 3 * 8)
     rows = np.array([6, 0, 3, 1, 5, 2, 4])
     blocks = _streamed(path, rows)
-    assert blocks.read_columns == 6
+    assert (blocks.read_columns, blocks.read_ahead_columns) == (12, 8)
     widths: list[int] = []
     original = pl.LazyFrame.collect
 
@@ -114,17 +142,19 @@ def test_streamed_chunks_equal_the_unprefetched_read(tmp_path, monkeypatch):
     for a, b, x in device_chunks(blocks, 4, torch.device("cpu"), torch.float64):
         spans.append((a, b))
         got[:, a:b] = x.numpy()
-    assert widths == [6] * 6 + [4]  # one read per block, none twice
-    # chunks of 4 that never cross a 6-column read: 0-4, 4-6, 6-10, 10-12, ...
-    expected = []
-    for r in range(0, 40, 6):
-        end = min(r + 6, 40)
-        expected += [(r, min(r + 4, end))] + ([(r + 4, end)] if r + 4 < end else [])
-    assert spans == expected
+    assert spans == [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24), (24, 28),
+                     (28, 32), (32, 36), (36, 40)]
+    assert widths == [8] * 5  # (0, 8), (8, 16), ...: one read per two chunks, none twice
     assert not _reader_threads()
     oracle = frame.iloc[rows].to_numpy(dtype=np.float64)
     np.testing.assert_array_equal(got, oracle)
     np.testing.assert_array_equal(got, blocks.to_matrix(workers=1))
+
+
+def test_read_groups_take_whole_chunks_up_to_the_width():
+    assert read_groups([(0, 4), (4, 8), (8, 10), (10, 14), (14, 30), (30, 31)], 9) == [
+        (0, 8), (8, 14), (14, 30), (30, 31)]  # a chunk wider than 9 is a read of its own
+    assert read_groups([], 5) == []
 
 
 class FailingBlocks:
@@ -182,6 +212,6 @@ def test_take_reads_scattered_columns_in_one_read(tmp_path, monkeypatch):
     assert blocks.take(np.array([], dtype=np.int64)).shape == (7, 0)
 
 
-def test_stream_block_fits_three_in_flight():
+def test_stream_reads_fit_three_in_flight():
     assert memory.stream_read_columns(1000) * 1000 * 8 * 3 <= memory.STREAM_BYTES_IN_FLIGHT
     assert memory.stream_read_columns(10**12) == 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -193,9 +193,15 @@ class ParquetFeatureBlocks(FeatureBlocks):
 
     @property
     def read_columns(self) -> int:
-        """Columns per read (:func:`~isograph_gpu.io.memory.stream_read_columns`): each
-        read of a very wide file has a fixed cost, so readers take this many at a time,
-        the next block read ahead while they compute on smaller chunks of the last."""
+        """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks
+        never cross a multiple of it (the chunk plan, hence the tables, of every run)."""
+        return max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self._rows)))
+
+    @property
+    def read_ahead_columns(self) -> int:
+        """Columns one read may take when the next read runs ahead of the engine
+        (:func:`~isograph_gpu.io.memory.stream_read_columns`): each read of a very wide
+        file has a fixed cost, so reads take as many whole chunks as this allows."""
         return stream_read_columns(self._n_file_rows)  # polars decodes every file row
 
     def _read_positions(self, positions: np.ndarray) -> np.ndarray:
@@ -206,15 +212,31 @@ class ParquetFeatureBlocks(FeatureBlocks):
         """The whole float64 matrix (``order`` F or C): :func:`read_whole`."""
         return read_whole(self, workers, order)
 
+    def read_parts(self, a: int, b: int
+                   ) -> tuple[Callable[[], pl.DataFrame], Callable[[pl.DataFrame], np.ndarray]]:
+        """Columns a:b read in two parts: ``decode()`` (the file's columns, decoded by
+        polars; any thread) and ``finish(decoded)`` (the Fortran float64 block, rows in
+        sample order). A streamed reader decodes the next block ahead and finishes it
+        after freeing the last (:class:`isograph_gpu.engine._BlockReads`)."""
+        names = self._columns[a:b]
+        return (lambda: self._decode(names)), self._finish
+
+    def _decode(self, names: list[str]) -> pl.DataFrame:
+        try:
+            return self._scan.select(pl.col(names)).collect()  # one expression, not F
+        except _PARQUET_ERRORS as exc:
+            raise _read_error(self._what, self._path, exc) from exc
+
+    def _finish(self, frame: pl.DataFrame) -> np.ndarray:
+        if not frame.width:
+            return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
+        return _float64_matrix(frame, None if self._identity else self._rows,
+                               f"{self._what} {self._path}")
+
     def _read(self, names: list[str]) -> np.ndarray:
         if not names:
             return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
-        try:
-            frame = self._scan.select(pl.col(names)).collect()  # one expression, not F
-        except _PARQUET_ERRORS as exc:
-            raise _read_error(self._what, self._path, exc) from exc
-        return _float64_matrix(frame, None if self._identity else self._rows,
-                               f"{self._what} {self._path}")
+        return self._finish(self._decode(names))
 
 
 def read_whole(blocks: ParquetFeatureBlocks, workers: int = LOAD_READERS,

@@ -17,11 +17,13 @@ from pathlib import Path
 LOADED_TABLE_MEMORY_SHARE = 0.5
 #: The load peak of a table, in float64 matrices (block by block into the matrix: one).
 LOAD_PEAK_MATRICES = 1
-#: Host bytes the reads of a streamed table hold at once. With the next block read ahead
-#: (:mod:`isograph_gpu.io.read_ahead`) that is three blocks: the one the engine computes
-#: on, the next one, and the columns of the next one as decoded before they are copied
-#: into it. A read of a very wide parquet has a fixed cost (~0.3 s at 250,000 columns),
-#: so blocks are as large as this allows.
+#: Host bytes the reads of a streamed table may add to the engine's chunk working set.
+#: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
+#: reads' worth: the block the engine computes on, the next one's columns as decoded, and
+#: the working set of the chunk computed meanwhile, which without read ahead never
+#: coexists with a decode (measured: 2 blocks of 256 MiB read ahead added ~0.26 GiB to
+#: the peak at 1,000 x 250,000). A read of a very wide parquet has a fixed cost (~0.3 s
+#: at 250,000 columns), so reads are as large as this allows.
 STREAM_BYTES_IN_FLIGHT = 512 * 1024**2
 STREAM_BLOCKS_IN_FLIGHT = 3
 
