@@ -215,3 +215,44 @@ def test_take_reads_scattered_columns_in_one_read(tmp_path, monkeypatch):
 def test_stream_reads_fit_three_in_flight():
     assert memory.stream_read_columns(1000) * 1000 * 8 * 3 <= memory.STREAM_BYTES_IN_FLIGHT
     assert memory.stream_read_columns(10**12) == 1
+
+
+def test_a_read_failing_mid_run_leaves_no_output_and_no_thread(ref_inputs, tmp_path,
+                                                               monkeypatch):
+    """A streamed run whose third read fails (a damaged block) exits with the read's
+    one-line error, writes no output dir and leaves no reader thread."""
+    import warnings
+
+    from click.testing import CliRunner
+
+    from isograph_gpu.cli import main
+
+    # reads of at most 40 columns (the memory plan's width at a tiny budget)
+    monkeypatch.setattr(ParquetFeatureBlocks, "read_ahead_columns", property(lambda _: 40))
+    reads = []
+    original = ParquetFeatureBlocks._decode
+
+    def failing_decode(self, names):
+        if self._what != "feature_table":  # feature_scores.parquet reads here too
+            return original(self, names)
+        reads.append(len(names))
+        if len(reads) == 3:
+            raise InputError(f"cannot read feature_table {self._path} as parquet: "
+                             "damaged page")
+        return original(self, names)
+
+    monkeypatch.setattr(ParquetFeatureBlocks, "_decode", failing_decode)
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = CliRunner().invoke(main, [
+            "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
+            "--feature-table", str(ref_inputs["feature_table"]),
+            "--feature-meta", str(ref_inputs["feature_meta"]),
+            "--module-ids", "M000", "--output-dir", str(out), "--device", "cpu",
+            "--quiet", "--stream-features", "--memory-budget", "64K"])
+    assert result.exit_code != 0
+    assert result.output.strip().endswith("as parquet: damaged page"), result.output
+    assert len(reads) == 3 and not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder either
+    assert not _reader_threads()

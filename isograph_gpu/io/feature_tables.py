@@ -261,8 +261,14 @@ def read_whole(blocks: ParquetFeatureBlocks, workers: int = LOAD_READERS,
             fill(a)
         return out
     with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
-        for done in [pool.submit(fill, a) for a in range(0, f, step)]:
-            done.result()  # a read's InputError, raised here
+        groups = [pool.submit(fill, a) for a in range(0, f, step)]
+        try:
+            for done in groups:
+                done.result()  # a read's InputError, raised here
+        except BaseException:
+            for pending in groups:
+                pending.cancel()  # no further group is read after a failure
+            raise
     return out
 
 

@@ -29,7 +29,9 @@ class _Read(threading.Thread, Generic[T]):
     raises its exception."""
 
     def __init__(self, read: Callable[[], T]) -> None:
-        super().__init__(name=THREAD_NAME, daemon=True)
+        # not a daemon: an interpreter that exits (a failed run) waits for the read in
+        # flight instead of stopping a thread inside the parquet decoder
+        super().__init__(name=THREAD_NAME, daemon=False)
         self._read: Callable[[], T] | None = read
         self._value: T | None = None
         self._error: BaseException | None = None
