@@ -273,3 +273,32 @@ def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
     one_reader = table.matrix(columns, rows).to_matrix(workers=1)
     assert widths[1:] == [8, 8, 7] and one_reader.flags.f_contiguous  # 3 groups of <= 10
     np.testing.assert_array_equal(one_reader, got)
+
+
+def test_pandas_index_needs_a_footer_parse_only_when_named(tmp_path, monkeypatch):
+    """An unnamed pandas index (column __index_level_0__) names the samples without
+    reading the footer's pandas metadata again; a named one (not sample_id) is found
+    through that metadata (read once)."""
+    from isograph_gpu.io import feature_tables
+
+    metadata_reads = []
+    original = feature_tables._pandas_index_columns
+
+    def counting(source):
+        metadata_reads.append(source)
+        return original(source)
+
+    monkeypatch.setattr(feature_tables, "_pandas_index_columns", counting)
+    unnamed = tmp_path / "unnamed.parquet"
+    _frame().set_index("sample_id").rename_axis(None).to_parquet(unnamed)
+    table = SamplesByFeaturesTable(unnamed, "feature_table", stream=True)
+    assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
+    assert metadata_reads == [] and not any(c.startswith("__index") for c in table.columns)
+    named = tmp_path / "named.parquet"
+    _frame().set_index("sample_id").rename_axis("sample").to_parquet(named)
+    table = SamplesByFeaturesTable(named, "feature_table", stream=True)
+    assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
+    assert "sample" not in table.columns and len(metadata_reads) == 1
+    np.testing.assert_array_equal(
+        table.matrix(table.columns, np.arange(6)).to_matrix(),
+        _frame().drop(columns="sample_id").to_numpy(dtype=np.float64))
