@@ -43,4 +43,3 @@ def test_plain_matrix_chunks_unchanged():
     x = np.asfortranarray(np.arange(30.0).reshape(3, 10))
     spans = [(a, b) for a, b, _ in device_chunks(x, 4, torch.device("cpu"), torch.float64)]
     assert spans == [(0, 4), (4, 8), (8, 10)]
-
