@@ -136,22 +136,67 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
 
 
 class _BlockReads:
-    """``x[:, a:b]`` of a block reader served from reads of ``read`` columns (starting at
-    multiples of ``read``; a slice must not cross one): each read of a wide parquet has a
-    fixed cost, so chunks smaller than a read are views of the last block read."""
+    """``x[:, a:b]`` of a block reader served from reads of whole chunk ``groups``
+    (``(r0, r1)`` column ranges, in order, each a run of whole chunk spans): each read of
+    a wide parquet has a fixed cost, so chunks are views of the last group read.
 
-    def __init__(self, features: Any, read: int) -> None:
-        self._features, self._read = features, read
-        self._start, self._block = -1, np.empty((0, 0))
+    The groups are read in order one ahead (:func:`~isograph_gpu.io.read_ahead.read_ahead`):
+    group ``i + 1`` is decoded on a background thread while the caller computes on group
+    ``i``. A reader with ``read_parts`` (a parquet table) has its decoded columns made a
+    block only after group ``i`` is freed. A slice outside the next group is read on the
+    spot. :meth:`close` waits for a read in flight.
+    """
+
+    def __init__(self, features: Any, groups: list[tuple[int, int]]) -> None:
+        from .io.read_ahead import read_ahead
+
+        self._features, self._groups = features, list(groups)
+        self._current, self._block = (0, 0), np.empty((0, 0))
+        self._next = 0  # index in _groups of the next group read ahead
+        parts = getattr(features, "read_parts", None)
+        if parts is None:  # one step: each group is read whole on the background thread
+            self._blocks = read_ahead([self._reader(r0, r1) for r0, r1 in self._groups])
+        else:  # decoded there, made a block here once the last block is freed
+            split = [parts(r0, r1) for r0, r1 in self._groups]
+            self._blocks = read_ahead([decode for decode, _ in split],
+                                      split[0][1] if split else None)
+
+    def _reader(self, r0: int, r1: int) -> Any:
+        return lambda: self._features[:, r0:r1]
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         a, b = key[1].start, key[1].stop
-        r = a - a % self._read
-        if r != self._start:
-            self._block = np.empty((0, 0))  # free the last block before reading the next
-            self._block = self._features[:, r:min(self._features.shape[1], r + self._read)]
-            self._start = r
-        return self._block[:, a - r:b - r]
+        r0, r1 = self._current
+        if not r0 <= a < b <= r1:
+            self._block = np.empty((0, 0))  # free the last block before taking the next
+            if self._next < len(self._groups) and (
+                    self._groups[self._next][0] <= a < b <= self._groups[self._next][1]):
+                self._current = self._groups[self._next]
+                self._block = next(self._blocks)
+                self._next += 1
+            else:
+                self._current = (a, b)
+                self._block = self._reader(a, b)()
+            r0 = self._current[0]
+        return self._block[:, a - r0:b - r0]
+
+    def close(self) -> None:
+        """Stop reading ahead (waits for a read in flight) and free the last block."""
+        self._blocks.close()
+        self._current, self._block = (0, 0), np.empty((0, 0))
+
+
+def read_groups(spans: list[tuple[int, int]], width: int) -> list[tuple[int, int]]:
+    """Runs of consecutive chunk ``spans`` read together: each run as wide as ``width``
+    columns allows (a span wider than ``width`` is a run of its own). Chunk spans are
+    not changed, so the statistics are computed on the same chunks whatever ``width``."""
+    groups: list[tuple[int, int]] = []
+    for a, b in spans:
+        if groups and groups[-1][1] == a and b - groups[-1][0] <= width:
+            groups[-1] = (groups[-1][0], b)
+        else:
+            groups.append((a, b))
+    return groups
 
 
 def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
@@ -169,21 +214,36 @@ def device_chunks(features: Any, step: int, device: torch.device,
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
     float64). A block reader (a streamed table) that names its read size
-    (``features.read_columns``) is read in blocks of that many columns and the chunks are
-    views of them. CUDA: each chunk is cast into one of two pinned host buffers and copied
+    (``features.read_columns``: chunks never cross a multiple of it) is read in runs of
+    whole chunks (:func:`read_groups`, at most ``features.read_ahead_columns`` wide, else
+    ``read_columns``), the next run on a background thread while the caller computes on
+    the chunks of the last one, which are views of it. CUDA: each chunk is cast into one of two pinned host buffers and copied
     on a side stream while the caller computes on the previous chunk; device memory holds
     two chunks at a time whatever the matrix size.
     """
     n, f = features.shape
     read = getattr(features, "read_columns", None)
     spans = chunk_spans(f, step, read)
-    if read is not None and int(read) > step:
-        features = _BlockReads(features, int(read))
+    blocks = None
+    if read is not None:  # a block reader: runs of whole chunks read, one run ahead
+        width = int(getattr(features, "read_ahead_columns", read))
+        blocks = features = _BlockReads(features, read_groups(spans, width))
+    try:
+        yield from _device_chunks(features, n, spans, step, device, dtype)
+    finally:
+        if blocks is not None:
+            blocks.close()  # no read runs on after the loop ends, fails or is left
+
+
+def _device_chunks(features: Any, n: int, spans: list[tuple[int, int]], step: int,
+                   device: torch.device, dtype: torch.dtype
+                   ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """:func:`device_chunks` of the chunk ``spans`` of ``features`` [n, F]."""
     if device.type != "cuda":
         for a, b in spans:
             yield a, b, torch.from_numpy(features[:, a:b]).to(device=device, dtype=dtype)
         return
-    width = min(step, f)
+    width = max((b - a for a, b in spans), default=1)
     pinned = [torch.empty((width, n), dtype=dtype, pin_memory=True) for _ in range(2)]
     staged = [torch.empty((width, n), dtype=dtype, device=device) for _ in range(2)]
     copy_stream = torch.cuda.Stream(device)

@@ -119,7 +119,6 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     with progress.stage("load inputs"):
         inputs = load_explain_inputs(
             artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
-            config.transcript_usage_feature_type,
             stream_features=True if read_once else config.stream_features,
             for_plots=config.plot,
             feature_layout=config.feature_layout,
@@ -307,11 +306,8 @@ def _figure_usage(results: dict[str, ExplainResult], inputs: ExplainInputs) -> p
 
 def _feature_columns(features: Any, positions: np.ndarray) -> np.ndarray:
     """Columns ``positions`` (ascending) of the samples x features matrix ``features``: an
-    array, or a streamed block reader that supports ``x[:, a:b]``. [n, len(positions)]."""
+    array, or a streamed block reader (one ``take``: one read of the file).
+    [n, len(positions)]."""
     if isinstance(features, np.ndarray):
         return features[:, positions]
-    runs = np.split(positions, np.flatnonzero(np.diff(positions) != 1) + 1)
-    blocks = [np.asarray(features[:, int(run[0]):int(run[-1]) + 1]) for run in runs if len(run)]
-    if not blocks:
-        return np.empty((features.shape[0], 0), dtype=np.float64)
-    return np.concatenate(blocks, axis=1)
+    return features.take(positions)

@@ -247,3 +247,21 @@ def test_features_by_samples_duplicate_or_null_feature_ids_are_errors(ref_inputs
     wide.to_parquet(path, index=False)
     with pytest.raises(InputError, match=r"dup\.parquet has 1 null feature_id value"):
         _run(ref_inputs, path, ref_inputs["feature_meta"])
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+def test_backed_h5ad_take_reads_scattered_columns(ref_inputs, h5ad_paths, fmt):
+    """``take`` of a streamed .h5ad gives the columns asked for, in that order, with the
+    rows in the order asked for (numpy indexing of the in-memory X is the oracle)."""
+    from isograph_gpu.io.anndata import AnnDataFeatureBlocks, AnnDataFeatureTable
+
+    table = AnnDataFeatureTable(h5ad_paths[fmt], stream=True)
+    rows = np.arange(len(table.sample_ids))[::-1].copy()
+    blocks = table.matrix(table.columns, rows)
+    assert isinstance(blocks, AnnDataFeatureBlocks)
+    x = _adata(ref_inputs).X
+    positions = np.array([0, 3, 4, 5, 17, len(table.columns) - 1])
+    got = blocks.take(positions)
+    assert got.flags.f_contiguous and got.dtype == np.float64
+    np.testing.assert_array_equal(got, x[np.ix_(rows, positions)])
+    np.testing.assert_array_equal(blocks[:, 2:9], x[rows, 2:9])

@@ -112,11 +112,10 @@ class BadChunkBlocks(ParquetFeatureBlocks):
         self.__dict__.update(blocks.__dict__)
         self.bad_at = bad_at
 
-    def __getitem__(self, key):
-        a, b, _ = key[1].indices(self.shape[1])
-        if a <= self.bad_at < b:
+    def _decode(self, names):  # every read decodes here: x[:, a:b], take, read ahead
+        if self._columns[self.bad_at] in names:
             raise InputError(f"feature_table: column {self.bad_at} is not numeric")
-        return super().__getitem__(key)
+        return super()._decode(names)
 
 
 def _statistics_inputs(n_modules=3, seed=0):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from isograph_gpu.errors import InputError
-from isograph_gpu.io import feature_scores as fs_module
+from isograph_gpu.io import feature_tables
 from isograph_gpu.io.feature_scores import FeatureScores
 
 
@@ -28,7 +28,7 @@ def _frame(rng: np.random.Generator, n_rows: int = 40, n_samples: int = 30) -> p
 
 @pytest.mark.parametrize("block_bytes", [8 * 40 * 7, 2**20])  # 7 samples a block, or all
 def test_matrix_and_ids_equal_pandas(tmp_path, monkeypatch, block_bytes):
-    monkeypatch.setattr(fs_module, "LOAD_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", block_bytes)
     frame = _frame(np.random.default_rng(0))
     path = tmp_path / "feature_scores.parquet"
     frame.to_parquet(path, index=False)

@@ -259,10 +259,46 @@ def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
         return frame
 
     monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
-    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 6 * 8 * 5)  # 5 columns a block
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 6 * 8 * 10)  # 10 columns
     columns = [f"f{j}" for j in range(23)][::-1]
     rows = np.array([5, 3, 1, 0, 2, 4])
     got = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
     assert isinstance(got, np.ndarray) and got.flags.f_contiguous
-    assert widths == [1, 5, 5, 5, 5, 3]  # sample ids, then the blocks
+    # sample ids, then 6 groups of at most 10 / 2 columns (two threads read at once, in
+    # either order): a multiple of the 2 readers, as even as 23 columns allow
+    assert widths[0] == 1 and sorted(widths[1:]) == [3, 4, 4, 4, 4, 4]
     np.testing.assert_array_equal(got, _oracle(df, columns, rows))
+    widths.clear()
+    table = SamplesByFeaturesTable(path, "feature_table", stream=True)
+    one_reader = table.matrix(columns, rows).to_matrix(workers=1)
+    assert widths[1:] == [8, 8, 7] and one_reader.flags.f_contiguous  # 3 groups of <= 10
+    np.testing.assert_array_equal(one_reader, got)
+
+
+def test_pandas_index_needs_a_footer_parse_only_when_named(tmp_path, monkeypatch):
+    """An unnamed pandas index (column __index_level_0__) names the samples without
+    reading the footer's pandas metadata again; a named one (not sample_id) is found
+    through that metadata (read once)."""
+    from isograph_gpu.io import feature_tables
+
+    metadata_reads = []
+    original = feature_tables._pandas_index_columns
+
+    def counting(source):
+        metadata_reads.append(source)
+        return original(source)
+
+    monkeypatch.setattr(feature_tables, "_pandas_index_columns", counting)
+    unnamed = tmp_path / "unnamed.parquet"
+    _frame().set_index("sample_id").rename_axis(None).to_parquet(unnamed)
+    table = SamplesByFeaturesTable(unnamed, "feature_table", stream=True)
+    assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
+    assert metadata_reads == [] and not any(c.startswith("__index") for c in table.columns)
+    named = tmp_path / "named.parquet"
+    _frame().set_index("sample_id").rename_axis("sample").to_parquet(named)
+    table = SamplesByFeaturesTable(named, "feature_table", stream=True)
+    assert list(table.sample_ids) == [f"S{i}" for i in range(6)]
+    assert "sample" not in table.columns and len(metadata_reads) == 1
+    np.testing.assert_array_equal(
+        table.matrix(table.columns, np.arange(6)).to_matrix(),
+        _frame().drop(columns="sample_id").to_numpy(dtype=np.float64))

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError, MissingInputError, OptionalDependencyError, first_line
+from .feature_tables import FeatureBlocks, _duplicates, own_feature_meta
 from .memory import table_fits_in_memory
 
 if TYPE_CHECKING:
@@ -79,13 +80,9 @@ def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarra
     return np.asfortranarray(block[rows], dtype=np.float64)
 
 
-class AnnDataFeatureBlocks:
+class AnnDataFeatureBlocks(FeatureBlocks):
     """The float64 samples x features matrix of a backed ``.h5ad``, read one block of
-    columns at a time (``shape``, ``x[:, a:b]``, ``np.asarray(x)``, as
-    :class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`)."""
-
-    ndim = 2
-    dtype = np.dtype(np.float64)
+    columns at a time (see :class:`~isograph_gpu.io.feature_tables.FeatureBlocks`)."""
 
     def __init__(self, x: Any, positions: np.ndarray, rows: np.ndarray) -> None:
         self._x, self._positions, self._rows = x, positions, rows
@@ -94,15 +91,12 @@ class AnnDataFeatureBlocks:
     def shape(self) -> tuple[int, int]:
         return len(self._rows), len(self._positions)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("AnnDataFeatureBlocks supports x[:, a:b] only")
-        return _dense_columns(self._x, self._positions[cols], self._rows)
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        return _dense_columns(self._x, self._positions[positions], self._rows)
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype, copy=False)
+    def to_matrix(self) -> np.ndarray:
+        """The whole matrix (one read of the backed file), float64, Fortran order."""
+        return self._read_positions(np.arange(len(self._positions), dtype=np.int64))
 
     def __reduce__(self) -> tuple[Any, tuple[str, np.ndarray, np.ndarray]]:
         """Pickles as the file's path, columns and rows; unpickling reopens the file
@@ -154,7 +148,7 @@ class AnnDataFeatureTable:
         self.columns = [str(f) for f in adata.var_names]
         for ids, name in ((self.columns, "var_names (feature ids)"),
                           (self.sample_ids.tolist(), "obs_names (sample ids)")):
-            dupes = pd.Index(ids)[pd.Index(ids).duplicated()].unique().tolist()[:5]
+            dupes = _duplicates(ids, distinct=True)
             if dupes:
                 raise InputError(f"{what} {self.where} has duplicate {name}: {dupes}")
 
@@ -162,8 +156,6 @@ class AnnDataFeatureTable:
         """feature_id (= var_names) and the ``var`` columns of :data:`VAR_META_COLUMNS`, as
         text; ``None`` when ``var`` lacks gene_id or feature_type. Features without a
         gene_id or feature_type are left out (not annotated)."""
-        from .feature_tables import own_feature_meta
-
         var = self._adata.var
         if not {"gene_id", "feature_type"} <= set(var.columns):
             return None

@@ -4,8 +4,9 @@ polars straight into one float64 matrix.
 The file is the second largest input (62,500 rows x 1,000 samples = 0.5 GB of values at
 250,000 features). It is never materialised as a DataFrame: the id columns are read as
 text, and the sample columns the run uses are decoded in column blocks into the one
-samples x rows matrix (peak: the matrix plus one block of
-:data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES`).
+samples x rows matrix by the loaded path of a feature table
+(:meth:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks.to_matrix`: column groups on
+two threads; peak: the matrix plus the groups in flight).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import polars as pl
 from ..errors import InputError
 from .feature_tables import (
     _PARQUET_ERRORS,
-    LOAD_BLOCK_BYTES,
-    _float64_matrix,
+    ParquetFeatureBlocks,
     _pandas_index_columns,
     _read_error,
     _scan_parquet,
+    non_numeric_column,
+    read_whole,
 )
 from .table_readers import check_unique_names
 
@@ -85,21 +87,13 @@ class FeatureScores:
 
     def matrix(self, sample_ids: Sequence[str]) -> np.ndarray:
         """float64 [len(sample_ids), R], Fortran order (each row's values contiguous),
-        decoded in blocks of sample columns. A non-numeric sample column is an InputError
+        decoded in groups of sample columns. A non-numeric sample column is an InputError
         naming it (checked from the schema before any value is read)."""
-        for name in sample_ids:
-            dtype = self._schema[name]
-            if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-                raise InputError(f"{WHAT} ({self.path}) has non-numeric sample values: "
-                                 f"column {name!r} has type {dtype}")
-        out = np.empty((len(self), len(sample_ids)), dtype=np.float64)  # [R, n], C order
-        step = max(1, LOAD_BLOCK_BYTES // max(1, 8 * self._n_file_rows))
-        for a in range(0, len(sample_ids), step):
-            names = list(sample_ids[a:a + step])
-            try:
-                block = self._scan.select(pl.col(names)).collect()
-            except _PARQUET_ERRORS as exc:
-                raise _read_error(WHAT, self.path, exc) from exc
-            out[:, a:a + len(names)] = _float64_matrix(block, self._rows,
-                                                       f"{WHAT} {self.path}")
-        return out.T
+        bad = non_numeric_column(self._schema, sample_ids)
+        if bad is not None:
+            raise InputError(f"{WHAT} ({self.path}) has non-numeric sample values: "
+                             f"column {bad[0]!r} has type {bad[1]}")
+        rows = np.arange(self._n_file_rows) if self._rows is None else self._rows
+        blocks = ParquetFeatureBlocks(self._scan, self.path, WHAT, self._n_file_rows,
+                                      sample_ids, rows)
+        return read_whole(blocks, order="C").T  # [R, n] C order = [n, R] Fortran

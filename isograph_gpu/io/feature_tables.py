@@ -14,8 +14,10 @@ and ``feature_meta()`` (feature metadata the table carries itself, or ``None``):
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -23,16 +25,16 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..config import FEATURE_LAYOUTS
-from ..errors import InputError, MissingInputError, first_line
-from .memory import table_fits_in_memory
+from ..errors import InputError, first_line
+from .memory import stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
     TableSource,
     check_unique_names,
     describe_source,
+    existing_file,
     read_polars,
     table_format,
 )
@@ -57,10 +59,35 @@ class FeatureTable(Protocol):
     def feature_meta(self) -> pd.DataFrame | None: ...
 
 
-def _duplicates(values: pd.Index | pd.Series) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order)."""
+def _duplicates(values: pd.Index | pd.Series | Sequence[Any], distinct: bool = False
+                ) -> list[str]:
+    """The first five values that occur more than once (their repeats, in order; each
+    value once with ``distinct``)."""
     s = pd.Series(np.asarray(values, dtype=object))
-    return [str(v) for v in s[s.duplicated()].tolist()[:5]]
+    repeats = s[s.duplicated()]
+    if distinct:
+        repeats = repeats.drop_duplicates()
+    return [str(v) for v in repeats.tolist()[:5]]
+
+
+def non_numeric_column(schema: Mapping[str, pl.DataType],
+                       names: Iterable[str] | None = None) -> tuple[str, pl.DataType] | None:
+    """The first of ``names`` (default: all) whose ``schema`` type is not a number (bool
+    and all-null count as numbers), with its type; ``None`` when all are numbers."""
+    for name in schema if names is None else names:
+        dtype = schema[name]
+        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
+            return name, dtype
+    return None
+
+
+def check_numeric(schema: Mapping[str, pl.DataType], names: Iterable[str] | None,
+                  source: str) -> None:
+    """InputError naming ``source`` and the first non-numeric column of ``names``."""
+    bad = non_numeric_column(schema, names)
+    if bad is not None:
+        raise InputError(f"{source}: column {bad[0]!r} is not numeric (type {bad[1]}); "
+                         "feature values must be numbers")
 
 
 def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str,
@@ -71,10 +98,7 @@ def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str,
     costs more than the check); a non-numeric one is an InputError naming ``source`` and
     the column. The check reads the schema, not the data."""
     others = frame.select(pl.all().exclude(pl.Float64)).schema
-    for name, dtype in others.items():
-        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-            raise InputError(f"{source}: column {name!r} is not numeric (type {dtype}); "
-                             "feature values must be numbers")
+    check_numeric(others, None, source)
     if others:
         frame = frame.with_columns([pl.col(name).cast(pl.Float64) for name in others])
     if rows is not None:
@@ -87,6 +111,14 @@ def _float64_matrix(frame: pl.DataFrame, rows: np.ndarray | None, source: str,
     return out
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // max(1, b))
+
+
+#: the column of a pandas-written parquet that holds its first unnamed index level
+PANDAS_FIRST_INDEX = "__index_level_0__"
+
+
 def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
     return InputError(f"cannot read {what} {path} as parquet: {first_line(exc)}")
 
@@ -95,27 +127,64 @@ _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
 #: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
 LOAD_BLOCK_BYTES = 256 * 1024**2
+#: Threads that read column groups of a parquet table loaded whole at once.
+LOAD_READERS = 2
 
 
-class ParquetFeatureBlocks:
-    """The float64 samples x features matrix of a parquet feature table, read one block of
-    columns at a time (host memory bounded by the block, not the table).
-
-    Behaves as the in-memory matrix where the engine needs it: ``shape``, ``x[:, a:b]``
-    (a Fortran-ordered float64 block, rows in sample order) and ``np.asarray(x)`` (all of
-    it, e.g. for plots). Blocks are read through one polars scan of the file: polars keeps
-    the parsed footer after the first read, decodes the block's columns on all cores and
-    writes them into the block in one pass.
-    """
+class FeatureBlocks:
+    """A float64 samples x features matrix read in blocks of columns on demand (a
+    streamed table). Behaves as the in-memory matrix where the engine needs it: ``shape``,
+    ``x[:, a:b]`` (a Fortran-ordered float64 block, rows in sample order), ``take(positions)``
+    (any columns, one read) and ``np.asarray(x)`` (all of it). A reader implements
+    ``shape``, :meth:`_read_positions` and :meth:`to_matrix`."""
 
     ndim = 2
     dtype = np.dtype(np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        """Columns ``positions`` as float64 [n, len(positions)], Fortran order."""
+        raise NotImplementedError
+
+    def to_matrix(self) -> np.ndarray:
+        """The whole matrix, float64, Fortran order."""
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError(f"{type(self).__name__} supports x[:, a:b] only")
+        a, b, _ = cols.indices(self.shape[1])
+        return self._read_positions(np.arange(a, b, dtype=np.int64))
+
+    def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Columns ``positions`` (in that order) as one float64 [n, len(positions)]
+        Fortran block, in one read (scattered columns cost one fixed cost, not one per
+        run of adjacent columns)."""
+        return self._read_positions(np.asarray(positions, dtype=np.int64).ravel())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.to_matrix()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class ParquetFeatureBlocks(FeatureBlocks):
+    """The float64 samples x features matrix of a parquet feature table, read one block of
+    columns at a time (host memory bounded by the block, not the table); see
+    :class:`FeatureBlocks`. Blocks are read through one polars scan of the file: polars
+    keeps the parsed footer after the first read; each read then has a fixed cost (~0.3 s
+    at 250,000 columns) and decodes the block's columns on about one core.
+    """
 
     def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
                  columns: Sequence[str], rows: np.ndarray) -> None:
         self._scan, self._path, self._what = scan, path, what
         self._columns = list(columns)
         self._rows = np.asarray(rows, dtype=np.int64)
+        self._n_file_rows = int(n_rows)
         self._identity = bool(np.array_equal(self._rows, np.arange(n_rows)))
 
     @property
@@ -124,41 +193,83 @@ class ParquetFeatureBlocks:
 
     @property
     def read_columns(self) -> int:
-        """Columns per read that :data:`LOAD_BLOCK_BYTES` allows: each read of a very wide
-        file has a fixed cost (~0.45 s at 250,000 columns), so readers take this many at
-        a time and compute on smaller chunks of them."""
+        """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks
+        never cross a multiple of it (the chunk plan, hence the tables, of every run)."""
         return max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self._rows)))
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("ParquetFeatureBlocks supports x[:, a:b] only")
-        a, b, _ = cols.indices(len(self._columns))
-        return self._read(self._columns[a:b])
+    @property
+    def read_ahead_columns(self) -> int:
+        """Columns one read may take when the next read runs ahead of the engine
+        (:func:`~isograph_gpu.io.memory.stream_read_columns`): each read of a very wide
+        file has a fixed cost, so reads take as many whole chunks as this allows."""
+        return stream_read_columns(self._n_file_rows)  # polars decodes every file row
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.to_matrix()
-        return out if dtype is None else out.astype(dtype, copy=False)
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        return self._read([self._columns[int(i)] for i in positions])
 
-    def to_matrix(self) -> np.ndarray:
-        """The whole float64 matrix, Fortran order, filled block by block: the peak is the
-        matrix plus one block of :data:`LOAD_BLOCK_BYTES`, not twice the matrix."""
-        n, f = self.shape
-        out = np.empty((n, f), dtype=np.float64, order="F")
-        step = self.read_columns
-        for a in range(0, f, step):
-            out[:, a:a + step] = self._read(self._columns[a:a + step])
-        return out
+    def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F"
+                  ) -> np.ndarray:
+        """The whole float64 matrix (``order`` F or C): :func:`read_whole`."""
+        return read_whole(self, workers, order)
+
+    def read_parts(self, a: int, b: int
+                   ) -> tuple[Callable[[], pl.DataFrame], Callable[[pl.DataFrame], np.ndarray]]:
+        """Columns a:b read in two parts: ``decode()`` (the file's columns, decoded by
+        polars; any thread) and ``finish(decoded)`` (the Fortran float64 block, rows in
+        sample order). A streamed reader decodes the next block ahead and finishes it
+        after freeing the last (:class:`isograph_gpu.engine._BlockReads`)."""
+        names = self._columns[a:b]
+        return (lambda: self._decode(names)), self._finish
+
+    def _decode(self, names: list[str]) -> pl.DataFrame:
+        try:
+            return self._scan.select(pl.col(names)).collect()  # one expression, not F
+        except _PARQUET_ERRORS as exc:
+            raise _read_error(self._what, self._path, exc) from exc
+
+    def _finish(self, frame: pl.DataFrame) -> np.ndarray:
+        if not frame.width:
+            return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
+        return _float64_matrix(frame, None if self._identity else self._rows,
+                               f"{self._what} {self._path}")
 
     def _read(self, names: list[str]) -> np.ndarray:
         if not names:
             return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
+        return self._finish(self._decode(names))
+
+
+def read_whole(blocks: ParquetFeatureBlocks, workers: int = LOAD_READERS,
+               order: Literal["F", "C"] = "F") -> np.ndarray:
+    """The whole float64 matrix of ``blocks`` (``order`` F or C), filled in column
+    groups read by ``workers`` threads at once (one polars read uses little more than one
+    core), each group copied into its slice: the peak is the matrix plus ``workers`` groups
+    of ``LOAD_BLOCK_BYTES / workers`` of the file's rows decoded twice (columns, then
+    block), not twice the matrix."""
+    n, f = blocks.shape
+    out = np.empty((n, f), dtype=np.float64, order=order)
+    workers = max(1, int(workers))
+    per_group = max(1, LOAD_BLOCK_BYTES // workers // max(1, 8 * blocks._n_file_rows))
+    n_groups = _ceil_div(_ceil_div(f, per_group), workers) * workers  # all read alike
+    step = max(1, _ceil_div(f, n_groups))
+
+    def fill(a: int) -> None:
+        out[:, a:a + step] = blocks._read(blocks._columns[a:a + step])
+
+    if workers == 1 or f <= step:
+        for a in range(0, f, step):
+            fill(a)
+        return out
+    with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
+        groups = [pool.submit(fill, a) for a in range(0, f, step)]
         try:
-            frame = self._scan.select(pl.col(names)).collect()  # one expression, not F
-        except _PARQUET_ERRORS as exc:
-            raise _read_error(self._what, self._path, exc) from exc
-        return _float64_matrix(frame, None if self._identity else self._rows,
-                               f"{self._what} {self._path}")
+            for done in groups:
+                done.result()  # a read's InputError, raised here
+        except BaseException:
+            for pending in groups:
+                pending.cancel()  # no further group is read after a failure
+            raise
+    return out
 
 
 class SamplesByFeaturesTable:
@@ -171,9 +282,11 @@ class SamplesByFeaturesTable:
     """
 
     def __init__(self, source: TableSource, what: str, stream: bool | None = False,
-                 opened: pl.LazyFrame | pl.DataFrame | None = None) -> None:
+                 opened: pl.LazyFrame | pl.DataFrame | None = None,
+                 schema: pl.Schema | None = None) -> None:
         """``opened``: the file's polars scan (parquet) or frame (CSV) when the caller has
-        one already (the footer or the file is then not read twice)."""
+        one already, ``schema``: the scan's schema when the caller has resolved it (the
+        footer, the file or the schema is then not read twice)."""
         self.what = what
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
@@ -186,7 +299,7 @@ class SamplesByFeaturesTable:
             self._load_frame(source)
         elif table_format(Path(source)) == "parquet":
             self._open_parquet(Path(source), stream,
-                               opened if isinstance(opened, pl.LazyFrame) else None)
+                               opened if isinstance(opened, pl.LazyFrame) else None, schema)
         else:
             frame = opened if isinstance(opened, pl.DataFrame) else read_polars(source, what)
             self._use_frame(frame, source)
@@ -208,6 +321,8 @@ class SamplesByFeaturesTable:
         """``sample_id``, else the first index column a pandas-written parquet stores."""
         if "sample_id" in names:
             return "sample_id"
+        if PANDAS_FIRST_INDEX in names:  # an unnamed pandas index: no second footer parse
+            return PANDAS_FIRST_INDEX
         index_cols = _pandas_index_columns(source)
         if not index_cols or index_cols[0] not in names:
             raise InputError(f"{self.what} {self.where} has no sample_id column (or pandas "
@@ -223,16 +338,19 @@ class SamplesByFeaturesTable:
         self.columns = list(self._polars.columns)
 
     def _open_parquet(self, path: Path, stream: bool | None,
-                      scan: pl.LazyFrame | None = None) -> None:
+                      scan: pl.LazyFrame | None = None,
+                      schema: pl.Schema | None = None) -> None:
         """One polars scan of the file (polars keeps its parsed footer for every later
         read): the sample ids now, feature columns in blocks later, each block decoded on
         all cores. Loaded: :meth:`matrix` fills one matrix block by block. Streamed: it
         returns a :class:`ParquetFeatureBlocks`. ``stream=None``: stream only when the table
         does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
         from the footer's row and column counts)."""
-        scan = scan if scan is not None else _scan_parquet(path, self.what)
+        if scan is None:
+            scan, schema = _scan_parquet(path, self.what), None
         try:
-            self._schema = scan.collect_schema()
+            # resolving the schema of a 250,000-column scan costs ~0.4 s each time
+            self._schema = schema if schema is not None else scan.collect_schema()
             names = self._schema.names()
             id_column = self._id_column(names, path)
             ids = scan.select(id_column).collect().get_column(id_column).to_list()
@@ -254,13 +372,7 @@ class SamplesByFeaturesTable:
         pass over the data."""
         if self._scan is not None:
             assert self._schema is not None
-            for name in columns:
-                dtype = self._schema[name]
-                if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
-                    raise InputError(
-                        f"{self.what} {self.where}: column {name!r} is not numeric "
-                        f"(type {dtype}); feature values must be numbers"
-                    )
+            check_numeric(self._schema, columns, f"{self.what} {self.where}")
             blocks = ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
                                           self._n_rows, columns, rows)
             return blocks if self._streamed else blocks.to_matrix()
@@ -296,10 +408,12 @@ class SamplesByFeaturesTable:
 
 
 def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
-    """Index columns a pandas-written parquet stores (empty for other files)."""
+    """Index columns a pandas-written parquet stores (empty for other files), from the
+    footer's key-value metadata (polars parses a 250,000-column footer 4x faster than
+    pyarrow, in less memory)."""
     if table_format(Path(source)) != "parquet":
         return []
-    meta = pq.read_schema(source).pandas_metadata or {}
+    meta = json.loads(pl.read_parquet_metadata(source).get("pandas") or "{}")
     return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
 
 
@@ -316,11 +430,7 @@ def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
 
 def _scan_parquet(path: Path, what: str) -> pl.LazyFrame:
     """A polars scan of a parquet file that exists and is a file."""
-    if not path.exists():
-        raise MissingInputError(f"{what} not found: {path}")
-    if not path.is_file():
-        raise InputError(f"{what} {path} is not a file, expected a table file")
-    return pl.scan_parquet(path)
+    return pl.scan_parquet(existing_file(path, what))
 
 
 class FeaturesBySamplesTable:
@@ -409,14 +519,15 @@ def open_feature_table(source: Any, what: str = "feature_table",
     if table_format(path) == "parquet":
         scan = _scan_parquet(path, what)
         try:
-            names = scan.collect_schema().names()
+            schema = scan.collect_schema()
+            names = schema.names()
             by_feature = _resolve_layout(names, layout, what, where) == "features-by-samples"
             frame = scan.collect() if by_feature else None
         except _PARQUET_ERRORS as exc:
             raise _read_error(what, path, exc) from exc
         if frame is not None:
             return FeaturesBySamplesTable(frame, what, where)
-        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan)
+        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan, schema=schema)
     frame = read_polars(path, what)
     if _resolve_layout(frame.columns, layout, what, where) == "features-by-samples":
         return FeaturesBySamplesTable(frame, what, where)

@@ -164,7 +164,6 @@ def load_explain_inputs(
     feature_meta: TableSource | None,
     module_ids: Sequence[str] | None = None,
     module_score_table: TableSource | None = None,
-    transcript_usage_feature_type: str = "transcript_usage",
     stream_features: bool | None = None,
     for_plots: bool = False,
     feature_layout: FeatureLayout | str = "auto",
@@ -184,7 +183,6 @@ def load_explain_inputs(
     modules' genes (all the eigengenes and gene-driver tables read; the VAE encoder needs
     every row). At 32 modules of 50 genes that is 3,200 of 125,000 rows.
     """
-    del transcript_usage_feature_type  # the statistics select transcript-usage rows
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     score_rows = FeatureScores(scores_path)

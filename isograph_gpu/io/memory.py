@@ -17,6 +17,15 @@ from pathlib import Path
 LOADED_TABLE_MEMORY_SHARE = 0.5
 #: The load peak of a table, in float64 matrices (block by block into the matrix: one).
 LOAD_PEAK_MATRICES = 1
+#: Host bytes the reads of a streamed table may add to the engine's chunk working set.
+#: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
+#: reads' worth: the block the engine computes on, the next one's columns as decoded, and
+#: the working set of the chunk computed meanwhile, which without read ahead never
+#: coexists with a decode (measured: 2 blocks of 256 MiB read ahead added ~0.26 GiB to
+#: the peak at 1,000 x 250,000). A read of a very wide parquet has a fixed cost (~0.3 s
+#: at 250,000 columns), so reads are as large as this allows.
+STREAM_BYTES_IN_FLIGHT = 512 * 1024**2
+STREAM_BLOCKS_IN_FLIGHT = 3
 
 
 def available_memory_bytes() -> int:
@@ -32,6 +41,13 @@ def available_memory_bytes() -> int:
     except ImportError:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     return int(psutil.virtual_memory().available)
+
+
+def stream_read_columns(n_rows: int) -> int:
+    """Columns per read of a streamed table of ``n_rows`` float64 rows: the
+    :data:`STREAM_BLOCKS_IN_FLIGHT` blocks in flight fit :data:`STREAM_BYTES_IN_FLIGHT`."""
+    block_bytes = STREAM_BYTES_IN_FLIGHT // STREAM_BLOCKS_IN_FLIGHT
+    return max(1, block_bytes // max(1, 8 * int(n_rows)))
 
 
 def table_fits_in_memory(n_rows: int, n_columns: int, available: int | None = None) -> bool:

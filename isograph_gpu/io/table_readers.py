@@ -153,19 +153,23 @@ register_table_format("tsv", (".tsv", ".tab", ".txt"), _delimited_reader("\t"),
 register_table_format("csv", (".csv",), _delimited_reader(","), _delimited_column_names(","))
 
 
-def _existing_file(path: str | os.PathLike[str], what: str) -> Path:
+def existing_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path; MissingInputError when it does not exist, InputError when it
+    is a directory or another non-file."""
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{what} not found: {path}")
     if path.is_dir():
         raise InputError(f"{what} {path} is a directory, expected a table file")
+    if not path.is_file():
+        raise InputError(f"{what} {path} is not a file, expected a table file")
     return path
 
 
 def read_column_names(path: str | os.PathLike[str], what: str, *,
                       fmt: str | None = None) -> list[str]:
     """The column names of the table file ``path`` (its header or parquet schema only)."""
-    path = _existing_file(path, what)
+    path = existing_file(path, what)
     fmt = fmt or table_format(path)
     try:
         return TABLE_FORMATS[fmt].column_names(path)
@@ -178,7 +182,7 @@ def read_arrow(path: str | os.PathLike[str], what: str, *, fmt: str | None = Non
     """Read the table file ``path`` as an Arrow table with the reader of its format
     (``fmt`` or the one its name selects). ``what`` names the table in errors:
     MissingInputError when the file does not exist, InputError when it cannot be read."""
-    path = _existing_file(path, what)
+    path = existing_file(path, what)
     fmt = fmt or table_format(path)
     options = ReadOptions(columns=columns, all_text=all_text)
     try:
