@@ -1,5 +1,5 @@
 """statistics -> tables: the reference's per-module tables as Arrow tables, built from
-the device statistics with one device-to-host copy per table.
+the device statistics with one device-to-host copy per statistic and module block.
 
 Column names, order and dtypes follow isograph 0.1.5; ties in every sort are broken by id
 ascending (a documented deliberate difference: the reference's final sort is unstable).
@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from .engine import ContrastStatistics
 from .io.explain_inputs import ExplainInputs
 from .statistics import ExplainStatistics
 
@@ -29,16 +28,17 @@ def _strings(values: np.ndarray | list[str]) -> pa.Array:
     return pa.array(np.asarray(values, dtype=object), type=pa.string())
 
 
-def to_host(columns: list[torch.Tensor]) -> np.ndarray:
-    """Stack same-length 1-d device tensors as float64 and copy them to the host at once:
-    [len(columns), n] numpy (integers up to 2**53 stay exact)."""
-    if not columns:
-        return np.empty((0, 0))
-    return torch.stack([c.to(torch.float64) for c in columns]).cpu().numpy()
+def host_array(values: torch.Tensor) -> np.ndarray:
+    """``values`` as a host numpy array, floats as float64 and integers as int64: a view
+    on the CPU (no copy for float64 / int64), one device-to-host copy on a GPU."""
+    dtype = torch.int64 if not values.dtype.is_floating_point else torch.float64
+    return values.detach().to(dtype).cpu().numpy()
 
 
-def _int64(values: np.ndarray) -> pa.Array:
-    return pa.array(values.astype(np.int64))
+def _column(values: np.ndarray) -> pa.Array:
+    """A 1-d (possibly strided) numpy column as an Arrow array: one contiguous copy, which
+    Arrow then wraps without copying again."""
+    return pa.array(np.ascontiguousarray(values))
 
 
 class TableIds:
@@ -64,23 +64,33 @@ class TableIds:
     def feature_missing(self, n_finite: torch.Tensor) -> pa.Array:
         """missing_fraction of every table feature (the same for every module)."""
         if self._feature_missing is None:
-            finite = n_finite.cpu().numpy().astype(np.float64)
+            finite = host_array(n_finite).astype(np.float64)
             self._feature_missing = pa.array(1.0 - finite / self.n_total)
         return self._feature_missing
 
 
 class ResultTables:
     """Builds each module's tables from one block's :class:`ExplainStatistics` (one module
-    at a time, so host memory holds one module's tables, not all)."""
+    at a time, so host memory holds one module's tables, not all).
+
+    Each statistic [rows, Kb] is brought to the host once for the whole block
+    (:func:`host_array`: no copy on the CPU); a module's table then takes its column,
+    one contiguous copy per column."""
 
     def __init__(self, ids: TableIds, stats: ExplainStatistics) -> None:
-        self.ids, self.stats = ids, stats
-        self.n_total = ids.n_total
-        self._feature_ids = ids.feature_ids
-        self._feature_gene_ids = ids.feature_gene_ids
+        self.ids = ids
+        d, pol = stats.drivers, stats.polarity
+        self._drivers = {name: host_array(getattr(d, name))
+                         for name in ("r", "pvalue", "qvalue", "n", "sorted_rows")}
+        self._genes_per_module = d.n_genes
+        self._polarity = {name: host_array(getattr(pol, name))
+                          for name in ("r", "pvalue", "qvalue", "n", "switch")}
+        self._polarity_member = pol.member
+        self._contrasts = {split: {name: host_array(getattr(c, name))
+                                   for name in (*_WELCH_FLOATS, "n_high", "n_low")}
+                           for split, c in stats.contrasts.items()}
         self._feature_missing = ids.feature_missing(stats.n_finite)
-        self._score_ids = ids.score_ids
-        self._polarity_ids = {name: values[stats.polarity.rows]
+        self._polarity_ids = {name: values[pol.rows]
                               for name, values in ids.table_feature_ids.items()}
 
     def module(self, k: int) -> dict[str, pa.Table]:
@@ -89,64 +99,55 @@ class ResultTables:
         out = {
             "gene_driver_table": self.gene_driver_table(k),
             "transcript_polarity_table": self.transcript_polarity_table(k),
-            "high_vs_low_table": self.high_vs_low_table(self.stats.contrasts["split"], k),
+            "high_vs_low_table": self.high_vs_low_table("split", k),
         }
-        if "tails" in self.stats.contrasts:
-            out["tails_contrast_table"] = self.high_vs_low_table(self.stats.contrasts["tails"], k)
+        if "tails" in self._contrasts:
+            out["tails_contrast_table"] = self.high_vs_low_table("tails", k)
         return out
 
     def gene_driver_table(self, k: int) -> pa.Table:
         """One row per module gene: its best channel (largest |r|, first row on ties),
         sorted by |r| descending (NaN as 0), ties by gene_id ascending."""
-        d = self.stats.drivers
-        rows = d.sorted_rows[: d.n_genes[k], k]
-        host = to_host([rows, d.r[rows, k], d.pvalue[rows, k], d.qvalue[rows, k],
-                        d.n[rows, k]])
-        if host.size == 0:
-            host = np.empty((5, 0))
-        sel = host[0].astype(np.int64)
-        genes, features, types = (ids[sel] for ids in self._score_ids)
+        d = self._drivers
+        rows = d["sorted_rows"][: self._genes_per_module[k], k]
+        n = d["n"][rows, k]
+        genes, features, types = (ids[rows] for ids in self.ids.score_ids)
         return pa.table({
             "gene_id": _strings(genes),
             "feature_id": _strings(features),
             "feature_type": _strings(types),
-            "r": host[1], "pvalue": host[2], "qvalue": host[3],
-            "n_samples": _int64(host[4]),
-            "missing_fraction": 1.0 - host[4] / self.n_total,
+            "r": d["r"][rows, k], "pvalue": d["pvalue"][rows, k],
+            "qvalue": d["qvalue"][rows, k],
+            "n_samples": n,
+            "missing_fraction": 1.0 - n / self.ids.n_total,
         })
 
     def transcript_polarity_table(self, k: int) -> pa.Table:
         """One row per module transcript-usage feature, in feature_meta order; the switch
         strength is its gene's, repeated per row."""
-        pol = self.stats.polarity
-        member = np.flatnonzero(pol.member[:, k])
-        index = torch.from_numpy(member).to(pol.r.device)
-        host = to_host([pol.r[index, k], pol.pvalue[index, k], pol.qvalue[index, k],
-                        pol.n[index, k], pol.switch[index, k]])
-        if host.size == 0:
-            host = np.empty((5, 0))
+        pol = self._polarity
+        member = np.flatnonzero(self._polarity_member[:, k])
+        n = pol["n"][member, k]
         cols: dict[str, pa.Array | np.ndarray] = {
             name: _strings(ids[member]) for name, ids in self._polarity_ids.items()}
         cols.update({
-            "r": host[0], "pvalue": host[1], "qvalue": host[2],
-            "n_samples": _int64(host[3]),
-            "missing_fraction": 1.0 - host[3] / self.n_total,
-            "switch_strength": host[4],
+            "r": pol["r"][member, k], "pvalue": pol["pvalue"][member, k],
+            "qvalue": pol["qvalue"][member, k],
+            "n_samples": n,
+            "missing_fraction": 1.0 - n / self.ids.n_total,
+            "switch_strength": pol["switch"][member, k],
         })
         return pa.table(cols)
 
-    def high_vs_low_table(self, stats: ContrastStatistics, k: int) -> pa.Table:
-        """Every annotated feature (table column order) for module column ``k``."""
-        host = to_host([getattr(stats, name)[:, k] for name in _WELCH_FLOATS]
-                       + [stats.n_high[:, k], stats.n_low[:, k]])
-        if host.size == 0:
-            host = np.empty((len(_WELCH_FLOATS) + 2, 0))
-        cols: dict[str, pa.Array | np.ndarray] = {
-            "feature_id": self._feature_ids, "gene_id": self._feature_gene_ids}
-        cols.update(zip(_WELCH_FLOATS, host, strict=False))
-        cols["n_high"] = _int64(host[-2])
-        cols["n_low"] = _int64(host[-1])
-        cols["missing_fraction"] = self._feature_missing
+    def high_vs_low_table(self, split: str, k: int) -> pa.Table:
+        """Every annotated feature (table column order) for module column ``k`` of the
+        ``split`` ("split" or "tails") contrast."""
+        stats = self._contrasts[split]
+        cols: dict[str, pa.Array] = {
+            "feature_id": self.ids.feature_ids, "gene_id": self.ids.feature_gene_ids,
+            "missing_fraction": self._feature_missing}
+        cols.update({name: _column(stats[name][:, k])
+                     for name in (*_WELCH_FLOATS, "n_high", "n_low")})
         return pa.table({c: cols[c] for c in HIGH_LOW_COLUMNS})
 
 
