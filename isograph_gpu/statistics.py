@@ -76,11 +76,16 @@ class ExplainStatistics:
 
 
 def module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:
-    """[len(gene_ids), K] bool: the row's gene belongs to module k."""
-    genes = pd.Index(np.asarray(gene_ids, dtype=str))
-    return np.stack(
-        [genes.isin(inputs.module_genes[m]) for m in inputs.module_ids], axis=1
-    ) if len(inputs.module_ids) else np.zeros((len(genes), 0), dtype=bool)
+    """[len(gene_ids), K] bool: the row's gene (a string id) belongs to module k. Built
+    on the distinct genes ([G, K], one hash lookup of each module's genes) and then
+    gathered per row, so the rows are hashed once, not once per module."""
+    codes, genes = pd.factorize(np.asarray(gene_ids, dtype=object), use_na_sentinel=False)
+    distinct = pd.Index(genes)
+    by_gene = np.zeros((len(genes), len(inputs.module_ids)), dtype=bool)
+    for k, module_id in enumerate(inputs.module_ids):
+        found = distinct.get_indexer(pd.Index(inputs.module_genes[module_id]).unique())
+        by_gene[found[found >= 0], k] = True
+    return by_gene[codes]
 
 
 def gene_segments(gene_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
