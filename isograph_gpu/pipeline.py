@@ -87,7 +87,7 @@ def explain_module(
         annotation = load_annotation_table(annotation_table)
 
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.precision, device)
+    dtype = resolve_dtype(config.precision)
     progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
                            inputs=(artifact_dir, feature_table, feature_meta,
