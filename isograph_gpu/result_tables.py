@@ -42,23 +42,21 @@ def _column(values: np.ndarray) -> pa.Array:
 
 
 class TableIds:
-    """The id columns of every table, built once per run and shared by all modules'
-    tables (Arrow arrays are immutable, so sharing is safe)."""
+    """The id columns of every table as Arrow arrays, built once per run and shared by
+    all modules' tables (Arrow arrays are immutable, so sharing is safe); a module's
+    rows are taken from them (:meth:`pyarrow.Array.take`), never rebuilt from Python
+    strings."""
 
     def __init__(self, inputs: ExplainInputs) -> None:
         self.n_total = inputs.n_samples
-        self.feature_ids = _strings(inputs.feature_ids)
-        self.feature_gene_ids = _strings(inputs.feature_gene_ids)
-        self.score_ids = (np.asarray(inputs.score_gene_ids, dtype=object),
-                          np.asarray(inputs.score_feature_ids, dtype=object),
-                          np.asarray(inputs.score_feature_types, dtype=object))
-        self.table_feature_ids = {
-            "feature_id": np.asarray(inputs.feature_ids, dtype=object),
-            "gene_id": np.asarray(inputs.feature_gene_ids, dtype=object),
-        }
+        #: per table feature (table column order): feature_id, gene_id[, transcript_id]
+        self.table_feature_ids = {"feature_id": _strings(inputs.feature_ids),
+                                  "gene_id": _strings(inputs.feature_gene_ids)}
         if inputs.feature_transcript_ids is not None:
-            self.table_feature_ids["transcript_id"] = np.asarray(
-                inputs.feature_transcript_ids, dtype=object)
+            self.table_feature_ids["transcript_id"] = _strings(inputs.feature_transcript_ids)
+        #: per feature_scores row: gene_id, feature_id, feature_type
+        self.score_ids = (_strings(inputs.score_gene_ids), _strings(inputs.score_feature_ids),
+                          _strings(inputs.score_feature_types))
         self._feature_missing: pa.Array | None = None
 
     def feature_missing(self, n_finite: torch.Tensor) -> pa.Array:
@@ -90,8 +88,7 @@ class ResultTables:
                                    for name in (*_WELCH_FLOATS, "n_high", "n_low")}
                            for split, c in stats.contrasts.items()}
         self._feature_missing = ids.feature_missing(stats.n_finite)
-        self._polarity_ids = {name: values[pol.rows]
-                              for name, values in ids.table_feature_ids.items()}
+        self._polarity_rows = pol.rows
 
     def module(self, k: int) -> dict[str, pa.Table]:
         """Block module column ``k``'s tables by result name (``tails_contrast_table`` when the
@@ -111,11 +108,11 @@ class ResultTables:
         d = self._drivers
         rows = d["sorted_rows"][: self._genes_per_module[k], k]
         n = d["n"][rows, k]
-        genes, features, types = (ids[rows] for ids in self.ids.score_ids)
+        genes, features, types = (ids.take(rows) for ids in self.ids.score_ids)
         return pa.table({
-            "gene_id": _strings(genes),
-            "feature_id": _strings(features),
-            "feature_type": _strings(types),
+            "gene_id": genes,
+            "feature_id": features,
+            "feature_type": types,
             "r": d["r"][rows, k], "pvalue": d["pvalue"][rows, k],
             "qvalue": d["qvalue"][rows, k],
             "n_samples": n,
@@ -128,8 +125,9 @@ class ResultTables:
         pol = self._polarity
         member = np.flatnonzero(self._polarity_member[:, k])
         n = pol["n"][member, k]
+        rows = self._polarity_rows[member]
         cols: dict[str, pa.Array | np.ndarray] = {
-            name: _strings(ids[member]) for name, ids in self._polarity_ids.items()}
+            name: ids.take(rows) for name, ids in self.ids.table_feature_ids.items()}
         cols.update({
             "r": pol["r"][member, k], "pvalue": pol["pvalue"][member, k],
             "qvalue": pol["qvalue"][member, k],
@@ -144,7 +142,8 @@ class ResultTables:
         ``split`` ("split" or "tails") contrast."""
         stats = self._contrasts[split]
         cols: dict[str, pa.Array] = {
-            "feature_id": self.ids.feature_ids, "gene_id": self.ids.feature_gene_ids,
+            "feature_id": self.ids.table_feature_ids["feature_id"],
+            "gene_id": self.ids.table_feature_ids["gene_id"],
             "missing_fraction": self._feature_missing}
         cols.update({name: _column(stats[name][:, k])
                      for name in (*_WELCH_FLOATS, "n_high", "n_low")})
