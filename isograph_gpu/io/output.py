@@ -130,7 +130,7 @@ def _json_safe(obj: Any) -> Any:
 #: features, sample counts, missing fractions, feature types): parquet stores them
 #: dictionary-encoded. Every other column (feature ids, the statistics) is nearly all
 #: distinct values, for which pyarrow's default would build a dictionary per column
-#: and then drop it: a quarter of the encoding time of a 250,000-row table, and larger
+#: and then drop it: most of the encoding time of a 250,000-row table, and larger
 #: files (docs/ARCHITECTURE.md, "Writing").
 DICTIONARY_COLUMNS = frozenset({"gene_id", "feature_type", "n_samples", "n_high", "n_low",
                                 "missing_fraction"})
