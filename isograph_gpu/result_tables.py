@@ -82,7 +82,8 @@ class ResultTables:
                          for name in ("r", "pvalue", "qvalue", "n", "sorted_rows")}
         self._genes_per_module = d.n_genes
         self._polarity = {name: host_array(getattr(pol, name))
-                          for name in ("r", "pvalue", "qvalue", "n", "switch")}
+                          for name in ("r", "pvalue", "qvalue", "n", "gene_switch",
+                                       "segments")}
         self._polarity_member = pol.member
         self._contrasts = {split: {name: host_array(getattr(c, name))
                                    for name in (*_WELCH_FLOATS, "n_high", "n_low")}
@@ -133,7 +134,7 @@ class ResultTables:
             "qvalue": pol["qvalue"][member, k],
             "n_samples": n,
             "missing_fraction": 1.0 - n / self.ids.n_total,
-            "switch_strength": pol["switch"][member, k],
+            "switch_strength": pol["gene_switch"][pol["segments"][member], k],
         })
         return pa.table(cols)
 

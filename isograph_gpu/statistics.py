@@ -52,13 +52,15 @@ class PolarityStatistics:
     rows: np.ndarray
     #: [T, K] host bool: the feature's gene belongs to module k
     member: np.ndarray
-    #: [T, K] float64 r, p, q (q within module k's transcripts), switch strength of the
-    #: feature's gene; n [T, K] int64
+    #: [T, K] float64 r, p, q (q within module k's transcripts); n [T, K] int64
     r: torch.Tensor
     pvalue: torch.Tensor
     qvalue: torch.Tensor
     n: torch.Tensor
-    switch: torch.Tensor
+    #: [G, K] float64 switch strength per gene, and [T] int64 the gene (0..G-1) of each
+    #: feature: a feature's switch strength is ``gene_switch[segments[t], k]``
+    gene_switch: torch.Tensor
+    segments: torch.Tensor
 
 
 @dataclass
@@ -202,7 +204,7 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
     return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n_tu, switch=strength[seg])
+                              n=n_tu, gene_switch=strength, segments=seg)
 
 
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
