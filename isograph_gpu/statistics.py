@@ -194,12 +194,11 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                          config: ExplainConfig) -> PolarityStatistics:
     """``feature_family`` [F, K]: table feature's gene belongs to module k."""
     tu_rows = layout.polarity_rows
-    member = feature_family[tu_rows]  # [T, K]
     if np.array_equal(tu_rows, np.arange(r.shape[0])):  # every feature, in order: no copies
-        r_tu, p_tu, n_tu = r, p, n
+        member, r_tu, p_tu, n_tu = feature_family, r, p, n  # member [T, K]
     else:
         index = torch.from_numpy(tu_rows).to(r.device)
-        r_tu, p_tu, n_tu = r[index], p[index], n[index]
+        member, r_tu, p_tu, n_tu = feature_family[tu_rows], r[index], p[index], n[index]
     q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
