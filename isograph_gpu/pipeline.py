@@ -87,7 +87,7 @@ def explain_module(
         annotation = load_annotation_table(annotation_table)
 
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.precision, device)
+    dtype = resolve_dtype(config.precision)
     progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
                            inputs=(artifact_dir, feature_table, feature_meta,
@@ -148,9 +148,10 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     ids = TableIds(inputs)
     blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
                            len(inputs.score_gene_ids), int(config.memory_budget_bytes))
-    if read_once and config.scheduler is None:  # Dask tasks read their own columns
+    # Dask tasks read their own columns
+    if read_once and config.scheduler is None and _load_if_read_again(inputs, len(blocks)):
         with progress.stage("load inputs"):
-            _load_if_read_again(inputs, len(blocks))
+            inputs.features = np.asarray(inputs.features)
     layout = RowLayout.build(inputs, config, device)
     with contextlib.ExitStack() as cluster:
         client = None
@@ -209,17 +210,16 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
         del stats, builder  # free this block's statistics before the next
 
 
-def _load_if_read_again(inputs: ExplainInputs, n_blocks: int) -> None:
-    """Load a feature table opened in blocks whole when that costs no extra read or
-    memory worth having: its matrix is one read block anyway
+def _load_if_read_again(inputs: ExplainInputs, n_blocks: int) -> bool:
+    """Whether to load a feature table opened in blocks whole: when that costs no extra
+    read or memory worth having: its matrix is one read block anyway
     (:data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES`), or it is read once per
     module block (more than one) and fits in memory
     (:func:`~isograph_gpu.io.memory.table_fits_in_memory`)."""
     if isinstance(inputs.features, np.ndarray):
-        return
+        return False
     n, f = inputs.features.shape
-    if n * f * 8 <= LOAD_BLOCK_BYTES or (n_blocks > 1 and table_fits_in_memory(n, f)):
-        inputs.features = np.asarray(inputs.features)
+    return n * f * 8 <= LOAD_BLOCK_BYTES or (n_blocks > 1 and table_fits_in_memory(n, f))
 
 
 def _annotate(tables: dict[str, pa.Table | pd.DataFrame], annotation: pd.DataFrame) -> None:

@@ -37,14 +37,18 @@ class Progress:
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; when enabled and the stage succeeded, prints its name and duration
         (its own time, and the total when stages ran inside it). A failed stage prints
-        nothing: its error is then the only line."""
+        nothing and closes the step bars it opened: its error is then the only line."""
         start = time.perf_counter()
         self._nested.append(0.0)
+        bars_before = set(self._bars)
         succeeded = False
         try:
             yield
             succeeded = True
         finally:
+            if not succeeded:  # a bar this stage opened stops here, before the error line
+                for label in [b for b in self._bars if b not in bars_before]:
+                    self._bars.pop(label).close()
             elapsed = time.perf_counter() - start
             inner = self._nested.pop()
             own = max(elapsed - inner, 0.0)

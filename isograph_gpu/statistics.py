@@ -52,13 +52,15 @@ class PolarityStatistics:
     rows: np.ndarray
     #: [T, K] host bool: the feature's gene belongs to module k
     member: np.ndarray
-    #: [T, K] float64 r, p, q (q within module k's transcripts), switch strength of the
-    #: feature's gene; n [T, K] int64
+    #: [T, K] float64 r, p, q (q within module k's transcripts); n [T, K] int64
     r: torch.Tensor
     pvalue: torch.Tensor
     qvalue: torch.Tensor
     n: torch.Tensor
-    switch: torch.Tensor
+    #: [G, K] float64 switch strength per gene, and [T] int64 the gene (0..G-1) of each
+    #: feature: a feature's switch strength is ``gene_switch[segments[t], k]``
+    gene_switch: torch.Tensor
+    segments: torch.Tensor
 
 
 @dataclass
@@ -76,11 +78,16 @@ class ExplainStatistics:
 
 
 def module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:
-    """[len(gene_ids), K] bool: the row's gene belongs to module k."""
-    genes = pd.Index(np.asarray(gene_ids, dtype=str))
-    return np.stack(
-        [genes.isin(inputs.module_genes[m]) for m in inputs.module_ids], axis=1
-    ) if len(inputs.module_ids) else np.zeros((len(genes), 0), dtype=bool)
+    """[len(gene_ids), K] bool: the row's gene (a string id) belongs to module k. Built
+    on the distinct genes ([G, K], one hash lookup of each module's genes) and then
+    gathered per row, so the rows are hashed once, not once per module."""
+    codes, genes = pd.factorize(np.asarray(gene_ids, dtype=object), use_na_sentinel=False)
+    distinct = pd.Index(genes)
+    by_gene = np.zeros((len(genes), len(inputs.module_ids)), dtype=bool)
+    for k, module_id in enumerate(inputs.module_ids):
+        found = distinct.get_indexer(pd.Index(inputs.module_genes[module_id]).unique())
+        by_gene[found[found >= 0], k] = True
+    return by_gene[codes]
 
 
 def gene_segments(gene_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,17 +194,16 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                          config: ExplainConfig) -> PolarityStatistics:
     """``feature_family`` [F, K]: table feature's gene belongs to module k."""
     tu_rows = layout.polarity_rows
-    member = feature_family[tu_rows]  # [T, K]
     if np.array_equal(tu_rows, np.arange(r.shape[0])):  # every feature, in order: no copies
-        r_tu, p_tu, n_tu = r, p, n
+        member, r_tu, p_tu, n_tu = feature_family, r, p, n  # member [T, K]
     else:
         index = torch.from_numpy(tu_rows).to(r.device)
-        r_tu, p_tu, n_tu = r[index], p[index], n[index]
+        member, r_tu, p_tu, n_tu = feature_family[tu_rows], r[index], p[index], n[index]
     q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
     return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n_tu, switch=strength[seg])
+                              n=n_tu, gene_switch=strength, segments=seg)
 
 
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8

@@ -73,6 +73,35 @@ def test_steps_are_a_bar_on_a_terminal():
     assert progress._bars == {}  # closed at the last step
 
 
+def test_a_failed_stage_closes_the_bar_it_opened():
+    """A stage that fails mid-steps closes its bar (the terminal line ends before the
+    error line); a bar opened by an enclosing stage is left to that stage."""
+    stream = Terminal()
+    progress = Progress(enabled=True, stream=stream)
+    with pytest.raises(RuntimeError), progress.stage("outer"):
+        progress.chunk("outer steps", 1, 4)
+        with progress.stage("feature statistics"):
+            progress.chunk("feature statistics", 2, 10)
+            bar = progress._bars["feature statistics"]
+            raise RuntimeError
+    assert bar.disable  # tqdm sets it when the bar is closed
+    assert "feature statistics" not in progress._bars
+    assert progress._bars == {}  # the outer stage failed too: its bar is closed as well
+    assert stream.getvalue().endswith("\n")
+
+
+def test_a_bar_of_an_enclosing_stage_survives_an_inner_failure():
+    stream = Terminal()
+    progress = Progress(enabled=True, stream=stream)
+    with progress.stage("outer"):
+        progress.chunk("outer steps", 1, 4)
+        with pytest.raises(RuntimeError), progress.stage("inner"):
+            raise RuntimeError
+        assert "outer steps" in progress._bars
+        progress.chunk("outer steps", 4, 4)
+    assert progress._bars == {}
+
+
 def test_steps_are_sparse_lines_elsewhere():
     stream = io.StringIO()
     progress = Progress(enabled=True, stream=stream)

@@ -48,3 +48,19 @@ def test_explicit_choice_wins(ref_inputs, tmp_path, monkeypatch, stream):
     monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 0)
     streamed, _ = _run(ref_inputs, tmp_path / "out", stream_features=stream)
     assert streamed is stream
+
+
+def test_load_inputs_is_reported_once_when_nothing_is_loaded_later(ref_inputs, tmp_path,
+                                                                    monkeypatch, capsys):
+    """A table read once in blocks prints one 'load inputs' line (no second 0.00 s line
+    for a load that did not happen); a table loaded after the block count is known
+    prints the second line with that load's time."""
+    def load_lines(out, **config):
+        explain_module(ref_inputs["artifact"], ref_inputs["feature_table"],
+                       ref_inputs["feature_meta"], module_ids=MODULES, output_dir=out,
+                       config=ExplainConfig(device="cpu", progress=True, **config))
+        return [ln for ln in capsys.readouterr().err.splitlines() if "load inputs:" in ln]
+
+    assert len(load_lines(tmp_path / "small")) == 2  # one read block: loaded whole
+    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 0)
+    assert len(load_lines(tmp_path / "once")) == 1

@@ -44,8 +44,26 @@ class _Group(click.Group):
     def main(self, args=None, *a, **kw):
         import sys
 
+        process_entry = args is None  # the console script / python -m, not a caller's test
         args, DEBUG["enabled"] = take_debug_flag(list(sys.argv[1:] if args is None else args))
-        return super().main(expand_multi_value_options(args), *a, **kw)
+        try:
+            return super().main(expand_multi_value_options(args), *a, **kw)
+        finally:
+            if process_entry:
+                skip_final_collections()
+
+
+def skip_final_collections() -> None:
+    """Freeze every object still alive (:func:`gc.freeze`) as the process is about to
+    exit: interpreter shutdown then skips the full garbage collections over torch's and
+    pandas' objects (0.5-0.9 s at every exit). Called after the command has returned or
+    failed, i.e. after the output was committed and its files closed (or the staging
+    folder removed); stdout/stderr are still flushed and atexit handlers still run, as
+    on any exit. Objects are still freed by reference counting; only cyclic garbage is
+    left to the operating system, which reclaims the whole process anyway."""
+    import gc
+
+    gc.freeze()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

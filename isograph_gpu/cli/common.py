@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import signal
 import sys
 import tempfile
 import traceback
 import warnings
 from collections.abc import Callable
+from types import ModuleType
 from typing import TypeVar
 
 import click
@@ -72,6 +75,25 @@ def report_bug(exc: BaseException) -> None:
         where = "the traceback could not be saved"
     click.echo(f"Error: internal error (a bug in isograph-gpu): {type(exc).__name__}: "
                f"{summary}; {where}; rerun with --debug to print it", err=True)
+
+
+def import_long_lived(name: str) -> ModuleType:
+    """Import module ``name`` (and what it imports: torch, pandas, polars...) with the
+    cyclic garbage collector paused, then move every object alive to the collector's
+    permanent generation (:func:`gc.freeze`). Module objects live as long as the process;
+    torch's import alone creates ~400,000 of them, and without this every collection
+    during the import and the run walks them again (~0.3 s CPU at start-up)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    gc.collect()  # freeze no garbage that exists now (cheap: little is loaded yet)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return importlib.import_module(name)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def run_command(fn: Callable[[], T], quiet: bool = False) -> T:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import FEATURE_LAYOUTS, IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
-from .common import run_command
+from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
 
@@ -123,8 +123,8 @@ def explain_module(**opts: object) -> None:
     quiet = bool(opts.pop("quiet"))
 
     def job() -> None:
-        from ..pipeline import MANIFEST
-        from ..pipeline import explain_module as run
+        pipeline = import_long_lived("isograph_gpu.pipeline")
+        run, manifest = pipeline.explain_module, pipeline.MANIFEST
 
         module_ids = [m for group in opts["module_ids"] for m in str(group).split()]  # type: ignore[attr-defined]
         formats = tuple(opts["output_format"]) or ("png",)  # type: ignore[arg-type]
@@ -164,6 +164,6 @@ def explain_module(**opts: object) -> None:
             output_dir=output_dir,
             return_tables=False,  # tables go to files as built: memory bounded by features
         )
-        click.echo(str(output_dir / MANIFEST))
+        click.echo(str(output_dir / manifest))
 
     run_command(job, quiet=quiet)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import InputError, MissingInputError, OptionalDependencyError, first_line
 from .feature_tables import FeatureBlocks, _duplicates, own_feature_meta
@@ -57,6 +56,8 @@ def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarra
     """float64 [len(rows), len(positions)], Fortran order, from a dense array, a scipy
     sparse matrix, an h5py dataset or a backed sparse dataset (read as one column range,
     then gathered: backed stores index ranges, not arbitrary lists)."""
+    import scipy.sparse as sp  # here, not at module import: a plain run needs no scipy
+
     if len(positions) == 0:
         return np.empty((len(rows), 0), dtype=np.float64, order="F")
     lo, hi = int(positions.min()), int(positions.max()) + 1

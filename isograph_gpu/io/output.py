@@ -126,12 +126,25 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+#: result-table columns whose values repeat across rows (a gene's id on each of its
+#: features, sample counts, missing fractions, feature types): parquet stores them
+#: dictionary-encoded. Every other column (feature ids, the statistics) is nearly all
+#: distinct values, for which pyarrow's default would build a dictionary per column
+#: and then drop it: most of the encoding time of a 250,000-row table, and larger
+#: files (docs/ARCHITECTURE.md, "Writing").
+DICTIONARY_COLUMNS = frozenset({"gene_id", "feature_type", "n_samples", "n_high", "n_low",
+                                "missing_fraction"})
+
+
 def write_parquet(table: pd.DataFrame | pa.Table, path: str | os.PathLike[str]) -> None:
     """Parquet of an Arrow table, or of a DataFrame without its index (as the reference:
-    ``index=False``, pyarrow)."""
+    ``index=False``, pyarrow); snappy, one row group per 1 Mi rows (pyarrow's defaults),
+    dictionary encoding for :data:`DICTIONARY_COLUMNS` only. Reads back to the same
+    table whatever the encoding."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    pq.write_table(table, path)
+    pq.write_table(table, path,
+                   use_dictionary=[c for c in table.column_names if c in DICTIONARY_COLUMNS])
 
 
 def _write_table(df: pd.DataFrame | pa.Table, target: Path) -> None:
