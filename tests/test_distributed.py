@@ -89,6 +89,12 @@ def _blocks(ref_inputs) -> ParquetFeatureBlocks:
     return blocks
 
 
+def _span(blocks: ParquetFeatureBlocks, names: list[str]) -> tuple[int, int]:
+    """Column span (a, b) of the contiguous column ``names`` a reader decodes."""
+    a = blocks._columns.index(names[0])
+    return a, a + len(names)
+
+
 class DyingBlocks(ParquetFeatureBlocks):
     """A parquet reader whose worker process exits (no exception: the process is gone) on
     its first read of column ``die_at``; the marker file makes the retry succeed."""
@@ -97,12 +103,12 @@ class DyingBlocks(ParquetFeatureBlocks):
         self.__dict__.update(blocks.__dict__)
         self.marker, self.die_at = marker, die_at
 
-    def __getitem__(self, key):
-        a, b, _ = key[1].indices(self.shape[1])
+    def _decode(self, names):  # every read decodes here: x[:, a:b], take, read ahead
+        a, b = _span(self, names)
         if a <= self.die_at < b and not self.marker.exists():
             self.marker.touch()
             os._exit(1)
-        return super().__getitem__(key)
+        return super()._decode(names)
 
 
 class BadChunkBlocks(ParquetFeatureBlocks):
@@ -137,10 +143,14 @@ class CountingBlocks(ParquetFeatureBlocks):
     def read_columns(self) -> int:
         return self.read
 
-    def __getitem__(self, key):
-        a, b, _ = key[1].indices(self.shape[1])
+    @property
+    def read_ahead_columns(self) -> int:  # one process reads ahead in blocks of ``read`` too
+        return self.read
+
+    def _decode(self, names):
+        a, b = _span(self, names)
         (self.reads_dir / f"{a}-{b}-{os.getpid()}-{len(os.listdir(self.reads_dir))}").touch()
-        return super().__getitem__(key)
+        return super()._decode(names)
 
 
 def _reads(reads_dir: Path) -> list[tuple[int, int]]:
