@@ -6,6 +6,8 @@ magnitudes)."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from isograph_gpu.ops import fdr as fdr_module
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
@@ -106,6 +109,29 @@ def test_fdr_families_per_column():
     family = rng.random((50, 3)) < 0.4
     q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family)).numpy()
     np.testing.assert_allclose(q, oracles.fdr(p, family), rtol=1e-12, equal_nan=True)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), st.integers(0, 80), st.integers(1, 4),
+       st.sampled_from(["bh", "by"]))
+def test_fdr_top_members_match_scipy_per_family(seed, f, k, method):
+    """Families with tied p, NaN p, empty families, all-member columns and no rows at all:
+    the q of the m smallest members (topk, tie order arbitrary) and of the full sort both
+    equal scipy's false_discovery_control over each column's finite members."""
+    rng = np.random.default_rng(seed)
+    levels = rng.random(rng.integers(1, 6))  # few distinct values: many ties
+    p = np.where(rng.random((f, k)) < 0.5, rng.choice(levels, (f, k)), rng.random((f, k)))
+    p[rng.random((f, k)) < 0.1] = np.nan
+    family = rng.random((f, k)) < rng.choice([0.02, 0.1, 0.5])
+    family[:, 0] = False  # an empty family
+    if k > 1:
+        family[:, 1] = True  # every row a member (its NaN p still not)
+    expected = oracles.fdr(p, family, method)
+    for share in (0.0, 1.0):  # 0: always sort every row; 1: always topk of the members
+        with mock.patch.object(fdr_module, "_TOPK_SHARE", share):
+            q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family), method).numpy()
+        np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
+        assert np.array_equal(np.isnan(q), np.isnan(expected))
 
 
 @SETTINGS
