@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import FeatureStatistics, _chunk_statistics, chunk_plan
+from .engine import FeatureStatistics, _chunk_statistics, chunk_plan, chunk_right_block
 from .errors import InputError, OptionalDependencyError, first_line
 from .ops.groups import GroupLayout
 from .progress import Progress
@@ -158,13 +158,13 @@ def _chunk_task(columns: Any, a: int, b: int, scores: np.ndarray,
     device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" \
         else torch.device("cpu")
     n, k = scores.shape
-    y = torch.from_numpy(scores).to(device=device, dtype=dtype)
     masks = {name: (torch.from_numpy(hi), torch.from_numpy(lo))
              for name, (hi, lo) in splits.items()}
     layout = GroupLayout.from_splits(masks or None, n, k, device)
     out = FeatureStatistics.empty(b - a, k, list(splits), device)
     x = torch.from_numpy(np.asarray(columns[:, a:b])).to(device=device, dtype=dtype)
-    _chunk_statistics(out, 0, b - a, x, y, layout, min_pairs,
+    right = chunk_right_block(torch.from_numpy(scores), layout, device, dtype)
+    _chunk_statistics(out, 0, b - a, x, right, layout, min_pairs,
                       None if where is None else torch.from_numpy(where).to(device))
     return _statistics_arrays(out)
 

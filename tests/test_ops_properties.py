@@ -16,10 +16,12 @@ from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
 from isograph_gpu.ops import fdr as fdr_module
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
+from isograph_gpu.ops.groups import GroupLayout
 from isograph_gpu.ops.moments import (
     finite_column_means,
     moments_and_group_sums,
@@ -74,6 +76,36 @@ def _welch(x, y, high, low):
 
 def _oracle_welch(x, high, low):
     return vars(oracles.welch(x, high, low))
+
+
+@SETTINGS
+@given(matrices(max_n=40, max_f=5, max_k=3), st.booleans(), st.integers(2, 4))
+def test_engine_right_block_packed_when_scores_complete_matches_scipy(data, complete,
+                                                                      min_pairs):
+    """The engine's y block (built once per run) is packed (one ones column for every
+    module's mask) exactly when the scores have no missing value; either way the chunk's
+    r, n, p and Welch statistics equal scipy's, and n_finite counts each feature."""
+    x, y = data
+    if complete:
+        y = np.where(np.isfinite(y), y, 0.25)
+    yt = torch.from_numpy(y)
+    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
+                                      "tails": tail_split(yt, 20.0)}, *y.shape)
+    right = chunk_right_block(yt, layout, torch.device("cpu"), torch.float64)
+    assert right.packed == bool(np.isfinite(y).all())
+    assert right.block.shape[1] == (2 if right.packed else 3) * y.shape[1] + \
+        layout.n_groups + 1
+    out = FeatureStatistics.empty(x.shape[1], y.shape[1], list(layout.names),
+                                  torch.device("cpu"))
+    _chunk_statistics(out, 0, x.shape[1], torch.from_numpy(x), right, layout, min_pairs,
+                      None)
+    tol = Tolerance(1e-9, 1e-7, 1e-8)
+    assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue},
+                   _oracle_pearson(x, y, min_pairs), tol)
+    np.testing.assert_array_equal(out.n_finite.numpy(), np.isfinite(x).sum(axis=0))
+    for name in layout.names:
+        high, low = (m.numpy() for m in layout.masks(name))
+        assert_matches(vars(out.contrasts[name]), _oracle_welch(x, high, low), tol)
 
 
 @SETTINGS
