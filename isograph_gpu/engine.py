@@ -19,7 +19,7 @@ import torch
 
 from .ops.contrast import WelchResult
 from .ops.groups import GroupLayout
-from .ops.moments import RightBlock, moments_from_block
+from .ops.moments import RightBlock, Workspace, moments_from_block
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
@@ -237,9 +237,10 @@ def feature_statistics(
     step, spans = chunk_plan(features, k, len(splits or {}), dtype, memory_budget_bytes,
                              chunk_features)
     n_chunks = len(spans)
+    workspace = Workspace(n, max((b - a for a, b in spans), default=0), dtype, device)
     for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
         _chunk_statistics(out, a, b, x, right, layout, min_pairs,
-                          None if where is None else where[a:b])
+                          None if where is None else where[a:b], workspace)
         del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, n_chunks)
@@ -256,11 +257,12 @@ def chunk_right_block(scores: torch.Tensor, layout: GroupLayout, device: torch.d
 
 def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,
                       right: RightBlock, layout: GroupLayout, min_pairs: int,
-                      where: torch.Tensor | None) -> None:
+                      where: torch.Tensor | None, workspace: Workspace | None = None) -> None:
     """Statistics of feature columns a:b (``x`` [n, b - a] on the device) written into
     rows a:b of ``out``: one GEMM pass for moments and group sums against ``right``
-    (:func:`chunk_right_block` of the scores and ``layout``), then r, p and Welch."""
-    m, sums = moments_from_block(x, right)
+    (:func:`chunk_right_block` of the scores and ``layout``), then r, p and Welch.
+    ``workspace``: the mask and centred-value buffers, reused from chunk to chunk."""
+    m, sums = moments_from_block(x, right, workspace)
     r = pearson_from_moments(m, min_pairs)
     n_pairs = m.n.round().to(torch.int64)
     out.r[a:b] = r

@@ -23,8 +23,12 @@ from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
 from isograph_gpu.ops.groups import GroupLayout
 from isograph_gpu.ops.moments import (
+    RightBlock,
+    Workspace,
+    centre_and_mask,
     finite_column_means,
     moments_and_group_sums,
+    moments_from_block,
     power_of_two_scale,
 )
 from isograph_gpu.ops.pearson import masked_pearson
@@ -473,3 +477,45 @@ def test_finite_column_means_on_every_device_dtype_and_chunking(case):
                           for j in range(7)])
     assert_matches({"mean": got["mean"] / unit, "n": got["count"]},
                    {"mean": want_mean, "n": finite.sum(axis=0)}, case)
+
+
+@SETTINGS
+@given(matrices(max_n=30, max_f=8, max_k=2), st.sampled_from([1.0, 1e300, 1e-300]))
+def test_workspace_reused_across_chunks_gives_the_same_moments(data, magnitude):
+    """Moments and group sums of consecutive chunks written through one reused Workspace
+    equal those computed with fresh tensors, bit for bit (NaN/inf x, extreme scales), for
+    column-major chunks as the engine's (the workspace is column-major; a row-major x's
+    fresh temporaries would be summed in another order)."""
+    x, y = data
+    x = np.asfortranarray(x * magnitude)
+    x[0, -1] = np.inf
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    groups = torch.cat(percentile_split(yt, 50.0), dim=1)
+    right = RightBlock.build(yt, groups, dtype=torch.float64, device="cpu", pack=True)
+    workspace = Workspace(x.shape[0], 3, torch.float64, "cpu")
+    for a in range(0, x.shape[1], 3):
+        chunk = xt[:, a:a + 3]
+        fresh = moments_from_block(chunk, right)
+        reused = moments_from_block(chunk, right, workspace)
+        for want, got in zip(fresh, reused, strict=True):
+            for name in vars(want):
+                assert torch.equal(getattr(want, name).nan_to_num(7.0),
+                                   getattr(got, name).nan_to_num(7.0)), name
+    assert torch.equal(xt.nan_to_num(7.0), torch.from_numpy(x).nan_to_num(7.0))
+
+
+def test_workspace_is_not_used_for_tracked_or_unfitting_inputs():
+    """An x autograd tracks, or one wider than the workspace, gets fresh tensors (the
+    gradient still flows); a fitting one is written into the workspace's buffers."""
+    workspace = Workspace(5, 2, torch.float64, "cpu")
+    x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    _, centred, _, _ = centre_and_mask(x, workspace)
+    assert centred.requires_grad
+    centred.sum().backward()
+    assert x.grad is not None
+    assert workspace.buffers(torch.zeros(5, 3, dtype=torch.float64)) is None
+    assert workspace.buffers(torch.zeros(4, 2, dtype=torch.float64)) is None
+    assert workspace.buffers(torch.zeros(5, 2, dtype=torch.float32)) is None
+    values, _ = workspace.buffers(x.detach())
+    _, centred, _, _ = centre_and_mask(x.detach(), workspace)
+    assert centred.data_ptr() == values.data_ptr()

@@ -69,7 +69,31 @@ def _scale_of_finite(finite: Tensor, dim: int) -> Tensor:
                        torch.ones_like(peak))
 
 
-def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+class Workspace:
+    """Buffers that :func:`centre_and_mask` writes a chunk's mask and centred values into
+    instead of allocating two [n, F] tensors per chunk (on the CPU each is a fresh mmap
+    whose pages fault in again every chunk). Holds [n, up to ``width``] in ``dtype`` on
+    ``device``, column-major like the feature chunks."""
+
+    def __init__(self, n: int, width: int, dtype: torch.dtype, device: torch.device | str
+                 ) -> None:
+        self._values = torch.empty((width, n), dtype=dtype, device=device)
+        self._mask = torch.empty((width, n), dtype=dtype, device=device)
+
+    def buffers(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(values, mask) views [n, F] for ``x`` [n, F], or None when x does not fit (other
+        n, wider, dtype or device) or autograd tracks it (its graph needs fresh tensors)."""
+        width, n = self._values.shape
+        if (x.ndim != 2 or x.shape[0] != n or x.shape[1] > width or x.dtype != self._values.dtype
+                or x.device != self._values.device or (x.requires_grad
+                                                       and torch.is_grad_enabled())):
+            return None
+        f = x.shape[1]
+        return self._values[:f].T, self._mask[:f].T
+
+
+def centre_and_mask(x: Tensor, workspace: Workspace | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres,
     column scales).
 
@@ -79,10 +103,17 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     gets centre 0. ``x`` itself is never modified. Missing values are zero-filled first,
     so the mask is "zero-filled equals x" (false exactly for NaN and ±inf) and the
     centring ``x0 - mask * centre`` is one fused in-place pass (out of place when
-    autograd tracks x).
+    autograd tracks x). With a ``workspace`` that fits x, the mask and centred values are
+    views of its buffers (valid until its next use).
     """
-    filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    mask = torch.eq(filled, x).to(x.dtype)
+    reuse = None if workspace is None else workspace.buffers(x)
+    if reuse is None:
+        filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        mask = torch.eq(filled, x).to(x.dtype)
+    else:
+        filled, mask = reuse
+        torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=filled)
+        torch.eq(filled, x, out=mask)
     tracked = filled.requires_grad and torch.is_grad_enabled()
     scale = _scale_of_finite(filled, 0)
     # dividing by 1 is exact: on CUDA always divide (asking whether to would synchronise
@@ -179,21 +210,23 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
     return moments, None if groups is None else sums
 
 
-def moments_from_block(x: Tensor, right: RightBlock) -> tuple[Moments, GroupSums]:
+def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None = None
+                       ) -> tuple[Moments, GroupSums]:
     """Moments of ``x`` [n, F] against the y of ``right``, and the group sums of x over its
     groups (G = 0: empty [F, 0] sums), on x's device and dtype.
 
     Three GEMMs of [F, n] against prefixes of ``right.block``: the mask takes all of it,
     the centred values the first c + G + K columns, their squares the first c + G (c = K,
     or 1 when packed; each GEMM only computes the moments it is needed for). Packed, n, sx
-    and sxx are broadcast views ([F, 1] expanded to [F, K]).
+    and sxx are broadcast views ([F, 1] expanded to [F, K]). ``workspace``: buffers for
+    :func:`centre_and_mask` reused across chunks.
     """
     if x.ndim != 2 or x.shape[0] != right.block.shape[0]:
         raise ValueError(f"moments expect x [{right.block.shape[0]}, F], got {tuple(x.shape)}")
     k, n_groups = right.n_modules, right.n_groups
     c = 1 if right.packed else k  # columns of My
     a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
-    mx, x0, centre, scale = centre_and_mask(x)
+    mx, x0, centre, scale = centre_and_mask(x, workspace)
     block = right.block
     by_mask = mx.T @ block  # n | counts | sy | syy (| finite)
     by_value = x0.T @ block[:, :b]  # sx | totals | sxy
