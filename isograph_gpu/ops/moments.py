@@ -177,8 +177,9 @@ class RightBlock:
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
               device: torch.device | str, pack: bool = False) -> RightBlock:
         """Block of ``y`` [n, K] (NaN/inf = missing) and 0/1 ``groups`` [n, G] (None: no
-        groups) in ``dtype`` on ``device``. ``pack``: use the packed layout when y has no
-        missing value (asks the device once: a host synchronisation on CUDA)."""
+        groups) in ``dtype`` on ``device``. ``pack`` (the engine's block): use the packed
+        layout when y has no missing value (asks the device once: a host synchronisation
+        on CUDA), and store the block column-major."""
         y = y.to(dtype=dtype, device=device)
         n, k = y.shape
         my, y0, _, _ = centre_and_mask(y)
@@ -187,8 +188,10 @@ class RightBlock:
         ones = torch.ones((n, 1), dtype=dtype, device=device)
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
-        return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed)
+        block = torch.cat(columns, dim=1)
+        if pack:  # column-major: the GEMMs run as block' x (see moments_from_block)
+            block = block.T.contiguous().T
+        return cls(block=block, n_modules=k, n_groups=g.shape[1], packed=packed)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
@@ -228,12 +231,19 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
     mx, x0, centre, scale = centre_and_mask(x, workspace)
     block = right.block
-    by_mask = mx.T @ block  # n | counts | sy | syy (| finite)
-    by_value = x0.T @ block[:, :b]  # sx | totals | sxy
+    # a column-major block: [W, F] = block' x, read back transposed (on the CPU ~30% less
+    # time than x' block for the engine's column-major chunks)
+    outer = block.T.is_contiguous() and not block.is_contiguous()
+
+    def times(left: Tensor, width: int) -> Tensor:  # left' block[:, :width], [F, width]
+        return (block[:, :width].T @ left).T if outer else left.T @ block[:, :width]
+
+    by_mask = times(mx, block.shape[1])  # n | counts | sy | syy (| finite)
+    by_value = times(x0, b)  # sx | totals | sxy
     # x0 is ours: square in place unless autograd needs it (training loops)
     tracked = torch.is_grad_enabled() and (x0.requires_grad or block.requires_grad)
     squared = x0 * x0 if tracked else x0.square_()  # x0 is saved for backward when tracked
-    by_square = squared.T @ block[:, :a]  # sxx | squares
+    by_square = times(squared, a)  # sxx | squares
     f = x.shape[1]
 
     def per_module(t: Tensor) -> Tensor:
