@@ -261,7 +261,11 @@ def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,
     """Statistics of feature columns a:b (``x`` [n, b - a] on the device) written into
     rows a:b of ``out``: one GEMM pass for moments and group sums against ``right``
     (:func:`chunk_right_block` of the scores and ``layout``), then r, p and Welch.
-    ``workspace``: the mask and centred-value buffers, reused from chunk to chunk."""
+    ``workspace``: the mask and centred-value buffers, reused from chunk to chunk (None: a
+    fresh one; either way they are column-major, so a chunk's sums do not depend on the
+    memory order of ``x`` and every caller gets the same bits)."""
+    if workspace is None:
+        workspace = Workspace(x.shape[0], x.shape[1], x.dtype, x.device)
     m, sums = moments_from_block(x, right, workspace)
     r = pearson_from_moments(m, min_pairs)
     n_pairs = m.n.round().to(torch.int64)

@@ -157,6 +157,16 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
     return moments_and_group_sums(x, y)[0]
 
 
+#: the engine's GEMMs are block' x when the block prefix is wider than this, else x'
+#: block (as every other caller's). MKL (torch 2.13) splits some small GEMMs differently
+#: by thread count, so their sums change with it: in a sweep of F = 1..256 and up to
+#: 5,434 columns, widths 13..225, n = 200 and 1,000, 1 vs 2 threads, block' x was
+#: thread-invariant at widths 97..225 (and 20 at n = 200), not at 13..65 for F = 13..35;
+#: x' block was invariant at widths <= 64 and not at 65..225 for F < 2W. Neither is
+#: invariant for every shape; this choice is no less so than x' block everywhere
+_OUTER_MIN_WIDTH = 96
+
+
 @dataclass(frozen=True)
 class RightBlock:
     """y's side of the moment GEMMs, built once for a fixed ``y`` [n, K] and group matrix
@@ -172,6 +182,10 @@ class RightBlock:
     n_modules: int
     n_groups: int
     packed: bool
+    #: the engine's block: GEMMs on prefixes wider than _OUTER_MIN_WIDTH columns run as
+    #: block' x [W, F] read back transposed (on the CPU ~30% less time than x' block for
+    #: the column-major chunks); False: always x' block
+    outer: bool = False
 
     @classmethod
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
@@ -188,10 +202,8 @@ class RightBlock:
         ones = torch.ones((n, 1), dtype=dtype, device=device)
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
-        block = torch.cat(columns, dim=1)
-        if pack:  # column-major: the GEMMs run as block' x (see moments_from_block)
-            block = block.T.contiguous().T
-        return cls(block=block, n_modules=k, n_groups=g.shape[1], packed=packed)
+        return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
+                   packed=packed, outer=pack)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
@@ -231,12 +243,11 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
     mx, x0, centre, scale = centre_and_mask(x, workspace)
     block = right.block
-    # a column-major block: [W, F] = block' x, read back transposed (on the CPU ~30% less
-    # time than x' block for the engine's column-major chunks)
-    outer = block.T.is_contiguous() and not block.is_contiguous()
 
     def times(left: Tensor, width: int) -> Tensor:  # left' block[:, :width], [F, width]
-        return (block[:, :width].T @ left).T if outer else left.T @ block[:, :width]
+        if right.outer and width > _OUTER_MIN_WIDTH:
+            return (block[:, :width].T @ left).T
+        return left.T @ block[:, :width]
 
     by_mask = times(mx, block.shape[1])  # n | counts | sy | syy (| finite)
     by_value = times(x0, b)  # sx | totals | sxy
