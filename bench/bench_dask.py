@@ -130,7 +130,7 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
     bytes, over the first ``n_chunks`` chunks of the feature table."""
     import pandas as pd
 
-    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics
+    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
     from isograph_gpu.io.feature_tables import open_feature_table
     from isograph_gpu.ops.contrast import percentile_split
     from isograph_gpu.ops.groups import GroupLayout
@@ -142,7 +142,7 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
     scores = torch.from_numpy(rng.standard_normal((n, k)))
     splits = {"split": percentile_split(scores, 50.0)}
     layout = GroupLayout.from_splits(splits, n, k, device)
-    y = scores.to(device)
+    right = chunk_right_block(scores, layout, device, torch.float64)  # once, as the engine
     reads, computes, widths = [], [], []
     for i in range(n_chunks):
         a, b = i * chunk_features, min(blocks.shape[1], (i + 1) * chunk_features)
@@ -154,7 +154,7 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
         t = time.perf_counter()
         x = torch.from_numpy(block).to(device)
         out = FeatureStatistics.empty(b - a, k, ["split"], device)
-        _chunk_statistics(out, 0, b - a, x, y, layout, 3, None)
+        _chunk_statistics(out, 0, b - a, x, right, layout, 3, None)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         computes.append(time.perf_counter() - t)

@@ -19,7 +19,7 @@ import torch
 
 from .ops.contrast import WelchResult
 from .ops.groups import GroupLayout
-from .ops.moments import moments_and_group_sums
+from .ops.moments import RightBlock, Workspace, moments_from_block
 from .ops.pearson import pearson_from_moments
 from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .progress import Progress
@@ -314,35 +314,49 @@ def feature_statistics(
     """
     n, f = features.shape
     k = scores.shape[1]
-    y = scores.to(device=device, dtype=dtype)
     layout = GroupLayout.from_splits(splits, n, k, device)  # one-hot groups of every split
+    right = chunk_right_block(scores, layout, device, dtype)  # y's side: once, not per chunk
     where = None if pvalue_where is None else torch.from_numpy(
         np.ascontiguousarray(pvalue_where, dtype=bool)).to(device)  # one copy, not per chunk
     out = FeatureStatistics.empty(f, k, list(splits or {}), device)
     step, spans = chunk_plan(features, k, len(splits or {}), dtype, memory_budget_bytes,
                              chunk_features)
     n_chunks = len(spans)
+    workspace = Workspace(n, max((b - a for a, b in spans), default=0), dtype, device)
     for i, (a, b, x) in enumerate(device_chunks(features, step, device, dtype), start=1):
-        _chunk_statistics(out, a, b, x, y, layout, min_pairs,
-                          None if where is None else where[a:b])
+        _chunk_statistics(out, a, b, x, right, layout, min_pairs,
+                          None if where is None else where[a:b], workspace)
         del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, n_chunks)
     return out
 
 
+def chunk_right_block(scores: torch.Tensor, layout: GroupLayout, device: torch.device,
+                      dtype: torch.dtype) -> RightBlock:
+    """The y side of every chunk's GEMMs: ``scores`` [n, K] and ``layout``'s groups in
+    ``dtype`` on ``device``, packed when the scores have no missing value (decided here,
+    once per run: one host synchronisation on CUDA)."""
+    return RightBlock.build(scores, layout.matrix, dtype=dtype, device=device, pack=True)
+
+
 def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,
-                      y: torch.Tensor, layout: GroupLayout, min_pairs: int,
-                      where: torch.Tensor | None) -> None:
+                      right: RightBlock, layout: GroupLayout, min_pairs: int,
+                      where: torch.Tensor | None, workspace: Workspace | None = None) -> None:
     """Statistics of feature columns a:b (``x`` [n, b - a] on the device) written into
-    rows a:b of ``out``: one GEMM pass for moments and group sums, then r, p and Welch."""
-    m, sums = moments_and_group_sums(x, y, layout.matrix)
+    rows a:b of ``out``: one GEMM pass for moments and group sums against ``right``
+    (:func:`chunk_right_block` of the scores and ``layout``), then r, p and Welch.
+    ``workspace``: the mask and centred-value buffers, reused from chunk to chunk (None: a
+    fresh one; either way they are column-major, so a chunk's sums do not depend on the
+    memory order of ``x`` and every caller gets the same bits)."""
+    if workspace is None:
+        workspace = Workspace(x.shape[0], x.shape[1], x.dtype, x.device)
+    m, sums = moments_from_block(x, right, workspace)
     r = pearson_from_moments(m, min_pairs)
     n_pairs = m.n.round().to(torch.int64)
     out.r[a:b] = r
     out.n[a:b] = n_pairs
     out.pvalue[a:b] = _pearson_pvalue_where(r, n_pairs, where)
-    assert sums is not None
     out.n_finite[a:b] = sums.finite.round().to(torch.int64)
     for name, contrast in out.contrasts.items():
         w = layout.welch(sums, name)

@@ -316,3 +316,25 @@ def test_cupy_route_with_no_elements(monkeypatch) -> None:
     out = pvalues.pearson_pvalue(torch.zeros(0, dtype=torch.float64),
                                  torch.zeros(0, dtype=torch.int64))
     assert out.shape == (0,) and out.dtype == torch.float64 and fake.calls == []
+
+
+@pytest.mark.parametrize("threads", [2, 3, 16])
+@pytest.mark.parametrize("shape", [(300_001,), (70_001, 3), (5, 200_000)])
+def test_cpu_route_split_over_threads_equals_one_scipy_call(threads, shape) -> None:
+    """The CPU route runs large inputs as row ranges on a thread pool: every value equals
+    one scipy.special.betainc call on the whole array (broadcast b, NaN x, x at 0 and 1)."""
+    from unittest import mock
+
+    from isograph_gpu.ops import pvalues
+
+    rng = np.random.default_rng(threads)
+    a = rng.uniform(0.5, 600.0, size=shape)
+    x = rng.random(shape)
+    x.flat[::97] = np.nan
+    x.flat[1::101] = 0.0
+    x.flat[2::103] = 1.0
+    want = sp.betainc(a, 0.5, x)
+    with mock.patch.object(torch, "get_num_threads", return_value=threads):
+        got = pvalues.betainc(torch.from_numpy(a), torch.tensor(0.5), torch.from_numpy(x))
+    assert got.shape == shape and got.dtype == torch.float64
+    np.testing.assert_array_equal(got.numpy(), want)

@@ -88,7 +88,7 @@ def test_chunk_statistics_do_not_synchronise_with_the_host():
     would raise here)."""
     from _helpers.cuda import no_host_sync
 
-    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics
+    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
 
     device = torch.device("cuda")
     rng = np.random.default_rng(3)
@@ -97,6 +97,7 @@ def test_chunk_statistics_do_not_synchronise_with_the_host():
     layout = GroupLayout.from_splits({"split": percentile_split(y, 50.0)}, 40, 3, device)
     where = torch.ones((30, 3), dtype=torch.bool, device=device)
     out = FeatureStatistics.empty(30, 3, ["split"], device)
+    right = chunk_right_block(y, layout, device, torch.float64)  # once per run: may sync
     with no_host_sync():
-        _chunk_statistics(out, 0, 30, x, y, layout, 3, where)
+        _chunk_statistics(out, 0, 30, x, right, layout, 3, where)
     assert torch.isfinite(out.r).all()

@@ -17,7 +17,7 @@ from _helpers.testers import Tolerance, assert_matches
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.engine import chunk_size, device_chunks, feature_statistics
-from isograph_gpu.ops.contrast import percentile_split
+from isograph_gpu.ops.contrast import percentile_split, tail_split
 from isograph_gpu.progress import Progress
 
 
@@ -259,3 +259,35 @@ def test_cli_at_extreme_magnitudes_matches_the_reference(ref_inputs, tmp_path, t
     eigengenes = pd.read_parquet(out / "eigengenes.parquet")
     reference = pd.read_parquet(EXPECTED / "api_run" / "eigengenes.parquet")
     np.testing.assert_allclose(eigengenes["M000"] / score_unit, reference["M000"], atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [3, 32])  # GEMM blocks of 13..16 and of 129..193 columns
+def test_feature_statistics_do_not_depend_on_the_thread_count(k):
+    """Same bits with 1 and 2 torch threads (a Dask worker may run another thread count
+    than the caller): MKL sums some small GEMMs in a thread-dependent order, for x' block
+    with wide blocks and for block' x with narrow ones, so the engine picks per width."""
+    rng = np.random.default_rng(k)
+    x = np.asfortranarray(rng.normal(size=(200, 300)) + 5.0)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = torch.from_numpy(rng.normal(size=(200, k)))
+    splits = {"split": percentile_split(y, 50.0), "tails": tail_split(y, 20.0)}
+    common = dict(min_pairs=3, splits=splits, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=1 << 30)
+    threads = torch.get_num_threads()
+    try:
+        runs = []
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            runs.append([feature_statistics(x, y, chunk_features=c, **common)
+                         for c in (13, 34, 300)])
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*runs, strict=True):
+        for name in ("r", "pvalue", "n", "n_finite"):
+            assert torch.equal(getattr(one, name).nan_to_num(9.0),
+                               getattr(two, name).nan_to_num(9.0)), name
+        for split in splits:
+            for name in ("delta", "se", "tstat", "pvalue"):
+                assert torch.equal(getattr(one.contrasts[split], name).nan_to_num(9.0),
+                                   getattr(two.contrasts[split], name).nan_to_num(9.0)), \
+                    (split, name)

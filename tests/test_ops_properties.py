@@ -6,6 +6,8 @@ magnitudes)."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -14,12 +16,19 @@ from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+from isograph_gpu.ops import fdr as fdr_module
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
+from isograph_gpu.ops.groups import GroupLayout
 from isograph_gpu.ops.moments import (
+    RightBlock,
+    Workspace,
+    centre_and_mask,
     finite_column_means,
     moments_and_group_sums,
+    moments_from_block,
     power_of_two_scale,
 )
 from isograph_gpu.ops.pearson import masked_pearson
@@ -74,6 +83,36 @@ def _oracle_welch(x, high, low):
 
 
 @SETTINGS
+@given(matrices(max_n=40, max_f=5, max_k=3), st.booleans(), st.integers(2, 4))
+def test_engine_right_block_packed_when_scores_complete_matches_scipy(data, complete,
+                                                                      min_pairs):
+    """The engine's y block (built once per run) is packed (one ones column for every
+    module's mask) exactly when the scores have no missing value; either way the chunk's
+    r, n, p and Welch statistics equal scipy's, and n_finite counts each feature."""
+    x, y = data
+    if complete:
+        y = np.where(np.isfinite(y), y, 0.25)
+    yt = torch.from_numpy(y)
+    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
+                                      "tails": tail_split(yt, 20.0)}, *y.shape)
+    right = chunk_right_block(yt, layout, torch.device("cpu"), torch.float64)
+    assert right.packed == bool(np.isfinite(y).all())
+    assert right.block.shape[1] == (2 if right.packed else 3) * y.shape[1] + \
+        layout.n_groups + 1
+    out = FeatureStatistics.empty(x.shape[1], y.shape[1], list(layout.names),
+                                  torch.device("cpu"))
+    _chunk_statistics(out, 0, x.shape[1], torch.from_numpy(x), right, layout, min_pairs,
+                      None)
+    tol = Tolerance(1e-9, 1e-7, 1e-8)
+    assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue},
+                   _oracle_pearson(x, y, min_pairs), tol)
+    np.testing.assert_array_equal(out.n_finite.numpy(), np.isfinite(x).sum(axis=0))
+    for name in layout.names:
+        high, low = (m.numpy() for m in layout.masks(name))
+        assert_matches(vars(out.contrasts[name]), _oracle_welch(x, high, low), tol)
+
+
+@SETTINGS
 @given(matrices(), st.integers(2, 5), st.sampled_from([None, 2]))
 def test_masked_pearson_matches_scipy(data, min_pairs, chunk):
     x, y = data
@@ -106,6 +145,29 @@ def test_fdr_families_per_column():
     family = rng.random((50, 3)) < 0.4
     q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family)).numpy()
     np.testing.assert_allclose(q, oracles.fdr(p, family), rtol=1e-12, equal_nan=True)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), st.integers(0, 80), st.integers(1, 4),
+       st.sampled_from(["bh", "by"]))
+def test_fdr_top_members_match_scipy_per_family(seed, f, k, method):
+    """Families with tied p, NaN p, empty families, all-member columns and no rows at all:
+    the q of the m smallest members (topk, tie order arbitrary) and of the full sort both
+    equal scipy's false_discovery_control over each column's finite members."""
+    rng = np.random.default_rng(seed)
+    levels = rng.random(rng.integers(1, 6))  # few distinct values: many ties
+    p = np.where(rng.random((f, k)) < 0.5, rng.choice(levels, (f, k)), rng.random((f, k)))
+    p[rng.random((f, k)) < 0.1] = np.nan
+    family = rng.random((f, k)) < rng.choice([0.02, 0.1, 0.5])
+    family[:, 0] = False  # an empty family
+    if k > 1:
+        family[:, 1] = True  # every row a member (its NaN p still not)
+    expected = oracles.fdr(p, family, method)
+    for share in (0.0, 1.0):  # 0: always sort every row; 1: always topk of the members
+        with mock.patch.object(fdr_module, "_TOPK_SHARE", share):
+            q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family), method).numpy()
+        np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
+        assert np.array_equal(np.isnan(q), np.isnan(expected))
 
 
 @SETTINGS
@@ -415,3 +477,45 @@ def test_finite_column_means_on_every_device_dtype_and_chunking(case):
                           for j in range(7)])
     assert_matches({"mean": got["mean"] / unit, "n": got["count"]},
                    {"mean": want_mean, "n": finite.sum(axis=0)}, case)
+
+
+@SETTINGS
+@given(matrices(max_n=30, max_f=8, max_k=2), st.sampled_from([1.0, 1e300, 1e-300]))
+def test_workspace_reused_across_chunks_gives_the_same_moments(data, magnitude):
+    """Moments and group sums of consecutive chunks written through one reused Workspace
+    equal those computed with fresh tensors, bit for bit (NaN/inf x, extreme scales), for
+    column-major chunks as the engine's (the workspace is column-major; a row-major x's
+    fresh temporaries would be summed in another order)."""
+    x, y = data
+    x = np.asfortranarray(x * magnitude)
+    x[0, -1] = np.inf
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    groups = torch.cat(percentile_split(yt, 50.0), dim=1)
+    right = RightBlock.build(yt, groups, dtype=torch.float64, device="cpu", pack=True)
+    workspace = Workspace(x.shape[0], 3, torch.float64, "cpu")
+    for a in range(0, x.shape[1], 3):
+        chunk = xt[:, a:a + 3]
+        fresh = moments_from_block(chunk, right)
+        reused = moments_from_block(chunk, right, workspace)
+        for want, got in zip(fresh, reused, strict=True):
+            for name in vars(want):
+                assert torch.equal(getattr(want, name).nan_to_num(7.0),
+                                   getattr(got, name).nan_to_num(7.0)), name
+    assert torch.equal(xt.nan_to_num(7.0), torch.from_numpy(x).nan_to_num(7.0))
+
+
+def test_workspace_is_not_used_for_tracked_or_unfitting_inputs():
+    """An x autograd tracks, or one wider than the workspace, gets fresh tensors (the
+    gradient still flows); a fitting one is written into the workspace's buffers."""
+    workspace = Workspace(5, 2, torch.float64, "cpu")
+    x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    _, centred, _, _ = centre_and_mask(x, workspace)
+    assert centred.requires_grad
+    centred.sum().backward()
+    assert x.grad is not None
+    assert workspace.buffers(torch.zeros(5, 3, dtype=torch.float64)) is None
+    assert workspace.buffers(torch.zeros(4, 2, dtype=torch.float64)) is None
+    assert workspace.buffers(torch.zeros(5, 2, dtype=torch.float32)) is None
+    values, _ = workspace.buffers(x.detach())
+    _, centred, _, _ = centre_and_mask(x.detach(), workspace)
+    assert centred.data_ptr() == values.data_ptr()

@@ -7,7 +7,8 @@ missing value; p- and q-values are float64.
 
 - Pearson: :func:`masked_pearson`, :func:`paired_pearson`, :func:`pearson_from_moments`
   (:mod:`.pearson`), on the moments of :func:`masked_moments` /
-  :func:`moments_and_group_sums` (:mod:`.moments`; NaN-skipping means:
+  :func:`moments_and_group_sums` (:mod:`.moments`; many chunks against one y:
+  :class:`RightBlock` and :func:`moments_from_block`; NaN-skipping means:
   :func:`finite_column_means`).
 - p-values: :func:`pearson_pvalue`, :func:`welch_pvalue`, :func:`betainc_route`
   (:mod:`.pvalues`; the torch incomplete beta is :mod:`.betainc`); q-values:
@@ -27,10 +28,12 @@ from .groups import GroupLayout
 from .moments import (
     GroupSums,
     Moments,
+    RightBlock,
     centre_and_mask,
     finite_column_means,
     masked_moments,
     moments_and_group_sums,
+    moments_from_block,
     power_of_two_scale,
 )
 from .pearson import masked_pearson, paired_pearson, pearson_from_moments
@@ -42,6 +45,7 @@ __all__ = [
     "GroupLayout",
     "GroupSums",
     "Moments",
+    "RightBlock",
     "WelchResult",
     "betainc_route",
     "centre_and_mask",
@@ -52,6 +56,7 @@ __all__ = [
     "masked_pearson",
     "module_eigengenes",
     "moments_and_group_sums",
+    "moments_from_block",
     "paired_pearson",
     "pearson_from_moments",
     "pearson_pvalue",

@@ -11,12 +11,21 @@ from torch import Tensor
 
 from ..config import FDR_METHODS  # stdlib-only leaf module: the one home of the choices
 
+#: on the CPU, take the ``depth`` smallest keys with topk instead of sorting all F rows
+#: when depth (the largest family) is at most this share of F
+_TOPK_SHARE = 0.25
+
 
 def fdr_adjust(p: Tensor, family: Tensor | None = None, method: str = "bh") -> Tensor:
     """q-values for ``p`` [F, K], one family per column.
 
     ``family`` [F, K] bool selects the members of each column's family (default: all).
     Non-members and NaN p get NaN q. float64 out, p's device.
+
+    Only the m smallest member p-values of a column (m its family size) enter its q: on
+    the CPU, when the largest family is small against F (module members among all
+    features), the members are found with ``topk`` rather than a sort of every row. The
+    order among tied p-values does not matter: tied p get the same q whatever their order.
     """
     if method not in FDR_METHODS:
         raise ValueError(f"fdr_method must be one of {list(FDR_METHODS)}, got {method!r}")
@@ -28,18 +37,29 @@ def fdr_adjust(p: Tensor, family: Tensor | None = None, method: str = "bh") -> T
         member = member & family.to(p.device)
     f = p.shape[0]
     keyed = torch.where(member, p, torch.full_like(p, float("inf")))
-    order = torch.argsort(keyed, dim=0, stable=True)
-    p_sorted = torch.gather(keyed, 0, order)
-    m = member.sum(dim=0, keepdim=True).to(torch.float64)  # [1, K]
-    rank = torch.arange(1, f + 1, dtype=torch.float64, device=p.device)[:, None]
+    m = member.sum(dim=0, keepdim=True)  # [1, K] int64
+    depth = f
+    if family is not None and p.device.type == "cpu" and f > 0:
+        depth = int(m.max())  # no host sync to avoid on the CPU
+    if depth == 0:  # no column has a member
+        return torch.full_like(p, float("nan"))
+    if depth <= _TOPK_SHARE * f:
+        p_sorted, order = torch.topk(keyed, depth, dim=0, largest=False, sorted=True)
+    else:
+        depth = f
+        order = torch.argsort(keyed, dim=0, stable=True)
+        p_sorted = torch.gather(keyed, 0, order)
+    m = m.to(torch.float64)
+    rank = torch.arange(1, depth + 1, dtype=torch.float64, device=p.device)[:, None]
     scaled = p_sorted * m / rank
     if method == "by":
-        harmonic = torch.cumsum(1.0 / rank, dim=0)  # H_i for i = 1..F
+        harmonic = torch.cumsum(1.0 / rank, dim=0)  # H_i for i = 1..depth
         h_m = torch.gather(harmonic.expand(-1, p.shape[1]), 0,
                            (m.long() - 1).clamp_min(0))  # H_m per column
         scaled = scaled * h_m
     in_family = rank <= m
     scaled = torch.where(in_family, scaled, torch.full_like(scaled, float("inf")))
     q_sorted = torch.flip(torch.cummin(torch.flip(scaled, [0]), dim=0).values, [0]).clamp(0.0, 1.0)
-    q = torch.empty_like(q_sorted).scatter_(0, order, q_sorted)
-    return torch.where(member, q, torch.full_like(q, float("nan")))
+    # rows past a column's family hold non-members (keyed +inf): NaN, as every non-member
+    q_sorted = torch.where(in_family, q_sorted, torch.full_like(q_sorted, float("nan")))
+    return torch.full_like(p, float("nan")).scatter_(0, order, q_sorted)

@@ -13,7 +13,8 @@ near that value (:func:`power_of_two_scale`; exact), so squares of 1e300 do not 
 and squares of 1e-300 do not underflow; r is unchanged by it and the group sums carry the
 scale for the means. All six moments, and the group sums of any contrast, come out of
 three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against prefixes of the stacked block
-``[My | groups | Y0 | Y0^2 | 1]``.
+``[My | groups | Y0 | Y0^2 | 1]`` (:class:`RightBlock`, built once per y; when y has no
+missing value ``My`` is all ones and one column stands for its K).
 """
 
 from __future__ import annotations
@@ -68,7 +69,31 @@ def _scale_of_finite(finite: Tensor, dim: int) -> Tensor:
                        torch.ones_like(peak))
 
 
-def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+class Workspace:
+    """Buffers that :func:`centre_and_mask` writes a chunk's mask and centred values into
+    instead of allocating two [n, F] tensors per chunk (on the CPU each is a fresh mmap
+    whose pages fault in again every chunk). Holds [n, up to ``width``] in ``dtype`` on
+    ``device``, column-major like the feature chunks."""
+
+    def __init__(self, n: int, width: int, dtype: torch.dtype, device: torch.device | str
+                 ) -> None:
+        self._values = torch.empty((width, n), dtype=dtype, device=device)
+        self._mask = torch.empty((width, n), dtype=dtype, device=device)
+
+    def buffers(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(values, mask) views [n, F] for ``x`` [n, F], or None when x does not fit (other
+        n, wider, dtype or device) or autograd tracks it (its graph needs fresh tensors)."""
+        width, n = self._values.shape
+        if (x.ndim != 2 or x.shape[0] != n or x.shape[1] > width or x.dtype != self._values.dtype
+                or x.device != self._values.device or (x.requires_grad
+                                                       and torch.is_grad_enabled())):
+            return None
+        f = x.shape[1]
+        return self._values[:f].T, self._mask[:f].T
+
+
+def centre_and_mask(x: Tensor, workspace: Workspace | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Split ``x`` [n, F] into (finite mask, centred zero-filled values, column centres,
     column scales).
 
@@ -78,10 +103,17 @@ def centre_and_mask(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     gets centre 0. ``x`` itself is never modified. Missing values are zero-filled first,
     so the mask is "zero-filled equals x" (false exactly for NaN and ±inf) and the
     centring ``x0 - mask * centre`` is one fused in-place pass (out of place when
-    autograd tracks x).
+    autograd tracks x). With a ``workspace`` that fits x, the mask and centred values are
+    views of its buffers (valid until its next use).
     """
-    filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    mask = torch.eq(filled, x).to(x.dtype)
+    reuse = None if workspace is None else workspace.buffers(x)
+    if reuse is None:
+        filled = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        mask = torch.eq(filled, x).to(x.dtype)
+    else:
+        filled, mask = reuse
+        torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=filled)
+        torch.eq(filled, x, out=mask)
     tracked = filled.requires_grad and torch.is_grad_enabled()
     scale = _scale_of_finite(filled, 0)
     # dividing by 1 is exact: on CUDA always divide (asking whether to would synchronise
@@ -125,44 +157,114 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
     return moments_and_group_sums(x, y)[0]
 
 
+#: the engine's GEMMs are block' x when the block prefix is wider than this, else x'
+#: block (as every other caller's). MKL (torch 2.13) splits some small GEMMs differently
+#: by thread count, so their sums change with it: in a sweep of F = 1..256 and up to
+#: 5,434 columns, widths 13..225, n = 200 and 1,000, 1 vs 2 threads, block' x was
+#: thread-invariant at widths 97..225 (and 20 at n = 200), not at 13..65 for F = 13..35;
+#: x' block was invariant at widths <= 64 and not at 65..225 for F < 2W. Neither is
+#: invariant for every shape; this choice is no less so than x' block everywhere
+_OUTER_MIN_WIDTH = 96
+
+
+@dataclass(frozen=True)
+class RightBlock:
+    """y's side of the moment GEMMs, built once for a fixed ``y`` [n, K] and group matrix
+    [n, G] and used for every feature chunk (:func:`moments_from_block`).
+
+    ``block`` [n, W] (x's dtype and device) is ``[My | groups | Y0 | Y0^2 | 1]`` (W = 3K +
+    G + 1). ``packed``: y has no missing value, so ``My`` is all ones and the moments that
+    only depend on it (n, sx, sxx) are the same for every module: one ones column stands
+    for My's K and for the trailing ones, ``[1 | groups | Y0 | Y0^2]`` (W = 2K + G + 1).
+    """
+
+    block: Tensor
+    n_modules: int
+    n_groups: int
+    packed: bool
+    #: the engine's block: GEMMs on prefixes wider than _OUTER_MIN_WIDTH columns run as
+    #: block' x [W, F] read back transposed (on the CPU ~30% less time than x' block for
+    #: the column-major chunks); False: always x' block
+    outer: bool = False
+
+    @classmethod
+    def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
+              device: torch.device | str, pack: bool = False) -> RightBlock:
+        """Block of ``y`` [n, K] (NaN/inf = missing) and 0/1 ``groups`` [n, G] (None: no
+        groups) in ``dtype`` on ``device``. ``pack`` (the engine's block): use the packed
+        layout when y has no missing value (asks the device once: a host synchronisation
+        on CUDA), and store the block column-major."""
+        y = y.to(dtype=dtype, device=device)
+        n, k = y.shape
+        my, y0, _, _ = centre_and_mask(y)
+        g = (groups.to(dtype=dtype, device=device) if groups is not None
+             else torch.zeros((n, 0), dtype=dtype, device=device))
+        ones = torch.ones((n, 1), dtype=dtype, device=device)
+        packed = bool(pack and bool(torch.isfinite(y).all()))
+        columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
+        return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
+                   packed=packed, outer=pack)
+
+
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
                            ) -> tuple[Moments, GroupSums | None]:
     """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K], and optionally the
     group sums of x for 0/1 ``groups`` [n, G].
 
     All inputs on one device; NaN/inf mark missing values; results on x's device and
-    dtype. Three GEMMs of [F, n] against prefixes of one right block
-    ``[My | groups | Y0 | Y0^2 | 1]`` [n, 3K + G + 1]: the mask takes all of it, the
-    centred values the first 2K + G columns, their squares the first K + G (each GEMM
-    only computes the moments it is needed for).
+    dtype. :func:`moments_from_block` of the unpacked :class:`RightBlock` of y and groups
+    (a caller with many chunks against one y builds the block once).
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
             f"masked_moments expects [n, F] and [n, K] with equal n, got {tuple(x.shape)} "
             f"and {tuple(y.shape)}"
         )
-    y = y.to(dtype=x.dtype, device=x.device)
-    n, k = y.shape
-    my, y0, _, _ = centre_and_mask(y)
-    g = (groups.to(dtype=x.dtype, device=x.device) if groups is not None
-         else torch.zeros((n, 0), dtype=x.dtype, device=x.device))
-    n_groups = g.shape[1]
-    ones = torch.ones((n, 1), dtype=x.dtype, device=x.device)
-    right = torch.cat([my, g, y0, y0 * y0, ones], dim=1)  # [n, 3K + G + 1]
-    a, b = k + n_groups, 2 * k + n_groups  # prefix widths for squares / values
-    mx, x0, centre, scale = centre_and_mask(x)
-    by_mask = mx.T @ right  # n | counts | sy | syy | finite
-    by_value = x0.T @ right[:, :b]  # sx | totals | sxy
+    right = RightBlock.build(y, groups, dtype=x.dtype, device=x.device)
+    moments, sums = moments_from_block(x, right)
+    return moments, None if groups is None else sums
+
+
+def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None = None
+                       ) -> tuple[Moments, GroupSums]:
+    """Moments of ``x`` [n, F] against the y of ``right``, and the group sums of x over its
+    groups (G = 0: empty [F, 0] sums), on x's device and dtype.
+
+    Three GEMMs of [F, n] against prefixes of ``right.block``: the mask takes all of it,
+    the centred values the first c + G + K columns, their squares the first c + G (c = K,
+    or 1 when packed; each GEMM only computes the moments it is needed for). Packed, n, sx
+    and sxx are broadcast views ([F, 1] expanded to [F, K]). ``workspace``: buffers for
+    :func:`centre_and_mask` reused across chunks.
+    """
+    if x.ndim != 2 or x.shape[0] != right.block.shape[0]:
+        raise ValueError(f"moments expect x [{right.block.shape[0]}, F], got {tuple(x.shape)}")
+    k, n_groups = right.n_modules, right.n_groups
+    c = 1 if right.packed else k  # columns of My
+    a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
+    mx, x0, centre, scale = centre_and_mask(x, workspace)
+    block = right.block
+
+    def times(left: Tensor, width: int) -> Tensor:  # left' block[:, :width], [F, width]
+        if right.outer and width > _OUTER_MIN_WIDTH:
+            return (block[:, :width].T @ left).T
+        return left.T @ block[:, :width]
+
+    by_mask = times(mx, block.shape[1])  # n | counts | sy | syy (| finite)
+    by_value = times(x0, b)  # sx | totals | sxy
     # x0 is ours: square in place unless autograd needs it (training loops)
-    tracked = torch.is_grad_enabled() and (x0.requires_grad or right.requires_grad)
+    tracked = torch.is_grad_enabled() and (x0.requires_grad or block.requires_grad)
     squared = x0 * x0 if tracked else x0.square_()  # x0 is saved for backward when tracked
-    by_square = squared.T @ right[:, :a]  # sxx | squares
-    moments = Moments(n=by_mask[:, :k], sx=by_value[:, :k], sy=by_mask[:, a:b],
-                      sxx=by_square[:, :k], syy=by_mask[:, b : b + k],
-                      sxy=by_value[:, a:b])
-    if groups is None:
-        return moments, None
-    cols = slice(k, a)
+    by_square = times(squared, a)  # sxx | squares
+    f = x.shape[1]
+
+    def per_module(t: Tensor) -> Tensor:
+        return t.expand(f, k) if right.packed else t
+
+    moments = Moments(n=per_module(by_mask[:, :c]), sx=per_module(by_value[:, :c]),
+                      sy=by_mask[:, a:b], sxx=per_module(by_square[:, :c]),
+                      syy=by_mask[:, b:b + k], sxy=by_value[:, a:b])
+    cols = slice(c, a)
     return moments, GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
                               squares=by_square[:, cols], centre=centre,
-                              finite=by_mask[:, -1], scale=scale)
+                              finite=by_mask[:, 0] if right.packed else by_mask[:, -1],
+                              scale=scale)

@@ -6,8 +6,14 @@ cancellation, so tiny p-values keep their digits until they underflow to 0.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
 import torch
 from torch import Tensor
+
+#: below this many values per thread the scipy incomplete beta runs on the calling thread
+_VALUES_PER_THREAD = 1 << 16
 
 
 def betainc_route(device: torch.device, needs_grad: bool = False) -> str:
@@ -30,7 +36,9 @@ def betainc_route(device: torch.device, needs_grad: bool = False) -> str:
 def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     """Regularized incomplete beta I_x(a, b), float64, broadcast, on the inputs' device.
 
-    Dispatch by :func:`betainc_route`: CPU: scipy.special.betainc (zero-copy). CUDA:
+    Dispatch by :func:`betainc_route`: CPU: scipy.special.betainc (zero-copy; large
+    inputs split along their first dimension over torch's intra-op thread count, as the
+    ufunc releases the GIL; each value is computed alike whatever the split). CUDA:
     CuPy's betainc on torch's current stream when CuPy is installed, else the float64 torch
     implementation in :mod:`isograph_gpu.ops.betainc`; neither synchronises with the host.
     """
@@ -39,10 +47,7 @@ def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     )
     route = betainc_route(a.device, a.requires_grad or x.requires_grad)
     if route == "scipy":
-        from scipy import special
-
-        out = special.betainc(a.numpy(), b.numpy(), x.numpy())
-        return torch.from_numpy(out)
+        return _scipy_betainc(a, b, x)
     if route == "cupy":
         from ..backends import cupy_special
 
@@ -50,6 +55,32 @@ def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     from .betainc import betainc as torch_betainc
 
     return torch_betainc(a, b, x)
+
+
+def _scipy_betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """scipy.special.betainc of CPU float64 tensors of one shape, over up to torch's
+    intra-op thread count of row ranges (each at least :data:`_VALUES_PER_THREAD`)."""
+    from scipy import special
+
+    rows = a.shape[0] if a.ndim else 1
+    parts = min(torch.get_num_threads(), rows, a.numel() // _VALUES_PER_THREAD)
+    if parts < 2:
+        return torch.from_numpy(special.betainc(a.numpy(), b.numpy(), x.numpy()))
+    out = torch.empty(a.shape, dtype=torch.float64)
+    bounds = [rows * i // parts for i in range(parts + 1)]
+
+    def part(i: int) -> None:
+        rs = slice(bounds[i], bounds[i + 1])
+        special.betainc(a[rs].numpy(), b[rs].numpy(), x[rs].numpy(), out=out[rs].numpy())
+
+    list(_pool(parts).map(part, range(parts)))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool kept for the process (one per size asked)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="betainc")
 
 
 def pearson_pvalue(r: Tensor, n: Tensor) -> Tensor:
