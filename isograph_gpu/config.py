@@ -73,7 +73,7 @@ class ExplainConfig:
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
     #: replaced as a whole); by default such a folder is refused before any computing.
     replace_output_dir: bool = False
-    #: Run the feature statistics as Dask tasks, one per feature chunk: a scheduler
+    #: Run the feature statistics as Dask tasks, one per read block of the feature table: a scheduler
     #: address ("tcp://host:8786") or "local[:N]" (a local cluster of N one-thread worker
     #: processes for the run); ``None``: one process. Needs the ``distributed`` extra
     #: (docs/distributed.md).

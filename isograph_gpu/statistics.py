@@ -238,10 +238,10 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     """All statistics of an explain run for a block of modules in one batched pass on
     ``device`` (working precision ``dtype``; p- and q-values float64).
 
-    ``layout`` the run's :class:`RowLayout`; ``scores`` [n, Kb] the block's module scores (:func:`eigengenes`), ``channel_family``
-    [R, Kb] / ``feature_family`` [F, Kb] the block's memberships (:func:`module_membership`).
-    With a Dask ``client`` the table features' statistics run as one task per chunk on
-    its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
+    ``layout`` the run's :class:`RowLayout`; ``scores`` [n, Kb] the block's module scores
+    (:func:`eigengenes`), ``channel_family`` [R, Kb] / ``feature_family`` [F, Kb] the block's
+    memberships (:func:`module_membership`). With a Dask ``client`` the table features'
+    statistics run as one task per read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,

@@ -108,9 +108,10 @@ class _ExplainCommand(click.Command):
                    "or load it whole. Default: stream only when loading would take more "
                    "than half the memory available.")
 @click.option("--scheduler", default=None, metavar="ADDRESS|local[:N]",
-              help="Run the feature statistics as Dask tasks, one per feature chunk: a "
-                   "scheduler address (tcp://host:8786) or local[:N] (N local worker "
-                   "processes). Needs the distributed extra; see docs/distributed.md.")
+              help="Run the feature statistics as Dask tasks, one per read block of the "
+                   "feature table: a scheduler address (tcp://host:8786) or local[:N] (N "
+                   "local worker processes). Needs the distributed extra; see "
+                   "docs/distributed.md.")
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
