@@ -68,7 +68,8 @@ def test_annotation_imports_structure_only(tmp_path):
 
 _FREEZE_CHILD = """
 import gc, json, sys
-from isograph_gpu.cli.common import import_long_lived
+from isograph_gpu.cli.common import PROCESS_ENTRY, import_long_lived
+PROCESS_ENTRY["enabled"] = True  # as the console script sets it
 before = gc.get_freeze_count()
 module = import_long_lived("isograph_gpu.pipeline")
 again = import_long_lived("isograph_gpu.pipeline")
@@ -86,6 +87,27 @@ def test_import_long_lived_freezes_the_imported_objects():
     assert before == 0
     assert after > 100_000  # torch, pandas, polars: hundreds of thousands of objects
     assert enabled and name == "isograph_gpu.pipeline" and same
+
+
+_IN_PROCESS_CHILD = """
+import gc, json, sys
+from isograph_gpu.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    print(json.dumps([gc.get_freeze_count(), gc.isenabled()]))
+"""
+
+
+def test_in_process_main_leaves_the_callers_collector_alone(tmp_path):
+    """A caller's ``main([...])`` (notebook, test) imports plainly: nothing is frozen into
+    the permanent generation and the collector stays on."""
+    done = subprocess.run([sys.executable, "-c", _IN_PROCESS_CHILD, *_args(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    frozen, enabled = json.loads(done.stdout.strip().splitlines()[-1])
+    assert frozen == 0 and enabled
+    assert (tmp_path / "o" / "module_explanation_manifest.json").is_file()
 
 
 @pytest.mark.slow

@@ -32,6 +32,10 @@ T = TypeVar("T")
 EXIT_FAILURE = 1
 #: set by ``isograph-gpu --debug`` (anywhere on the command line): print tracebacks
 DEBUG = {"enabled": False}
+#: set by the command group when the process itself is the entry point (the console script
+#: or ``python -m isograph_gpu``, not a caller's ``main([...])``): only then may the CLI
+#: change the process's garbage collector (:func:`import_long_lived`)
+PROCESS_ENTRY = {"enabled": False}
 
 
 class Terminated(KeyboardInterrupt):
@@ -82,9 +86,13 @@ def import_long_lived(name: str) -> ModuleType:
     cyclic garbage collector paused, then move every object alive to the collector's
     permanent generation (:func:`gc.freeze`). Module objects live as long as the process;
     torch's import alone creates ~400,000 of them, and without this every collection
-    during the import and the run walks them again (~0.3 s CPU at start-up)."""
-    if name in sys.modules:
-        return sys.modules[name]
+    during the import and the run walks them again (~0.3 s CPU at start-up).
+
+    Only when the process itself is the entry point (:data:`PROCESS_ENTRY`): a caller's
+    in-process ``main([...])`` (a notebook, a test) gets a plain import and keeps its
+    collector as it was."""
+    if name in sys.modules or not PROCESS_ENTRY["enabled"]:
+        return importlib.import_module(name)
     gc.collect()  # freeze no garbage that exists now (cheap: little is loaded yet)
     enabled = gc.isenabled()
     gc.disable()
