@@ -147,6 +147,17 @@ def test_fdr_families_per_column():
     np.testing.assert_allclose(q, oracles.fdr(p, family), rtol=1e-12, equal_nan=True)
 
 
+@pytest.mark.parametrize("f, k", [(5, 0), (0, 0), (0, 3)])
+@pytest.mark.parametrize("with_family", [False, True])
+def test_fdr_of_no_columns_or_no_rows_is_empty(f, k, with_family):
+    """F > 0 with K = 0 modules, and F = 0: an empty [F, K] q, family or not (the CPU's
+    largest-family look-up took the max of an empty [1, 0] count)."""
+    p = torch.rand(f, k, dtype=torch.float64)
+    family = torch.ones(f, k, dtype=torch.bool) if with_family else None
+    q = fdr_adjust(p, family)
+    assert q.shape == (f, k) and q.dtype == torch.float64
+
+
 @SETTINGS
 @given(st.integers(0, 2**31 - 1), st.integers(0, 80), st.integers(1, 4),
        st.sampled_from(["bh", "by"]))

@@ -39,8 +39,8 @@ def fdr_adjust(p: Tensor, family: Tensor | None = None, method: str = "bh") -> T
     keyed = torch.where(member, p, torch.full_like(p, float("inf")))
     m = member.sum(dim=0, keepdim=True)  # [1, K] int64
     depth = f
-    if family is not None and p.device.type == "cpu" and f > 0:
-        depth = int(m.max())  # no host sync to avoid on the CPU
+    if family is not None and p.device.type == "cpu" and m.numel():
+        depth = int(m.max())  # no host sync to avoid on the CPU (K = 0: no max to take)
     if depth == 0:  # no column has a member
         return torch.full_like(p, float("nan"))
     if depth <= _TOPK_SHARE * f:
