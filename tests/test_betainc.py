@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mpmath
 import numpy as np
 import pytest
@@ -338,3 +340,60 @@ def test_cpu_route_split_over_threads_equals_one_scipy_call(threads, shape) -> N
         got = pvalues.betainc(torch.from_numpy(a), torch.tensor(0.5), torch.from_numpy(x))
     assert got.shape == shape and got.dtype == torch.float64
     np.testing.assert_array_equal(got.numpy(), want)
+
+
+_FORK_SCRIPT = """
+import os, sys, time
+import numpy as np, scipy.special as sp, torch
+from isograph_gpu.ops import pvalues
+
+torch.set_num_threads(2)
+rng = np.random.default_rng(1)
+a, x = rng.uniform(0.5, 600.0, 200_000), rng.random(200_000)
+want = sp.betainc(a, 0.5, x)
+assert np.array_equal(pvalues.betainc(torch.from_numpy(a), torch.tensor(0.5),
+                                      torch.from_numpy(x)).numpy(), want)  # pool started
+pid = os.fork()
+if pid == 0:  # the child: the same threaded call must finish and agree
+    got = pvalues.betainc(torch.from_numpy(a), torch.tensor(0.5), torch.from_numpy(x))
+    os._exit(0 if np.array_equal(got.numpy(), want) else 1)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.05)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+sys.exit(3)  # the child hung
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_computes_betainc_on_threads() -> None:
+    """A child forked after a threaded betainc (its pool's threads are not in the child)
+    computes the same values as scipy instead of waiting forever on the parent's pool
+    (exit 3: hung; 1: wrong values)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], cwd=root, timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+
+
+def test_one_betainc_pool_of_torch_thread_count() -> None:
+    """One pool for the process, of torch's thread count, replaced when it changes."""
+    from unittest import mock
+
+    from isograph_gpu.ops import pvalues
+
+    with mock.patch.object(torch, "get_num_threads", return_value=3):
+        first = pvalues._pool()
+        assert pvalues._pool() is first and first._max_workers == 3
+    with mock.patch.object(torch, "get_num_threads", return_value=2):
+        second = pvalues._pool()
+    assert second is not first and second._max_workers == 2
+    assert list(pvalues._pool_of.values()) == [second]

@@ -6,8 +6,9 @@ cancellation, so tiny p-values keep their digits until they underflow to 0.
 
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -73,14 +74,39 @@ def _scipy_betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
         rs = slice(bounds[i], bounds[i + 1])
         special.betainc(a[rs].numpy(), b[rs].numpy(), x[rs].numpy(), out=out[rs].numpy())
 
-    list(_pool(parts).map(part, range(parts)))
+    list(_pool().map(part, range(parts)))
     return out
 
 
-@lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool kept for the process (one per size asked)."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="betainc")
+_pool_lock = threading.Lock()
+_pool_of: dict[int, ThreadPoolExecutor] = {}  # the one pool, by its thread count
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's one betainc thread pool, of ``torch.get_num_threads()`` workers
+    (replaced when that count changes; a forked child starts without it)."""
+    workers = torch.get_num_threads()
+    with _pool_lock:
+        pool = _pool_of.get(workers)
+        if pool is None:
+            for old in _pool_of.values():
+                old.shutdown(wait=False)
+            _pool_of.clear()
+            pool = _pool_of[workers] = ThreadPoolExecutor(max_workers=workers,
+                                                          thread_name_prefix="betainc")
+        return pool
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has the parent's pool object but none of its threads (a submit
+    would wait forever): drop it, and the lock a parent's thread may have held."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pool_of.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def pearson_pvalue(r: Tensor, n: Tensor) -> Tensor:
