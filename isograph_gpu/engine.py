@@ -336,8 +336,11 @@ def chunk_right_block(scores: torch.Tensor, layout: GroupLayout, device: torch.d
                       dtype: torch.dtype) -> RightBlock:
     """The y side of every chunk's GEMMs: ``scores`` [n, K] and ``layout``'s groups in
     ``dtype`` on ``device``, packed when the scores have no missing value (decided here,
-    once per run: one host synchronisation on CUDA)."""
-    return RightBlock.build(scores, layout.matrix, dtype=dtype, device=device, pack=True)
+    once per :func:`feature_statistics` call: one host synchronisation on CUDA). The
+    scores are detached: no statistic needs their gradient, and a block that autograd
+    tracks would have the GEMMs save views of the reused :class:`Workspace`."""
+    return RightBlock.build(scores.detach(), layout.matrix, dtype=dtype, device=device,
+                            pack=True)
 
 
 def _chunk_statistics(out: FeatureStatistics, a: int, b: int, x: torch.Tensor,

@@ -515,6 +515,44 @@ def test_workspace_reused_across_chunks_gives_the_same_moments(data, magnitude):
     assert torch.equal(xt.nan_to_num(7.0), torch.from_numpy(x).nan_to_num(7.0))
 
 
+def test_a_tracked_right_block_keeps_its_gradient_with_a_reused_workspace():
+    """y that autograd tracks: the GEMMs save x's mask and values for backward, so a
+    workspace reused by the next chunk must not hold them; the gradient of chunk 1's
+    moments equals the one computed with fresh tensors."""
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(np.asfortranarray(rng.normal(size=(9, 6))))
+    y = torch.from_numpy(rng.normal(size=(9, 2)))
+    grads = []
+    for reuse in (False, True):
+        leaf = y.clone().requires_grad_(True)
+        right = RightBlock.build(leaf, None, dtype=torch.float64, device="cpu")
+        workspace = Workspace(9, 3, torch.float64, "cpu") if reuse else None
+        first, _ = moments_from_block(x[:, :3], right, workspace)
+        moments_from_block(x[:, 3:] * 5.0 + 1.0, right, workspace)  # the next chunk
+        (first.sxy.sum() + first.sy.sum()).backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_scores_autograd_tracks_give_the_untracked_statistics():
+    """feature_statistics of scores that require grad: the same statistics, none of them
+    tracked (to_host works), through the reused workspace."""
+    from isograph_gpu.engine import feature_statistics
+
+    rng = np.random.default_rng(6)
+    x = np.asfortranarray(rng.normal(size=(30, 50)))
+    scores = torch.from_numpy(rng.normal(size=(30, 3)))
+    high = scores > 0
+    common = dict(min_pairs=3, splits={"m": (high, ~high)}, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=0, chunk_features=7)
+    want = feature_statistics(x, scores, **common).to_host()
+    got_stats = feature_statistics(x, scores.clone().requires_grad_(True), **common)
+    assert not any(t.requires_grad for t in got_stats.named_tensors().values())
+    got = got_stats.to_host()
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
 def test_workspace_is_not_used_for_tracked_or_unfitting_inputs():
     """An x autograd tracks, or one wider than the workspace, gets fresh tensors (the
     gradient still flows); a fitting one is written into the workspace's buffers."""

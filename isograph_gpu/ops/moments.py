@@ -234,15 +234,18 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     the centred values the first c + G + K columns, their squares the first c + G (c = K,
     or 1 when packed; each GEMM only computes the moments it is needed for). Packed, n, sx
     and sxx are broadcast views ([F, 1] expanded to [F, K]). ``workspace``: buffers for
-    :func:`centre_and_mask` reused across chunks.
+    :func:`centre_and_mask` reused across chunks (not used when autograd tracks
+    ``right.block``: the GEMMs then save the mask and values for backward).
     """
     if x.ndim != 2 or x.shape[0] != right.block.shape[0]:
         raise ValueError(f"moments expect x [{right.block.shape[0]}, F], got {tuple(x.shape)}")
     k, n_groups = right.n_modules, right.n_groups
     c = 1 if right.packed else k  # columns of My
     a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
-    mx, x0, centre, scale = centre_and_mask(x, workspace)
     block = right.block
+    if block.requires_grad and torch.is_grad_enabled():
+        workspace = None  # the GEMMs save x's mask and values for backward: fresh ones
+    mx, x0, centre, scale = centre_and_mask(x, workspace)
 
     def times(left: Tensor, width: int) -> Tensor:  # left' block[:, :width], [F, width]
         if right.outer and width > _OUTER_MIN_WIDTH:
