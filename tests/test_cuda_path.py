@@ -101,3 +101,13 @@ def test_chunk_statistics_do_not_synchronise_with_the_host():
     with no_host_sync():
         _chunk_statistics(out, 0, 30, x, right, layout, 3, where)
     assert torch.isfinite(out.r).all()
+
+
+def test_engine_gemms_keep_the_x_block_orientation_on_cuda() -> None:
+    """block' x is tuned for MKL only: the engine's packed block on CUDA runs every GEMM
+    as x' block (``outer`` False); on the CPU it is the engine's orientation."""
+    from isograph_gpu.ops.moments import RightBlock
+
+    y = torch.randn(20, 40, dtype=torch.float64)
+    assert RightBlock.build(y, dtype=torch.float64, device="cpu", pack=True).outer
+    assert not RightBlock.build(y, dtype=torch.float64, device="cuda", pack=True).outer

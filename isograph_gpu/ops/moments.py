@@ -182,18 +182,20 @@ class RightBlock:
     n_modules: int
     n_groups: int
     packed: bool
-    #: the engine's block: GEMMs on prefixes wider than _OUTER_MIN_WIDTH columns run as
-    #: block' x [W, F] read back transposed (on the CPU ~30% less time than x' block for
-    #: the column-major chunks); False: always x' block
+    #: the engine's block on the CPU: GEMMs on prefixes wider than _OUTER_MIN_WIDTH
+    #: columns run as block' x [W, F] read back transposed (with MKL ~30% less time than x'
+    #: block for the column-major chunks; not measured on cuBLAS, so never on CUDA);
+    #: False: always x' block
     outer: bool = False
 
     @classmethod
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
               device: torch.device | str, pack: bool = False) -> RightBlock:
         """Block of ``y`` [n, K] (NaN/inf = missing) and 0/1 ``groups`` [n, G] (None: no
-        groups) in ``dtype`` on ``device``. ``pack`` (the engine's block): use the packed
-        layout when y has no missing value (asks the device once: a host synchronisation
-        on CUDA), and store the block column-major."""
+        groups) in ``dtype`` on ``device``, one row per sample ([n, W], row-major as
+        ``torch.cat`` makes it). ``pack`` (the engine's block): use the packed layout when
+        y has no missing value (asks the device once: a host synchronisation on CUDA),
+        and on the CPU run the wide GEMMs as block' x (:attr:`outer`)."""
         y = y.to(dtype=dtype, device=device)
         n, k = y.shape
         my, y0, _, _ = centre_and_mask(y)
@@ -203,7 +205,7 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, outer=pack)
+                   packed=packed, outer=pack and y.device.type == "cpu")
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
