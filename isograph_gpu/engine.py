@@ -126,9 +126,10 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
                memory_budget_bytes: int, chunk_features: int | None = None
                ) -> tuple[int, list[tuple[int, int]]]:
     """``(step, spans)``: features per chunk (:func:`chunk_size`) and the column spans of
-    ``features`` [n, F] in order (:func:`chunk_spans`, never across the reader's
-    ``read_columns`` block). One plan for the single-process loop and the Dask tasks, so
-    both chunk, and compute, alike."""
+    ``features`` [n, F] in order (:func:`chunk_spans`: across none of the reader's
+    ``read_columns`` blocks while ``step`` fits in one; a wider chunk crosses them). One
+    plan for the single-process loop and the Dask tasks, so both chunk, and compute,
+    alike."""
     n, f = features.shape
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=n_modules * (1 + n_splits))
@@ -201,7 +202,9 @@ def read_groups(spans: list[tuple[int, int]], width: int) -> list[tuple[int, int
 
 def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tuple[int, int]]:
     """Column spans ``(a, b)`` of at most ``step`` columns covering 0..n_features, none
-    crossing a multiple of ``read`` (the reader's block; ``None``: no blocks)."""
+    crossing a multiple of ``read`` (the reader's block; ``None``: no blocks) when ``step
+    <= read``; a ``step`` wider than ``read`` gives spans of ``step`` from 0, which cross
+    read blocks."""
     read = max(step, read or step)
     return [(a, min(n_features, a + step, r + read))
             for r in range(0, n_features, read) for a in range(r, min(n_features, r + read), step)]
@@ -214,19 +217,24 @@ def device_chunks(features: Any, step: int, device: torch.device,
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
     float64). A block reader (a streamed table) that names its read size
-    (``features.read_columns``: chunks never cross a multiple of it) is read in runs of
-    whole chunks (:func:`read_groups`, at most ``features.read_ahead_columns`` wide, else
+    (``features.read_columns``; :func:`chunk_spans`) is read in runs of whole chunks
+    (:func:`read_groups`, at most ``features.read_ahead_columns`` wide, else
     ``read_columns``), the next run on a background thread while the caller computes on
-    the chunks of the last one, which are views of it. CUDA: each chunk is cast into one of two pinned host buffers and copied
-    on a side stream while the caller computes on the previous chunk; device memory holds
-    two chunks at a time whatever the matrix size.
+    the chunks of the last one, which are views of it; when a chunk is wider than that
+    width, each chunk is read on its own in the caller, with no read ahead. CUDA: each
+    chunk is cast into one of two pinned host buffers and copied on a side stream while
+    the caller computes on the previous chunk; device memory holds two chunks at a time
+    whatever the matrix size.
     """
     n, f = features.shape
     read = getattr(features, "read_columns", None)
     spans = chunk_spans(f, step, read)
     blocks = None
-    if read is not None:  # a block reader: runs of whole chunks read, one run ahead
-        width = int(getattr(features, "read_ahead_columns", read))
+    width = None if read is None else int(getattr(features, "read_ahead_columns", read))
+    if width is not None and max((b - a for a, b in spans), default=0) <= width:
+        # a block reader: runs of whole chunks read, one run ahead. A chunk wider than the
+        # read-ahead width (a large budget) is read alone, in the caller: ahead, the chunk
+        # computed on and the next one decoded would exceed STREAM_BYTES_IN_FLIGHT
         blocks = features = _BlockReads(features, read_groups(spans, width))
     try:
         yield from _device_chunks(features, n, spans, step, device, dtype)

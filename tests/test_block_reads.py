@@ -3,10 +3,13 @@ has a fixed cost) while the engine computes on smaller chunks of each block."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
 from isograph_gpu.engine import device_chunks
+from isograph_gpu.io.read_ahead import THREAD_NAME
 
 
 class CountingBlocks:
@@ -43,3 +46,45 @@ def test_plain_matrix_chunks_unchanged():
     x = np.asfortranarray(np.arange(30.0).reshape(3, 10))
     spans = [(a, b) for a, b, _ in device_chunks(x, 4, torch.device("cpu"), torch.float64)]
     assert spans == [(0, 4), (4, 8), (8, 10)]
+
+
+class ThreadRecordingBlocks(CountingBlocks):
+    """A block reader that records which thread runs each read and how many chunks the
+    caller had taken by then."""
+
+    def __init__(self, x: np.ndarray, read_columns: int, read_ahead_columns: int) -> None:
+        super().__init__(x, read_columns)
+        self.read_ahead_columns, self.threads, self.taken = read_ahead_columns, [], 0
+        self.taken_at_read = []
+
+    def __getitem__(self, key):
+        self.threads.append(threading.current_thread().name)
+        self.taken_at_read.append(self.taken)
+        return super().__getitem__(key)
+
+
+def test_chunks_wider_than_the_read_ahead_width_are_read_one_at_a_time():
+    """A chunk wider than the read-ahead width (a large budget: chunks cross read blocks)
+    is read alone, in the caller, only when taken: never beside the next chunk's decode.
+    The chunk plan is unchanged (spans of 7 across the 4-column read blocks)."""
+    x = np.asfortranarray(np.random.default_rng(1).normal(size=(3, 30)))
+    blocks = ThreadRecordingBlocks(x, read_columns=4, read_ahead_columns=6)
+    spans = []
+    for a, b, chunk in device_chunks(blocks, 7, torch.device("cpu"), torch.float64):
+        spans.append((a, b))
+        np.testing.assert_array_equal(chunk.numpy(), x[:, a:b])
+        blocks.taken += 1
+    assert spans == [(0, 7), (7, 14), (14, 21), (21, 28), (28, 30)]
+    assert blocks.reads == spans  # one read per chunk, none twice
+    assert blocks.threads == [threading.current_thread().name] * 5  # no read ahead
+    assert blocks.taken_at_read == [0, 1, 2, 3, 4]
+
+
+def test_chunks_within_the_read_ahead_width_are_read_ahead():
+    x = np.asfortranarray(np.random.default_rng(2).normal(size=(3, 30)))
+    blocks = ThreadRecordingBlocks(x, read_columns=10, read_ahead_columns=12)
+    chunks = [(a, b) for a, b, _ in device_chunks(blocks, 6, torch.device("cpu"),
+                                                  torch.float64)]
+    assert chunks == [(0, 6), (6, 10), (10, 16), (16, 20), (20, 26), (26, 30)]
+    assert blocks.reads == [(0, 10), (10, 20), (20, 30)]
+    assert set(blocks.threads) == {THREAD_NAME}

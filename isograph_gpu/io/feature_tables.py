@@ -193,8 +193,10 @@ class ParquetFeatureBlocks(FeatureBlocks):
 
     @property
     def read_columns(self) -> int:
-        """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks
-        never cross a multiple of it (the chunk plan, hence the tables, of every run)."""
+        """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks no
+        wider than it never cross a multiple of it; wider ones (a large memory budget)
+        do, and are then read one chunk at a time (:func:`isograph_gpu.engine.chunk_spans`,
+        :func:`isograph_gpu.engine.device_chunks`; the chunk plan, hence the tables)."""
         return max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self._rows)))
 
     @property
