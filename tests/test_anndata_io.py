@@ -265,3 +265,20 @@ def test_backed_h5ad_take_reads_scattered_columns(ref_inputs, h5ad_paths, fmt):
     assert got.flags.f_contiguous and got.dtype == np.float64
     np.testing.assert_array_equal(got, x[np.ix_(rows, positions)])
     np.testing.assert_array_equal(blocks[:, 2:9], x[rows, 2:9])
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+def test_backed_h5ad_take_keeps_repeats_and_order(ref_inputs, h5ad_paths, fmt):
+    """take of repeated, unsorted positions of a streamed .h5ad: every column asked for,
+    in that order, rows in the order asked for (numpy indexing of X is the oracle)."""
+    from isograph_gpu.io.anndata import AnnDataFeatureTable
+
+    table = AnnDataFeatureTable(h5ad_paths[fmt], stream=True)
+    rows = np.arange(len(table.sample_ids))[::-1].copy()
+    blocks = table.matrix(table.columns, rows)
+    x = _adata(ref_inputs).X
+    last = len(table.columns) - 1
+    positions = np.array([17, 3, last, 3, 0, 17, 4])
+    got = blocks.take(positions)
+    assert got.shape == (len(rows), 7) and got.flags.f_contiguous
+    np.testing.assert_array_equal(got, x[np.ix_(rows, positions)])

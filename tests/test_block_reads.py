@@ -88,3 +88,38 @@ def test_chunks_within_the_read_ahead_width_are_read_ahead():
     assert chunks == [(0, 6), (6, 10), (10, 16), (16, 20), (20, 26), (26, 30)]
     assert blocks.reads == [(0, 10), (10, 20), (20, 30)]
     assert set(blocks.threads) == {THREAD_NAME}
+
+
+def test_parquet_take_keeps_repeats_and_order(tmp_path, monkeypatch):
+    """take of repeated, unsorted positions: every column asked for, in that order (a
+    polars select of a repeated name returned it once), rows in the order asked for; the
+    file is read once, each distinct column once. pandas indexing is the oracle."""
+    import pandas as pd
+    import polars as pl
+
+    from isograph_gpu.io.feature_tables import SamplesByFeaturesTable
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(6, 12))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(values, columns=[f"T{j:02d}" for j in range(12)])
+    frame.insert(0, "sample_id", [f"0{i}" for i in range(6)])
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    table = SamplesByFeaturesTable(path, "feature_table", stream=True)
+    rows = np.array([5, 0, 3, 1, 4, 2])
+    blocks = table.matrix(table.columns, rows)
+    widths = []
+    original = pl.LazyFrame.collect
+
+    def counting_collect(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        widths.append(out.width)
+        return out
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    positions = np.array([9, 2, 9, 0, 2, 11, 3])
+    got = blocks.take(positions)
+    assert widths == [5]  # 0, 2, 3, 9, 11: one read of the distinct columns
+    assert got.shape == (6, 7) and got.flags.f_contiguous and got.dtype == np.float64
+    np.testing.assert_array_equal(got, values[np.ix_(rows, positions)])

@@ -161,10 +161,16 @@ class FeatureBlocks:
         return self._read_positions(np.arange(a, b, dtype=np.int64))
 
     def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Columns ``positions`` (in that order) as one float64 [n, len(positions)]
-        Fortran block, in one read (scattered columns cost one fixed cost, not one per
-        run of adjacent columns)."""
-        return self._read_positions(np.asarray(positions, dtype=np.int64).ravel())
+        """Columns ``positions`` (in that order, repeats included) as one float64 [n,
+        len(positions)] Fortran block: each distinct column read once, in one read call
+        (scattered columns of a parquet cost one fixed cost, not one per run of adjacent
+        columns), then gathered into the order asked for."""
+        positions = np.asarray(positions, dtype=np.int64).ravel()
+        distinct, inverse = np.unique(positions, return_inverse=True)
+        block = self._read_positions(distinct)
+        if np.array_equal(distinct, positions):
+            return block
+        return np.asfortranarray(np.take(block, inverse, axis=1))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.to_matrix()
