@@ -3,6 +3,7 @@ reference parquet inputs; results go back into an AnnData (issue 13.1)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import warnings
@@ -13,6 +14,8 @@ import pytest
 import scipy.sparse as sp
 from _helpers.explain import explain_api, invoke_explain
 from conftest import EXPECTED, assert_table_matches
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.errors import InputError, OptionalDependencyError
@@ -282,3 +285,57 @@ def test_backed_h5ad_take_keeps_repeats_and_order(ref_inputs, h5ad_paths, fmt):
     got = blocks.take(positions)
     assert got.shape == (len(rows), 7) and got.flags.f_contiguous
     np.testing.assert_array_equal(got, x[np.ix_(rows, positions)])
+
+
+class _RecordingX:
+    """A backed X that records the column ranges read from it."""
+
+    def __init__(self, x) -> None:
+        self.x, self.reads = x, []
+
+    def __getattr__(self, name):
+        return getattr(self.x, name)
+
+    def __getitem__(self, key):
+        self.reads.append((key[1].start, key[1].stop))
+        return self.x[key]
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+def test_backed_h5ad_take_reads_runs_not_the_range_between(ref_inputs, h5ad_paths, fmt):
+    """Columns spread over a backed .h5ad (figure transcripts) are read in runs of near
+    neighbours, not as the whole range min..max; a backed CSR, whose every column range
+    reads all of its data, in one range. Values: numpy indexing of X."""
+    from isograph_gpu.io.anndata import AnnDataFeatureTable
+
+    table = AnnDataFeatureTable(h5ad_paths[fmt], stream=True)
+    rows = np.arange(len(table.sample_ids))[::-1].copy()
+    blocks = table.matrix(table.columns, rows)
+    blocks._x = _RecordingX(blocks._x)
+    last = len(table.columns) - 1
+    assert last > 200
+    positions = np.array([last, 17, 0, 3, 41, 4, 5, 40, 17])
+    got = blocks.take(positions)
+    np.testing.assert_array_equal(got, _adata(ref_inputs).X[np.ix_(rows, positions)])
+    if fmt == "csr":
+        assert blocks._x.reads == [(0, last + 1)]
+    else:  # 0..17 (gaps of at most 16 columns are read through), 40..41, last
+        assert blocks._x.reads == [(0, 18), (40, 42), (last, last + 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 300), max_size=40), st.integers(0, 20), st.integers(1, 50))
+def test_column_runs_cover_the_positions_within_gap_and_width(values, gap, width):
+    from isograph_gpu.io.anndata import column_runs
+
+    positions = np.unique(np.asarray(values, dtype=np.int64))
+    runs = column_runs(positions, gap, width)
+    starts, ends = [i for i, _ in runs], [j for _, j in runs]
+    assert starts == [0] * bool(runs) + ends[:-1]  # in order, no overlap, no hole
+    assert (ends[-1] if runs else 0) == len(positions)
+    for i, j in runs:
+        assert i < j and positions[j - 1] - positions[i] < width
+        assert np.all(np.diff(positions[i:j]) <= gap + 1)
+    # no two runs could have been one: a gap, or the width, parts them
+    for (i, j), (k, _) in itertools.pairwise(runs):
+        assert positions[k] - positions[j - 1] > gap + 1 or positions[k] - positions[i] >= width

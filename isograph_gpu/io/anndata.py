@@ -52,33 +52,78 @@ def is_anndata(source: object) -> bool:
                for cls in type(source).__mro__)
 
 
+#: wanted columns of a backed ``.h5ad`` at most this many columns apart are read in one
+#: range (the columns between are read and dropped) rather than in two reads
+RUN_GAP_COLUMNS = 16
+
+
+def column_runs(positions: np.ndarray, gap: int, width: int) -> list[tuple[int, int]]:
+    """Runs ``(i, j)`` of the sorted distinct ``positions``: ``positions[i:j]`` are read as
+    the one range ``positions[i]..positions[j - 1]``. A run ends where two neighbours are
+    more than ``gap`` columns apart, and is split to at most ``width`` columns."""
+    if not len(positions):
+        return []
+    ends = np.flatnonzero(np.diff(positions) > gap + 1) + 1
+    runs = []
+    for i, j in zip(np.r_[0, ends].tolist(), np.r_[ends, len(positions)].tolist(),
+                    strict=True):
+        while i < j:  # as wide as ``width`` allows, from each run's first column
+            end = min(j, int(np.searchsorted(positions, positions[i] + max(1, width))))
+            runs.append((i, end))
+            i = end
+    return runs
+
+
 def _dense_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """float64 [len(rows), len(positions)], Fortran order, from a dense array, a scipy
-    sparse matrix, an h5py dataset or a backed sparse dataset (read as one column range,
-    then gathered: backed stores index ranges, not arbitrary lists)."""
+    sparse matrix, an h5py dataset or a backed sparse dataset (:func:`_backed_columns`)."""
     import scipy.sparse as sp  # here, not at module import: a plain run needs no scipy
 
     if len(positions) == 0:
         return np.empty((len(rows), 0), dtype=np.float64, order="F")
-    lo, hi = int(positions.min()), int(positions.max()) + 1
     if isinstance(x, np.ndarray) and x.dtype == np.float64:
         # one gather: the (features, samples) C-ordered copy is the wanted Fortran matrix
         return np.ascontiguousarray(x.T[np.ix_(positions, rows)]).T
-    if isinstance(x, np.ndarray) or sp.issparse(x):
-        block = x[:, positions]
-        local = None
-    else:  # backed: h5py.Dataset or anndata's sparse dataset
-        block = x[:, lo:hi]
-        local = positions - lo
+    if not (isinstance(x, np.ndarray) or sp.issparse(x)):
+        return _backed_columns(x, positions, rows)
+    block = x[:, positions]
     if sp.issparse(block):
-        block = sp.csc_matrix(block)
-        if local is not None:
-            block = block[:, local]
-        return np.asfortranarray(block[rows].toarray(order="F"), dtype=np.float64)
-    block = np.asarray(block)
-    if local is not None:
-        block = block[:, local]
-    return np.asfortranarray(block[rows], dtype=np.float64)
+        return np.asfortranarray(sp.csc_matrix(block)[rows].toarray(order="F"),
+                                 dtype=np.float64)
+    return np.asfortranarray(np.asarray(block)[rows], dtype=np.float64)
+
+
+def _backed_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """:func:`_dense_columns` of a backed ``X`` (an h5py dataset or anndata's backed
+    sparse dataset, which read column ranges, not lists): each distinct position read
+    once, in ranges of adjacent ones (:func:`column_runs`: gaps up to
+    :data:`RUN_GAP_COLUMNS`, at most a read block of
+    :data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES` wide), so scattered columns
+    do not read the table between them. A backed CSR reads all its rows' data for any
+    column range, so it is read as one range."""
+    import scipy.sparse as sp
+
+    from .feature_tables import LOAD_BLOCK_BYTES
+
+    wanted, inverse = np.unique(positions, return_inverse=True)
+    if getattr(x, "format", None) == "csr":
+        runs = [(0, len(wanted))]
+    else:
+        width = max(1, LOAD_BLOCK_BYTES // (8 * max(1, int(x.shape[0]))))
+        runs = column_runs(wanted, RUN_GAP_COLUMNS, width)
+    out = np.empty((len(rows), len(wanted)), dtype=np.float64, order="F")
+    for i, j in runs:
+        lo = int(wanted[i])
+        block = x[:, lo:int(wanted[j - 1]) + 1]
+        local = wanted[i:j] - lo
+        if sp.issparse(block):
+            out[:, i:j] = sp.csc_matrix(block)[:, local][rows].toarray()
+        else:
+            out[:, i:j] = np.asarray(block)[np.ix_(rows, local)]
+        del block
+    if np.array_equal(wanted, positions):
+        return out
+    return np.asfortranarray(np.take(out, inverse, axis=1))
 
 
 class AnnDataFeatureBlocks(FeatureBlocks):
