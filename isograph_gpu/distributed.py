@@ -2,8 +2,8 @@
 block of the feature table (``ExplainConfig.scheduler`` / ``--scheduler``).
 
 The single-process chunk plan (:func:`isograph_gpu.engine.chunk_plan`) is grouped by the
-reader's read block (:func:`read_blocks`; ``read_columns``, 256 MiB of a parquet table):
-each task reads its block once and runs the engine's own
+reader's read block (:func:`~isograph_gpu.engine.read_groups` of ``read_columns``, 256 MiB
+of a parquet table): each task reads its block once and runs the engine's own
 :func:`~isograph_gpu.engine.feature_statistics` on it, in the single-process chunks, on
 its worker's device, and returns the block's [F_block, K] statistics as numpy arrays
 (:meth:`~isograph_gpu.engine.FeatureStatistics.to_host`). The client writes them into the
@@ -24,6 +24,7 @@ scattered, one per task.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import FeatureStatistics, chunk_plan, feature_statistics
+from .engine import FeatureStatistics, chunk_plan, feature_statistics, read_groups
 from .errors import InputError, OptionalDependencyError, first_line
 from .progress import Progress
 
@@ -94,22 +95,6 @@ def _readable_on_workers(features: Any) -> bool:
     return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks)
 
 
-def read_blocks(features: Any, spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
-    """The chunk ``spans`` (:func:`isograph_gpu.engine.chunk_plan`) grouped by the read
-    block of ``features`` (``features.read_columns``; a source without it, such as an
-    in-memory matrix or a backed ``.h5ad``, is read chunk by chunk in one process too, so
-    each chunk is its own group). One Dask task per group: the file is read as often as
-    one process reads it."""
-    read = getattr(features, "read_columns", None)
-    groups: list[list[tuple[int, int]]] = []
-    for a, b in spans:
-        if read is not None and groups and groups[-1][0][0] // int(read) == a // int(read):
-            groups[-1].append((a, b))
-        else:
-            groups.append([(a, b)])
-    return groups
-
-
 def feature_statistics_on_dask(
     client: Any,
     features: Any,
@@ -125,9 +110,8 @@ def feature_statistics_on_dask(
     label: str = "features",
     pvalue_where: np.ndarray | None = None,
 ) -> FeatureStatistics:
-    """:func:`isograph_gpu.engine.feature_statistics` with each read block (:func:`read_blocks`)
-    a Dask task on ``client``'s cluster: same arguments, same result ([F, K] tensors on
-    ``device``).
+    """:func:`isograph_gpu.engine.feature_statistics` with each read block a Dask task on
+    ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``).
 
     Each task runs :func:`~isograph_gpu.engine.feature_statistics` on its block with the
     single-process chunk width, so its chunks, and their arithmetic, are the single-process
@@ -148,8 +132,12 @@ def feature_statistics_on_dask(
     source = client.scatter(features, broadcast=True) if _readable_on_workers(features) \
         else None
     task_of: dict[Any, tuple[int, int, int]] = {}
-    for group in read_blocks(features, spans):
-        a, b = group[0][0], group[-1][1]
+    # one task per read block: the chunk spans grouped as one process reads them (a
+    # source without read_columns, in memory or a backed .h5ad: one task per chunk)
+    read = getattr(features, "read_columns", None)
+    starts = [a for a, _ in spans]
+    for a, b in read_groups(spans, 0 if read is None else int(read)):
+        n_chunks = bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
         where = None if pvalue_where is None else np.ascontiguousarray(
             pvalue_where[a:b], dtype=bool)
         if source is not None:
@@ -158,7 +146,7 @@ def feature_statistics_on_dask(
             columns, lo, hi = client.scatter(np.asarray(features[:, a:b])), 0, b - a
         future = client.submit(_block_task, columns, lo, hi, *shared, min_pairs, where,
                                device.type, dtype, step, pure=False, retries=TASK_RETRIES)
-        task_of[future] = (a, b, len(group))
+        task_of[future] = (a, b, n_chunks)
     done = 0
     try:
         for future in distributed.as_completed(list(task_of)):

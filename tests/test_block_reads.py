@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isograph_gpu.engine import device_chunks
 from isograph_gpu.io.read_ahead import THREAD_NAME
@@ -123,3 +125,28 @@ def test_parquet_take_keeps_repeats_and_order(tmp_path, monkeypatch):
     assert widths == [5]  # 0, 2, 3, 9, 11: one read of the distinct columns
     assert got.shape == (6, 7) and got.flags.f_contiguous and got.dtype == np.float64
     np.testing.assert_array_equal(got, values[np.ix_(rows, positions)])
+
+
+def test_read_groups_of_no_width_keep_each_chunk_alone():
+    """Width 0 (a source without read blocks, as Dask groups it): one group per chunk."""
+    from isograph_gpu.engine import read_groups
+
+    assert read_groups([(0, 3), (3, 6), (6, 7)], 0) == [(0, 3), (3, 6), (6, 7)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 200), st.integers(1, 40), st.integers(1, 40))
+def test_read_groups_of_the_read_block_are_the_read_blocks(f, step, read):
+    """Dask's tasks (read_groups of the chunk plan at the read block's width) are the
+    chunks grouped by the read block they start in: the plain oracle below, whether the
+    chunk fits a block (groups of whole blocks) or is wider (one chunk per task)."""
+    from isograph_gpu.engine import chunk_spans, read_groups
+
+    spans = chunk_spans(f, step, read)
+    oracle: list[list[tuple[int, int]]] = []
+    for a, b in spans:
+        if oracle and oracle[-1][0][0] // read == a // read:
+            oracle[-1].append((a, b))
+        else:
+            oracle.append([(a, b)])
+    assert read_groups(spans, read) == [(g[0][0], g[-1][1]) for g in oracle]
