@@ -144,8 +144,9 @@ class _BlockReads:
     The groups are read in order one ahead (:func:`~isograph_gpu.io.read_ahead.read_ahead`):
     group ``i + 1`` is decoded on a background thread while the caller computes on group
     ``i``. A reader with ``read_parts`` (a parquet table) has its decoded columns made a
-    block only after group ``i`` is freed. A slice outside the next group is read on the
-    spot. :meth:`close` waits for a read in flight.
+    block only after group ``i`` is freed; one without (the tests' block readers) is read
+    whole on the background thread. Slices must come in group order (a slice outside the
+    current and the next group is a ValueError). :meth:`close` waits for a read in flight.
     """
 
     def __init__(self, features: Any, groups: list[tuple[int, int]]) -> None:
@@ -169,16 +170,15 @@ class _BlockReads:
         a, b = key[1].start, key[1].stop
         r0, r1 = self._current
         if not r0 <= a < b <= r1:
+            if self._next == len(self._groups):
+                raise ValueError(f"columns {a}:{b} asked after the last read")
+            r0, r1 = self._groups[self._next]
+            if not r0 <= a < b <= r1:
+                raise ValueError(f"columns {a}:{b} are not in the next read {r0}:{r1}: "
+                                 "block reads take chunks in order")
             self._block = np.empty((0, 0))  # free the last block before taking the next
-            if self._next < len(self._groups) and (
-                    self._groups[self._next][0] <= a < b <= self._groups[self._next][1]):
-                self._current = self._groups[self._next]
-                self._block = next(self._blocks)
-                self._next += 1
-            else:
-                self._current = (a, b)
-                self._block = self._reader(a, b)()
-            r0 = self._current[0]
+            self._current, self._block = (r0, r1), next(self._blocks)
+            self._next += 1
         return self._block[:, a - r0:b - r0]
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,3 +151,23 @@ def test_read_groups_of_the_read_block_are_the_read_blocks(f, step, read):
         else:
             oracle.append([(a, b)])
     assert read_groups(spans, read) == [(g[0][0], g[-1][1]) for g in oracle]
+
+
+def test_block_reads_take_chunks_in_order_only():
+    """Slices of the streamed reads come in the chunk order; one outside the current and
+    the next read is refused (no silent extra read)."""
+    from isograph_gpu.engine import _BlockReads
+
+    x = np.asfortranarray(np.arange(40.0).reshape(2, 20))
+    blocks = CountingBlocks(x, read_columns=10)
+    reads = _BlockReads(blocks, [(0, 10), (10, 20)])
+    try:
+        np.testing.assert_array_equal(reads[:, 2:5], x[:, 2:5])
+        with pytest.raises(ValueError, match="columns 8:12 are not in the next read 10:20"):
+            reads[:, 8:12]
+        np.testing.assert_array_equal(reads[:, 12:15], x[:, 12:15])
+        with pytest.raises(ValueError, match="columns 0:3 asked after the last read"):
+            reads[:, 0:3]
+        assert blocks.reads == [(0, 10), (10, 20)]
+    finally:
+        reads.close()
