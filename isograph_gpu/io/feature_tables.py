@@ -349,9 +349,10 @@ class SamplesByFeaturesTable:
                       scan: pl.LazyFrame | None = None,
                       schema: pl.Schema | None = None) -> None:
         """One polars scan of the file (polars keeps its parsed footer for every later
-        read): the sample ids now, feature columns in blocks later, each block decoded on
-        all cores. Loaded: :meth:`matrix` fills one matrix block by block. Streamed: it
-        returns a :class:`ParquetFeatureBlocks`. ``stream=None``: stream only when the table
+        read): the sample ids now, feature columns later, each read decoded on about one
+        core. Loaded: :meth:`matrix` fills one matrix in column groups read on
+        :data:`LOAD_READERS` threads (:func:`read_whole`). Streamed: it returns a
+        :class:`ParquetFeatureBlocks`. ``stream=None``: stream only when the table
         does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
         from the footer's row and column counts)."""
         if scan is None:

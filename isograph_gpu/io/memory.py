@@ -2,8 +2,11 @@
 
 The rule (docs/input_formats.md): a feature table is loaded whole when its float64 matrix
 fits in :data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts
-(columns are decoded block by block into the matrix, so the load peak is the matrix plus
-one block); otherwise it is streamed in column blocks. ``--stream-features`` / ``--load-features`` override the rule.
+(column groups are read on two threads into the matrix,
+:func:`~isograph_gpu.io.feature_tables.read_whole`, so the load peak is the matrix plus
+the groups in flight: ``LOAD_BLOCK_BYTES`` of columns, held twice, as polars' frame and
+as their float64 copy); otherwise it is streamed in column blocks. ``--stream-features``
+/ ``--load-features`` override the rule.
 ``explain_module`` without figures opens the table in blocks and loads it only when it is
 read more than once (several module blocks) or is one read block (``pipeline._run``).
 """
@@ -15,7 +18,8 @@ from pathlib import Path
 
 #: Share of the memory available at start that loading a feature table may take.
 LOADED_TABLE_MEMORY_SHARE = 0.5
-#: The load peak of a table, in float64 matrices (block by block into the matrix: one).
+#: The load peak of a table, in float64 matrices (column groups into the matrix: one,
+#: plus the groups in flight).
 LOAD_PEAK_MATRICES = 1
 #: Host bytes the reads of a streamed table may add to the engine's chunk working set.
 #: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
