@@ -31,6 +31,11 @@ def test_module_columns_are_the_transposed_slice(rows, k, data):
     np.testing.assert_array_equal(got, values[:, start:stop].T)
     counts = np.arange(rows * k, dtype=np.int64).reshape(rows, k)
     np.testing.assert_array_equal(module_columns(counts, start, stop), counts[:, start:stop].T)
+    # float32 / int32 statistics (--precision float32) come out as the tables' dtypes
+    single = module_columns(values.astype(np.float32), start, stop)
+    assert single.dtype == np.float64
+    np.testing.assert_array_equal(single, values[:, start:stop].T.astype(np.float32))
+    assert module_columns(counts.astype(np.int32), start, stop).dtype == np.int64
 
 
 def _stats(f: int, k: int, rng: np.random.Generator) -> ExplainStatistics:
