@@ -294,8 +294,9 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
 
 def _figure_usage(results: dict[str, ExplainResult], inputs: ExplainInputs) -> pd.DataFrame:
     """Samples x features usage of only the transcripts the figures draw (float64, sample
-    ids as index): gathered from the loaded matrix, or read from a streamed table as
-    contiguous column runs (``x[:, a:b]``), never the whole table."""
+    ids as index): gathered from the loaded matrix, or read from a streamed table in one
+    ``features.take(positions)`` (one read of just those columns, never the whole
+    table)."""
     from .plots._data import figure_feature_ids
 
     wanted = set(figure_feature_ids(results.values()))
