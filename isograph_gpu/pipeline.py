@@ -147,7 +147,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     results: dict[str, ExplainResult] = {}
     ids = TableIds(inputs)
     blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
-                           len(inputs.score_gene_ids), int(config.memory_budget_bytes))
+                           len(inputs.score_gene_ids), int(config.memory_budget_bytes),
+                           n_splits=1 + (config.contrast_tails is not None))
     # Dask tasks read their own columns
     if read_once and config.scheduler is None and _load_if_read_again(inputs, len(blocks)):
         with progress.stage("load inputs"):
