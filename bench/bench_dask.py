@@ -92,11 +92,13 @@ def _explain(paths: dict[str, Path], out: Path, device: str, scheduler: str | No
 
 
 @contextlib.contextmanager
-def _counted_reads(watcher=None):
+def _counted_reads(feature_table: Path, watcher=None):
     """Yields a function giving the reads of the feature table so far: in this process,
-    calls of ``ParquetFeatureBlocks._read``; on a cluster (``watcher``, a client of it),
-    the feature-statistics tasks that ran (each reads its columns once), from the
-    scheduler's task stream."""
+    calls of ``ParquetFeatureBlocks._decode`` on ``feature_table`` (every read decodes
+    there: ``x[:, a:b]``, ``take`` and the read-ahead runs, which bypass ``_read``; the
+    artifact's feature_scores parquet is read by the same class and is not counted); on
+    a cluster (``watcher``, a client of it), the feature-statistics tasks that ran (each
+    reads its columns once), from the scheduler's task stream."""
     if watcher is not None:
         import distributed
 
@@ -106,18 +108,19 @@ def _counted_reads(watcher=None):
         return
     from isograph_gpu.io.feature_tables import ParquetFeatureBlocks
 
-    read = ParquetFeatureBlocks._read
+    decode = ParquetFeatureBlocks._decode
     calls = [0]
+    counted_path = Path(feature_table).resolve()
 
     def counted(self, names):
-        calls[0] += 1
-        return read(self, names)
+        calls[0] += Path(self._path).resolve() == counted_path
+        return decode(self, names)
 
-    ParquetFeatureBlocks._read = counted
+    ParquetFeatureBlocks._decode = counted
     try:
         yield lambda: calls[0]
     finally:
-        ParquetFeatureBlocks._read = read
+        ParquetFeatureBlocks._decode = decode
 
 
 def _parquet_bytes(out: Path) -> dict[str, bytes]:
@@ -191,7 +194,8 @@ def compare(n: int, f: int, k: int, device: str, workers: int, repeats: int,
                 for name, scheduler in (("one_process", None),
                                         ("dask", cluster.scheduler_address)):
                     out = root / f"{name}_{rep}"
-                    with _counted_reads(watcher if scheduler else None) as reads:
+                    with _counted_reads(paths["feature_table"],
+                                        watcher if scheduler else None) as reads:
                         wall, stages = _explain(paths, out, device, scheduler,
                                                 chunk_features)
                     runs[name].append({"wall_s": round(wall, 3), "stages_s": stages,

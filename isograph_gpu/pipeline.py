@@ -147,7 +147,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     results: dict[str, ExplainResult] = {}
     ids = TableIds(inputs)
     blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
-                           len(inputs.score_gene_ids), int(config.memory_budget_bytes))
+                           len(inputs.score_gene_ids), int(config.memory_budget_bytes),
+                           n_splits=1 + (config.contrast_tails is not None))
     # Dask tasks read their own columns
     if read_once and config.scheduler is None and _load_if_read_again(inputs, len(blocks)):
         with progress.stage("load inputs"):
@@ -294,8 +295,9 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
 
 def _figure_usage(results: dict[str, ExplainResult], inputs: ExplainInputs) -> pd.DataFrame:
     """Samples x features usage of only the transcripts the figures draw (float64, sample
-    ids as index): gathered from the loaded matrix, or read from a streamed table as
-    contiguous column runs (``x[:, a:b]``), never the whole table."""
+    ids as index): gathered from the loaded matrix, or read from a streamed table in one
+    ``features.take(positions)`` (one read of just those columns, never the whole
+    table)."""
     from .plots._data import figure_feature_ids
 
     wanted = set(figure_feature_ids(results.values()))

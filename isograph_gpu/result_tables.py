@@ -29,10 +29,17 @@ def _strings(values: np.ndarray | list[str]) -> pa.Array:
 
 
 def host_array(values: torch.Tensor) -> np.ndarray:
-    """``values`` as a host numpy array, floats as float64 and integers as int64: a view
-    on the CPU (no copy for float64 / int64), one device-to-host copy on a GPU."""
-    dtype = torch.int64 if not values.dtype.is_floating_point else torch.float64
-    return values.detach().to(dtype).cpu().numpy()
+    """``values`` as a host numpy array in its own dtype: a view on the CPU, one
+    device-to-host copy on a GPU (float32 statistics move as float32). Table columns are
+    converted to float64 / int64 per module slice (:func:`table_dtype`), so a float32
+    [F, K] statistic is never copied whole to float64."""
+    return values.detach().cpu().numpy()
+
+
+def table_dtype(values: np.ndarray) -> np.ndarray:
+    """``values`` with floats as float64 and integers as int64 (the tables' dtypes; no
+    copy when they already are)."""
+    return values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=False)
 
 
 #: modules whose high_vs_low columns are copied out of the [F, K] statistics together
@@ -45,10 +52,12 @@ _ROWS_PER_STEP = 4096
 
 def module_columns(values: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Columns ``start:stop`` of a host [F, K] array as a C-contiguous [stop - start, F]
-    array. Copied a block of rows at a time: a plain copy of one column reads a whole
-    cache line per value (K values per line), this reads each line once for the group
-    (2x less CPU at 250,000 x 32)."""
-    out = np.empty((stop - start, values.shape[0]), dtype=values.dtype)
+    array, floats as float64 and integers as int64 (converted in the copy). Copied a
+    block of rows at a time: a plain copy of one column reads a whole cache line per
+    value (K values per line), this reads each line once for the group (2x less CPU at
+    250,000 x 32)."""
+    out = np.empty((stop - start, values.shape[0]),
+                   dtype=np.float64 if values.dtype.kind == "f" else np.int64)
     for a in range(0, values.shape[0], _ROWS_PER_STEP):
         out[:, a:a + _ROWS_PER_STEP] = values[a:a + _ROWS_PER_STEP, start:stop].T
     return out
@@ -84,10 +93,10 @@ class ResultTables:
     """Builds each module's tables from one block's :class:`ExplainStatistics` (one module
     at a time, so host memory holds one module's tables, not all).
 
-    Each statistic [rows, Kb] is brought to the host once for the whole block
-    (:func:`host_array`: no copy on the CPU); a module's table then takes its rows or
-    column from it (the [F, Kb] contrast columns copied a few modules at a time,
-    :func:`module_columns`)."""
+    Each statistic [rows, Kb] is brought to the host once for the whole block, in its
+    working dtype (:func:`host_array`: no copy on the CPU); a module's table then takes
+    its rows or column from it, converted to float64 / int64 there (the [F, Kb] contrast
+    columns copied a few modules at a time, :func:`module_columns`)."""
 
     def __init__(self, ids: TableIds, stats: ExplainStatistics) -> None:
         self.ids = ids
@@ -124,14 +133,14 @@ class ResultTables:
         sorted by |r| descending (NaN as 0), ties by gene_id ascending."""
         d = self._drivers
         rows = d["sorted_rows"][: self._genes_per_module[k], k]
-        n = d["n"][rows, k]
+        n = table_dtype(d["n"][rows, k])
         genes, features, types = (ids.take(rows) for ids in self.ids.score_ids)
         return pa.table({
             "gene_id": genes,
             "feature_id": features,
             "feature_type": types,
-            "r": d["r"][rows, k], "pvalue": d["pvalue"][rows, k],
-            "qvalue": d["qvalue"][rows, k],
+            "r": table_dtype(d["r"][rows, k]), "pvalue": table_dtype(d["pvalue"][rows, k]),
+            "qvalue": table_dtype(d["qvalue"][rows, k]),
             "n_samples": n,
             "missing_fraction": 1.0 - n / self.ids.n_total,
         })
@@ -141,16 +150,18 @@ class ResultTables:
         strength is its gene's, repeated per row."""
         pol = self._polarity
         member = np.flatnonzero(self._polarity_member[:, k])
-        n = pol["n"][member, k]
+        n = table_dtype(pol["n"][member, k])
         rows = self._polarity_rows[member]
         cols: dict[str, pa.Array | np.ndarray] = {
             name: ids.take(rows) for name, ids in self.ids.table_feature_ids.items()}
         cols.update({
-            "r": pol["r"][member, k], "pvalue": pol["pvalue"][member, k],
-            "qvalue": pol["qvalue"][member, k],
+            "r": table_dtype(pol["r"][member, k]),
+            "pvalue": table_dtype(pol["pvalue"][member, k]),
+            "qvalue": table_dtype(pol["qvalue"][member, k]),
             "n_samples": n,
             "missing_fraction": 1.0 - n / self.ids.n_total,
-            "switch_strength": pol["gene_switch"][pol["segments"][member], k],
+            "switch_strength": table_dtype(
+                pol["gene_switch"][pol["segments"][member], k]),
         })
         return pa.table(cols)
 

@@ -2,8 +2,8 @@
 and everything derived from them (q-values, per-gene best channel, switch strength, the
 driver table's sort order), for all modules at once.
 
-Everything stays on the compute device; :mod:`isograph_gpu.result_tables` copies what
-one table needs to the host in one transfer.
+Everything stays on the compute device; :mod:`isograph_gpu.result_tables` copies each
+statistic to the host once per module block, and each module's tables slice it there.
 """
 
 from __future__ import annotations
@@ -207,25 +207,35 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
 
 
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
-#: Welch arrays (88), transcript polarity copies (40), q-value temporaries (64)
+#: Welch arrays of one split (88), transcript polarity r/p/n copies and q-values (32, at
+#: most one per table feature), memberships and the Pearson p mask (3, bool),
+#: q-value temporaries (64): 187, rounded up
 STATISTICS_BYTES_PER_FEATURE_MODULE = 192
+#: bytes per table feature x module of each further split (the tails contrast): its 8
+#: Welch arrays (6 statistics + 2 counts, 8 bytes each)
+WELCH_BYTES_PER_FEATURE_MODULE = 64
 #: bytes per feature_scores row x module: r/n/p/q, sort key (40), q-value temporaries (64),
 #: masks, rounded up
 STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
 
 
 #: share of the memory budget one feature chunk's working set may take (the module
-#: block's statistics take up to all of it): peak ~ inputs + 1.25 x budget + a read block
+#: block's statistics take up to all of it): peak ~ inputs + 1.25 x budget, plus, for a
+#: streamed table, the reads in flight (up to
+#: :data:`~isograph_gpu.io.memory.STREAM_BYTES_IN_FLIGHT`, 512 MiB, with read ahead)
 CHUNK_SHARE_OF_BUDGET = 0.25
 
 
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
-                  memory_budget_bytes: int) -> list[slice]:
-    """Module columns computed together, so that one block's statistics fit the memory
-    budget (the engine's chunk working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak
-    memory is about 1.25 x the budget plus the inputs and one read block). Each block is
-    one pass over the feature table; at least one module per block."""
-    per_module = max(1, n_features * STATISTICS_BYTES_PER_FEATURE_MODULE
+                  memory_budget_bytes: int, n_splits: int = 1) -> list[slice]:
+    """Module columns computed together, so that one block's statistics (with ``n_splits``
+    contrast splits: 2 with the tails contrast) fit the memory budget (the engine's chunk working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak
+    memory is about 1.25 x the budget plus the inputs and, for a streamed table, the reads
+    in flight). Each block is one pass over the feature table; at least one module per
+    block."""
+    per_feature = (STATISTICS_BYTES_PER_FEATURE_MODULE
+                   + (n_splits - 1) * WELCH_BYTES_PER_FEATURE_MODULE)
+    per_module = max(1, n_features * per_feature
                      + n_score_rows * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
     size = max(1, memory_budget_bytes // per_module)
     return [slice(a, min(n_modules, a + size)) for a in range(0, n_modules, size)]

@@ -56,10 +56,15 @@ def assert_column_close(name: str, expected: pd.Series, got: pd.Series) -> None:
 
 def assert_table_matches(expected: pd.DataFrame, got: pd.DataFrame,
                          columns: list[str] | None = None) -> None:
-    """Same columns in the same order (or the given subset), same rows, close values."""
+    """Same columns in the same order (or the given subset), same dtypes, same rows, close
+    values. The dtypes are checked because the value comparison alone cannot see them:
+    integer columns are compared as Python lists, where ``[5] == [5.0]``."""
     cols = list(expected.columns) if columns is None else columns
     if columns is None:
         assert list(got.columns[: len(cols)]) == cols, (list(got.columns), cols)
+    dtypes = {c: (str(expected[c].dtype), str(got[c].dtype)) for c in cols}
+    assert all(e == g for e, g in dtypes.values()), \
+        f"dtypes differ (expected, got): { {c: d for c, d in dtypes.items() if d[0] != d[1]} }"
     assert len(expected) == len(got), f"{len(got)} rows, expected {len(expected)}"
     for c in cols:
         assert_column_close(c, expected[c].reset_index(drop=True), got[c].reset_index(drop=True))

@@ -52,10 +52,22 @@ def _results() -> dict[str, ExplainResult]:
                                 sample_ids=["S1", "S2"], n_module_genes=1)}
 
 
-def test_the_runs_feature_table_is_accepted():
+@pytest.mark.parametrize("sample_ids_as", ["column", "index"])
+def test_one_shared_sample_and_transcript_make_the_table_the_runs(sample_ids_as):
+    """Accepted (returns None, raises nothing) with one sample and one transcript of the
+    run; the same table without that sample, or without that transcript, is refused."""
     usage = pd.DataFrame({"sample_id": ["S2", "S9"], "T2": [0.1, 0.2], "T7": [0.3, 0.4]})
-    check_usage_matches(usage, _results(), "ft.parquet")  # one shared sample and feature
-    check_usage_matches(usage.set_index("sample_id"), _results(), "ft.parquet")
+
+    def check(table: pd.DataFrame) -> None:
+        if sample_ids_as == "index":
+            table = table.set_index("sample_id")
+        return check_usage_matches(table, _results(), "ft.parquet")
+
+    assert check(usage) is None
+    with pytest.raises(InputError, match="shares no sample id"):
+        check(usage.assign(sample_id=["S8", "S9"]))
+    with pytest.raises(InputError, match="has no column for any transcript"):
+        check(usage.drop(columns="T2"))
 
 
 def test_a_table_without_the_runs_samples_is_refused():

@@ -13,6 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 import torch
+from _helpers.explain import invoke_explain
 
 from isograph_gpu.engine import device_chunks, read_groups
 from isograph_gpu.errors import InputError
@@ -221,12 +222,6 @@ def test_a_read_failing_mid_run_leaves_no_output_and_no_thread(ref_inputs, tmp_p
                                                                monkeypatch):
     """A streamed run whose third read fails (a damaged block) exits with the read's
     one-line error, writes no output dir and leaves no reader thread."""
-    import warnings
-
-    from click.testing import CliRunner
-
-    from isograph_gpu.cli import main
-
     # reads of at most 40 columns (the memory plan's width at a tiny budget)
     monkeypatch.setattr(ParquetFeatureBlocks, "read_ahead_columns", property(lambda _: 40))
     reads = []
@@ -243,14 +238,8 @@ def test_a_read_failing_mid_run_leaves_no_output_and_no_thread(ref_inputs, tmp_p
 
     monkeypatch.setattr(ParquetFeatureBlocks, "_decode", failing_decode)
     out = tmp_path / "out"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        result = CliRunner().invoke(main, [
-            "explain-module", "--artifact-dir", str(ref_inputs["artifact"]),
-            "--feature-table", str(ref_inputs["feature_table"]),
-            "--feature-meta", str(ref_inputs["feature_meta"]),
-            "--module-ids", "M000", "--output-dir", str(out), "--device", "cpu",
-            "--quiet", "--stream-features", "--memory-budget", "64K"])
+    result = invoke_explain(ref_inputs, out, "--module-ids", "M000", "--stream-features",
+                            "--memory-budget", "64K")
     assert result.exit_code != 0
     assert result.output.strip().endswith("as parquet: damaged page"), result.output
     assert len(reads) == 3 and not out.exists()
