@@ -229,10 +229,10 @@ CHUNK_SHARE_OF_BUDGET = 0.25
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
                   memory_budget_bytes: int, n_splits: int = 1) -> list[slice]:
     """Module columns computed together, so that one block's statistics (with ``n_splits``
-    contrast splits: 2 with the tails contrast) fit the memory budget (the engine's chunk working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak
-    memory is about 1.25 x the budget plus the inputs and, for a streamed table, the reads
-    in flight). Each block is one pass over the feature table; at least one module per
-    block."""
+    contrast splits: 2 with the tails contrast) fit the memory budget (the engine's chunk
+    working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak memory is about 1.25 x the
+    budget plus the inputs and, for a streamed table, the reads in flight). Each block is
+    one pass over the feature table; at least one module per block."""
     per_feature = (STATISTICS_BYTES_PER_FEATURE_MODULE
                    + (n_splits - 1) * WELCH_BYTES_PER_FEATURE_MODULE)
     per_module = max(1, n_features * per_feature
