@@ -25,7 +25,9 @@ _WELCH_FLOATS = ["mean_high", "mean_low", "delta", "se", "tstat", "pvalue"]
 
 
 def _strings(values: np.ndarray | list[str]) -> pa.Array:
-    return pa.array(np.asarray(values, dtype=object), type=pa.string())
+    """Ids as an Arrow string array; a missing id (None, or NaN as pandas 3's string dtype
+    gives it) is null."""
+    return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
 
 
 def host_array(values: torch.Tensor) -> np.ndarray:

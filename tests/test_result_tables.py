@@ -171,3 +171,14 @@ def test_gene_driver_and_polarity_tables_take_each_modules_rows(working):
         switch = host(polarity.gene_switch)
         np.testing.assert_array_equal(pol["switch_strength"].to_numpy(),
                                       [switch[segments[t], module] for t in mine])
+
+
+def test_missing_ids_are_null_strings_whether_none_or_nan():
+    """pandas 3 reads a missing string id as NaN (pandas 2 as None): either is a null in
+    the Arrow id column, never an error or the text 'nan' (the demo's psi features have no
+    transcript_id)."""
+    from isograph_gpu.result_tables import _strings
+
+    ids = _strings(np.array(["T1", float("nan"), None, "010262"], dtype=object))
+    assert ids.to_pylist() == ["T1", None, None, "010262"]
+    assert str(ids.type) == "string"
