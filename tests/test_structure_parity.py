@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from structure_oracle import read_plain
 
 from isograph_gpu.cli import main
+from isograph_gpu.io.table_readers import EXACT_CSV_FLOATS
 from isograph_gpu.structure import (
     CANONICAL_LABELS,
     EXTRA_LABELS,
@@ -38,11 +39,11 @@ def test_api_matches_reference(case: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = annotate_switch_pairs(read_switch_pairs(pairs), gtf)
-    # round_trip: pandas' default C float parser can land 1 ulp off a 17-digit value
+    # exact floats: pandas 2's default C float parser can land 1 ulp off a 17-digit value
     # (0.16666666666666666 -> 0.1666666666666666); the file holds the exact doubles
     expected = pd.read_csv(expected_path, sep="\t", dtype={"transcript_id": str,
                                                            "gene_id": str},
-                           float_precision="round_trip")
+                           **EXACT_CSV_FLOATS)
     assert list(got.columns) == [*REFERENCE_COLUMNS, *EXTRA_LABELS]
     assert got["transcript_id"].tolist() == expected["transcript_id"].tolist()
     assert got["gene_id"].tolist() == expected["gene_id"].tolist()
