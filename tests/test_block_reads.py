@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from _helpers.files import count_polars_reads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,7 +99,6 @@ def test_parquet_take_keeps_repeats_and_order(tmp_path, monkeypatch):
     polars select of a repeated name returned it once), rows in the order asked for; the
     file is read once, each distinct column once. pandas indexing is the oracle."""
     import pandas as pd
-    import polars as pl
 
     from isograph_gpu.io.feature_tables import SamplesByFeaturesTable
 
@@ -112,15 +112,7 @@ def test_parquet_take_keeps_repeats_and_order(tmp_path, monkeypatch):
     table = SamplesByFeaturesTable(path, "feature_table", stream=True)
     rows = np.array([5, 0, 3, 1, 4, 2])
     blocks = table.matrix(table.columns, rows)
-    widths = []
-    original = pl.LazyFrame.collect
-
-    def counting_collect(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        widths.append(out.width)
-        return out
-
-    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    widths = count_polars_reads(monkeypatch)
     positions = np.array([9, 2, 9, 0, 2, 11, 3])
     got = blocks.take(positions)
     assert widths == [5]  # 0, 2, 3, 9, 11: one read of the distinct columns

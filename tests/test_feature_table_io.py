@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.files import count_polars_reads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,7 +87,6 @@ def test_corrupt_parquet_names_the_file(tmp_path):
 
 
 def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, monkeypatch):
-    import polars as pl
 
     rng = np.random.default_rng(5)
     values = rng.normal(size=(9, 40))
@@ -100,15 +100,7 @@ def test_streamed_parquet_reads_blocks_and_equals_the_loaded_matrix(tmp_path, mo
     rows = np.array([8, 2, 0, 1, 3, 4, 5, 6, 7])
     loaded = SamplesByFeaturesTable(path, "feature_table").matrix(columns, rows)
 
-    reads: list[int] = []
-    original = pl.LazyFrame.collect
-
-    def counting_collect(self, *args, **kwargs):
-        frame = original(self, *args, **kwargs)
-        reads.append(frame.width)
-        return frame
-
-    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    reads = count_polars_reads(monkeypatch)
     table = SamplesByFeaturesTable(path, "feature_table", stream=True)
     assert list(table.sample_ids) == list(df["sample_id"])
     blocks = table.matrix(columns, rows)
@@ -239,7 +231,6 @@ def test_every_layout_and_format_gives_the_same_matrix(tmp_path_factory, data):
 def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
     """A loaded table is decoded in blocks straight into one matrix (peak: the matrix and
     one block), equal to the oracle whatever the block width."""
-    import polars as pl
 
     from isograph_gpu.io import feature_tables
 
@@ -250,15 +241,7 @@ def test_loaded_parquet_is_filled_block_by_block(tmp_path, monkeypatch):
     df.insert(0, "sample_id", [f"S{i}" for i in range(6)])
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
-    widths: list[int] = []
-    original = pl.LazyFrame.collect
-
-    def counting_collect(self, *args, **kwargs):
-        frame = original(self, *args, **kwargs)
-        widths.append(frame.width)
-        return frame
-
-    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    widths = count_polars_reads(monkeypatch)
     monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", 6 * 8 * 10)  # 10 columns
     columns = [f"f{j}" for j in range(23)][::-1]
     rows = np.array([5, 3, 1, 0, 2, 4])

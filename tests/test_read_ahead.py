@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 import torch
 from _helpers.explain import invoke_explain
+from _helpers.files import count_polars_reads
 
 from isograph_gpu.engine import device_chunks, read_groups
 from isograph_gpu.errors import InputError
@@ -129,15 +129,7 @@ def test_streamed_chunks_equal_the_unprefetched_read(tmp_path, monkeypatch):
     rows = np.array([6, 0, 3, 1, 5, 2, 4])
     blocks = _streamed(path, rows)
     assert (blocks.read_columns, blocks.read_ahead_columns) == (12, 8)
-    widths: list[int] = []
-    original = pl.LazyFrame.collect
-
-    def counting_collect(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        widths.append(out.width)
-        return out
-
-    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    widths = count_polars_reads(monkeypatch)
     got = np.empty(blocks.shape)
     spans = []
     for a, b, x in device_chunks(blocks, 4, torch.device("cpu"), torch.float64):
@@ -202,10 +194,7 @@ def test_take_reads_scattered_columns_in_one_read(tmp_path, monkeypatch):
     frame, path = _parquet(tmp_path)
     rows = np.array([2, 4, 6, 0, 1, 3, 5])
     blocks = _streamed(path, rows)
-    reads = []
-    original = pl.LazyFrame.collect
-    monkeypatch.setattr(pl.LazyFrame, "collect",
-                        lambda self, *a, **k: reads.append(1) or original(self, *a, **k))
+    reads = count_polars_reads(monkeypatch)
     positions = np.array([0, 1, 2, 9, 17, 18, 39])
     got = blocks.take(positions)
     assert len(reads) == 1 and got.flags.f_contiguous

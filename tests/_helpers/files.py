@@ -1,5 +1,5 @@
-"""File helpers shared by the tests: a byte-for-byte snapshot of a folder, and a GTF
-writer."""
+"""File helpers shared by the tests: a byte-for-byte snapshot of a folder, a GTF writer,
+and a counter of the parquet reads polars makes."""
 
 from __future__ import annotations
 
@@ -21,3 +21,21 @@ def write_gtf(path: Path, lines: Iterable[str], eol: str = "\n") -> Path:
     data = "".join(line + eol for line in lines).encode()
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
     return path
+
+
+def count_polars_reads(monkeypatch) -> list[int]:
+    """Patch ``polars.LazyFrame.collect`` (through pytest's ``monkeypatch``) to record the
+    width of every frame it returns; the list fills as the code under test reads parquet
+    (from any thread)."""
+    import polars as pl
+
+    widths: list[int] = []
+    original = pl.LazyFrame.collect
+
+    def counting_collect(self, *args, **kwargs):
+        frame = original(self, *args, **kwargs)
+        widths.append(frame.width)
+        return frame
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting_collect)
+    return widths
