@@ -121,16 +121,26 @@ def block_code():
     return lambda doc, i: blocks[(doc, i)]
 
 
-def _run_readme_api(code, ref_inputs, tmp_path):
-    code = (code.replace('"artifacts/fit"', repr(str(ref_inputs["artifact"])))
-            .replace('"transcript_usage.parquet"', repr(str(ref_inputs["feature_table"])))
-            .replace('"feature_meta.parquet"', repr(str(ref_inputs["feature_meta"])))
-            .replace('"artifacts/explain"', repr(str(tmp_path / "explain"))))
-    namespace: dict = {}
+def _exec_doc(code: str, doc: str, paths: dict[str, object] | None = None,
+              namespace: dict | None = None) -> dict:
+    """Run a doc's python block with each quoted placeholder path in ``paths`` (e.g.
+    ``'"out"'``) replaced by the repr of a real one; UserWarnings (progress, notes) are
+    silenced. Returns the block's namespace."""
+    for placeholder, path in (paths or {}).items():
+        code = code.replace(placeholder, repr(str(path)))
+    namespace = {} if namespace is None else namespace
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        exec(compile(code, "README.md", "exec"), namespace)
-    res = namespace["res"]
+        exec(compile(code, doc, "exec"), namespace)
+    return namespace
+
+
+def _run_readme_api(code, ref_inputs, tmp_path):
+    res = _exec_doc(code, "README.md", {
+        '"artifacts/fit"': ref_inputs["artifact"],
+        '"transcript_usage.parquet"': ref_inputs["feature_table"],
+        '"feature_meta.parquet"': ref_inputs["feature_meta"],
+        '"artifacts/explain"': tmp_path / "explain"})["res"]
     # each `res.<table>  # col, col, [optional], ...` comment states the table's columns
     for table, cols in re.findall(r"^res\.(\w+_table)\s+# (.*)$", code, re.M):
         got = list(getattr(res, table).columns)
@@ -150,12 +160,10 @@ def _run_figures(code, ref_inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     explain_api(ref_inputs, module_ids=["M000", "M001"],
                 config=ExplainConfig(device="cpu", progress=False), output_dir="out")
-    namespace = {"feature_usage": pd.read_parquet(ref_inputs["feature_table"]),
-                 "feature_meta": pd.read_parquet(ref_inputs["feature_meta"])}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        code = code.replace("feature_usage, feature_meta)", "feature_usage, feature_meta, jobs=1)")
-        exec(compile(code, "figures.md", "exec"), namespace)
+    namespace = _exec_doc(
+        code.replace("feature_usage, feature_meta)", "feature_usage, feature_meta, jobs=1)"),
+        "figures.md", namespace={"feature_usage": pd.read_parquet(ref_inputs["feature_table"]),
+                                 "feature_meta": pd.read_parquet(ref_inputs["feature_meta"])})
     assert sorted(namespace["results"]) == ["M000", "M001"]
     figures = namespace["figures"]
     assert figures and all(f.endswith(".pdf") for f in figures)
@@ -206,10 +214,7 @@ def _run_anndata(code, ref_inputs, tmp_path, monkeypatch):
     (tmp_path / "artifacts").mkdir()
     (tmp_path / "artifacts" / "fit").symlink_to(ref_inputs["artifact"])
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        exec(compile(code, "input_formats.md", "exec"), namespace)
+    namespace = _exec_doc(code, "input_formats.md")
     back = anndata.read_h5ad(tmp_path / "features_explained.h5ad")
     results = namespace["results"]
     r = back.varm["isograph_r"]
@@ -234,15 +239,11 @@ def _run_distributed(code, ref_inputs, tmp_path, monkeypatch):
     fake.LocalCUDACluster = lambda: distributed.LocalCluster(  # type: ignore[attr-defined]
         n_workers=2, threads_per_worker=1, dashboard_address=None)
     monkeypatch.setitem(sys.modules, "dask_cuda", fake)
-    code = (code.replace('device="cuda"', 'device="cpu"')
-            .replace('"artifact"', repr(str(ref_inputs["artifact"])))
-            .replace('"features.parquet"', repr(str(ref_inputs["feature_table"])))
-            .replace('"feature_meta.parquet"', repr(str(ref_inputs["feature_meta"])))
-            .replace('"out"', repr(str(tmp_path / "out"))))
-    namespace: dict = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        exec(compile(code, "distributed.md", "exec"), namespace)
+    namespace = _exec_doc(code.replace('device="cuda"', 'device="cpu"'), "distributed.md", {
+        '"artifact"': ref_inputs["artifact"],
+        '"features.parquet"': ref_inputs["feature_table"],
+        '"feature_meta.parquet"': ref_inputs["feature_meta"],
+        '"out"': tmp_path / "out"})
     assert list(namespace["results"]) == ["M000", "M001", "M002", "M003", "M004"]
     assert (tmp_path / "out" / "module_explanation_manifest.json").is_file()
 
