@@ -339,3 +339,18 @@ def test_column_runs_cover_the_positions_within_gap_and_width(values, gap, width
     # no two runs could have been one: a gap, or the width, parts them
     for (i, j), (k, _) in itertools.pairwise(runs):
         assert positions[k] - positions[j - 1] > gap + 1 or positions[k] - positions[i] >= width
+
+
+def test_h5ad_path_that_is_missing_or_a_folder_is_named_in_the_error(tmp_path):
+    """The .h5ad reader checks its path as every table reader does (io.table_readers
+    .existing_file): a missing file and a folder get different messages naming the path."""
+    from isograph_gpu.errors import MissingInputError
+    from isograph_gpu.io.anndata import AnnDataFeatureTable
+
+    missing = tmp_path / "gone.h5ad"
+    with pytest.raises(MissingInputError, match="feature_table not found: .*gone.h5ad"):
+        AnnDataFeatureTable(missing, "feature_table")
+    folder = tmp_path / "dir.h5ad"
+    folder.mkdir()
+    with pytest.raises(InputError, match="dir.h5ad is a directory"):
+        AnnDataFeatureTable(folder, "feature_table")

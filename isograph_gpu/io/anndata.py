@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, MissingInputError, OptionalDependencyError, first_line
+from ..errors import InputError, OptionalDependencyError, first_line
 from .feature_tables import FeatureBlocks, _duplicates, own_feature_meta
 from .memory import table_fits_in_memory
+from .table_readers import existing_file
 
 if TYPE_CHECKING:
     from ..result import ExplainResult
@@ -172,10 +173,8 @@ class AnnDataFeatureTable:
         self.what = what
         self.streamed = False
         if isinstance(source, str | os.PathLike):
-            path = Path(source)
+            path = existing_file(source, what)
             self.where = str(path)
-            if not path.is_file():
-                raise MissingInputError(f"{what} not found: {path}")
             try:
                 adata = anndata.read_h5ad(path, backed="r")
                 self.streamed = bool(stream) or (stream is None and not table_fits_in_memory(
