@@ -25,7 +25,6 @@ from .feature_tables import (
     _read_error,
     _scan_parquet,
     non_numeric_column,
-    read_whole,
 )
 from .table_readers import check_unique_names
 
@@ -96,4 +95,4 @@ class FeatureScores:
         rows = np.arange(self._n_file_rows) if self._rows is None else self._rows
         blocks = ParquetFeatureBlocks(self._scan, self.path, WHAT, self._n_file_rows,
                                       sample_ids, rows)
-        return read_whole(blocks, order="C").T  # [R, n] C order = [n, R] Fortran
+        return blocks.to_matrix(order="C").T  # [R, n] C order = [n, R] Fortran

@@ -217,8 +217,35 @@ class ParquetFeatureBlocks(FeatureBlocks):
 
     def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F"
                   ) -> np.ndarray:
-        """The whole float64 matrix (``order`` F or C): :func:`read_whole`."""
-        return read_whole(self, workers, order)
+        """The whole float64 matrix (``order`` F or C), filled in column groups read by
+        ``workers`` threads at once (one polars read uses little more than one core), each
+        group copied into its slice: the peak is the matrix plus ``workers`` groups of
+        ``LOAD_BLOCK_BYTES / workers`` of the file's rows decoded twice (columns, then
+        block), not twice the matrix."""
+        n, f = self.shape
+        out = np.empty((n, f), dtype=np.float64, order=order)
+        workers = max(1, int(workers))
+        per_group = max(1, LOAD_BLOCK_BYTES // workers // max(1, 8 * self._n_file_rows))
+        n_groups = _ceil_div(_ceil_div(f, per_group), workers) * workers  # all read alike
+        step = max(1, _ceil_div(f, n_groups))
+
+        def fill(a: int) -> None:
+            out[:, a:a + step] = self._read(self._columns[a:a + step])
+
+        if workers == 1 or f <= step:
+            for a in range(0, f, step):
+                fill(a)
+            return out
+        with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
+            groups = [pool.submit(fill, a) for a in range(0, f, step)]
+            try:
+                for done in groups:
+                    done.result()  # a read's InputError, raised here
+            except BaseException:
+                for pending in groups:
+                    pending.cancel()  # no further group is read after a failure
+                raise
+        return out
 
     def read_parts(self, a: int, b: int
                    ) -> tuple[Callable[[], pl.DataFrame], Callable[[pl.DataFrame], np.ndarray]]:
@@ -245,39 +272,6 @@ class ParquetFeatureBlocks(FeatureBlocks):
         if not names:
             return np.empty((len(self._rows), 0), dtype=np.float64, order="F")
         return self._finish(self._decode(names))
-
-
-def read_whole(blocks: ParquetFeatureBlocks, workers: int = LOAD_READERS,
-               order: Literal["F", "C"] = "F") -> np.ndarray:
-    """The whole float64 matrix of ``blocks`` (``order`` F or C), filled in column
-    groups read by ``workers`` threads at once (one polars read uses little more than one
-    core), each group copied into its slice: the peak is the matrix plus ``workers`` groups
-    of ``LOAD_BLOCK_BYTES / workers`` of the file's rows decoded twice (columns, then
-    block), not twice the matrix."""
-    n, f = blocks.shape
-    out = np.empty((n, f), dtype=np.float64, order=order)
-    workers = max(1, int(workers))
-    per_group = max(1, LOAD_BLOCK_BYTES // workers // max(1, 8 * blocks._n_file_rows))
-    n_groups = _ceil_div(_ceil_div(f, per_group), workers) * workers  # all read alike
-    step = max(1, _ceil_div(f, n_groups))
-
-    def fill(a: int) -> None:
-        out[:, a:a + step] = blocks._read(blocks._columns[a:a + step])
-
-    if workers == 1 or f <= step:
-        for a in range(0, f, step):
-            fill(a)
-        return out
-    with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
-        groups = [pool.submit(fill, a) for a in range(0, f, step)]
-        try:
-            for done in groups:
-                done.result()  # a read's InputError, raised here
-        except BaseException:
-            for pending in groups:
-                pending.cancel()  # no further group is read after a failure
-            raise
-    return out
 
 
 class SamplesByFeaturesTable:
@@ -351,7 +345,7 @@ class SamplesByFeaturesTable:
         """One polars scan of the file (polars keeps its parsed footer for every later
         read): the sample ids now, feature columns later, each read decoded on about one
         core. Loaded: :meth:`matrix` fills one matrix in column groups read on
-        :data:`LOAD_READERS` threads (:func:`read_whole`). Streamed: it returns a
+        :data:`LOAD_READERS` threads (:meth:`ParquetFeatureBlocks.to_matrix`). Streamed: it returns a
         :class:`ParquetFeatureBlocks`. ``stream=None``: stream only when the table
         does not fit in memory (:func:`~isograph_gpu.io.memory.table_fits_in_memory`,
         from the footer's row and column counts)."""

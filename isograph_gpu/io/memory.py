@@ -3,7 +3,7 @@
 The rule (docs/input_formats.md): a feature table is loaded whole when its float64 matrix
 fits in :data:`LOADED_TABLE_MEMORY_SHARE` of the memory available when the run starts
 (column groups are read on two threads into the matrix,
-:func:`~isograph_gpu.io.feature_tables.read_whole`, so the load peak is the matrix plus
+:meth:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks.to_matrix`, so the load peak is the matrix plus
 the groups in flight: ``LOAD_BLOCK_BYTES`` of columns, held twice, as polars' frame and
 as their float64 copy); otherwise it is streamed in column blocks. ``--stream-features``
 / ``--load-features`` override the rule.
