@@ -348,9 +348,9 @@ def test_h5ad_path_that_is_missing_or_a_folder_is_named_in_the_error(tmp_path):
     from isograph_gpu.io.anndata import AnnDataFeatureTable
 
     missing = tmp_path / "gone.h5ad"
-    with pytest.raises(MissingInputError, match="feature_table not found: .*gone.h5ad"):
+    with pytest.raises(MissingInputError, match=r"feature_table not found: .*gone\.h5ad"):
         AnnDataFeatureTable(missing, "feature_table")
     folder = tmp_path / "dir.h5ad"
     folder.mkdir()
-    with pytest.raises(InputError, match="dir.h5ad is a directory"):
+    with pytest.raises(InputError, match=r"dir\.h5ad is a directory"):
         AnnDataFeatureTable(folder, "feature_table")
