@@ -10,7 +10,7 @@ import numpy as np
 
 from . import REFERENCE_VERSION, __version__
 from .config import ExplainConfig
-from .progress import Progress
+from .progress import Progress, device_name
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +60,6 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
                    files: list[str]) -> dict[str, Any]:
     """The manifest of a finished run (tables are counted from their recorded shapes,
     never loaded)."""
-    import torch
 
     from .result_tables import DRIVER_COLUMNS
 
@@ -89,8 +88,7 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
         "config": config.to_dict(),
         "files": sorted(files),
         "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        "device_name": device_name(device),
         "precision": str(dtype).replace("torch.", ""),
         "pvalue_precision": "float64",
         "attribution_precision": _attribution_precision(config, device),

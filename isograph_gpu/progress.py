@@ -86,17 +86,22 @@ class Progress:
             del self._bars[label]
 
 
-def describe_device(device: Any, dtype: Any) -> str:
-    """The first progress line: ``device cpu (x86_64), precision float64 (p-values float64)``
-    (a torch.device
-    and torch.dtype; the GPU's name on CUDA)."""
+def device_name(device: Any) -> str:
+    """What ``device`` (a torch.device) is: the GPU's name on CUDA, else the processor
+    (``platform.processor()``, else the machine, else "CPU"). The progress line's and the
+    manifest's ``device_name``."""
     import platform
 
     if getattr(device, "type", "") == "cuda":
         import torch
 
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine() or "CPU"
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def describe_device(device: Any, dtype: Any) -> str:
+    """The first progress line: ``device cpu (x86_64), precision float64 (p-values float64)``
+    (a torch.device and torch.dtype; :func:`device_name` in brackets)."""
+    name = device_name(device)
     precision = str(dtype).replace("torch.", "")
     return f"device {device} ({name}), precision {precision} (p-values float64)"

@@ -121,3 +121,24 @@ def test_first_progress_line_says_device_and_precision(ref_inputs, tmp_path):
     assert result.exit_code == 0, result.output
     first = next(ln for ln in result.output.splitlines() if ln.startswith("[isograph-gpu]"))
     assert first.startswith("[isograph-gpu] device cpu (") and "precision float32" in first
+
+
+def test_progress_line_and_manifest_name_the_device_alike(ref_inputs, tmp_path, monkeypatch):
+    """One device_name for the first progress line and the manifest's device_name: the
+    processor's name on the CPU, 'CPU' when the platform names none."""
+    import json
+    import platform
+
+    import torch
+
+    cpu = torch.device("cpu")
+    result = invoke_explain(ref_inputs, tmp_path / "o", "--module-ids", "M000",
+                            "--device", "cpu", quiet=False)
+    assert result.exit_code == 0, result.output
+    first = next(ln for ln in result.output.splitlines() if ln.startswith("[isograph-gpu]"))
+    manifest = json.loads((tmp_path / "o" / "module_explanation_manifest.json").read_text())
+    assert first.startswith(f"[isograph-gpu] device cpu ({manifest['device_name']}),")
+    assert manifest["device_name"] == progress_module.device_name(cpu)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(platform, "machine", lambda: "")
+    assert progress_module.device_name(cpu) == "CPU"

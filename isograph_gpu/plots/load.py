@@ -115,7 +115,7 @@ def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
     x features; ``sample_id`` column or index) shares no sample id with the results'
     eigengenes, or no feature id with their transcript polarity tables: it is not this
     run's feature table."""
-    from ._data import usage_frame
+    from ._data import figure_feature_ids, usage_frame
 
     usage = usage_frame(usage)
     samples = {str(s) for r in results.values() for s in r.sample_ids}
@@ -123,8 +123,7 @@ def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
         example = next(iter(map(str, usage.index)), "none")
         raise InputError(f"feature table {source} shares no sample id with the explain run "
                          f"(its first sample id is {example!r}); is it this run's table?")
-    features = {str(f) for r in results.values() if r.transcript_polarity_table is not None
-                for f in r.transcript_polarity_table.get("feature_id", [])}
+    features = set(figure_feature_ids(results.values()))
     if features and not features.intersection(map(str, usage.columns)):
         raise InputError(f"feature table {source} has no column for any transcript of the "
                          "explain run; is it this run's table?")
