@@ -175,7 +175,7 @@ def _any_per(index: np.ndarray, flags: np.ndarray, size: int) -> np.ndarray:
 def _splicing_events(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P, len(SPLICING_EVENTS)) bool: which kinds of splicing event separate each pair."""
     n_pairs = len(a)
-    n_ex = iv.lengths(tx.exons[0])
+    n_ex = tx.n_exons
     retention, holds = _intron_retention(tx, a, b)
     ep = _exon_pairs(tx, a, b)
     donor, acceptor = _alternative_splice_sites(tx, a, b, ep, holds)
@@ -208,7 +208,7 @@ class _ExonPairs:
 
 def _exon_pairs(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray) -> _ExonPairs:
     e_off, e_start, e_end = tx.exons
-    n_ex = iv.lengths(e_off)
+    n_ex = tx.n_exons
     pair, i, j = iv.cross(n_ex[a], n_ex[b])
     ea = e_off[a][pair] + i
     eb = e_off[b][pair] + j
@@ -224,7 +224,7 @@ def _intron_retention(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray
     partners elsewhere."""
     e_off, e_start, e_end = tx.exons
     i_off, i_start, i_end = tx.introns
-    n_ex = iv.lengths(e_off)
+    n_ex = tx.n_exons
     n_in = iv.lengths(i_off)
     holds = {}
     retention = np.zeros(len(a), dtype=bool)
@@ -245,8 +245,8 @@ def _alternative_splice_sites(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndar
     """Alternative 5' (donor) / 3' (acceptor) splice sites per exon pair: overlapping exons
     (neither retaining an intron) that share one boundary and differ at the other, where
     both differing boundaries are splice sites (not a transcript end); strand-aware."""
-    e_off, e_start, e_end = tx.exons
-    n_ex = iv.lengths(e_off)
+    _, e_start, e_end = tx.exons
+    n_ex = tx.n_exons
     pair, i, j, ea, eb = ep.pair, ep.i, ep.j, ep.ea, ep.eb
     rows_a = iv.offsets_from_counts(n_ex[a])
     rows_b = iv.offsets_from_counts(n_ex[b])
@@ -288,8 +288,8 @@ def _mutually_exclusive(tx: _TranscriptFeatures, a: np.ndarray, b: np.ndarray,
                         ep: _ExonPairs) -> np.ndarray:
     """Mutually exclusive exons per exon pair: one internal exon each, between the same two
     flanking exon ends, not overlapping each other."""
-    e_off, e_start, e_end = tx.exons
-    n_ex = iv.lengths(e_off)
+    _, e_start, e_end = tx.exons
+    n_ex = tx.n_exons
     i, j, ea, eb = ep.i, ep.j, ep.ea, ep.eb
     inner = (i > 0) & (j > 0) & (i < n_ex[a][ep.pair] - 1) & (j < n_ex[b][ep.pair] - 1)
     safe = np.clip(ea - 1, 0, None), np.clip(ea + 1, 0, len(e_start) - 1)
