@@ -34,6 +34,7 @@ import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import polars as pl
@@ -65,13 +66,18 @@ def _scan(path: Path, typed: bool = True) -> pl.LazyFrame:
                        quote_char=None, schema=schema, raise_if_empty=False)
 
 
+def _open_gtf(path: Path) -> IO[bytes]:
+    """``path`` opened for binary reading, through gzip when it starts with gzip's magic."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
+
+
 def _head(path: Path, size: int = 1 << 20) -> list[bytes]:
     """The complete lines in the first ``size`` bytes of a plain or gzip file (none if it
     cannot be read)."""
     try:
-        with open(path, "rb") as raw:
-            magic = raw.read(2)
-        with (gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")) as fh:
+        with _open_gtf(path) as fh:
             data = fh.read(size)
             complete = len(data) < size or fh.read(1) == b""
     except (OSError, EOFError, zlib.error):
@@ -165,9 +171,7 @@ def _raise_invalid_coordinates(path: Path, n_invalid: int) -> None:
     """Raise an InputError naming the first kept line (1-based line number) whose start or
     end is missing, below 1, or whose end < start; ``n_invalid`` such lines exist. Reads the
     file once more, line by line, up to that line (only on this error path)."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == _GZIP_MAGIC
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+    with _open_gtf(path) as fh:
         for number, line in enumerate(fh, start=1):
             if line.startswith(b"#"):
                 continue
