@@ -64,7 +64,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         from ..progress import Progress
 
         manifest = read_manifest(explain_dir)
-        results = load_explain_dir(explain_dir)
+        results = load_explain_dir(explain_dir, manifest)
         # inputs not given again: the files the explain run read, when they still exist
         table_path = feature_table or manifest_input_path(manifest, "feature_table")
         meta_path = feature_meta or manifest_input_path(manifest, "feature_meta")

@@ -48,13 +48,15 @@ def _read_eigengenes(explain_dir: Path) -> pd.DataFrame | None:
     return table
 
 
-def load_explain_dir(explain_dir: Path) -> dict[str, ExplainResult]:
+def load_explain_dir(explain_dir: Path, manifest: dict | None = None
+                     ) -> dict[str, ExplainResult]:
     """Results of an explain run read back from its output directory: the three tables per
     module, the eigengene from ``eigengenes.parquet`` (float64 over its sample ids) and
     n_module_genes from the manifest's ``modules`` entry (else the driver-table row count).
-    Modules come in the manifest's ``module_ids`` order."""
+    Modules come in the manifest's ``module_ids`` order. ``manifest``: the directory's
+    manifest when the caller has read it already (:func:`read_manifest`)."""
     explain_dir = Path(explain_dir)
-    manifest = read_manifest(explain_dir)
+    manifest = read_manifest(explain_dir) if manifest is None else manifest
     eigengenes = _read_eigengenes(explain_dir)
     module_info = manifest.get("modules") if isinstance(manifest.get("modules"), dict) else {}
     results: dict[str, ExplainResult] = {}
