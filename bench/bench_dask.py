@@ -45,6 +45,11 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # this checkout's package when not in
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from isograph_gpu.config import ExplainConfig  # noqa: E402
+from isograph_gpu.engine import _BYTES_PER_VALUE_PER_FEATURE, chunk_size  # noqa: E402
+from isograph_gpu.io.feature_tables import LOAD_BLOCK_BYTES  # noqa: E402
+from isograph_gpu.statistics import CHUNK_SHARE_OF_BUDGET  # noqa: E402
+
 #: result arrays per feature x module returned by a task: r, n, p and 8 Welch arrays per
 #: split (one split by default), 8 bytes each
 RESULT_ARRAYS_PER_SPLIT = 8
@@ -56,13 +61,13 @@ ASSUMPTIONS = {
     "splits": 1,  # contrasts (median split; 2 with --contrast-tails)
     "hbm_bytes_per_s": 4.8e12,  # H200 HBM3e
     "hbm_efficiency": 0.5,  # share of HBM bandwidth the chunk step's passes reach
-    "passes_over_chunk": 8,  # engine._BYTES_PER_VALUE_PER_FEATURE: x, mask, centred, ...
+    "passes_over_chunk": _BYTES_PER_VALUE_PER_FEATURE,  # x, mask, centred, ...
     "pcie_bytes_per_s": 40e9,  # host -> device, pinned, PCIe 5 x16 in practice
     "read_workers_per_gpu_host_scale": 4.0,  # decode rate of a GPU host vs this 2-core host
     "shared_fs_bytes_per_s": 10e9,  # aggregate read bandwidth of the shared file system
     "network_bytes_per_s": 12.5e9,  # client NIC (100 GbE) for results back
     "task_overhead_s": 0.005,  # scheduler round trip per task
-    "read_block_bytes": 256 * 1024**2,  # one task per read block (LOAD_BLOCK_BYTES)
+    "read_block_bytes": LOAD_BLOCK_BYTES,  # one task per read block
 }
 
 
@@ -203,7 +208,9 @@ def compare(n: int, f: int, k: int, device: str, workers: int, repeats: int,
                     print(name, json.dumps(runs[name][-1]), flush=True)
                 same &= _parquet_bytes(root / f"one_process_{rep}") == _parquet_bytes(
                     root / f"dask_{rep}")
-        step = chunk_features or 8192
+        # the engine's own chunk width at the default budget (one split: K x 2 results)
+        budget = int(ExplainConfig().memory_budget_bytes * CHUNK_SHARE_OF_BUDGET)
+        step = chunk_size(n, f, 8, budget, chunk_features, n_results=k * 2)
         rates = chunk_rates(paths, n, k, torch.device(device), step)
     medians = {name: statistics.median(r["wall_s"] for r in rows) for name, rows in
                runs.items()}
