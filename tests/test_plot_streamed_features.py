@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,15 @@ def _explain(ref_inputs, out, reading):
 
 @pytest.mark.slow
 def test_streamed_plot_reads_only_the_module_transcripts(ref_inputs, tmp_path, monkeypatch):
-    def whole_table(self, *args, **kwargs):
-        raise AssertionError("the streamed feature table was read whole")
+    feature_table = Path(ref_inputs["feature_table"]).resolve()
+    to_matrix, as_array = ParquetFeatureBlocks.to_matrix, ParquetFeatureBlocks.__array__
+
+    def refuse_the_feature_table(original):
+        def whole(self, *args, **kwargs):  # feature_scores is still read whole, as it should
+            if Path(self._path).resolve() == feature_table:
+                raise AssertionError("the streamed feature table was read whole")
+            return original(self, *args, **kwargs)
+        return whole
 
     usage_given = []
     render = isograph_gpu.plots.render_explain_figures
@@ -39,8 +47,8 @@ def test_streamed_plot_reads_only_the_module_transcripts(ref_inputs, tmp_path, m
         usage_given.append((results, kwargs["feature_usage"]))
         return render(results, *args, **kwargs)
 
-    monkeypatch.setattr(ParquetFeatureBlocks, "to_matrix", whole_table)
-    monkeypatch.setattr(ParquetFeatureBlocks, "__array__", whole_table)
+    monkeypatch.setattr(ParquetFeatureBlocks, "to_matrix", refuse_the_feature_table(to_matrix))
+    monkeypatch.setattr(ParquetFeatureBlocks, "__array__", refuse_the_feature_table(as_array))
     monkeypatch.setattr(isograph_gpu.plots, "render_explain_figures", recording_render)
 
     streamed = _explain(ref_inputs, tmp_path / "streamed",
