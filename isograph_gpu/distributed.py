@@ -35,6 +35,7 @@ import torch
 
 from .engine import FeatureStatistics, chunk_plan, feature_statistics, read_groups
 from .errors import InputError, OptionalDependencyError, first_line
+from .io.feature_blocks import as_feature_blocks
 from .progress import Progress
 
 #: times Dask re-runs a task that raised (a worker that dies is re-run by the scheduler
@@ -134,7 +135,7 @@ def feature_statistics_on_dask(
     task_of: dict[Any, tuple[int, int, int]] = {}
     # one task per read block: the chunk spans grouped as one process reads them (a
     # source without read_columns, in memory or a backed .h5ad: one task per chunk)
-    read = getattr(features, "read_columns", None)
+    read = as_feature_blocks(features).read_columns
     starts = [a for a, _ in spans]
     for a, b in read_groups(spans, 0 if read is None else int(read)):
         n_chunks = bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)

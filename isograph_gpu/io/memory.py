@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: Bytes of float64 values decoded at a time: a parquet table loaded whole is read in
+#: groups of this size, a streamed one in read blocks of it
+#: (:attr:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks.read_columns`), a backed
+#: ``.h5ad`` in ranges at most this wide.
+LOAD_BLOCK_BYTES = 256 * 1024**2
 #: Share of the memory available at start that loading a feature table may take.
 LOADED_TABLE_MEMORY_SHARE = 0.5
 #: The load peak of a table, in float64 matrices (column groups into the matrix: one,
