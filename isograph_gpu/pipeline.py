@@ -22,10 +22,11 @@ from .io.inputs import load_explain_inputs
 from .io.memory import table_fits_in_memory
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
-from .manifest import CORE_TABLES, MANIFEST, build_manifest
+from .manifest import CORE_TABLES, MANIFEST
 from .progress import Progress, describe_device
 from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
+from .run_manifest import build_manifest
 from .statistics import (
     RowLayout,
     compute_statistics,
