@@ -73,13 +73,10 @@ def _type_checking_only(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
-    """The modules of ``modules`` that the file ``path`` (module ``name``) imports, at
-    module level or inside functions, relative or absolute; ``from a import b`` is the
-    module ``a.b`` when that is a module, else ``a``. Imports under ``if TYPE_CHECKING:``
-    never run and are left out."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
+def import_statements(path: Path) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of the file ``path``, at module level or inside functions,
+    except those under ``if TYPE_CHECKING:`` (they never run)."""
+    found: list[ast.Import | ast.ImportFrom] = []
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -87,21 +84,45 @@ def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
                 for other in child.orelse:
                     visit(other)
                 continue
-            if isinstance(child, ast.Import):
-                found.update(alias.name for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                if child.level:
-                    base = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    source = ".".join([*base, *([child.module] if child.module else [])])
-                else:
-                    source = child.module or ""
-                for alias in child.names:
-                    found.add(f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules
-                              else source)
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                found.append(child)
             visit(child)
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
+    """The modules of ``modules`` that the file ``path`` (module ``name``) imports
+    (:func:`import_statements`), relative or absolute; ``from a import b`` is the module
+    ``a.b`` when that is a module, else ``a``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for statement in import_statements(path):
+        if isinstance(statement, ast.Import):
+            found.update(alias.name for alias in statement.names)
+            continue
+        if statement.level:
+            base = package.split(".")[: len(package.split(".")) - statement.level + 1]
+            source = ".".join([*base, *([statement.module] if statement.module else [])])
+        else:
+            source = statement.module or ""
+        for alias in statement.names:
+            found.add(f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules
+                      else source)
     return {m for m in found if m in modules and m != name}
+
+
+def external_imports(path: Path) -> set[str]:
+    """Top-level names of the absolute imports of the file ``path`` (``pandas`` for
+    ``import pandas.api``)."""
+    names = set()
+    for statement in import_statements(path):
+        if isinstance(statement, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in statement.names)
+        elif not statement.level and statement.module:
+            names.add(statement.module.split(".")[0])
+    return names
 
 
 def import_graph(root: Path, package: str) -> dict[str, set[str]]:
@@ -223,3 +244,20 @@ def test_the_import_walk_catches_circles_and_upward_imports(tmp_path):
     (tmp_path / "pkg" / "extra.py").write_text("")
     assert layering_problems(import_graph(tmp_path, "pkg"), "pkg", layers) == {
         "without a layer": ["extra"], "import circles": ["pkg.low.base <-> pkg.mid"]}
+
+
+#: modules that compute on tensors: the strings (ids, tables) are io's work
+TENSOR_SIDE = ("ops", "backends", "engine", "statistics", "distributed", "training")
+TABLE_LIBRARIES = {"pandas", "pyarrow", "polars"}
+
+
+def test_the_tensor_side_imports_no_table_library():
+    """ops, backends, the engine, the statistics, Dask tasks and the training-loop
+    statistics import no pandas, pyarrow or polars, not even inside a function: io hands
+    them integer codes and float arrays (io.gene_codes)."""
+    found = {module_name(p, ROOT): sorted(external_imports(p) & TABLE_LIBRARIES)
+             for top in TENSOR_SIDE
+             for p in sorted([*(ROOT / "isograph_gpu").glob(f"{top}.py"),
+                              *(ROOT / "isograph_gpu" / top).rglob("*.py")])}
+    assert len(found) > len(TENSOR_SIDE)  # ops/ and backends/ hold several modules
+    assert {m: libs for m, libs in found.items() if libs} == {}
