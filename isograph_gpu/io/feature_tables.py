@@ -129,8 +129,9 @@ class ParquetFeatureBlocks(FeatureBlocks):
     """The float64 samples x features matrix of a parquet feature table, read one block of
     columns at a time (host memory bounded by the block, not the table); see
     :class:`FeatureBlocks`. Blocks are read through one polars scan of the file: polars
-    keeps the parsed footer after the first read; each read then has a fixed cost (~0.3 s
-    at 250,000 columns) and decodes the block's columns on about one core.
+    keeps the parsed footer after the first read; each read then has a fixed cost (large
+    for a wide file: docs/input_formats.md) and decodes the block's columns on about one
+    core.
     """
 
     def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
@@ -300,7 +301,7 @@ class SamplesByFeaturesTable:
         if scan is None:
             scan, schema = _scan_parquet(path, self.what), None
         try:
-            # resolving the schema of a 250,000-column scan costs ~0.4 s each time
+            # resolving the schema of a wide scan is costly each time: once per run
             self._schema = schema if schema is not None else scan.collect_schema()
             names = self._schema.names()
             id_column = self._id_column(names, path)
@@ -360,8 +361,8 @@ class SamplesByFeaturesTable:
 
 def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
     """Index columns a pandas-written parquet stores (empty for other files), from the
-    footer's key-value metadata (polars parses a 250,000-column footer 4x faster than
-    pyarrow, in less memory)."""
+    footer's key-value metadata (polars parses a wide footer faster than pyarrow, in
+    less memory)."""
     if table_format(Path(source)) != "parquet":
         return []
     meta = json.loads(pl.read_parquet_metadata(source).get("pandas") or "{}")

@@ -30,9 +30,9 @@ LOAD_PEAK_MATRICES = 1
 #: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
 #: reads' worth: the block the engine computes on, the next one's columns as decoded, and
 #: the working set of the chunk computed meanwhile, which without read ahead never
-#: coexists with a decode (measured: 2 blocks of 256 MiB read ahead added ~0.26 GiB to
-#: the peak at 1,000 x 250,000). A read of a very wide parquet has a fixed cost (~0.3 s
-#: at 250,000 columns), so reads are as large as this allows.
+#: coexists with a decode (what read ahead adds to the peak: docs/input_formats.md). A
+#: read of a very wide parquet has a fixed cost (same place), so reads are as large as
+#: this allows.
 STREAM_BYTES_IN_FLIGHT = 512 * 1024**2
 STREAM_BLOCKS_IN_FLIGHT = 3
 
