@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
+from ..progress import Progress
 from .memory import stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
@@ -493,16 +494,48 @@ def _resolve_layout(names: Sequence[str], layout: str, what: str, where: str) ->
     return "features-by-samples" if by_feature else "samples-by-features"
 
 
+def check_streamable(source: Any, stream: bool | None,
+                     cache: str | os.PathLike[str] | None) -> None:
+    """InputError when ``stream`` is True (``--stream-features``) for a CSV/TSV feature
+    table without a ``cache``: a delimited text file is parsed whole, it cannot be read in
+    column blocks (with a feature cache the parsed matrix is streamed from the cache)."""
+    from .anndata import is_anndata
+
+    if stream is not True or cache is not None or not isinstance(source, str | os.PathLike):
+        return
+    fmt = table_format(Path(source))
+    if fmt == "parquet" or is_anndata(source):
+        return
+    raise InputError(
+        f"--stream-features: feature_table {source} is a {fmt.upper()} file, which is parsed "
+        "whole (text cannot be read in column blocks); convert it to parquet or .h5ad, "
+        "or add --feature-cache PATH (the parsed matrix is written there once and "
+        "streamed from it), or drop --stream-features")
+
+
 def open_feature_table(source: Any, what: str = "feature_table",
                        layout: FeatureLayout | str = "auto",
-                       stream: bool | None = None) -> FeatureTable:
+                       stream: bool | None = None,
+                       cache: str | os.PathLike[str] | None = None,
+                       progress: Progress | None = None) -> FeatureTable:
     """The reader for ``source`` (a path, a DataFrame or an AnnData object).
 
     ``layout``: see :data:`FEATURE_LAYOUTS` (an AnnData is always samples x features).
     ``stream``: read a samples x features parquet or an ``.h5ad`` in column blocks; ``None``
-    streams only when the table does not fit in memory.
+    streams only when the table does not fit in memory. ``cache``: a feature-matrix cache
+    file (:mod:`isograph_gpu.io.feature_cache`): mapped when it was built from the same
+    file, else written from it; any layout or format can then be streamed.
+    ``progress`` reports the decode.
     """
     from .anndata import AnnDataFeatureTable, is_anndata
+
+    if cache is not None:
+        from .feature_cache import open_cached_feature_table
+
+        return open_cached_feature_table(
+            source, cache, what, str(layout), stream,
+            lambda s: open_feature_table(source, what, layout, s, progress=progress),
+            progress)
 
     if is_anndata(source):
         if layout == "features-by-samples":
