@@ -268,3 +268,15 @@ def test_cache_inside_the_output_dir_is_refused(ref_inputs, tmp_path):
     result = invoke_explain(ref_inputs, out, "--feature-cache", str(out / "c.igcache"))
     assert result.exit_code != 0 and "inside the output dir" in result.output
     assert not out.exists()
+
+
+def test_blocks_pickle_as_the_cache_path(tmp_path):
+    """A Dask worker maps the cache itself (isograph_gpu.distributed)."""
+    import pickle
+
+    path = _write(tmp_path, "parquet")
+    table = _open(path, tmp_path / "c.igcache", True)
+    blocks = table.matrix(table.columns[1:5], np.array([4, 1, 0]))
+    raw = pickle.dumps(blocks)
+    assert len(raw) < 4096  # the path, columns and rows, not the values
+    np.testing.assert_array_equal(np.asarray(pickle.loads(raw)), np.asarray(blocks))
