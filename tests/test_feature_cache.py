@@ -100,6 +100,9 @@ def test_cached_table_equals_the_table(tmp_path, form, stream):
             block = finish(decode())
             assert block.flags.f_contiguous and block.dtype == np.float64
             np.testing.assert_array_equal(block, want[:, 2:5])
+            decode, finish = got.read_parts(5, got.shape[1])  # drops the pages before
+            np.testing.assert_array_equal(finish(decode()), want[:, 5:])
+            np.testing.assert_array_equal(got[:, 0:5], want[:, 0:5])  # read back again
             np.testing.assert_array_equal(got.take([4, 0, 4]), want[:, [4, 0, 4]])
             assert got.read_columns >= 1 and got.read_ahead_columns >= 1
 
@@ -280,3 +283,34 @@ def test_blocks_pickle_as_the_cache_path(tmp_path):
     raw = pickle.dumps(blocks)
     assert len(raw) < 4096  # the path, columns and rows, not the values
     np.testing.assert_array_equal(np.asarray(pickle.loads(raw)), np.asarray(blocks))
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_streamed_reads_drop_the_pages_behind_them(tmp_path):
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(512, 64)), columns=[f"f{j}" for j in range(64)])
+    frame.insert(0, "sample_id", [f"S{i:04d}" for i in range(512)])
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    cache = tmp_path / "c.igcache"
+    _open(path, cache, True)
+    table = _open(path, cache, True)
+    blocks = table.matrix(table.columns, np.arange(512))
+    want = frame.drop(columns="sample_id").to_numpy()
+    for a in range(0, 64, 8):  # in order, as the engine reads them
+        decode, finish = blocks.read_parts(a, a + 8)
+        np.testing.assert_array_equal(finish(decode()), want[:, a:a + 8])
+    block_kb = 512 * 8 * 8 // 1024
+    assert _mapped_rss_kb(cache) <= 2 * block_kb  # the last block, not the 256 kB table
+    np.testing.assert_array_equal(np.asarray(blocks), want)  # dropped pages read again

@@ -187,7 +187,10 @@ class CachedFeatureBlocks(FeatureBlocks):
     def read_parts(self, a: int, b: int
                    ) -> tuple[Callable[[], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
         """Columns a:b as ``decode()`` (the block, its pages read on the calling thread:
-        the read-ahead thread) and ``finish`` (the block as it is)."""
+        the read-ahead thread) and ``finish`` (called once the last block is freed: the
+        mapped pages of the columns before a are dropped from this process's memory, so
+        a streamed run's resident memory stays about a block; pages dropped are read
+        from the file again if a later read needs them)."""
         def decode() -> np.ndarray:
             block = self._read_positions(np.arange(a, b, dtype=np.int64))
             flat = block.T.reshape(-1)  # C order [b, n]: a view
@@ -195,15 +198,29 @@ class CachedFeatureBlocks(FeatureBlocks):
                 np.add.reduce(flat[:: mmap.PAGESIZE // 8])  # one value per page
             return block
 
-        return decode, _unchanged
+        def finish(block: np.ndarray) -> np.ndarray:
+            if a < len(self._positions):
+                self._drop_pages_before(int(self._positions[a]))
+            return block
+
+        return decode, finish
+
+    def _drop_pages_before(self, column: int) -> None:
+        """``madvise(MADV_DONTNEED)`` the whole pages of the file's columns before
+        ``column`` (a private mapping that is never written: they are read again from
+        the file if touched later)."""
+        mapped = getattr(self._data, "_mmap", None)
+        if mapped is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = int(getattr(self._data, "offset", 0)) % mmap.ALLOCATIONGRANULARITY
+        end = start + column * self._data.shape[1] * self._data.itemsize  # in the mapping
+        end -= end % mmap.PAGESIZE
+        if end > 0:
+            mapped.madvise(mmap.MADV_DONTNEED, 0, end)
 
     def __reduce__(self) -> tuple[Any, tuple[str, np.ndarray, np.ndarray]]:
         """Pickles as the cache path, columns and rows; unpickling maps the file again."""
         return _open_blocks, (str(self._path), self._positions, self._rows)
-
-
-def _unchanged(block: np.ndarray) -> np.ndarray:
-    return block
 
 
 def _open_blocks(path: str, positions: np.ndarray, rows: np.ndarray) -> CachedFeatureBlocks:
