@@ -314,3 +314,17 @@ def test_streamed_reads_drop_the_pages_behind_them(tmp_path):
     block_kb = 512 * 8 * 8 // 1024
     assert _mapped_rss_kb(cache) <= 2 * block_kb  # the last block, not the 256 kB table
     np.testing.assert_array_equal(np.asarray(blocks), want)  # dropped pages read again
+
+
+def test_a_cache_keyed_with_another_hash_is_rebuilt(tmp_path, monkeypatch):
+    path = _write(tmp_path, "parquet")
+    cache = tmp_path / "c.igcache"
+    monkeypatch.setattr(feature_cache, "hash_algorithm", lambda: "blake2b")
+    _open(path, cache, False)
+    monkeypatch.setattr(feature_cache, "hash_algorithm", lambda: "xxh3_128")
+    pytest.importorskip("xxhash")
+    with pytest.warns(UserWarning, match="keyed with the hash 'blake2b'"):
+        table = open_feature_table(path, stream=False, cache=cache)
+    plain = open_feature_table(path, stream=False)
+    np.testing.assert_array_equal(table.matrix(plain.columns, np.arange(12)),
+                                  plain.matrix(plain.columns, np.arange(12)))

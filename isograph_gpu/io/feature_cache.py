@@ -310,7 +310,11 @@ def read_feature_cache(path: Path, key: dict[str, Any], progress: Progress | Non
     its data hash to the stored digest; :class:`_StaleCache` otherwise."""
     try:
         header = _read_header(path)
-        if header.get("key") != key:
+        stored = header.get("key") or {}
+        if stored.get("source", {}).get("hash") != key["source"]["hash"]:
+            raise _StaleCache(f"was keyed with the hash {stored.get('source', {}).get('hash')!r} "
+                              f"(this installation: {key['source']['hash']!r})")
+        if stored != key:
             raise _StaleCache("was built from a different or changed feature table "
                               "(or another --feature-layout)")
         data = _map_data(path, header)
