@@ -81,15 +81,15 @@ def explain_module(
     config = config or ExplainConfig()
     check_optional_dependencies(config, feature_table, feature_meta, module_score_table)
     progress = Progress(config.progress)
-    check_streamable(feature_table, config.stream_features, config.feature_cache)
-    if config.feature_cache is not None:
-        check_cache_path(config.feature_cache, (feature_table, feature_meta,
-                                                module_score_table), output_dir)
     annotation = None
     if annotation_table is not None:  # reference order: annotation errors come first
         from .structure.annotation_merge import load_annotation_table
 
         annotation = load_annotation_table(annotation_table)
+    check_streamable(feature_table, config.stream_features, config.feature_cache)
+    if config.feature_cache is not None:
+        check_cache_path(config.feature_cache, (feature_table, feature_meta,
+                                                module_score_table), output_dir)
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.precision)
