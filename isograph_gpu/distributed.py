@@ -88,12 +88,15 @@ def scheduler_client(scheduler: str) -> Iterator[Any]:
 
 
 def _readable_on_workers(features: Any) -> bool:
-    """True when the workers can read their own columns of ``features``: a parquet table
-    or a backed ``.h5ad`` opened in blocks (each pickles as its path, columns and rows)."""
+    """True when the workers can read their own columns of ``features``: a parquet table,
+    a backed ``.h5ad`` or a feature cache opened in blocks (each pickles as its path,
+    columns and rows)."""
     from .io.anndata import AnnDataFeatureBlocks
+    from .io.feature_cache import CachedFeatureBlocks
     from .io.feature_tables import ParquetFeatureBlocks
 
-    return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks)
+    return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks
+                      | CachedFeatureBlocks)
 
 
 def feature_statistics_on_dask(

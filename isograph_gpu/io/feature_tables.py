@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
+from ..progress import Progress
 from .feature_blocks import FeatureBlocks
 from .memory import LOAD_BLOCK_BYTES, stream_read_columns, table_fits_in_memory
 from .table_readers import (
@@ -164,13 +165,13 @@ class ParquetFeatureBlocks(FeatureBlocks):
     def _read_positions(self, positions: np.ndarray) -> np.ndarray:
         return self._read([self._columns[int(i)] for i in positions])
 
-    def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F"
-                  ) -> np.ndarray:
+    def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F",
+                  progress: Progress | None = None) -> np.ndarray:
         """The whole float64 matrix (``order`` F or C), filled in column groups read by
         ``workers`` threads at once (one polars read uses little more than one core), each
         group copied into its slice: the peak is the matrix plus ``workers`` groups of
         ``LOAD_BLOCK_BYTES / workers`` of the file's rows decoded twice (columns, then
-        block), not twice the matrix."""
+        block), not twice the matrix. ``progress`` counts the groups decoded."""
         n, f = self.shape
         out = np.empty((n, f), dtype=np.float64, order=order)
         workers = max(1, int(workers))
@@ -181,15 +182,23 @@ class ParquetFeatureBlocks(FeatureBlocks):
         def fill(a: int) -> None:
             out[:, a:a + step] = self._read(self._columns[a:a + step])
 
+        starts = range(0, f, step)
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress.chunk("decode feature table", done, len(starts), unit="group")
+
         if workers == 1 or f <= step:
-            for a in range(0, f, step):
+            for i, a in enumerate(starts, start=1):
                 fill(a)
+                report(i)
             return out
         with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
-            groups = [pool.submit(fill, a) for a in range(0, f, step)]
+            groups = [pool.submit(fill, a) for a in starts]
             try:
-                for done in groups:
+                for i, done in enumerate(groups, start=1):
                     done.result()  # a read's InputError, raised here
+                    report(i)
             except BaseException:
                 for pending in groups:
                     pending.cancel()  # no further group is read after a failure
@@ -234,11 +243,13 @@ class SamplesByFeaturesTable:
 
     def __init__(self, source: TableSource, what: str, stream: bool | None = False,
                  opened: pl.LazyFrame | pl.DataFrame | None = None,
-                 schema: pl.Schema | None = None) -> None:
+                 schema: pl.Schema | None = None, progress: Progress | None = None) -> None:
         """``opened``: the file's polars scan (parquet) or frame (CSV) when the caller has
         one already, ``schema``: the scan's schema when the caller has resolved it (the
-        footer, the file or the schema is then not read twice)."""
+        footer, the file or the schema is then not read twice). ``progress`` counts the
+        column groups of a loaded parquet as they are decoded."""
         self.what = what
+        self._progress = progress
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
         self._polars: pl.DataFrame | None = None
@@ -327,7 +338,7 @@ class SamplesByFeaturesTable:
             check_numeric(self._schema, columns, f"{self.what} {self.where}")
             blocks = ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
                                           self._n_rows, columns, rows)
-            return blocks if self._streamed else blocks.to_matrix()
+            return blocks if self._streamed else blocks.to_matrix(progress=self._progress)
         if self._polars is not None:
             return self._polars_matrix(self._polars, columns, rows)
         out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
@@ -431,16 +442,48 @@ def _resolve_layout(names: Sequence[str], layout: str, what: str, where: str) ->
     return "features-by-samples" if by_feature else "samples-by-features"
 
 
+def check_streamable(source: Any, stream: bool | None,
+                     cache: str | os.PathLike[str] | None) -> None:
+    """InputError when ``stream`` is True (``--stream-features``) for a CSV/TSV feature
+    table without a ``cache``: a delimited text file is parsed whole, it cannot be read in
+    column blocks (with a feature cache the parsed matrix is streamed from the cache)."""
+    from .anndata import is_anndata
+
+    if stream is not True or cache is not None or not isinstance(source, str | os.PathLike):
+        return
+    fmt = table_format(Path(source))
+    if fmt == "parquet" or is_anndata(source):
+        return
+    raise InputError(
+        f"--stream-features: feature_table {source} is a {fmt.upper()} file, which is parsed "
+        "whole (text cannot be read in column blocks); convert it to parquet or .h5ad, "
+        "or add --feature-cache PATH (the parsed matrix is written there once and "
+        "streamed from it), or drop --stream-features")
+
+
 def open_feature_table(source: Any, what: str = "feature_table",
                        layout: FeatureLayout | str = "auto",
-                       stream: bool | None = None) -> FeatureTable:
+                       stream: bool | None = None,
+                       cache: str | os.PathLike[str] | None = None,
+                       progress: Progress | None = None) -> FeatureTable:
     """The reader for ``source`` (a path, a DataFrame or an AnnData object).
 
     ``layout``: see :data:`FEATURE_LAYOUTS` (an AnnData is always samples x features).
     ``stream``: read a samples x features parquet or an ``.h5ad`` in column blocks; ``None``
-    streams only when the table does not fit in memory.
+    streams only when the table does not fit in memory. ``cache``: a feature-matrix cache
+    file (:mod:`isograph_gpu.io.feature_cache`): mapped when it was built from the same
+    file, else written from it; any layout or format can then be streamed.
+    ``progress`` reports the decode.
     """
     from .anndata import AnnDataFeatureTable, is_anndata
+
+    if cache is not None:
+        from .feature_cache import open_cached_feature_table
+
+        return open_cached_feature_table(
+            source, cache, what, str(layout), stream,
+            lambda s: open_feature_table(source, what, layout, s, progress=progress),
+            progress)
 
     if is_anndata(source):
         if layout == "features-by-samples":
@@ -468,8 +511,32 @@ def open_feature_table(source: Any, what: str = "feature_table",
             raise _read_error(what, path, exc) from exc
         if frame is not None:
             return FeaturesBySamplesTable(frame, what, where)
-        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan, schema=schema)
-    frame = read_polars(path, what)
+        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan, schema=schema,
+                                      progress=progress)
+    frame = _parse_text_table(path, what, progress or Progress())
     if _resolve_layout(frame.columns, layout, what, where) == "features-by-samples":
         return FeaturesBySamplesTable(frame, what, where)
     return SamplesByFeaturesTable(path, what, opened=frame)
+
+
+#: a CSV/TSV feature table at least this large is announced before it is parsed, with the
+#: faster forms of the same table (docs/input_formats.md)
+ANNOUNCED_TEXT_BYTES = 64 * 1024**2
+#: what reads faster than a CSV/TSV feature table (bench/results/read_cpu.json)
+TEXT_TABLE_ADVICE = (
+    "the same table as parquet or .h5ad reads 5-14x faster (measured at 1,000 x 10,000: "
+    "CSV 10.1 s, parquet 1.8 s, .h5ad 0.7 s), and --feature-cache PATH parses it once "
+    "for every later run (docs/input_formats.md)")
+
+
+def _parse_text_table(path: Path, what: str, progress: Progress) -> pl.DataFrame:
+    """A CSV/TSV feature table parsed whole (:func:`read_polars`); a large one is announced
+    first, saying once what reads faster."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size < ANNOUNCED_TEXT_BYTES:
+        return read_polars(path, what)
+    progress.message(
+        f"parsing {what} {path} ({size / 1e6:,.0f} MB of {table_format(path).upper()}); "
+        f"{TEXT_TABLE_ADVICE}")
+    with progress.stage(f"parse {table_format(path).upper()} {what}"):
+        return read_polars(path, what)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MissingInputError
+from ..progress import Progress
 from .explain_inputs import ExplainInputs
 from .feature_scores import FeatureScores
 from .feature_tables import FeatureLayout, FeatureTable, open_feature_table
@@ -169,6 +170,8 @@ def load_explain_inputs(
     for_plots: bool = False,
     feature_layout: FeatureLayout | str = "auto",
     module_score_rows_only: bool = False,
+    feature_cache: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
@@ -183,12 +186,15 @@ def load_explain_inputs(
     ``module_score_rows_only``: keep only the feature_scores rows of the processed
     modules' genes (all the eigengenes and gene-driver tables read; the VAE encoder needs
     every row). At 32 modules of 50 genes that is 3,200 of 125,000 rows.
+    ``feature_cache``: a feature-matrix cache file for a feature table file
+    (:mod:`isograph_gpu.io.feature_cache`). ``progress`` reports the table's decode.
     """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     score_rows = FeatureScores(scores_path)
     table, meta = _feature_table_and_meta(feature_table, feature_meta, feature_layout,
-                                          stream_features, for_plots)
+                                          stream_features, for_plots, feature_cache,
+                                          progress)
     sample_ids = _overlapping_samples(score_rows.sample_ids, table.sample_ids.tolist())
     resolved = _resolve_modules(modules, module_ids)
     module_scores = None
@@ -228,14 +234,18 @@ def load_explain_inputs(
 
 def _feature_table_and_meta(feature_table: TableSource, feature_meta: TableSource | None,
                             layout: FeatureLayout | str, stream: bool | None,
-                            for_plots: bool) -> tuple[FeatureTable, pd.DataFrame]:
+                            for_plots: bool,
+                            cache: str | os.PathLike[str] | None = None,
+                            progress: Progress | None = None
+                            ) -> tuple[FeatureTable, pd.DataFrame]:
     """The feature table's reader and the validated feature metadata (given, or the
     table's own when ``feature_meta`` is None)."""
     meta = None
     if feature_meta is not None:
         meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
                                      describe_source(feature_meta), for_plots=for_plots)
-    table = open_feature_table(feature_table, "feature_table", layout, stream=stream)
+    table = open_feature_table(feature_table, "feature_table", layout, stream=stream,
+                               cache=cache, progress=progress)
     if meta is None:
         own = table.feature_meta()
         if own is None:
