@@ -82,7 +82,7 @@ def _scipy_betainc_parts(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     rows = a.shape[0] if a.ndim else 1
     parts = min(torch.get_num_threads(), rows, a.numel() // _VALUES_PER_THREAD)
     if parts < 2:
-        return torch.from_numpy(special.betainc(a.numpy(), b.numpy(), x.numpy()))
+        return torch.as_tensor(special.betainc(a.numpy(), b.numpy(), x.numpy()))
     out = torch.empty(a.shape, dtype=torch.float64)
     bounds = [rows * i // parts for i in range(parts + 1)]
 
