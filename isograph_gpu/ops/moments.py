@@ -391,7 +391,8 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
     f, k = m.sxy.shape
     g = sums.count.shape[1]
     limit = loss_limit(x.dtype)
-    pairs = _lossy(m.sx, m.n, m.sxx, limit) | _lossy(m.sy, m.n, m.syy, limit)
+    n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))  # [F, c]
+    pairs = _lossy(sx, n, sxx, limit) | _lossy(m.sy, m.n, m.syy, limit)
     if right.values is None:
         pairs = torch.zeros_like(pairs)
     groups = _lossy(sums.total, sums.count, sums.squares, limit)
