@@ -402,6 +402,8 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
         if index.numel() == 0:
             return m, sums
     else:
+        if capacity < 1:
+            raise ValueError(f"recompute_limit must be at least 1, got {capacity}")
         index = torch.nonzero_static(flags, size=int(capacity), fill_value=-1)[:, 0]
     # one list of flat indices: pairs [0, f k), then groups [f k, f k + f g), -1 padding;
     # every entry is computed as both and written where it is one (a sentinel elsewhere)
