@@ -5,7 +5,8 @@ The statistics stage (``isograph_gpu.engine.feature_statistics``: moments, r, p,
 median and a 10 % tails split) on the synthetic 1,000 samples x ~50,000 usage features x 20
 modules of ``isograph_gpu.synthetic``, with the recompute (as shipped) and without it (its
 selection patched out: the fast sums alone), alternated in one process; plus how many
-pairs and groups were recomputed. A second input zeroes 90 % of the samples of a third of
+pairs and groups were recomputed, and (more robust on a loaded host) the share of each
+stage's own wall and CPU time spent in the cancellation test and recompute. A second input zeroes 90 % of the samples of a third of
 the features (zero-inflated usage: groups constant at 0 are flagged, see docs).
 
     python bench/bench_recompute.py [--repeats 3] [--out bench/results/recompute_cpu.json]
@@ -40,6 +41,24 @@ def _inputs(seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
     return x, scores
 
 
+class _Timer:
+    """Wraps ops.moments._recompute_cancelled (the cancellation test, its nonzero and any
+    recompute), adding up its wall and process (CPU, all threads) seconds."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._real = moments_module._recompute_cancelled
+
+    def __call__(self, *args):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return self._real(*args)
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
 class _Counter:
     """Wraps ops.moments._recompute_entries, counting calls and entries."""
 
@@ -54,20 +73,24 @@ class _Counter:
         return self._real(x, right, row, module, group)
 
 
-def _run(x: np.ndarray, scores: torch.Tensor, fast_only: bool) -> tuple[float, _Counter]:
+def _run(x: np.ndarray, scores: torch.Tensor, fast_only: bool
+         ) -> tuple[float, float, _Counter, _Timer]:
+    """(wall s, process CPU s, counter, timer) of one statistics stage."""
     splits = {"split": percentile_split(scores, 50.0), "tails": tail_split(scores, 10.0)}
-    counter = _Counter()
+    counter, timer = _Counter(), _Timer()
     patches = [mock.patch.object(moments_module, "_recompute_entries", counter)]
     if fast_only:
         patches.append(mock.patch.object(moments_module, "_recompute_cancelled",
                                          lambda x, right, m, sums, capacity: (m, sums)))
+    else:
+        patches.append(mock.patch.object(moments_module, "_recompute_cancelled", timer))
     for p in patches:
         p.start()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         feature_statistics(x, scores, min_pairs=3, splits=splits, device=torch.device("cpu"),
                            dtype=torch.float64, memory_budget_bytes=1 << 30)
-        return time.perf_counter() - start, counter
+        return time.perf_counter() - start, time.process_time() - cpu, counter, timer
     finally:
         for p in reversed(patches):
             p.stop()
@@ -76,18 +99,28 @@ def _run(x: np.ndarray, scores: torch.Tensor, fast_only: bool) -> tuple[float, _
 def measure(x: np.ndarray, scores: torch.Tensor, repeats: int) -> dict:
     n, f = x.shape
     k = scores.shape[1]
-    with_s, without_s = [], []
+    with_s, without_s, with_cpu, without_cpu, share_wall, share_cpu = [], [], [], [], [], []
     counter = None
     for _ in range(repeats):  # alternated: the loaded host drifts alike for both
-        seconds, counter = _run(x, scores, fast_only=False)
+        seconds, cpu, counter, timer = _run(x, scores, fast_only=False)
         with_s.append(seconds)
-        without_s.append(_run(x, scores, fast_only=True)[0])
+        with_cpu.append(cpu)
+        share_wall.append(timer.wall / seconds)
+        share_cpu.append(timer.cpu / cpu)
+        seconds, cpu, _, _ = _run(x, scores, fast_only=True)
+        without_s.append(seconds)
+        without_cpu.append(cpu)
     entries = f * k + f * 4 * k  # pairs + groups (2 splits x high/low)
     return {"n_samples": n, "n_features": f, "n_modules": k,
             "with_recompute_s": with_s, "without_recompute_s": without_s,
             "median_with_s": statistics.median(with_s),
             "median_without_s": statistics.median(without_s),
             "ratio_with_over_without": statistics.median(with_s) / statistics.median(without_s),
+            "with_recompute_cpu_s": with_cpu, "without_recompute_cpu_s": without_cpu,
+            "cpu_ratio_with_over_without": (statistics.median(with_cpu)
+                                            / statistics.median(without_cpu)),
+            "recompute_share_of_stage_wall": statistics.median(share_wall),
+            "recompute_share_of_stage_cpu": statistics.median(share_cpu),
             "recompute_calls": counter.calls, "recomputed_entries": counter.entries,
             "recomputed_fraction": counter.entries / entries}
 
