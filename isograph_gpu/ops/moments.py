@@ -377,11 +377,13 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     return _recompute_cancelled(x, right, moments, sums, recompute_limit)
 
 
-def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float) -> Tensor:
-    """Where the centred second moment ``squares - total^2 / count`` is below ``1 /
-    limit`` of the raw one ``squares`` (>= 2 values): total^2 > (1 - 1/limit) count
-    squares."""
-    return (total * total > (1.0 - 1.0 / limit) * count * squares) & (count >= 2.0)
+def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor) -> None:
+    """Into bool ``out``: where the centred second moment ``squares - total^2 / count`` is
+    below ``(count - 1) / count / limit`` of the raw one ``squares`` (about 1 / limit; a
+    single value, whose total^2 is its squares, never): total^2 > (count (1 - 1 / limit)
+    + 1 / limit) squares, in four passes."""
+    bound = torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit)
+    torch.gt(total * total, bound * squares, out=out)
 
 
 def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSums,
@@ -391,12 +393,17 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
     f, k = m.sxy.shape
     g = sums.count.shape[1]
     limit = loss_limit(x.dtype)
-    n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))  # [F, c]
-    pairs = _lossy(sx, n, sxx, limit) | _lossy(m.sy, m.n, m.syy, limit)
+    flags = torch.empty(f * (k + g), dtype=torch.bool, device=x.device)
+    pairs, groups = flags[:f * k].view(f, k), flags[f * k:].view(f, g)
     if right.values is None:
-        pairs = torch.zeros_like(pairs)
-    groups = _lossy(sums.total, sums.count, sums.squares, limit)
-    flags = torch.cat([pairs.reshape(-1), groups.reshape(-1)])
+        pairs.zero_()
+    else:
+        n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))  # [F, c]
+        _lossy(m.sy, n, m.syy, limit, pairs)
+        x_side = torch.empty(sx.shape, dtype=torch.bool, device=x.device)
+        _lossy(sx, n, sxx, limit, x_side)
+        pairs |= x_side
+    _lossy(sums.total, sums.count, sums.squares, limit, groups)
     if capacity is None:
         index = torch.nonzero(flags)[:, 0]  # the one host synchronisation (CUDA)
         if index.numel() == 0:
@@ -430,7 +437,7 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
     if capacity is not None:  # flagged entries without room: NaN, never a wrong value
         covered = _put(torch.zeros_like(pairs), pair_at, is_pair)
         m.sxy = torch.where(pairs & ~covered, float("nan"), m.sxy)
-        recomputed = recomputed | groups
+        recomputed = recomputed | groups  # not recomputed: mean and stderr NaN
     sums.centred = CentredGroups(recomputed, mean, stderr)
     return m, sums
 
