@@ -8,7 +8,10 @@
 # 3. bench/bench_gpu.py: stages at 1,000 x 250,000 x 32 with X on the device, parity
 #    deviations at float64 and float32 from isograph 0.1.5's stored tables, and the whole
 #    explain end to end (skipped with --quick),
-# 4. bench/bench_training.py: ModuleStatistics at 256 x 50,000 x 16 vs one VAE step.
+# 4. bench/bench_training.py: ModuleStatistics at 256 x 50,000 x 16 vs one VAE step,
+# 5. the numeric cases against exact arithmetic on CUDA (tests/test_cancellation.py:
+#    offsets on NaN-score samples, far-apart groups, 1e10..1e300 outliers, the sync-free
+#    selection of the training call; tests/test_betainc.py: the torch betainc route).
 #
 # Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json and
 # bench/results/gpu_check_<card>.json (each step's exit status, seconds and last lines,
@@ -68,6 +71,8 @@ bench_args=(--device cuda --repeats 5 --end-to-end-repeats 1 --out "$results/gpu
 step bench_gpu 270 "$py" bench/bench_gpu.py "${bench_args[@]}"
 step bench_training 60 "$py" bench/bench_training.py --device cuda \
     --out "$results/training_cuda.json"
+step numerics_cuda 120 "$py" -m pytest -q -p no:cacheprovider -m cuda \
+    tests/test_cancellation.py tests/test_betainc.py tests/test_training.py
 
 "$py" - "$logs" "$results/gpu_check_$card.json" <<'PY'
 import json, sys

@@ -32,6 +32,11 @@ from .ops.segments import switch_strength
 
 __all__ = ["ContrastOutput", "ModuleStatistics", "ModuleStatisticsOutput"]
 
+#: on CUDA a call recomputes at most this many cancelling pairs and groups, selected
+#: without a host synchronisation (ops.moments.moments_from_block; beyond it NaN); the CPU
+#: selects them all (no synchronisation to avoid there)
+_RECOMPUTE_LIMIT = 1024
+
 
 @dataclass
 class ContrastOutput:
@@ -160,7 +165,8 @@ class ModuleStatistics:
             split = percentile_split(scores.detach(), self.split_percentile)
             layout = GroupLayout.from_splits({"split": split}, *scores.shape)
         moments, sums = moments_and_group_sums(
-            features, scores, None if layout is None else layout.matrix)
+            features, scores, None if layout is None else layout.matrix,
+            recompute_limit=None if features.device.type == "cpu" else _RECOMPUTE_LIMIT)
         r = pearson_from_moments(moments, self.min_pairs)
         n = moments.n.round().to(torch.int64)
         out = ModuleStatisticsOutput(

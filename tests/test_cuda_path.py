@@ -83,10 +83,11 @@ def test_cuda_engine_tails_and_pvalues_match_scipy(dtype: torch.dtype) -> None:
 
 
 def test_chunk_statistics_do_not_synchronise_with_the_host():
-    """One chunk's moments, group sums, r, Pearson p (masked), Welch t and p run without a
-    host synchronisation (the engine's claim; a per-chunk `.any()` or boolean indexing
-    would raise here)."""
-    from _helpers.cuda import no_host_sync
+    """One chunk's moments, group sums, r, Pearson p (masked), Welch t and p run with one
+    host synchronisation: the nonzero that selects the pairs and groups to recompute from
+    centred values (ops.moments; none here). A further per-chunk `.any()` or boolean
+    indexing would count here."""
+    from _helpers.cuda import counted_host_syncs
 
     from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
 
@@ -98,8 +99,9 @@ def test_chunk_statistics_do_not_synchronise_with_the_host():
     where = torch.ones((30, 3), dtype=torch.bool, device=device)
     out = FeatureStatistics.empty(30, 3, ["split"], device)
     right = chunk_right_block(y, layout, device, torch.float64)  # once per run: may sync
-    with no_host_sync():
+    with counted_host_syncs() as syncs:
         _chunk_statistics(out, 0, 30, x, right, layout, 3, where)
+    assert len(syncs) == 1, syncs
     assert torch.isfinite(out.r).all()
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .moments import CentredGroups
+
 
 def percentile_split(scores: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
     """Reference split per column of ``scores`` [n, K]: high = score >= nanpercentile
@@ -56,6 +58,8 @@ def welch_from_sums(
     count_l: Tensor, sum_l: Tensor, sq_l: Tensor,
     centre: Tensor,
     scale: Tensor | None = None,
+    *,
+    centred: tuple[CentredGroups, CentredGroups] | None = None,
 ) -> WelchResult:
     """Welch statistics from group sums of centred values (centre [F] added back), in
     units of ``scale`` [F] (:attr:`GroupSums.scale <isograph_gpu.ops.moments.GroupSums>`;
@@ -65,6 +69,11 @@ def welch_from_sums(
     when a group has < 2 values; se from ddof=1 variances; when both groups are constant
     (se = 0) equal means give t = NaN and different means t = ±inf, and df, 0/0 there, is
     1 as scipy sets it, so the p-value follows from t alone (NaN or 0).
+
+    ``centred``: (high, low) :class:`~isograph_gpu.ops.moments.CentredGroups` of the
+    same columns (:attr:`GroupSums.centred`): where either group was recomputed, the
+    statistics come from each group's mean and standard error (:func:`_welch_from_means`)
+    instead of the sums.
     """
     f64 = torch.float64
     nh, nl = count_h.to(f64), count_l.to(f64)
@@ -93,6 +102,17 @@ def welch_from_sums(
     delta, se = delta * unit, se * unit
     df = torch.where(zero_se, torch.ones_like(se),
                      (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0)))
+    if centred is not None:
+        high, low = centred
+        exact = _welch_from_means(
+            nh_s, torch.where(high.recomputed, high.mean.to(f64), mean_high),
+            torch.where(high.recomputed, high.stderr.to(f64), torch.sqrt(ah) * unit),
+            nl_s, torch.where(low.recomputed, low.mean.to(f64), mean_low),
+            torch.where(low.recomputed, low.stderr.to(f64), torch.sqrt(al) * unit), tol)
+        either = high.recomputed | low.recomputed
+        mean_high, mean_low, delta, se, t, df = (
+            torch.where(either, e, v) for e, v in
+            zip(exact, (mean_high, mean_low, delta, se, t, df), strict=True))
     nan = torch.full_like(se, float("nan"))
     return WelchResult(
         mean_high=torch.where(ok, mean_high, nan),
@@ -104,3 +124,23 @@ def welch_from_sums(
         n_high=count_h.round().to(torch.int64),
         n_low=count_l.round().to(torch.int64),
     )
+
+
+def _welch_from_means(nh: Tensor, mh: Tensor, eh: Tensor, nl: Tensor, ml: Tensor,
+                      el: Tensor, tol: float) -> tuple[Tensor, ...]:
+    """(mean_high, mean_low, delta, se, t, df) from each group's count, mean and standard
+    error ``e = sqrt(var / n)`` in the data's units: se = hypot(eh, el) and df from the
+    errors relative to the larger one, so neither overflows nor underflows where the
+    groups' scales are far apart; constant groups as :func:`welch_from_sums`."""
+    delta = mh - ml
+    se = torch.hypot(eh, el)
+    zero_se = se == 0
+    same = delta.abs() <= tol * (mh.abs() + ml.abs())
+    t = torch.where(zero_se, torch.where(same, torch.full_like(se, float("nan")),
+                                         torch.sign(delta) * float("inf")), delta / se)
+    delta = torch.where(zero_se & same, torch.zeros_like(delta), delta)
+    larger = torch.where(zero_se, torch.ones_like(se), torch.maximum(eh, el))
+    ah, al = (eh / larger) ** 2, (el / larger) ** 2
+    df = torch.where(zero_se, torch.ones_like(se),
+                     (ah + al) ** 2 / (ah**2 / (nh - 1.0) + al**2 / (nl - 1.0)))
+    return mh, ml, delta, se, t, df

@@ -80,6 +80,8 @@ class GroupLayout:
             raise ValueError(f"group sums have {sums.count.shape[1]} columns, the layout "
                              f"{self.n_groups}")
         hi, lo = self.columns(name)
+        centred = None if sums.centred is None else (sums.centred.columns(hi),
+                                                     sums.centred.columns(lo))
         return welch_from_sums(sums.count[:, hi], sums.total[:, hi], sums.squares[:, hi],
                                sums.count[:, lo], sums.total[:, lo], sums.squares[:, lo],
-                               sums.centre, sums.scale)
+                               sums.centre, sums.scale, centred=centred)

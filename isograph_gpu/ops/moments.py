@@ -15,6 +15,14 @@ scale for the means. All six moments, and the group sums of any contrast, come o
 three GEMMs of ``Mx``, ``X0`` and ``X0^2`` against prefixes of the stacked block
 ``[My | groups | Y0 | Y0^2 | 1]`` (:class:`RightBlock`, built once per y; when y has no
 missing value ``My`` is all ones and one column stands for its K).
+
+Sums around a column's centre cancel where a pair's or a group's own values sit far from it
+(a feature offset on the samples whose eigengene is NaN, groups many sd apart, one huge
+outlier): the centred second moment is the raw one minus a square of nearly its size. As
+WGCNA's ``cor`` does, each pair and group whose raw second moment exceeds its centred one
+by more than :func:`loss_limit` (a quarter of the significand's bits lost) is recomputed on
+the device from its own centred values (:func:`centred_values`, two passes, its own power
+of two); ordinary data has none.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ class Moments:
 
     ``sx``/``sxx`` are moments of the centred (and possibly power-of-two scaled) x,
     ``sy``/``syy`` of the centred (and scaled) y: in units of each column's scale, which
-    Pearson r does not depend on.
+    Pearson r does not depend on. A pair recomputed from its own centred values (see the
+    module docstring) has ``sx = sy = 0`` and its centred sums in units of its own.
     """
 
     n: Tensor
@@ -150,6 +159,87 @@ class GroupSums:
     centre: Tensor
     finite: Tensor
     scale: Tensor | None = None
+    #: the groups whose sums above lose too many digits, recomputed (None: none was)
+    centred: CentredGroups | None = None
+
+
+@dataclass
+class CentredGroups:
+    """Groups recomputed from their own centred values, each [F, G] like the group sums:
+    ``recomputed`` (bool), their ``mean`` and ``stderr`` (sqrt(var / count), ddof 1; 0
+    for a constant group) in x's units; NaN where not recomputed, and both NaN where a
+    sync-free selection (``recompute_limit``) had no room for a group that needed it."""
+
+    recomputed: Tensor
+    mean: Tensor
+    stderr: Tensor
+
+    def columns(self, cols: slice) -> CentredGroups:
+        """The group columns ``cols``."""
+        return CentredGroups(self.recomputed[:, cols], self.mean[:, cols],
+                             self.stderr[:, cols])
+
+
+def loss_limit(dtype: torch.dtype) -> float:
+    """How much larger than its centred second moment a pair's or group's raw one may be
+    before it is recomputed: 2^(a quarter of the significand's bits), 8192 in float64 (the
+    centred moment keeps >= 40 bits), 64 in float32."""
+    return 2.0 ** (round(-math.log2(torch.finfo(dtype).eps) + 1) // 4)
+
+
+def centred_values(values: Tensor, keep: Tensor, dim: int = 0
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(deviation, count, mean, scale, constant)`` of the kept values along ``dim``
+    (``keep`` bool, broadcast with ``values``, only where values are finite).
+
+    Values are divided by the :func:`power_of_two_scale` of the kept ones (exact), centred
+    by their mean in two passes (the mean of the first deviations is added back) and 0
+    where not kept. count (values' dtype), mean (values' units), scale and constant
+    (exactly one distinct kept value, or none) keep ``dim`` (size 1). Differentiable.
+    """
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    kept = torch.where(keep, values, zero)
+    scale = _scale_of_finite(kept, dim)
+    scaled = kept / scale
+    count = keep.sum(dim=dim, keepdim=True).to(values.dtype)
+    safe = count.clamp_min(1.0)
+    mean = scaled.sum(dim=dim, keepdim=True) / safe
+    mean = mean + torch.where(keep, scaled - mean, zero).sum(dim=dim, keepdim=True) / safe
+    deviation = torch.where(keep, scaled - mean, zero)
+    inf = torch.full((), float("inf"), dtype=values.dtype, device=values.device)
+    high = torch.where(keep, scaled, -inf).amax(dim=dim, keepdim=True)
+    low = torch.where(keep, scaled, inf).amin(dim=dim, keepdim=True)
+    return deviation, count, mean * scale, scale, ~(high > low)
+
+
+def centred_pair_moments(a: Tensor, b: Tensor, dim: int = 0
+                         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(n, cov, va, vb)`` of the pairs where ``a`` and ``b`` (broadcast) are both finite
+    along ``dim`` (removed): count, cross product and sums of squares of the deviations
+    from the pairs' own means (:func:`centred_values`, each side in units of its own power
+    of two), va / vb exactly 0 when that side is constant on the pairs."""
+    a, b = torch.broadcast_tensors(a, b)
+    keep = torch.isfinite(a) & torch.isfinite(b)
+    da, n, _, _, flat_a = centred_values(a, keep, dim)
+    db, _, _, _, flat_b = centred_values(b, keep, dim)
+    zero = torch.zeros((), dtype=da.dtype, device=da.device)
+    va = torch.where(flat_a.squeeze(dim), zero, (da * da).sum(dim=dim))
+    vb = torch.where(flat_b.squeeze(dim), zero, (db * db).sum(dim=dim))
+    return n.squeeze(dim), (da * db).sum(dim=dim), va, vb
+
+
+def centred_group_stats(values: Tensor, member: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean, stderr)`` [P] of the finite values of each column of ``values`` [n, P] in
+    the samples ``member`` (bool [n, P]): :func:`centred_values`; stderr =
+    sqrt(var / count) with ddof 1, exactly 0 for a constant group (finite for count < 2:
+    the Welch statistics mask those)."""
+    deviation, count, mean, scale, constant = centred_values(
+        values, member & torch.isfinite(values), 0)
+    squares = (deviation * deviation).sum(dim=0)
+    count = count[0]
+    stderr = torch.sqrt(squares / ((count - 1.0).clamp_min(1.0) * count.clamp_min(1.0)))
+    stderr = torch.where(constant[0], torch.zeros_like(stderr), stderr * scale[0])
+    return mean[0], stderr
 
 
 def masked_moments(x: Tensor, y: Tensor) -> Moments:
@@ -184,6 +274,9 @@ class RightBlock:
     #: column-major chunks, docs/gpu.md; not measured on cuBLAS, so never on CUDA);
     #: False: always x' block
     outer: bool = False
+    #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
+    #: their own centred values read it (None: not kept, no pair is recomputed)
+    values: Tensor | None = None
 
     @classmethod
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
@@ -202,17 +295,19 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, outer=pack and y.device.type == "cpu")
+                   packed=packed, outer=pack and y.device.type == "cpu", values=y)
 
 
-def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
+def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,
+                           recompute_limit: int | None = None
                            ) -> tuple[Moments, GroupSums | None]:
     """Pairwise-complete moments of ``x`` [n, F] against ``y`` [n, K], and optionally the
     group sums of x for 0/1 ``groups`` [n, G].
 
     All inputs on one device; NaN/inf mark missing values; results on x's device and
     dtype. :func:`moments_from_block` of the unpacked :class:`RightBlock` of y and groups
-    (a caller with many chunks against one y builds the block once).
+    (a caller with many chunks against one y builds the block once); ``recompute_limit``
+    as there.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
@@ -220,12 +315,12 @@ def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None
             f"and {tuple(y.shape)}"
         )
     right = RightBlock.build(y, groups, dtype=x.dtype, device=x.device)
-    moments, sums = moments_from_block(x, right)
+    moments, sums = moments_from_block(x, right, recompute_limit=recompute_limit)
     return moments, None if groups is None else sums
 
 
-def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None = None
-                       ) -> tuple[Moments, GroupSums]:
+def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None = None,
+                       *, recompute_limit: int | None = None) -> tuple[Moments, GroupSums]:
     """Moments of ``x`` [n, F] against the y of ``right``, and the group sums of x over its
     groups (G = 0: empty [F, 0] sums), on x's device and dtype.
 
@@ -235,6 +330,13 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     and sxx are broadcast views ([F, 1] expanded to [F, K]). ``workspace``: buffers for
     :func:`centre_and_mask` reused across chunks (not used when autograd tracks
     ``right.block``: the GEMMs then save the mask and values for backward).
+
+    Pairs and groups that cancel (module docstring) are then recomputed from x and
+    ``right.values``: selected with one ``torch.nonzero`` (``recompute_limit`` None: a
+    host synchronisation on CUDA, one per call), or without any, with room for at most
+    ``recompute_limit`` entries (``torch.nonzero_static``: the work is that of the limit
+    whether or not any entry needs it; a pair beyond it gets r NaN, a group NaN Welch
+    statistics: never a wrong value).
     """
     if x.ndim != 2 or x.shape[0] != right.block.shape[0]:
         raise ValueError(f"moments expect x [{right.block.shape[0]}, F], got {tuple(x.shape)}")
@@ -266,7 +368,94 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
                       sy=by_mask[:, a:b], sxx=per_module(by_square[:, :c]),
                       syy=by_mask[:, b:b + k], sxy=by_value[:, a:b])
     cols = slice(c, a)
-    return moments, GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
-                              squares=by_square[:, cols], centre=centre,
-                              finite=by_mask[:, 0] if right.packed else by_mask[:, -1],
-                              scale=scale)
+    sums = GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
+                     squares=by_square[:, cols], centre=centre,
+                     finite=by_mask[:, 0] if right.packed else by_mask[:, -1], scale=scale)
+    return _recompute_cancelled(x, right, moments, sums, recompute_limit)
+
+
+def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor) -> None:
+    """Into bool ``out``: where the centred second moment ``squares - total^2 / count`` is
+    below ``(count - 1) / count / limit`` of the raw one ``squares`` (about 1 / limit; a
+    single value, whose total^2 is its squares, never): total^2 > (count (1 - 1 / limit)
+    + 1 / limit) squares, in four passes."""
+    bound = torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit)
+    torch.gt(total * total, bound * squares, out=out)
+
+
+def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSums,
+                         capacity: int | None) -> tuple[Moments, GroupSums]:
+    """:func:`moments_from_block`'s fast sums with the pairs and groups that cancel
+    recomputed (see there); ``capacity``: its ``recompute_limit``."""
+    f, k = m.sxy.shape
+    g = sums.count.shape[1]
+    limit = loss_limit(x.dtype)
+    flags = torch.empty(f * (k + g), dtype=torch.bool, device=x.device)
+    pairs, groups = flags[:f * k].view(f, k), flags[f * k:].view(f, g)
+    if right.values is None:
+        pairs.zero_()
+    else:
+        n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))  # [F, c]
+        _lossy(m.sy, n, m.syy, limit, pairs)
+        x_side = torch.empty(sx.shape, dtype=torch.bool, device=x.device)
+        _lossy(sx, n, sxx, limit, x_side)
+        pairs |= x_side
+    _lossy(sums.total, sums.count, sums.squares, limit, groups)
+    if capacity is None:
+        index = torch.nonzero(flags)[:, 0]  # the one host synchronisation (CUDA)
+        if index.numel() == 0:
+            return m, sums
+    else:
+        if capacity < 1:
+            raise ValueError(f"recompute_limit must be at least 1, got {capacity}")
+        index = torch.nonzero_static(flags, size=int(capacity), fill_value=-1)[:, 0]
+    # one list of flat indices: pairs [0, f k), then groups [f k, f k + f g), -1 padding;
+    # every entry is computed as both and written where it is one (a sentinel elsewhere)
+    is_pair = (index >= 0) & (index < f * k)
+    is_group = index >= f * k
+    at_group = (index - f * k).clamp_min(0)
+    row = torch.where(is_pair, index.clamp_min(0) // max(k, 1), at_group // max(g, 1))
+    row = row.clamp(0, max(f - 1, 0))
+    module = torch.where(is_pair, index.clamp_min(0) % max(k, 1), 0)
+    group = torch.where(is_group, at_group % max(g, 1), 0)
+    batch = max(1, f // 2)  # temporaries of ~4 [n, batch] values at a time
+    parts = [_recompute_entries(x, right, row[i:i + batch], module[i:i + batch],
+                                group[i:i + batch]) for i in range(0, index.numel(), batch)]
+    cov, va, vb, mean, stderr = (torch.cat(t) for t in zip(*parts, strict=True))
+    pair_at = torch.where(is_pair, index, f * k)
+    group_at = torch.where(is_group, at_group, f * g)
+    zero = torch.zeros_like(cov)
+    m = Moments(n=m.n, sx=_put(m.sx, pair_at, zero), sy=_put(m.sy, pair_at, zero),
+                sxx=_put(m.sxx, pair_at, va), syy=_put(m.syy, pair_at, vb),
+                sxy=_put(m.sxy, pair_at, cov))
+    recomputed = _put(torch.zeros_like(groups), group_at, is_group)
+    nan = torch.full_like(sums.count, float("nan"))
+    mean, stderr = _put(nan, group_at, mean), _put(nan, group_at, stderr)
+    if capacity is not None:  # flagged entries without room: NaN, never a wrong value
+        covered = _put(torch.zeros_like(pairs), pair_at, is_pair)
+        m.sxy = torch.where(pairs & ~covered, float("nan"), m.sxy)
+        recomputed = recomputed | groups  # not recomputed: mean and stderr NaN
+    sums.centred = CentredGroups(recomputed, mean, stderr)
+    return m, sums
+
+
+def _recompute_entries(x: Tensor, right: RightBlock, row: Tensor, module: Tensor,
+                       group: Tensor) -> tuple[Tensor, ...]:
+    """For entries (feature ``row``, ``module``, ``group``) [P]: the centred pair moments
+    (cov, va, vb) of x's column against y's, and the (mean, stderr) of x's column in the
+    group."""
+    xs = x.index_select(1, row)
+    ys = right.values.index_select(1, module) if right.values is not None else xs
+    _, cov, va, vb = centred_pair_moments(xs, ys, 0)
+    c = 1 if right.packed else right.n_modules
+    member = right.block.index_select(1, c + group) > 0
+    mean, stderr = centred_group_stats(xs, member)
+    return cov, va, vb, mean, stderr
+
+
+def _put(target: Tensor, flat: Tensor, values: Tensor) -> Tensor:
+    """``target`` [F, W] (out of place) with ``values`` [P] at flat indices ``flat`` [P];
+    the index F W (a sentinel) writes nowhere. Differentiable."""
+    f, w = target.shape
+    padded = torch.cat([target.reshape(-1), target.new_zeros(1)])
+    return padded.index_put((flat,), values.to(target.dtype))[:-1].view(f, w)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .moments import Moments, masked_moments, power_of_two_scale
+from .moments import Moments, centred_pair_moments, masked_moments
 
 #: a variance below this fraction of the raw second moment is treated as zero
 #: (the column is constant on its complete pairs), scaled by the dtype's epsilon
@@ -56,29 +56,13 @@ def paired_pearson(a: Tensor, b: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]
     """Pearson r between ``a`` and ``b`` along ``dim`` (broadcasting), pairwise complete.
 
     Two-pass (exactly centred) and exact about constancy (max == min on the pairs):
-    NaN for constant inputs or fewer than 2 pairs. Each side is first divided by its
-    :func:`~isograph_gpu.ops.moments.power_of_two_scale` along ``dim`` (exact; r does not
-    depend on it), so values of 1e300 or 1e-300 give the same r as values near 1.
-    Returns ``(r, n)`` with n int64.
+    NaN for constant inputs or fewer than 2 pairs
+    (:func:`~isograph_gpu.ops.moments.centred_pair_moments`: each side divided by the
+    power of two of its pairs, so values of 1e300 or 1e-300 give the same r as values near
+    1). Returns ``(r, n)`` with n int64.
     """
-    a = a / power_of_two_scale(a, dim)
-    b = b / power_of_two_scale(b, dim)
-    a, b = torch.broadcast_tensors(a, b)
-    both = torch.isfinite(a) & torch.isfinite(b)
-    zero = torch.zeros((), dtype=a.dtype, device=a.device)
-    n = both.sum(dim=dim, keepdim=True)
-    nf = n.to(a.dtype).clamp_min(1.0)
-    a0 = torch.where(both, a, zero)
-    b0 = torch.where(both, b, zero)
-    da = torch.where(both, a0 - a0.sum(dim=dim, keepdim=True) / nf, zero)
-    db = torch.where(both, b0 - b0.sum(dim=dim, keepdim=True) / nf, zero)
-    cov = (da * db).sum(dim=dim)
-    va = (da * da).sum(dim=dim)
-    vb = (db * db).sum(dim=dim)
-    inf = torch.full((), float("inf"), dtype=a.dtype, device=a.device)
-    flat_a = torch.where(both, a, -inf).amax(dim=dim) == torch.where(both, a, inf).amin(dim=dim)
-    flat_b = torch.where(both, b, -inf).amax(dim=dim) == torch.where(both, b, inf).amin(dim=dim)
-    n = n.squeeze(dim)
-    invalid = flat_a | flat_b | (n < 2)
+    n, cov, va, vb = centred_pair_moments(a, b, dim)
+    invalid = (va == 0) | (vb == 0) | (n < 2)
     r = (cov / torch.sqrt(torch.where(invalid, torch.ones_like(va), va * vb))).clamp(-1.0, 1.0)
-    return torch.where(invalid, torch.full_like(r, float("nan")), r), n
+    return (torch.where(invalid, torch.full_like(r, float("nan")), r),
+            n.round().to(torch.int64))

@@ -60,13 +60,29 @@ def betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
 
 def _scipy_betainc(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
     """scipy.special.betainc of CPU float64 tensors of one shape, over up to torch's
-    intra-op thread count of row ranges (each at least :data:`_VALUES_PER_THREAD`)."""
+    intra-op thread count of row ranges (each at least :data:`_VALUES_PER_THREAD`).
+
+    At a = b = 1/2 and x > 1/2 (the p of n = 3 pairs or df = 1 as r, t -> 0) scipy 1.17
+    loses up to ~3e-9 relative; there the value is 1 - I_{1-x}(1/2, 1/2) (1 - x exact)."""
+    from scipy import special
+
+    out = _scipy_betainc_parts(a, b, x)
+    # in numpy: torch's intra-op threads hang in a forked child (test_betainc)
+    an, bn, xn = a.numpy(), b.numpy(), x.numpy()
+    arcsine = (an == 0.5) & (bn == 0.5) & (xn > 0.5)
+    if arcsine.any():
+        out.numpy()[arcsine] = 1.0 - special.betainc(0.5, 0.5, 1.0 - xn[arcsine])
+    return out
+
+
+def _scipy_betainc_parts(a: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """scipy.special.betainc of CPU float64 tensors over row ranges, one per thread."""
     from scipy import special
 
     rows = a.shape[0] if a.ndim else 1
     parts = min(torch.get_num_threads(), rows, a.numel() // _VALUES_PER_THREAD)
     if parts < 2:
-        return torch.from_numpy(special.betainc(a.numpy(), b.numpy(), x.numpy()))
+        return torch.as_tensor(special.betainc(a.numpy(), b.numpy(), x.numpy()))
     out = torch.empty(a.shape, dtype=torch.float64)
     bounds = [rows * i // parts for i in range(parts + 1)]
 

@@ -19,3 +19,22 @@ def no_host_sync() -> Iterator[None]:
         yield
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@contextmanager
+def counted_host_syncs() -> Iterator[list[str]]:
+    """Run the block with ``torch.cuda.set_sync_debug_mode("warn")`` and yield a list that
+    holds, after the block, the message of each host synchronisation in it. Synchronises
+    once before and restores the default mode after."""
+    import warnings
+
+    torch.cuda.synchronize()
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield found
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    found.extend(str(w.message) for w in caught if "synchroniz" in str(w.message))

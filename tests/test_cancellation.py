@@ -1,0 +1,309 @@
+"""Masked Pearson and Welch where sums around a feature's centre cancel (issue 21, items 18
+and 19), against exact arithmetic: a feature offset by 1e2..1e8 only on the samples whose
+score is NaN, groups 1e2..1e8 apart, single outliers of 1e10, 1e20 and 1e300, and ordinary
+data (where nothing is recomputed). The oracle sums with fractions.Fraction (exact on
+float64 inputs) and takes roots and the incomplete beta with mpmath at 50 digits; the ops
+run in float64 on each device through ``_helpers.testers``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from unittest import mock
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from _helpers.testers import Tolerance, assert_matches, op_cases, run_op
+
+from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+from isograph_gpu.ops import moments as moments_module
+from isograph_gpu.ops.contrast import percentile_split, tail_split
+from isograph_gpu.ops.groups import GroupLayout
+from isograph_gpu.ops.moments import moments_and_group_sums
+from isograph_gpu.ops.pearson import masked_pearson, pearson_from_moments
+from isograph_gpu.ops.pvalues import pearson_pvalue, welch_pvalue
+
+#: the float64 contract the property tests hold (testers.TOLERANCES[float64], p to 1e-8)
+TOL = Tolerance(atol=1e-9, rtol=1e-7, log10=1e-8)
+OFFSETS = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+OUTLIERS = [1e10, 1e12, 1e20, 1e300]
+CASES = op_cases(dtypes=(torch.float64,), chunks=(None, 3))
+
+
+def _mp(q: Fraction) -> mpmath.mpf:
+    return mpmath.mpf(q.numerator) / q.denominator
+
+
+def _betainc_exact(a: mpmath.mpf, x: mpmath.mpf) -> float:
+    """I_x(a, 1/2) at 50 digits from the nearer end."""
+    with mpmath.workdps(50):
+        if x <= 0.5:
+            return float(mpmath.betainc(a, 0.5, 0, x, regularized=True))
+        return float(1 - mpmath.betainc(0.5, a, 0, 1 - x, regularized=True))
+
+
+def _exact_pearson(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """r, p and n of every column of x [n, F] against every column of y [n, K], exactly."""
+    f, k = x.shape[1], y.shape[1]
+    out = {"r": np.full((f, k), np.nan), "pvalue": np.full((f, k), np.nan),
+           "n": np.zeros((f, k), dtype=np.int64)}
+    for i in range(f):
+        for j in range(k):
+            both = np.isfinite(x[:, i]) & np.isfinite(y[:, j])
+            a = [Fraction(v) for v in x[both, i]]
+            b = [Fraction(v) for v in y[both, j]]
+            n = len(a)
+            out["n"][i, j] = n
+            if n < 3:
+                continue
+            ma, mb = sum(a) / n, sum(b) / n
+            cov = sum((u - ma) * (v - mb) for u, v in zip(a, b, strict=True))
+            va = sum((u - ma) ** 2 for u in a)
+            vb = sum((v - mb) ** 2 for v in b)
+            if va == 0 or vb == 0:
+                continue
+            with mpmath.workdps(50):
+                r = _mp(cov) / mpmath.sqrt(_mp(va) * _mp(vb))
+                out["r"][i, j] = float(r)
+                out["pvalue"][i, j] = _betainc_exact(mpmath.mpf(n - 2) / 2, 1 - r * r)
+    return out
+
+
+def _exact_welch(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> dict[str, np.ndarray]:
+    """Welch statistics of each column of x [n, F], high vs low (bool [n, K]), exactly."""
+    f, k = x.shape[1], high.shape[1]
+    names = ("mean_high", "mean_low", "delta", "se", "tstat", "pvalue")
+    out = {name: np.full((f, k), np.nan) for name in names}
+    out["n_high"] = np.zeros((f, k), dtype=np.int64)
+    out["n_low"] = np.zeros((f, k), dtype=np.int64)
+    out["size_high"] = np.zeros((f, k))  # the largest |value| of each group
+    out["size_low"] = np.zeros((f, k))
+    for i in range(f):
+        for j in range(k):
+            groups = []
+            for member in (high[:, j], low[:, j]):
+                v = [Fraction(t) for t in x[member & np.isfinite(x[:, i]), i]]
+                groups.append(v)
+            (a, b) = groups
+            out["n_high"][i, j], out["n_low"][i, j] = len(a), len(b)
+            out["size_high"][i, j] = max((abs(float(t)) for t in a), default=0.0)
+            out["size_low"][i, j] = max((abs(float(t)) for t in b), default=0.0)
+            if len(a) < 2 or len(b) < 2:
+                continue
+            ma, mb = sum(a) / len(a), sum(b) / len(b)
+            ea = sum((t - ma) ** 2 for t in a) / (len(a) - 1) / len(a)  # var / n
+            eb = sum((t - mb) ** 2 for t in b) / (len(b) - 1) / len(b)
+            out["mean_high"][i, j], out["mean_low"][i, j] = float(ma), float(mb)
+            out["delta"][i, j] = float(ma - mb)
+            assert ea + eb > 0, "the cases here have a nonzero se"
+            with mpmath.workdps(50):
+                se = mpmath.sqrt(_mp(ea + eb))
+                t = _mp(ma - mb) / se
+                df = _mp((ea + eb) ** 2 / (ea**2 / (len(a) - 1) + eb**2 / (len(b) - 1)))
+                out["se"][i, j], out["tstat"][i, j] = float(se), float(t)
+                out["pvalue"][i, j] = _betainc_exact(df / 2, df / (df + t * t))
+    return out
+
+
+def _assert_welch(got: dict, want: dict) -> None:
+    """Counts exactly; t relative 1e-7; p 1e-8 in log10; se relative 1e-9; means and delta
+    to 1e-9 absolute plus the float64 floor of a sum of their groups' values (1e-14 of the
+    largest |value|: a group mixing 1e8 and 1 has its mean to ~1e-8 in any float64 sum)."""
+    size = {"mean_high": want["size_high"], "mean_low": want["size_low"],
+            "delta": np.maximum(want["size_high"], want["size_low"])}
+    for name in ("mean_high", "mean_low", "delta", "se"):
+        g, w = np.asarray(got[name], dtype=float), want[name]
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=name)
+        fin = np.isfinite(w)
+        if name == "se":
+            np.testing.assert_allclose(g[fin], w[fin], rtol=1e-9, atol=0, err_msg=name)
+            continue
+        error = np.abs(g[fin] - w[fin])
+        allowed = TOL.atol + 1e-14 * size[name][fin]
+        assert np.all(error <= allowed), (name, np.max(error / allowed))
+    assert_matches(got, want, TOL, names=("tstat", "pvalue", "n_high", "n_low"))
+
+
+def _offset_on_missing_scores(seed: int = 0, n: int = 60):
+    """Features 0.4 y + noise, feature i offset by OFFSETS[i] on the first half of the
+    samples, where both scores are NaN (column 1 also on every fifth sample); the last two
+    features ordinary."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=n)
+    y = np.stack([latent, latent + rng.normal(size=n)], axis=1)
+    y[: n // 2] = np.nan
+    y[::5, 1] = np.nan
+    x = 0.4 * latent[:, None] + rng.normal(size=(n, len(OFFSETS) + 2))
+    x[: n // 2, : len(OFFSETS)] += OFFSETS
+    x[5, -1] = np.nan
+    return x, y
+
+
+def _pearson(x, y):
+    r, n = masked_pearson(x, y)
+    return {"r": r, "n": n, "pvalue": pearson_pvalue(r, n)}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pearson_with_offsets_on_missing_score_samples_is_exact(case):
+    """From 1e4 the fast sums gave r = NaN where the exact r is ~0.4; at 1e3 r was 1e-4
+    off."""
+    x, y = _offset_on_missing_scores()
+    got = run_op(_pearson, x, y, case=case)
+    want = _exact_pearson(x, y)
+    assert np.isfinite(want["r"]).all()
+    assert_matches(got, want, TOL)
+
+
+@pytest.mark.parametrize("where", ["paired", "unpaired"])
+@pytest.mark.parametrize("case", CASES)
+def test_pearson_with_one_huge_outlier_is_exact(case, where):
+    """One value of 1e10 .. 1e300 in each feature, on a sample with a score ("paired") or
+    on one whose score is NaN ("unpaired": the pairs then sit far below the centre)."""
+    rng = np.random.default_rng(1)
+    n = 40
+    y = rng.normal(size=(n, 1))
+    y[:4] = np.nan
+    x = 0.5 * y + rng.normal(size=(n, len(OUTLIERS)))
+    x[:4] = rng.normal(size=(4, len(OUTLIERS)))
+    at = 10 if where == "paired" else 2
+    x[at] = OUTLIERS
+    got = run_op(_pearson, x, y, case=case)
+    assert_matches(got, _exact_pearson(x, y), TOL)
+
+
+def _welch(x, y, high, low):
+    layout = GroupLayout.from_splits({"split": (high, low)}, *high.shape, device=x.device)
+    _, sums = moments_and_group_sums(x, y, layout.matrix)
+    w = layout.welch(sums, "split")
+    out = {name: getattr(w, name) for name in
+           ("mean_high", "mean_low", "delta", "se", "tstat", "n_high", "n_low")}
+    out["pvalue"] = welch_pvalue(w.tstat, w.df)
+    return out
+
+
+def _far_apart_groups(seed: int = 2, n: int = 50):
+    """Score column 0 (median split) and 1 (tails); feature i: noise of sd 1 plus
+    OFFSETS[i] on the high half of score 0; then features with one outlier in the high
+    group, the low group, or in neither (a sample with a NaN score)."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, 2))
+    y[0] = np.nan
+    high, low = percentile_split(torch.from_numpy(y), 50.0)
+    high, low = high.numpy(), low.numpy()
+    columns = [rng.normal(size=n) + offset * high[:, 0] for offset in OFFSETS]
+    for outlier in (1e10, 1e12, 1e20, 1e300):
+        for sample in (int(np.flatnonzero(high[:, 0])[0]), int(np.flatnonzero(low[:, 0])[0]), 0):
+            v = rng.normal(size=n)
+            v[sample] = outlier
+            columns.append(v)
+    columns.append(rng.normal(size=n))  # ordinary
+    return np.stack(columns, axis=1), y
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_welch_of_far_apart_groups_and_outliers_is_exact(case):
+    """At 1e2 apart t was 1e-5 off, from 1e3 se = 0 and t = inf (exact se ~0.14); an
+    outlier of 1e12 moved mean_low by 1e-6, one of 1e300 made it ~1e282."""
+    x, y = _far_apart_groups()
+    for split in (percentile_split(torch.from_numpy(y), 50.0), tail_split(torch.from_numpy(y),
+                                                                            20.0)):
+        high, low = (m.numpy() for m in split)
+        got = run_op(_welch, x, y, torch.from_numpy(high), torch.from_numpy(low), case=case)
+        _assert_welch(got, _exact_welch(x, high, low))
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_engine_chunk_step_is_exact_on_every_case(complete):
+    """The engine's chunk step (its packed block when the scores are complete) on the
+    offsets, far groups and outliers together, chunk by chunk."""
+    x1, y1 = _offset_on_missing_scores(n=50)
+    x2, _ = _far_apart_groups(n=50)
+    x = np.concatenate([x1, x2], axis=1)
+    y = np.where(np.isfinite(y1), y1, 0.3) if complete else y1
+    yt = torch.from_numpy(y)
+    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
+                                      "tails": tail_split(yt, 20.0)}, *y.shape)
+    right = chunk_right_block(yt, layout, torch.device("cpu"), torch.float64)
+    assert right.packed == complete
+    out = FeatureStatistics.empty(x.shape[1], y.shape[1], list(layout.names),
+                                  torch.device("cpu"))
+    for a in range(0, x.shape[1], 5):
+        b = min(a + 5, x.shape[1])
+        _chunk_statistics(out, a, b, torch.from_numpy(np.asfortranarray(x[:, a:b])), right,
+                          layout, 3, None)
+    assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue}, _exact_pearson(x, y), TOL)
+    for name in layout.names:
+        high, low = (m.numpy() for m in layout.masks(name))
+        _assert_welch(vars(out.contrasts[name]), _exact_welch(x, high, low))
+
+
+def test_ordinary_data_recomputes_nothing():
+    """Usage-like features with NaNs against eigengenes, median and tail splits: no pair
+    or group cancels, so the recompute never runs (and r, Welch match the exact values)."""
+    rng = np.random.default_rng(4)
+    n, f, k = 80, 30, 3
+    y = rng.normal(size=(n, k))
+    x = 1.0 / (1.0 + np.exp(-(0.8 * y[:, [0] * f] + rng.normal(size=(n, f)))))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y[rng.random(y.shape) < 0.03] = np.nan
+    x[:, 0] = 1.0  # a single-transcript gene: usage 1 everywhere
+    yt = torch.from_numpy(y)
+    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
+                                      "tails": tail_split(yt, 20.0)}, n, k)
+    with mock.patch.object(moments_module, "_recompute_entries",
+                           side_effect=AssertionError("recomputed on ordinary data")):
+        m, sums = moments_and_group_sums(torch.from_numpy(x), yt, layout.matrix)
+    assert sums.centred is None
+    r = pearson_from_moments(m)
+    want = _exact_pearson(x, y)
+    assert_matches({"r": r, "n": m.n.round().long()}, want, TOL, names=("r", "n"))
+
+
+def test_sync_free_limit_recomputes_up_to_it_and_never_gives_a_wrong_value():
+    """recompute_limit (torch.nonzero_static: no host synchronisation): with room for
+    every cancelling entry the statistics are those of the exact selection; with less,
+    the entries left out are NaN and the rest still exact."""
+    x, y = _offset_on_missing_scores()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    exact = masked_pearson(xt, yt)[0]
+    m, _ = moments_and_group_sums(xt, yt, recompute_limit=64)
+    np.testing.assert_array_equal(pearson_from_moments(m).numpy(), exact.numpy())
+    m, _ = moments_and_group_sums(xt, yt, recompute_limit=3)
+    r = pearson_from_moments(m).numpy()
+    fast = ~np.isnan(r)
+    assert np.isnan(r).sum() >= 2 * (len(OFFSETS) - 1) - 3  # no room: NaN
+    np.testing.assert_array_equal(r[fast], exact.numpy()[fast])
+    # groups likewise: Welch NaN where a cancelling group found no room
+    xg, yg = _far_apart_groups()
+    high, low = percentile_split(torch.from_numpy(yg), 50.0)
+    layout = GroupLayout.from_splits({"split": (high, low)}, *high.shape)
+    full = layout.welch(moments_and_group_sums(torch.from_numpy(xg), torch.from_numpy(yg),
+                                               layout.matrix)[1], "split")
+    _, sums = moments_and_group_sums(torch.from_numpy(xg), torch.from_numpy(yg),
+                                     layout.matrix, recompute_limit=2)
+    some = layout.welch(sums, "split")
+    left_out = torch.isnan(some.se) & ~torch.isnan(full.se)
+    assert left_out.any()
+    kept = ~torch.isnan(some.se)
+    assert torch.equal(some.se[kept], full.se[kept])
+
+
+def test_recompute_keeps_gradients():
+    """The training API's autograd path: a recomputed pair's r has the gradient of the
+    exact r (the offset features' r against y, by finite differences of the exact r)."""
+    x, y = _offset_on_missing_scores(n=30)
+    x = x[:, [2]]  # offset 1e4: recomputed
+    yt = torch.from_numpy(y[:, :1]).requires_grad_(True)
+    m, _ = moments_and_group_sums(torch.from_numpy(x), yt)
+    r = pearson_from_moments(m)
+    r.sum().backward()
+    assert yt.grad is not None
+    i = len(y) - 1  # a sample with a score
+    h = 1e-6
+    bumped = y[:, :1].copy()
+    bumped[i, 0] += h
+    numeric = (_exact_pearson(x, bumped)["r"] - _exact_pearson(x, y[:, :1])["r"]) / h
+    assert math.isclose(yt.grad[i, 0].item(), numeric[0, 0], rel_tol=1e-4)
