@@ -99,12 +99,12 @@ def _backed_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarr
     sparse dataset, which read column ranges, not lists): each distinct position read
     once, in ranges of adjacent ones (:func:`column_runs`: gaps up to
     :data:`RUN_GAP_COLUMNS`, at most a read block of
-    :data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES` wide), so scattered columns
+    :data:`~isograph_gpu.memory_model.LOAD_BLOCK_BYTES` wide), so scattered columns
     do not read the table between them. A backed CSR reads all its rows' data for any
     column range, so it is read as one range."""
     import scipy.sparse as sp
 
-    from .feature_tables import LOAD_BLOCK_BYTES
+    from ..memory_model import LOAD_BLOCK_BYTES
 
     wanted, inverse = np.unique(positions, return_inverse=True)
     if getattr(x, "format", None) == "csr":

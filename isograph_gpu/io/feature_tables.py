@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
+from ..memory_model import LOAD_BLOCK_BYTES, LOAD_READERS
 from .memory import stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
@@ -125,10 +126,6 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
-#: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
-LOAD_BLOCK_BYTES = 256 * 1024**2
-#: Threads that read column groups of a parquet table loaded whole at once.
-LOAD_READERS = 2
 
 
 class FeatureBlocks:
