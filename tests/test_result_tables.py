@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isograph_gpu import result_tables
-from isograph_gpu.engine import ContrastStatistics
+from isograph_gpu.ops.contrast import WelchResult
 from isograph_gpu.result_tables import HIGH_LOW_COLUMNS, ResultTables, TableIds, module_columns
 from isograph_gpu.statistics import DriverStatistics, ExplainStatistics, PolarityStatistics
 
@@ -46,17 +46,18 @@ def _stats(f: int, k: int, rng: np.random.Generator) -> ExplainStatistics:
         return torch.from_numpy(rng.integers(0, 100, shape))
 
     def contrast():
-        return ContrastStatistics(**{n: floats(f, k) for n in result_tables._WELCH_FLOATS},
+        return WelchResult(df=None, **{n: floats(f, k) for n in result_tables._WELCH_FLOATS},
                                   n_high=counts(f, k), n_low=counts(f, k))
 
-    polarity = PolarityStatistics(rows=np.arange(f), member=rng.random((f, k)) < 0.3,
+    polarity = PolarityStatistics(rows=np.arange(f),
+                                  member=torch.from_numpy(rng.random((f, k)) < 0.3),
                                   r=floats(f, k), pvalue=floats(f, k), qvalue=floats(f, k),
                                   n=counts(f, k), gene_switch=floats(f, k),
                                   segments=torch.arange(f))
     drivers = DriverStatistics(r=floats(3, k), pvalue=floats(3, k), qvalue=floats(3, k),
                                n=counts(3, k), sorted_rows=torch.zeros((3, k), dtype=torch.int64),
                                n_genes=[1] * k)
-    return ExplainStatistics(eigengenes=np.zeros((5, k)), drivers=drivers, polarity=polarity,
+    return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts={"split": contrast(), "tails": contrast()},
                              n_finite=counts(f))
 
@@ -116,7 +117,8 @@ def test_gene_driver_and_polarity_tables_take_each_modules_rows(working):
     segments = np.array([2, 0, 2, 4, 1, 0, 3, 3, 2, 1, 4, 0, 2, 3, 1])
     member = rng.random((15, k)) < 0.5
     member[:, 3] = False  # a module without transcripts
-    polarity = PolarityStatistics(rows=tu_rows, member=member, r=floats(15, k),
+    polarity = PolarityStatistics(rows=tu_rows, member=torch.from_numpy(member),
+                                  r=floats(15, k),
                                   pvalue=floats(15, k), qvalue=floats(15, k),
                                   n=counts(15, k), gene_switch=floats(n_genes, k),
                                   segments=torch.from_numpy(segments))
@@ -126,10 +128,10 @@ def test_gene_driver_and_polarity_tables_take_each_modules_rows(working):
                                qvalue=floats(n_score_rows, k), n=counts(n_score_rows, k),
                                sorted_rows=torch.from_numpy(sorted_rows),
                                n_genes=genes_per_module)
-    contrast = ContrastStatistics(**{n: floats(n_features, k)
+    contrast = WelchResult(df=None, **{n: floats(n_features, k)
                                      for n in result_tables._WELCH_FLOATS},
                                   n_high=counts(n_features, k), n_low=counts(n_features, k))
-    stats = ExplainStatistics(eigengenes=np.zeros((5, k)), drivers=drivers,
+    stats = ExplainStatistics(drivers=drivers,
                               polarity=polarity, contrasts={"split": contrast},
                               n_finite=counts(n_features))
     builder = ResultTables(ids, stats)
