@@ -50,3 +50,14 @@ def test_each_choice_tuple_has_one_home():
     assert fdr.FDR_METHODS is config.FDR_METHODS
     assert integrated_gradients.IG_BASELINES is config.IG_BASELINES
     assert style.PLOT_FORMATS is render.PLOT_FORMATS is config.PLOT_FORMATS
+
+
+@pytest.mark.parametrize(("command", "option", "choices"), [
+    ("explain-module", "device", "DEVICES"), ("explain-module", "precision", "PRECISIONS"),
+    ("explain-module", "fdr_method", "FDR_METHODS"), ("demo", "device", "DEVICES")])
+def test_cli_device_precision_and_fdr_choices_are_configs(command, option, choices):
+    from isograph_gpu import config
+    from isograph_gpu.cli import main
+
+    param = next(p for p in main.commands[command].params if p.name == option)
+    assert tuple(param.type.choices) == getattr(config, choices)
