@@ -104,14 +104,14 @@ class ResultTables:
                          for name in ("r", "pvalue", "qvalue", "n", "sorted_rows")}
         self._genes_per_module = d.n_genes
         self._polarity = {name: host_array(getattr(pol, name))
-                          for name in ("r", "pvalue", "qvalue", "n", "gene_switch",
-                                       "segments")}
+                          for name in ("r", "pvalue", "qvalue", "n", "gene_switch")}
+        self._polarity["segments"] = host_array(stats.layout.polarity_segments)
         self._polarity_member = host_array(pol.member)
         self._contrasts = {split: {name: host_array(getattr(c, name))
                                    for name in (*_WELCH_FLOATS, "n_high", "n_low")}
                            for split, c in stats.contrasts.items()}
         self._feature_missing = ids.feature_missing(stats.n_finite)
-        self._polarity_rows = pol.rows
+        self._polarity_rows = stats.layout.polarity_rows
         #: split -> (first module of the group, statistic -> [group, F] columns)
         self._column_groups: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
 

@@ -47,10 +47,9 @@ class DriverStatistics:
 
 @dataclass
 class PolarityStatistics:
-    """Transcript-usage features against every module score, on the device."""
+    """Transcript-usage features against every module score, on the device (their
+    columns and gene codes are the run's :class:`RowLayout`)."""
 
-    #: [T] host int64: transcript-usage feature columns, in feature_meta row order
-    rows: np.ndarray
     #: [T, K] bool (device): the feature's gene belongs to module k
     member: torch.Tensor
     #: [T, K] float64 r, p, q (q within module k's transcripts); n [T, K] int64
@@ -58,10 +57,9 @@ class PolarityStatistics:
     pvalue: torch.Tensor
     qvalue: torch.Tensor
     n: torch.Tensor
-    #: [G, K] float64 switch strength per gene, and [T] int64 the gene (0..G-1) of each
-    #: feature: a feature's switch strength is ``gene_switch[segments[t], k]``
+    #: [G, K] float64 switch strength per gene: a feature's switch strength is
+    #: ``gene_switch[RowLayout.polarity_segments[t], k]``
     gene_switch: torch.Tensor
-    segments: torch.Tensor
 
 
 @dataclass
@@ -74,6 +72,8 @@ class ExplainStatistics:
     contrasts: dict[str, WelchResult]
     #: [F] int64 finite values per table feature
     n_finite: torch.Tensor
+    #: the run's row layout (transcript-usage columns and gene codes), shared by blocks
+    layout: RowLayout
 
 
 def module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:
@@ -205,8 +205,8 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
     q = fdr_adjust(p_tu, member, config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
-    return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n_tu, gene_switch=strength, segments=seg)
+    return PolarityStatistics(member=member, r=r_tu, pvalue=p_tu, qvalue=q, n=n_tu,
+                              gene_switch=strength)
 
 
 @dataclass(frozen=True)
@@ -262,4 +262,5 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         block.feature_family, config)
     return ExplainStatistics(drivers=drivers, polarity=polarity,
-                             contrasts=feats.contrasts, n_finite=feats.n_finite)
+                             contrasts=feats.contrasts, n_finite=feats.n_finite,
+                             layout=layout)

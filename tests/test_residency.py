@@ -124,3 +124,35 @@ def test_plan_decides_load_and_residency():
                                device=torch.device("cpu"), features=reader,
                                stream_features=True)
         assert one.residency == "stream" and len(one.blocks) == 1
+
+
+def test_loaded_and_streamed_tables_share_one_chunk_plan(ref_inputs, monkeypatch, tmp_path):
+    """Issue 21 item 17: a loaded matrix is cut on the chunk spans of the streamed reader
+    (chunks keep to the read block either way), so at the same budget the runs are
+    computed on the same chunks and their tables are equal bit for bit, here with read
+    blocks of 300 columns, chunks of 70 and 3 module blocks."""
+    from isograph_gpu.io import feature_tables
+
+    read = 300
+    monkeypatch.setattr(memory_model, "LOAD_BLOCK_BYTES", read * 8 * 200)
+    monkeypatch.setattr(feature_tables, "LOAD_BLOCK_BYTES", read * 8 * 200)
+    table = open_feature_table(ref_inputs["feature_table"], stream=True)
+    reader = table.matrix(table.columns, np.arange(len(table.sample_ids)))
+    assert reader.read_columns == read
+    plan = MemoryPlan.build(n_samples=200, n_features=reader.shape[1], n_score_rows=600,
+                            n_modules=3, n_splits=1, budget_bytes=ONE_MODULE_BUDGET,
+                            dtype=torch.float64, device=torch.device("cpu"),
+                            features=reader, chunk_features=70)
+    spans = plan.feature_chunks(reader, 1).spans
+    assert plan.feature_chunks(np.asarray(reader), 1).spans == spans
+    assert (280, 300) in spans and (300, 370) in spans  # cut at the read block
+    runs = {}
+    for stream in (True, False):
+        runs[stream] = explain_api(ref_inputs, module_ids=["M000", "M001", "M002"],
+                                   config=ExplainConfig(
+                                       device="cpu", stream_features=stream, chunk_features=70,
+                                       memory_budget_bytes=ONE_MODULE_BUDGET))
+    for module, result in runs[False].items():
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(runs[True][module], name),
+                                          getattr(result, name), check_exact=True)
