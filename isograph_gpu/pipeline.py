@@ -156,6 +156,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         annotation = fill_annotation_gene_ids(annotation, inputs.feature_meta)
 
     results: dict[str, ExplainResult] = {}
+    # the VAE drivers join each module's driver columns: kept here (one row per module
+    # gene), never read back from the written tables
+    drivers: dict[str, pd.DataFrame] | None = {} if config.vae_attribution else None
     layout = RowLayout.build(inputs, config, device)
     memberships = (torch.from_numpy(channel_family).to(device),  # one copy each per run
                    torch.from_numpy(feature_family).to(device))
@@ -170,13 +173,13 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         columns = FeatureColumns(inputs.features, plan.residency, device, dtype)
         try:
             _explain_blocks(results, inputs, ctx, layout, scores, memberships, columns,
-                            annotation, staged, return_tables)
+                            annotation, staged, return_tables, drivers)
         finally:
             columns.close()
     eigengenes_host = scores.cpu().numpy()  # the one host copy of the module scores
     if config.vae_attribution or config.integrated_gradients:
-        _attribute(results, inputs, eigengenes_host, config, device, progress, staged,
-                   return_tables)
+        _attribute(results, inputs, eigengenes_host, drivers or {}, config, device, progress,
+                   staged, return_tables)
     if staged is not None:
         with progress.stage("write outputs"):
             staged.submit_parquet(
@@ -192,10 +195,11 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
                     ctx: RunContext, layout: RowLayout, scores: torch.Tensor,
                     memberships: tuple[torch.Tensor, torch.Tensor], columns: FeatureColumns,
                     annotation: pd.DataFrame | None, staged: StagedOutput | None,
-                    return_tables: bool) -> None:
+                    return_tables: bool, drivers: dict[str, pd.DataFrame] | None) -> None:
     """Statistics and tables of each module block of ``ctx.plan`` in turn (one block's
     statistics in memory at a time); ``scores`` [n, K] and ``memberships`` ([R, K],
-    [F, K] bool) on the device, sliced per block there."""
+    [F, K] bool) on the device, sliced per block there. ``drivers`` (when not None)
+    receives each module's driver columns for the attribution."""
     ids = TableIds(inputs)
     channel_family, feature_family = memberships
     for block in ctx.plan.blocks:
@@ -210,6 +214,8 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
                 tables: dict[str, pa.Table | pd.DataFrame] = dict(builder.module(j))
                 if annotation is not None:
                     _annotate(tables, annotation)
+                if drivers is not None:
+                    drivers[module_id] = _driver_columns(tables["gene_driver_table"])
                 result = ExplainResult(
                     module_id=module_id,
                     gene_driver_table=tables["gene_driver_table"],
@@ -225,6 +231,12 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
                     _submit(staged, result, tables, return_tables)
                 del tables
         del stats, builder  # free this block's statistics before the next
+
+
+def _driver_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The columns of a driver table the VAE drivers join on: gene_id, r, qvalue."""
+    columns = ["gene_id", "r", "qvalue"]
+    return table.select(columns).to_pandas() if isinstance(table, pa.Table) else table[columns]
 
 
 def _annotate(tables: dict[str, pa.Table | pd.DataFrame], annotation: pd.DataFrame) -> None:
@@ -254,16 +266,16 @@ def _submit(staged: StagedOutput, result: ExplainResult,
 
 
 def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
-               scores: np.ndarray, config: ExplainConfig, device: torch.device,
-               progress: Progress, staged: StagedOutput | None, return_tables: bool) -> None:
-    """VAE / IG attribution tables of every module (``scores`` [n, K] module scores);
-    written like the core tables."""
+               scores: np.ndarray, drivers: dict[str, pd.DataFrame], config: ExplainConfig,
+               device: torch.device, progress: Progress, staged: StagedOutput | None,
+               return_tables: bool) -> None:
+    """VAE / IG attribution tables of every module (``scores`` [n, K] module scores;
+    ``drivers``: each module's driver columns, kept in memory by the blocks); written
+    like the core tables."""
     from .attribution import run_attribution
 
     with progress.stage("attribution"):
-        out = run_attribution(inputs, scores,
-                              {m: r.gene_driver_table for m, r in results.items()},
-                              config, device, progress)
+        out = run_attribution(inputs, scores, drivers, config, device, progress)
     for module_id, att in out.items():
         res = results[module_id]
         res.vae_drivers = att.vae_drivers

@@ -156,3 +156,28 @@ def test_loaded_and_streamed_tables_share_one_chunk_plan(ref_inputs, monkeypatch
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(runs[True][module], name),
                                           getattr(result, name), check_exact=True)
+
+
+def test_attribution_takes_the_driver_columns_in_memory(ref_inputs, tmp_path, monkeypatch):
+    """With return_tables=False (the CLI's way) the VAE drivers are joined onto driver
+    columns kept in memory: no written table is read back, and vae_drivers is the
+    return_tables=True run's."""
+    from isograph_gpu.io import output
+
+    config = ExplainConfig(device="cpu", vae_attribution=True)
+    kept = explain_api(ref_inputs, module_ids=["M000", "M001"], config=config,
+                       output_dir=tmp_path / "kept")
+    reads: list[str] = []
+    call = output.WrittenTable.__call__
+
+    def counted(self):
+        reads.append(self.relative)
+        return call(self)
+
+    monkeypatch.setattr(output.WrittenTable, "__call__", counted)
+    lazy = explain_api(ref_inputs, module_ids=["M000", "M001"], config=config,
+                       output_dir=tmp_path / "lazy", return_tables=False)
+    assert reads == []  # nothing read back during the run
+    for module in ("M000", "M001"):
+        pd.testing.assert_frame_equal(lazy[module].vae_drivers, kept[module].vae_drivers,
+                                      check_exact=True)
