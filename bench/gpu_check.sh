@@ -8,9 +8,14 @@
 # 3. bench/bench_gpu.py: stages at 1,000 x 250,000 x 32 with X on the device, parity
 #    deviations at float64 and float32 from isograph 0.1.5's stored tables, and the whole
 #    explain end to end (skipped with --quick),
-# 4. bench/bench_training.py: ModuleStatistics at 256 x 50,000 x 16 vs one VAE step.
+# 4. bench/bench_training.py: ModuleStatistics at 256 x 50,000 x 16 vs one VAE step,
+# 5. the residency and transfer paths (tests/test_residency.py and tests/test_block_reads.py
+#    on CUDA: a matrix kept on the device copied once, streamed module blocks equal to the
+#    loaded run) and bench/bench_blocks.py: 1 vs 4 module blocks on a streamed 1,000 x
+#    50,000 table on the device (skipped with --quick).
 #
-# Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json and
+# Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json,
+# bench/results/blocks_<card>.json (bench_blocks) and
 # bench/results/gpu_check_<card>.json (each step's exit status, seconds and last lines,
 # with the card, driver, torch, CUDA and CuPy versions). Each step has its own time limit;
 # from the issue-10 H200 timings the whole check should take about 5 minutes there (an
@@ -68,6 +73,10 @@ bench_args=(--device cuda --repeats 5 --end-to-end-repeats 1 --out "$results/gpu
 step bench_gpu 270 "$py" bench/bench_gpu.py "${bench_args[@]}"
 step bench_training 60 "$py" bench/bench_training.py --device cuda \
     --out "$results/training_cuda.json"
+step residency_cuda 90 "$py" -m pytest -q -p no:cacheprovider tests/test_residency.py \
+    tests/test_compute_step.py tests/test_block_reads.py
+[ "$quick" -eq 1 ] || step bench_blocks 240 "$py" bench/bench_blocks.py --device cuda \
+    --repeats 3 --json "$results/blocks_$card.json"
 
 "$py" - "$logs" "$results/gpu_check_$card.json" <<'PY'
 import json, sys

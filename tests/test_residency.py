@@ -181,3 +181,48 @@ def test_attribution_takes_the_driver_columns_in_memory(ref_inputs, tmp_path, mo
     for module in ("M000", "M001"):
         pd.testing.assert_frame_equal(lazy[module].vae_drivers, kept[module].vae_drivers,
                                       check_exact=True)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("source", ["loaded", "streamed"])
+def test_cuda_resident_matrix_is_copied_once(ref_inputs, monkeypatch, source):
+    """On a GPU a matrix kept on the device is copied there once (pinned transfer on the
+    first pass), later passes are views of it, and every chunk is the host value cast."""
+    table = open_feature_table(ref_inputs["feature_table"], stream=True)
+    reader = table.matrix(table.columns, np.arange(len(table.sample_ids)))
+    want = np.asarray(reader)
+    features = want if source == "loaded" else reader
+    copies: list[int] = []
+    device_chunks = residency.device_chunks
+
+    def counted(*args):
+        copies.append(1)
+        return device_chunks(*args)
+
+    monkeypatch.setattr(residency, "device_chunks", counted)
+    cuda = torch.device("cuda")
+    columns = FeatureColumns(features, "device", cuda, torch.float64)
+    for width in (100, 1234, 77):
+        plan = plan_chunks(features, 3, torch.float64, 1 << 30, chunk_features=width)
+        got = torch.cat([x for _, _, x in columns.chunks(plan)], dim=1)
+        torch.testing.assert_close(got.cpu(), torch.from_numpy(want), rtol=0, atol=0,
+                                   equal_nan=True)
+    assert copies == [1]
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_streamed_blocks_match_the_loaded_run(ref_inputs):
+    """On a GPU a streamed table read by four module blocks (kept on the device after the
+    first pass) gives the loaded run's tables bit for bit."""
+    common = dict(device="cuda", chunk_features=400, memory_budget_bytes=ONE_MODULE_BUDGET)
+    loaded = explain_api(ref_inputs, config=ExplainConfig(stream_features=False, **common))
+    streamed = explain_api(ref_inputs, config=ExplainConfig(stream_features=True, **common))
+    for module, result in loaded.items():
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(streamed[module], name),
+                                          getattr(result, name), check_exact=True)
