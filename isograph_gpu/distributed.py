@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compute.plan import plan_chunks
+from .compute.plan import ChunkPlan, plan_chunks
 from .compute.results import FeatureStatistics
 from .engine import feature_statistics
 from .errors import InputError, OptionalDependencyError, first_line
@@ -111,6 +111,7 @@ def feature_statistics_on_dask(
     progress: Progress | None = None,
     label: str = "features",
     pvalue_where: np.ndarray | torch.Tensor | None = None,
+    chunks: ChunkPlan | None = None,
 ) -> FeatureStatistics:
     """:func:`isograph_gpu.engine.feature_statistics` with each read block a Dask task on
     ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``).
@@ -127,8 +128,9 @@ def feature_statistics_on_dask(
     k = scores.shape[1]
     split_names = list(splits or {})
     out = FeatureStatistics.empty(f, k, split_names, device)
-    chunks = plan_chunks(features, k * (1 + len(split_names)), dtype, memory_budget_bytes,
-                         chunk_features)
+    if chunks is None:  # a run passes its MemoryPlan's, as the single-process loop does
+        chunks = plan_chunks(features, k * (1 + len(split_names)), dtype,
+                             memory_budget_bytes, chunk_features)
     step, spans = chunks.step, list(chunks.spans)
     host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
                    for name, (hi, lo) in (splits or {}).items()}

@@ -92,7 +92,7 @@ def feature_statistics(
     prepared = prepare_scores(scores, splits, min_pairs=min_pairs, dtype=dtype,
                               device=device)  # y's side: once, not per chunk
     if chunks is None:
-        source = columns.source if isinstance(columns := features, FeatureColumns) else features
+        source = features.source if isinstance(features, FeatureColumns) else features
         chunks = plan_chunks(source, k * (1 + len(splits or {})), dtype,
                              memory_budget_bytes, chunk_features)
     where = None

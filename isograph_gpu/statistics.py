@@ -249,14 +249,14 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
                       dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
                       chunk_features=config.chunk_features, progress=progress,
                       label="features", pvalue_where=is_usage[:, None] & block.feature_family)
+        chunks = ctx.plan.feature_chunks(columns.source, block.n_modules)
         if ctx.client is not None:
             from .distributed import feature_statistics_on_dask
 
-            feats = feature_statistics_on_dask(ctx.client, columns.source, scores, **common)
+            feats = feature_statistics_on_dask(ctx.client, columns.source, scores,
+                                               chunks=chunks, **common)
         else:
-            feats = feature_statistics(
-                columns, scores, chunks=ctx.plan.feature_chunks(columns.source,
-                                                                block.n_modules), **common)
+            feats = feature_statistics(columns, scores, chunks=chunks, **common)
 
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
