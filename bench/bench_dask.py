@@ -45,8 +45,8 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # this checkout's package when not in
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from isograph_gpu.config import ExplainConfig  # noqa: E402
 from isograph_gpu.compute.plan import chunk_size  # noqa: E402
+from isograph_gpu.config import ExplainConfig  # noqa: E402
 from isograph_gpu.memory_model import (  # noqa: E402
     CHUNK_SHARE_OF_BUDGET,
     CHUNK_VALUE_COPIES,
