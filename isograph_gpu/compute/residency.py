@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,11 +51,20 @@ class _SpillingReader:
 
     @property
     def read_parts(self) -> Callable[[int, int], tuple[Callable[[], Any], Callable[[Any], np.ndarray]]]:
+        """The reader's ``read_parts`` with each finished block spilled. Reads are
+        finished in the order they were split (the reader's read-ahead contract: one
+        finish for every read, in order), so each finish takes the next pending span."""
         parts = self._reader.read_parts  # AttributeError when the reader has none
+        pending: deque[tuple[int, int, Callable[[Any], np.ndarray]]] = deque()
+
+        def finish_next(decoded: Any) -> np.ndarray:
+            a, b, finish = pending.popleft()
+            return self._keep(a, b, finish(decoded))
 
         def split(a: int, b: int) -> tuple[Callable[[], Any], Callable[[Any], np.ndarray]]:
             decode, finish = parts(a, b)
-            return decode, lambda decoded: self._keep(a, b, finish(decoded))
+            pending.append((a, b, finish))
+            return decode, finish_next
 
         return split
 
