@@ -230,3 +230,20 @@ def test_cuda_streamed_blocks_match_the_loaded_run(ref_inputs):
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(streamed[module], name),
                                           getattr(result, name), check_exact=True)
+
+
+def test_a_spill_without_room_is_one_clear_error(tmp_path, monkeypatch):
+    from isograph_gpu.errors import OutputError
+
+    spilled = residency.spill_matrix(3, 4, tmp_path)
+    spilled[:, 1:3] = 7.0
+    assert spilled.flags.f_contiguous and list(tmp_path.iterdir()) == []  # unlinked
+    np.testing.assert_array_equal(spilled[:, 2], [7.0, 7.0, 7.0])
+
+    def no_room(fd, offset, size):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(residency.os, "posix_fallocate", no_room)
+    with pytest.raises(OutputError, match="cannot spill the streamed feature table"):
+        residency.spill_matrix(10, 20, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing left behind

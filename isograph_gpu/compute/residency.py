@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import OutputError, first_line
 from .plan import ChunkPlan, Residency
 from .transfer import device_chunks
 
@@ -72,11 +73,18 @@ class _SpillingReader:
 def spill_matrix(n: int, f: int, directory: str | os.PathLike[str] | None = None
                  ) -> np.ndarray:
     """A float64 [n, f] Fortran-order matrix backed by a local file in ``directory``
-    (default: the system's temporary folder), unlinked at once: nothing stays on disk
-    after the run, however it ends."""
+    (default: the system's temporary folder), its blocks reserved and the file unlinked at
+    once: nothing stays on disk after the run, however it ends; a folder without room is
+    an :class:`~isograph_gpu.errors.OutputError` naming it."""
     fd, path = tempfile.mkstemp(prefix="isograph-spill-", suffix=".f64", dir=directory)
+    size = max(1, n * f * 8)
     try:
-        os.ftruncate(fd, max(1, n * f * 8))
+        try:  # reserve the blocks now: a full disk is an error here, not a fault later
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            raise OutputError(f"cannot spill the streamed feature table ({size} bytes) to "
+                              f"{os.path.dirname(path)} (set TMPDIR to a folder with room, "
+                              f"or --load-features): {first_line(exc)}") from exc
         with os.fdopen(fd, "r+b", closefd=False) as fh:
             mapped = np.memmap(fh, dtype=np.float64, mode="r+", shape=(n, f), order="F")
     finally:
