@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compute.block_reads import BlockReads as _BlockReads  # noqa: F401 (tests read it here)
 from .compute.plan import ChunkPlan, chunk_size, chunk_spans, plan_chunks, read_groups
 from .compute.residency import FeatureColumns
 from .compute.results import FeatureStatistics

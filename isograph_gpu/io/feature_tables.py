@@ -198,8 +198,8 @@ class ParquetFeatureBlocks(FeatureBlocks):
     def read_columns(self) -> int:
         """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks no
         wider than it never cross a multiple of it; wider ones (a large memory budget)
-        do, and are then read one chunk at a time (:func:`isograph_gpu.engine.chunk_spans`,
-        :func:`isograph_gpu.engine.device_chunks`; the chunk plan, hence the tables)."""
+        do, and are then read one chunk at a time (:func:`isograph_gpu.compute.plan.chunk_spans`,
+        :func:`isograph_gpu.compute.transfer.device_chunks`; the chunk plan, hence the tables)."""
         return max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self._rows)))
 
     @property
@@ -249,7 +249,7 @@ class ParquetFeatureBlocks(FeatureBlocks):
         """Columns a:b read in two parts: ``decode()`` (the file's columns, decoded by
         polars; any thread) and ``finish(decoded)`` (the Fortran float64 block, rows in
         sample order). A streamed reader decodes the next block ahead and finishes it
-        after freeing the last (:class:`isograph_gpu.engine._BlockReads`)."""
+        after freeing the last (:class:`isograph_gpu.compute.block_reads.BlockReads`)."""
         names = self._columns[a:b]
         return (lambda: self._decode(names)), self._finish
 
