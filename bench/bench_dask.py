@@ -45,10 +45,13 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # this checkout's package when not in
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from isograph_gpu.compute.plan import chunk_size  # noqa: E402
 from isograph_gpu.config import ExplainConfig  # noqa: E402
-from isograph_gpu.engine import _BYTES_PER_VALUE_PER_FEATURE, chunk_size  # noqa: E402
-from isograph_gpu.io.feature_tables import LOAD_BLOCK_BYTES  # noqa: E402
-from isograph_gpu.statistics import CHUNK_SHARE_OF_BUDGET  # noqa: E402
+from isograph_gpu.memory_model import (  # noqa: E402
+    CHUNK_SHARE_OF_BUDGET,
+    CHUNK_VALUE_COPIES,
+    LOAD_BLOCK_BYTES,
+)
 
 #: result arrays per feature x module returned by a task: r, n, p and 8 Welch arrays per
 #: split (one split by default), 8 bytes each
@@ -61,7 +64,7 @@ ASSUMPTIONS = {
     "splits": 1,  # contrasts (median split; 2 with --contrast-tails)
     "hbm_bytes_per_s": 4.8e12,  # H200 HBM3e
     "hbm_efficiency": 0.5,  # share of HBM bandwidth the chunk step's passes reach
-    "passes_over_chunk": _BYTES_PER_VALUE_PER_FEATURE,  # x, mask, centred, ...
+    "passes_over_chunk": CHUNK_VALUE_COPIES,  # x, mask, centred, ...
     "pcie_bytes_per_s": 40e9,  # host -> device, pinned, PCIe 5 x16 in practice
     "read_workers_per_gpu_host_scale": 4.0,  # decode rate of a GPU host vs this 2-core host
     "shared_fs_bytes_per_s": 10e9,  # aggregate read bandwidth of the shared file system
@@ -138,10 +141,9 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
     bytes, over the first ``n_chunks`` chunks of the feature table."""
     import pandas as pd
 
-    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+    from isograph_gpu.compute.step import chunk_statistics, prepare_scores
     from isograph_gpu.io.feature_tables import open_feature_table
     from isograph_gpu.ops.contrast import percentile_split
-    from isograph_gpu.ops.groups import GroupLayout
 
     table = open_feature_table(paths["feature_table"], stream=True)
     ids = pd.read_parquet(paths["feature_meta"])["feature_id"].astype(str).tolist()
@@ -149,8 +151,8 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
     rng = np.random.default_rng(0)
     scores = torch.from_numpy(rng.standard_normal((n, k)))
     splits = {"split": percentile_split(scores, 50.0)}
-    layout = GroupLayout.from_splits(splits, n, k, device)
-    right = chunk_right_block(scores, layout, device, torch.float64)  # once, as the engine
+    prepared = prepare_scores(scores, splits, min_pairs=3, dtype=torch.float64,
+                              device=device)  # once, as the engine
     reads, computes, widths = [], [], []
     for i in range(n_chunks):
         a, b = i * chunk_features, min(blocks.shape[1], (i + 1) * chunk_features)
@@ -161,8 +163,7 @@ def chunk_rates(paths: dict[str, Path], n: int, k: int, device: torch.device,
         reads.append(time.perf_counter() - t)
         t = time.perf_counter()
         x = torch.from_numpy(block).to(device)
-        out = FeatureStatistics.empty(b - a, k, ["split"], device)
-        _chunk_statistics(out, 0, b - a, x, right, layout, 3, None)
+        chunk_statistics(x, prepared)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         computes.append(time.perf_counter() - t)

@@ -12,8 +12,13 @@
 # 5. the numeric cases against exact arithmetic on CUDA (tests/test_cancellation.py:
 #    offsets on NaN-score samples, far-apart groups, 1e10..1e300 outliers, the sync-free
 #    selection of the training call; tests/test_betainc.py: the torch betainc route).
+# 5. the residency and transfer paths (tests/test_residency.py and tests/test_block_reads.py
+#    on CUDA: a matrix kept on the device copied once, streamed module blocks equal to the
+#    loaded run) and bench/bench_blocks.py: 1 vs 4 module blocks on a streamed 1,000 x
+#    50,000 table on the device (skipped with --quick).
 #
-# Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json and
+# Writes bench/results/gpu_<card>.json (bench_gpu), bench/results/training_cuda.json,
+# bench/results/blocks_<card>.json (bench_blocks) and
 # bench/results/gpu_check_<card>.json (each step's exit status, seconds and last lines,
 # with the card, driver, torch, CUDA and CuPy versions). Each step has its own time limit;
 # from the issue-10 H200 timings the whole check should take about 5 minutes there (an
@@ -73,6 +78,10 @@ step bench_training 60 "$py" bench/bench_training.py --device cuda \
     --out "$results/training_cuda.json"
 step numerics_cuda 120 "$py" -m pytest -q -p no:cacheprovider -m cuda \
     tests/test_cancellation.py tests/test_betainc.py tests/test_training.py
+step residency_cuda 90 "$py" -m pytest -q -p no:cacheprovider tests/test_residency.py \
+    tests/test_compute_step.py tests/test_block_reads.py
+[ "$quick" -eq 1 ] || step bench_blocks 240 "$py" bench/bench_blocks.py --device cuda \
+    --repeats 3 --json "$results/blocks_$card.json"
 
 "$py" - "$logs" "$results/gpu_check_$card.json" <<'PY'
 import json, sys

@@ -16,6 +16,8 @@ Precision = Literal["auto", "float64", "float32"]
 
 # The choices of each option, defined here only (config imports no torch, so the CLI's
 # --help stays light); ops.fdr, attribution and plots import them from here.
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float64", "float32")
 FDR_METHODS = ("bh", "by")
 IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")
@@ -101,8 +103,8 @@ class ExplainConfig:
         _integer("memory_budget_bytes", self.memory_budget_bytes, 1)
         if self.chunk_features is not None:
             _integer("chunk_features", self.chunk_features, 1)
-        _choice("device", self.device, ("auto", "cpu", "cuda"))
-        _choice("precision", self.precision, ("auto", "float64", "float32"))
+        _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("fdr_method", self.fdr_method, FDR_METHODS)
         _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
         _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import DEVICES
 from .errors import InputError
 
 
@@ -16,8 +17,8 @@ def resolve_device(device: str = "auto") -> torch.device:
             "--device cuda was requested but no CUDA device is available "
             "(torch.cuda.is_available() is False); use --device cpu or auto"
         )
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device not in DEVICES:
+        raise InputError(f"device must be one of {list(DEVICES)}, got {device!r}")
     return torch.device(device)
 
 

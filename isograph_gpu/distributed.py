@@ -1,16 +1,16 @@
 """tensors -> statistics on a Dask cluster: the feature statistics as one task per read
 block of the feature table (``ExplainConfig.scheduler`` / ``--scheduler``).
 
-The single-process chunk plan (:func:`isograph_gpu.engine.chunk_plan`) is grouped by the
-reader's read block (:func:`~isograph_gpu.engine.read_groups` of ``read_columns``, 256 MiB
-of a parquet table): each task reads its block once and runs the engine's own
-:func:`~isograph_gpu.engine.feature_statistics` on it, in the single-process chunks, on
-its worker's device, and returns the block's [F_block, K] statistics as numpy arrays
-(:meth:`~isograph_gpu.engine.FeatureStatistics.to_host`). The client writes them into the
-same device tensors the single-process loop fills
-(:meth:`~isograph_gpu.engine.FeatureStatistics.store_rows`), so q-values, switch strength
-and the tables are built exactly as in one process, and the arithmetic, and the result,
-is the same byte for byte.
+The single-process chunk plan (:class:`isograph_gpu.compute.plan.ChunkPlan`) is grouped by
+the reader's read block (:meth:`~isograph_gpu.compute.plan.ChunkPlan.read_groups` of its
+``read_columns``, :data:`~isograph_gpu.memory_model.LOAD_BLOCK_BYTES` of a parquet table):
+each task reads its block once and runs the engine's own chunk loop on it (the shared
+chunk step, :func:`~isograph_gpu.compute.step.chunk_statistics`), in the single-process
+chunks, on its worker's device, and returns the block's [F_block, K]
+:class:`~isograph_gpu.compute.results.FeatureStatistics` on the CPU. The client stores
+them into the same device tensors the single-process loop fills, so q-values, switch
+strength and the tables are built exactly as in one process, and the arithmetic, and the
+result, is the same byte for byte.
 
 Where the columns come from: a parquet feature table or a backed ``.h5ad`` opened in
 blocks (:class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`,
@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import FeatureStatistics, chunk_plan, feature_statistics, read_groups
+from .compute.plan import ChunkPlan, plan_chunks
+from .compute.results import FeatureStatistics
+from .engine import feature_statistics
 from .errors import InputError, OptionalDependencyError, first_line
-from .io.feature_blocks import as_feature_blocks
 from .progress import Progress
 
 #: times Dask re-runs a task that raised (a worker that dies is re-run by the scheduler
@@ -112,7 +113,8 @@ def feature_statistics_on_dask(
     chunk_features: int | None = None,
     progress: Progress | None = None,
     label: str = "features",
-    pvalue_where: np.ndarray | None = None,
+    pvalue_where: np.ndarray | torch.Tensor | None = None,
+    chunks: ChunkPlan | None = None,
 ) -> FeatureStatistics:
     """:func:`isograph_gpu.engine.feature_statistics` with each read block a Dask task on
     ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``).
@@ -124,12 +126,16 @@ def feature_statistics_on_dask(
     input) fails the run with its own exception, raised here.
     """
     distributed = require_distributed()
+    if isinstance(pvalue_where, torch.Tensor):
+        pvalue_where = pvalue_where.cpu().numpy()  # sliced per task, sent with it
     f = features.shape[1]
     k = scores.shape[1]
     split_names = list(splits or {})
     out = FeatureStatistics.empty(f, k, split_names, device)
-    step, spans = chunk_plan(features, k, len(split_names), dtype, memory_budget_bytes,
-                             chunk_features)
+    if chunks is None:  # a run passes its MemoryPlan's, as the single-process loop does
+        chunks = plan_chunks(features, k * (1 + len(split_names)), dtype,
+                             memory_budget_bytes, chunk_features)
+    step, spans = chunks.step, list(chunks.spans)
     host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
                    for name, (hi, lo) in (splits or {}).items()}
     # tasks, not scattered data: a worker that dies with the last copy (the scheduler
@@ -143,9 +149,8 @@ def feature_statistics_on_dask(
     task_of: dict[Any, tuple[int, int, int]] = {}
     # one task per read block: the chunk spans grouped as one process reads them (a
     # source without read_columns, in memory or a backed .h5ad: one task per chunk)
-    read = as_feature_blocks(features).read_columns
     starts = [a for a, _ in spans]
-    for a, b in read_groups(spans, 0 if read is None else int(read)):
+    for a, b in chunks.read_groups(chunks.read_columns or 0):
         n_chunks = bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
         where = None if pvalue_where is None else np.ascontiguousarray(
             pvalue_where[a:b], dtype=bool)
@@ -160,7 +165,7 @@ def feature_statistics_on_dask(
     try:
         for future in distributed.as_completed(list(task_of)):
             a, b, n_chunks = task_of[future]
-            out.store_rows(a, b, future.result())
+            out.store(a, b, future.result().to(device))
             done += n_chunks
             if progress is not None:
                 progress.chunk(label, done, len(spans))
@@ -177,11 +182,11 @@ def _given(value: Any) -> Any:
 def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
                 splits: dict[str, tuple[np.ndarray, np.ndarray]], min_pairs: int,
                 where: np.ndarray | None, device_type: str, dtype: torch.dtype,
-                step: int) -> dict[str, np.ndarray]:
+                step: int) -> FeatureStatistics:
     """On a worker: columns a:b of ``columns`` (a feature reader or one scattered block),
     read once, through :func:`~isograph_gpu.engine.feature_statistics` in chunks of
     ``step`` features on the worker's device (its current CUDA device for "cuda"); the
-    statistics as host arrays (:meth:`~isograph_gpu.engine.FeatureStatistics.to_host`)."""
+    block's statistics container, on the CPU."""
     device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" \
         else torch.device("cpu")
     masks = {name: (torch.from_numpy(hi), torch.from_numpy(lo))
@@ -191,4 +196,4 @@ def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
                                splits=masks or None, device=device, dtype=dtype,
                                memory_budget_bytes=0, chunk_features=step,
                                pvalue_where=where)
-    return stats.to_host()
+    return stats.to("cpu")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -13,14 +14,16 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from .compute.context import RunContext
+from .compute.plan import MemoryPlan
+from .compute.residency import FeatureColumns
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
 from .io.explain_inputs import ExplainInputs
 from .io.feature_cache import check_cache_path
-from .io.feature_tables import LOAD_BLOCK_BYTES, check_streamable
+from .io.feature_tables import check_streamable
 from .io.inputs import load_explain_inputs
-from .io.memory import table_fits_in_memory
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
 from .manifest import CORE_TABLES, MANIFEST
@@ -29,10 +32,10 @@ from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
 from .run_manifest import build_manifest
 from .statistics import (
+    ModuleBlock,
     RowLayout,
     compute_statistics,
     eigengenes,
-    module_blocks,
     module_membership,
 )
 
@@ -117,15 +120,13 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
          annotation: pd.DataFrame | None, config: ExplainConfig, device: torch.device,
          dtype: torch.dtype, progress: Progress,
          return_tables: bool) -> dict[str, ExplainResult]:
-    # the statistics read the table once per module block, figures read it again: with
-    # the rule to decide (stream_features None) and no figures it is opened in blocks,
-    # read while the statistics run, and loaded whole only when that is no loss
-    # (_load_if_read_again)
-    read_once = config.stream_features is None and not config.plot
+    # the table is opened in blocks unless a load is asked for; the run's MemoryPlan then
+    # decides whether to load it whole (when that is no loss) and where its columns live
+    # between module blocks
     with progress.stage("load inputs"):
         inputs = load_explain_inputs(
             artifact_dir, feature_table, feature_meta, module_ids, module_score_table,
-            stream_features=True if read_once else config.stream_features,
+            stream_features=config.stream_features is not False,
             for_plots=config.plot,
             feature_layout=config.feature_layout,
             # the VAE encoder reads every feature_scores row; the core tables only the
@@ -142,10 +143,21 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     )
     if device.type == "cuda":
         disable_reduced_precision()
+    plan = MemoryPlan.build(
+        n_samples=inputs.n_samples, n_features=len(inputs.feature_ids),
+        n_score_rows=len(inputs.score_gene_ids), n_modules=len(inputs.module_ids),
+        n_splits=1 + (config.contrast_tails is not None),
+        budget_bytes=int(config.memory_budget_bytes), dtype=dtype, device=device,
+        features=inputs.features, chunk_features=config.chunk_features,
+        stream_features=config.stream_features, read_again=config.plot,
+        distributed=config.scheduler is not None)
+    if plan.load:
+        with progress.stage("load inputs"):
+            inputs = dataclasses.replace(inputs, features=np.asarray(inputs.features))
     channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
     with progress.stage("eigengenes"):
-        scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K]
+        scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K] on the device
     if annotation is not None:
         from .structure.annotation_merge import fill_annotation_gene_ids
 
@@ -153,30 +165,34 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         annotation = fill_annotation_gene_ids(annotation, inputs.feature_meta)
 
     results: dict[str, ExplainResult] = {}
-    ids = TableIds(inputs)
-    blocks = module_blocks(len(inputs.module_ids), len(inputs.feature_ids),
-                           len(inputs.score_gene_ids), int(config.memory_budget_bytes),
-                           n_splits=1 + (config.contrast_tails is not None))
-    # Dask tasks read their own columns
-    if read_once and config.scheduler is None and _load_if_read_again(inputs, len(blocks)):
-        with progress.stage("load inputs"):
-            inputs.features = np.asarray(inputs.features)
+    # the VAE drivers join each module's driver columns: kept here (one row per module
+    # gene), never read back from the written tables
+    drivers: dict[str, pd.DataFrame] | None = {} if config.vae_attribution else None
     layout = RowLayout.build(inputs, config, device)
+    memberships = (torch.from_numpy(channel_family).to(device),  # one copy each per run
+                   torch.from_numpy(feature_family).to(device))
     with contextlib.ExitStack() as cluster:
         client = None
         if config.scheduler is not None:
             from .distributed import scheduler_client
 
             client = cluster.enter_context(scheduler_client(config.scheduler))
-        _explain_blocks(results, inputs, config, device, dtype, progress, layout, scores,
-                        channel_family, feature_family, blocks, ids, annotation, staged,
-                        return_tables, client)
+        ctx = RunContext(config=config, device=device, dtype=dtype, progress=progress,
+                         plan=plan, client=client)
+        columns = FeatureColumns(inputs.features, plan.residency, device, dtype)
+        try:
+            _explain_blocks(results, inputs, ctx, layout, scores, memberships, columns,
+                            annotation, staged, return_tables, drivers)
+        finally:
+            columns.close()
+    eigengenes_host = scores.cpu().numpy()  # the one host copy of the module scores
     if config.vae_attribution or config.integrated_gradients:
-        _attribute(results, inputs, scores, config, device, progress, staged, return_tables)
+        _attribute(results, inputs, eigengenes_host, drivers or {}, config, device, progress,
+                   staged, return_tables)
     if staged is not None:
         with progress.stage("write outputs"):
             staged.submit_parquet(
-                eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
+                eigengene_table(inputs.sample_ids, inputs.module_ids, eigengenes_host),
                 "eigengenes.parquet")
             staged.wait_writes()
         _finish(staged, results, inputs, config, device, dtype, progress,
@@ -185,30 +201,37 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
 
 
 def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
-                    config: ExplainConfig, device: torch.device, dtype: torch.dtype,
-                    progress: Progress, layout: RowLayout, scores: np.ndarray,
-                    channel_family: np.ndarray, feature_family: np.ndarray,
-                    blocks: list[slice], ids: TableIds, annotation: pd.DataFrame | None,
-                    staged: StagedOutput | None, return_tables: bool, client: Any) -> None:
-    """Statistics and tables of each module block in turn (one block's statistics in
-    memory at a time); ``client``: a Dask client for the feature statistics, or None."""
-    for block in blocks:
-        stats = compute_statistics(inputs, config, device, dtype, progress, layout,
-                                   scores[:, block], channel_family[:, block],
-                                   feature_family[:, block], client)
-        with progress.stage("tables"):
+                    ctx: RunContext, layout: RowLayout, scores: torch.Tensor,
+                    memberships: tuple[torch.Tensor, torch.Tensor], columns: FeatureColumns,
+                    annotation: pd.DataFrame | None, staged: StagedOutput | None,
+                    return_tables: bool, drivers: dict[str, pd.DataFrame] | None) -> None:
+    """Statistics and tables of each module block of ``ctx.plan`` in turn (one block's
+    statistics in memory at a time); ``scores`` [n, K] and ``memberships`` ([R, K],
+    [F, K] bool) on the device, sliced per block there. ``drivers`` (when not None)
+    receives each module's driver columns for the attribution."""
+    ids = TableIds(inputs)
+    channel_family, feature_family = memberships
+    for block in ctx.plan.blocks:
+        stats = compute_statistics(
+            inputs, ctx, layout,
+            ModuleBlock(scores=scores[:, block], channel_family=channel_family[:, block],
+                        feature_family=feature_family[:, block]), columns)
+        block_scores = scores[:, block].cpu().numpy()  # [n, Kb]: each result's eigengene
+        with ctx.progress.stage("tables"):
             builder = ResultTables(ids, stats)
             for j, module_id in enumerate(inputs.module_ids[block]):
                 tables: dict[str, pa.Table | pd.DataFrame] = dict(builder.module(j))
                 if annotation is not None:
                     _annotate(tables, annotation)
+                if drivers is not None:
+                    drivers[module_id] = _driver_columns(tables["gene_driver_table"])
                 result = ExplainResult(
                     module_id=module_id,
                     gene_driver_table=tables["gene_driver_table"],
                     transcript_polarity_table=tables["transcript_polarity_table"],
                     high_vs_low_table=tables["high_vs_low_table"],
                     tails_contrast_table=tables.get("tails_contrast_table"),
-                    eigengene=scores[:, block][:, j].copy(),
+                    eigengene=block_scores[:, j].copy(),
                     sample_ids=list(inputs.sample_ids),
                     n_module_genes=inputs.n_module_genes[module_id],
                 )
@@ -219,16 +242,10 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
         del stats, builder  # free this block's statistics before the next
 
 
-def _load_if_read_again(inputs: ExplainInputs, n_blocks: int) -> bool:
-    """Whether to load a feature table opened in blocks whole: when that costs no extra
-    read or memory worth having: its matrix is one read block anyway
-    (:data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES`), or it is read once per
-    module block (more than one) and fits in memory
-    (:func:`~isograph_gpu.io.memory.table_fits_in_memory`)."""
-    if isinstance(inputs.features, np.ndarray):
-        return False
-    n, f = inputs.features.shape
-    return n * f * 8 <= LOAD_BLOCK_BYTES or (n_blocks > 1 and table_fits_in_memory(n, f))
+def _driver_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The columns of a driver table the VAE drivers join on: gene_id, r, qvalue."""
+    columns = ["gene_id", "r", "qvalue"]
+    return table.select(columns).to_pandas() if isinstance(table, pa.Table) else table[columns]
 
 
 def _annotate(tables: dict[str, pa.Table | pd.DataFrame], annotation: pd.DataFrame) -> None:
@@ -258,16 +275,16 @@ def _submit(staged: StagedOutput, result: ExplainResult,
 
 
 def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
-               scores: np.ndarray, config: ExplainConfig, device: torch.device,
-               progress: Progress, staged: StagedOutput | None, return_tables: bool) -> None:
-    """VAE / IG attribution tables of every module (``scores`` [n, K] module scores);
-    written like the core tables."""
+               scores: np.ndarray, drivers: dict[str, pd.DataFrame], config: ExplainConfig,
+               device: torch.device, progress: Progress, staged: StagedOutput | None,
+               return_tables: bool) -> None:
+    """VAE / IG attribution tables of every module (``scores`` [n, K] module scores;
+    ``drivers``: each module's driver columns, kept in memory by the blocks); written
+    like the core tables."""
     from .attribution import run_attribution
 
     with progress.stage("attribution"):
-        out = run_attribution(inputs, scores,
-                              {m: r.gene_driver_table for m, r in results.items()},
-                              config, device, progress)
+        out = run_attribution(inputs, scores, drivers, config, device, progress)
     for module_id, att in out.items():
         res = results[module_id]
         res.vae_drivers = att.vae_drivers

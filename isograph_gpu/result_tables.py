@@ -13,6 +13,7 @@ import pyarrow as pa
 import torch
 
 from .io.explain_inputs import ExplainInputs
+from .memory_model import COLUMN_GROUP
 from .statistics import ExplainStatistics
 
 DRIVER_COLUMNS = ["gene_id", "feature_id", "feature_type", "r", "pvalue", "qvalue",
@@ -44,10 +45,6 @@ def table_dtype(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=False)
 
 
-#: modules whose high_vs_low columns are copied out of the [F, K] statistics together
-#: (:func:`module_columns`); their copies live until those modules' tables are written:
-#: 4 x 8 columns x 2 MB at 250,000 features
-COLUMN_GROUP = 4
 #: rows per step of :func:`module_columns` (a [rows, group] source block fits the cache)
 _ROWS_PER_STEP = 4096
 
@@ -107,14 +104,14 @@ class ResultTables:
                          for name in ("r", "pvalue", "qvalue", "n", "sorted_rows")}
         self._genes_per_module = d.n_genes
         self._polarity = {name: host_array(getattr(pol, name))
-                          for name in ("r", "pvalue", "qvalue", "n", "gene_switch",
-                                       "segments")}
-        self._polarity_member = pol.member
+                          for name in ("r", "pvalue", "qvalue", "n", "gene_switch")}
+        self._polarity["segments"] = host_array(stats.layout.polarity_segments)
+        self._polarity_member = host_array(pol.member)
         self._contrasts = {split: {name: host_array(getattr(c, name))
                                    for name in (*_WELCH_FLOATS, "n_high", "n_low")}
                            for split, c in stats.contrasts.items()}
         self._feature_missing = ids.feature_missing(stats.n_finite)
-        self._polarity_rows = pol.rows
+        self._polarity_rows = stats.layout.polarity_rows
         #: split -> (first module of the group, statistic -> [group, F] columns)
         self._column_groups: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
 

@@ -2,30 +2,31 @@
 and everything derived from them (q-values, per-gene best channel, switch strength, the
 driver table's sort order), for all modules at once.
 
-Everything stays on the compute device; :mod:`isograph_gpu.result_tables` copies each
-statistic to the host once per module block, and each module's tables slice it there.
+Everything stays on the compute device (module scores, splits, memberships and every
+statistic); :mod:`isograph_gpu.result_tables` copies each statistic to the host once per
+module block, and each module's tables slice it there. The memory decisions are the run's
+:class:`~isograph_gpu.compute.plan.MemoryPlan` (in its :class:`~isograph_gpu.compute.context.RunContext`).
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from .compute.context import RunContext
+from .compute.residency import FeatureColumns
 from .config import ExplainConfig
-from .engine import ContrastStatistics, feature_statistics
+from .engine import feature_statistics
 from .io.explain_inputs import ExplainInputs
 from .io.gene_codes import GeneCodes, transcript_usage_rows
 from .io.gene_codes import module_membership as module_membership  # the memberships taken
-from .ops.contrast import percentile_split, tail_split
+from .ops.contrast import WelchResult, percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
 from .ops.segments import segment_argmax, switch_strength
-from .progress import Progress
 
 
 @dataclass
@@ -47,45 +48,46 @@ class DriverStatistics:
 
 @dataclass
 class PolarityStatistics:
-    """Transcript-usage features against every module score, on the device."""
+    """Transcript-usage features against every module score, on the device (their
+    columns and gene codes are the run's :class:`RowLayout`)."""
 
-    #: [T] host int64: transcript-usage feature columns, in feature_meta row order
-    rows: np.ndarray
-    #: [T, K] host bool: the feature's gene belongs to module k
-    member: np.ndarray
+    #: [T, K] bool (device): the feature's gene belongs to module k
+    member: torch.Tensor
     #: [T, K] float64 r, p, q (q within module k's transcripts); n [T, K] int64
     r: torch.Tensor
     pvalue: torch.Tensor
     qvalue: torch.Tensor
     n: torch.Tensor
-    #: [G, K] float64 switch strength per gene, and [T] int64 the gene (0..G-1) of each
-    #: feature: a feature's switch strength is ``gene_switch[segments[t], k]``
+    #: [G, K] float64 switch strength per gene: a feature's switch strength is
+    #: ``gene_switch[RowLayout.polarity_segments[t], k]``
     gene_switch: torch.Tensor
-    segments: torch.Tensor
 
 
 @dataclass
 class ExplainStatistics:
-    """Every statistic the result tables are built from (device tensors unless noted)."""
+    """Every statistic the result tables are built from (device tensors)."""
 
-    #: [n, K] float64 host module scores (eigengenes or the given score table)
-    eigengenes: np.ndarray
     drivers: DriverStatistics
     polarity: PolarityStatistics
     #: Welch statistics of every table feature per split ("split", optionally "tails")
-    contrasts: dict[str, ContrastStatistics]
+    contrasts: dict[str, WelchResult]
     #: [F] int64 finite values per table feature
     n_finite: torch.Tensor
+    #: the run's row layout (transcript-usage columns and gene codes), shared by blocks
+    layout: RowLayout
 
 
 def eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.device,
-               dtype: torch.dtype) -> np.ndarray:
-    """[n, K] module scores; ``membership`` [R, K]: feature_scores row in module k.
+               dtype: torch.dtype) -> torch.Tensor:
+    """[n, K] float64 module scores on ``device`` (they stay there: the splits and every
+    statistic are computed from them in place); ``membership`` [R, K]: feature_scores row
+    in module k.
 
     Module row lists are padded with -1 to the largest module (ops.eigengene ignores
     those rows)."""
     if inputs.module_scores is not None:
-        return inputs.module_scores.astype(np.float64)
+        return torch.from_numpy(np.ascontiguousarray(inputs.module_scores, dtype=np.float64)
+                                ).to(device)
     per_module = [np.flatnonzero(membership[:, k]) for k in range(membership.shape[1])]
     width = max((len(r) for r in per_module), default=0)
     rows = np.full((len(per_module), max(width, 1)), -1, dtype=np.int64)
@@ -95,7 +97,7 @@ def eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.devi
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         eig = module_eigengenes(scores, torch.from_numpy(rows).to(device))
-    return eig.to(torch.float64).cpu().numpy()
+    return eig.to(torch.float64)
 
 
 def driver_order(key: torch.Tensor, best: torch.Tensor, gene_in: torch.Tensor,
@@ -145,20 +147,21 @@ class RowLayout:
                    n_polarity_genes=polarity.n_genes)
 
 
-def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, scores: torch.Tensor,
-                       family: np.ndarray, config: ExplainConfig,
-                       common: dict) -> DriverStatistics:
-    device = common["device"]
-    channel = feature_statistics(inputs.scores, scores, label="feature_scores",
-                                 pvalue_where=family, **common)
-    family_t = torch.from_numpy(family).to(device)
-    q = fdr_adjust(channel.pvalue, family_t, config.fdr_method)
+def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
+                       ctx: RunContext) -> DriverStatistics:
+    family = block.channel_family
+    channel = feature_statistics(
+        inputs.scores, block.scores, min_pairs=ctx.min_pairs, device=ctx.device,
+        dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
+        chunks=ctx.plan.score_chunks(inputs.scores, block.n_modules),
+        progress=ctx.progress, label="feature_scores", pvalue_where=family)
+    q = fdr_adjust(channel.pvalue, family, ctx.config.fdr_method)
     seg, n_genes = layout.driver_segments, layout.n_driver_genes
     key = torch.where(torch.isfinite(channel.r), channel.r.abs(),
                       torch.zeros_like(channel.r))
     best = segment_argmax(key, seg, n_genes)  # [G, K]
-    gene_in = torch.zeros((n_genes, family.shape[1]), dtype=torch.int64, device=device)
-    gene_in = gene_in.index_add_(0, seg, family_t.to(torch.int64)) > 0  # [G, K]
+    gene_in = torch.zeros((n_genes, family.shape[1]), dtype=torch.int64, device=ctx.device)
+    gene_in = gene_in.index_add_(0, seg, family.to(torch.int64)) > 0  # [G, K]
     sorted_rows = driver_order(key, best, gene_in, layout.driver_name_order)
     genes_per_module = [int(v) for v in gene_in.sum(dim=0).cpu()]  # one small copy
     return DriverStatistics(r=channel.r, pvalue=channel.pvalue, qvalue=q, n=channel.n,
@@ -166,93 +169,74 @@ def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, scores: torch.T
 
 
 def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
-                         n: torch.Tensor, feature_family: np.ndarray,
+                         n: torch.Tensor, feature_family: torch.Tensor,
                          config: ExplainConfig) -> PolarityStatistics:
-    """``feature_family`` [F, K]: table feature's gene belongs to module k."""
+    """``feature_family`` [F, K] bool (device): table feature's gene belongs to module k."""
     tu_rows = layout.polarity_rows
     if np.array_equal(tu_rows, np.arange(r.shape[0])):  # every feature, in order: no copies
         member, r_tu, p_tu, n_tu = feature_family, r, p, n  # member [T, K]
     else:
         index = torch.from_numpy(tu_rows).to(r.device)
-        member, r_tu, p_tu, n_tu = feature_family[tu_rows], r[index], p[index], n[index]
-    q = fdr_adjust(p_tu, torch.from_numpy(member).to(r.device), config.fdr_method)
+        member, r_tu, p_tu, n_tu = feature_family[index], r[index], p[index], n[index]
+    q = fdr_adjust(p_tu, member, config.fdr_method)
     seg = layout.polarity_segments
     strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
-    return PolarityStatistics(rows=tu_rows, member=member, r=r_tu, pvalue=p_tu, qvalue=q,
-                              n=n_tu, gene_switch=strength, segments=seg)
+    return PolarityStatistics(member=member, r=r_tu, pvalue=p_tu, qvalue=q, n=n_tu,
+                              gene_switch=strength)
 
 
-#: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
-#: Welch arrays of one split (88), transcript polarity r/p/n copies and q-values (32, at
-#: most one per table feature), memberships and the Pearson p mask (3, bool),
-#: q-value temporaries (64): 187, rounded up
-STATISTICS_BYTES_PER_FEATURE_MODULE = 192
-#: bytes per table feature x module of each further split (the tails contrast): its 8
-#: Welch arrays (6 statistics + 2 counts, 8 bytes each)
-WELCH_BYTES_PER_FEATURE_MODULE = 64
-#: bytes per feature_scores row x module: r/n/p/q, sort key (40), q-value temporaries (64),
-#: masks, rounded up
-STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
+@dataclass(frozen=True)
+class ModuleBlock:
+    """One module block's inputs, on the device: module scores [n, Kb] float64 and the
+    memberships [R, Kb] / [F, Kb] bool (:func:`module_membership` of the block's modules)."""
+
+    scores: torch.Tensor
+    channel_family: torch.Tensor
+    feature_family: torch.Tensor
+
+    @property
+    def n_modules(self) -> int:
+        return int(self.scores.shape[1])
 
 
-#: share of the memory budget one feature chunk's working set may take (the module
-#: block's statistics take up to all of it): peak ~ inputs + 1.25 x budget, plus, for a
-#: streamed table, the reads in flight (up to
-#: :data:`~isograph_gpu.io.memory.STREAM_BYTES_IN_FLIGHT`, 512 MiB, with read ahead)
-CHUNK_SHARE_OF_BUDGET = 0.25
-
-
-def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
-                  memory_budget_bytes: int, n_splits: int = 1) -> list[slice]:
-    """Module columns computed together, so that one block's statistics (with ``n_splits``
-    contrast splits: 2 with the tails contrast) fit the memory budget (the engine's chunk
-    working set by :data:`CHUNK_SHARE_OF_BUDGET` of it: peak memory is about 1.25 x the
-    budget plus the inputs and, for a streamed table, the reads in flight). Each block is
-    one pass over the feature table; at least one module per block."""
-    per_feature = (STATISTICS_BYTES_PER_FEATURE_MODULE
-                   + (n_splits - 1) * WELCH_BYTES_PER_FEATURE_MODULE)
-    per_module = max(1, n_features * per_feature
-                     + n_score_rows * STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
-    size = max(1, memory_budget_bytes // per_module)
-    return [slice(a, min(n_modules, a + size)) for a in range(0, n_modules, size)]
-
-
-def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: torch.device,
-                       dtype: torch.dtype, progress: Progress, layout: RowLayout,
-                       scores: np.ndarray, channel_family: np.ndarray,
-                       feature_family: np.ndarray, client: Any = None) -> ExplainStatistics:
+def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout,
+                       block: ModuleBlock, columns: FeatureColumns) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
-    ``device`` (working precision ``dtype``; p- and q-values float64).
+    ``ctx.device`` (working precision ``ctx.dtype``; p- and q-values float64).
 
-    ``layout`` the run's :class:`RowLayout`; ``scores`` [n, Kb] the block's module scores
-    (:func:`eigengenes`), ``channel_family`` [R, Kb] / ``feature_family`` [F, Kb] the block's
-    memberships (:func:`module_membership`). With a Dask ``client`` the table features'
-    statistics run as one task per read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
+    ``layout`` the run's :class:`RowLayout`; ``columns`` the feature table as every block
+    reads it (:class:`~isograph_gpu.compute.residency.FeatureColumns`). With a Dask
+    client in ``ctx`` the table features' statistics run as one task per read block of
+    the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
     """
-    scores_t = torch.from_numpy(np.ascontiguousarray(scores))
-    common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
-                  memory_budget_bytes=int(config.memory_budget_bytes * CHUNK_SHARE_OF_BUDGET),
-                  chunk_features=config.chunk_features, progress=progress)
-
+    config, progress = ctx.config, ctx.progress
     with progress.stage("gene drivers"):
-        drivers = _driver_statistics(inputs, layout, scores_t, channel_family, config, common)
+        drivers = _driver_statistics(inputs, layout, block, ctx)
 
-    splits = {"split": percentile_split(scores_t, float(config.split_percentile))}
+    scores = block.scores
+    splits = {"split": percentile_split(scores, float(config.split_percentile))}
     if config.contrast_tails is not None:
-        splits["tails"] = tail_split(scores_t, float(config.contrast_tails))
+        splits["tails"] = tail_split(scores, float(config.contrast_tails))
     with progress.stage("feature statistics"):
         # Pearson p of table features is used only by the transcript polarity tables
-        is_usage = inputs.feature_types == config.transcript_usage_feature_type
-        run = feature_statistics
-        if client is not None:
+        is_usage = torch.from_numpy(
+            inputs.feature_types == config.transcript_usage_feature_type).to(ctx.device)
+        common = dict(min_pairs=ctx.min_pairs, splits=splits, device=ctx.device,
+                      dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
+                      chunk_features=config.chunk_features, progress=progress,
+                      label="features", pvalue_where=is_usage[:, None] & block.feature_family)
+        chunks = ctx.plan.feature_chunks(columns.source, block.n_modules)
+        if ctx.client is not None:
             from .distributed import feature_statistics_on_dask
 
-            run = functools.partial(feature_statistics_on_dask, client)
-        feats = run(inputs.features, scores_t, splits=splits, label="features",
-                    pvalue_where=is_usage[:, None] & feature_family, **common)
+            feats = feature_statistics_on_dask(ctx.client, columns.source, scores,
+                                               chunks=chunks, **common)
+        else:
+            feats = feature_statistics(columns, scores, chunks=chunks, **common)
 
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
-                                        feature_family, config)
-    return ExplainStatistics(eigengenes=scores, drivers=drivers, polarity=polarity,
-                             contrasts=feats.contrasts, n_finite=feats.n_finite)
+                                        block.feature_family, config)
+    return ExplainStatistics(drivers=drivers, polarity=polarity,
+                             contrasts=feats.contrasts, n_finite=feats.n_finite,
+                             layout=layout)

@@ -21,13 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .compute.step import chunk_statistics, prepare_scores
 from .errors import InputError
 from .ops.contrast import WelchResult, percentile_split
 from .ops.fdr import FDR_METHODS, fdr_adjust
-from .ops.groups import GroupLayout
-from .ops.moments import moments_and_group_sums
-from .ops.pearson import pearson_from_moments
-from .ops.pvalues import pearson_pvalue, welch_pvalue
 from .ops.segments import switch_strength
 
 __all__ = ["ContrastOutput", "ModuleStatistics", "ModuleStatisticsOutput"]
@@ -38,21 +35,8 @@ __all__ = ["ContrastOutput", "ModuleStatistics", "ModuleStatisticsOutput"]
 _RECOMPUTE_LIMIT = 1024
 
 
-@dataclass
-class ContrastOutput:
-    """High-vs-low split statistics, each [F, K] on the input's device.
-
-    Means/delta/t in the features' dtype (float64 for float64 input), counts int64,
-    p-value float64. Samples with a NaN score join neither group.
-    """
-
-    mean_high: Tensor
-    mean_low: Tensor
-    delta: Tensor
-    tstat: Tensor
-    n_high: Tensor
-    n_low: Tensor
-    pvalue: Tensor | None = None
+#: the high-vs-low statistics of the training API: the package's one Welch container
+ContrastOutput = WelchResult
 
 
 @dataclass
@@ -62,7 +46,9 @@ class ModuleStatisticsOutput:
     r: [F, K] Pearson r (NaN when undefined), differentiable. n: [F, K] int64 complete
     pairs. switch_strength: [G, K] (genes in ``ModuleStatistics.gene_names`` order),
     differentiable. pvalue/qvalue: [F, K] float64 (BH/BY per module over all features),
-    when requested. contrast: when requested.
+    when requested. contrast: when requested, the Welch statistics of the split
+    (:class:`~isograph_gpu.ops.contrast.WelchResult`: float64 means, delta, se, t, df;
+    int64 counts; p-values when requested).
     """
 
     r: Tensor
@@ -159,35 +145,20 @@ class ModuleStatistics:
                 f"ModuleStatistics: scores on {scores.device} but features on {features.device}"
             )
         scores = scores.to(features.dtype)
-        segment = self.segment(features.device)
-        layout = None
+        splits = None
         if self.with_contrast:  # group sums from the same GEMMs as r
-            split = percentile_split(scores.detach(), self.split_percentile)
-            layout = GroupLayout.from_splits({"split": split}, *scores.shape)
-        moments, sums = moments_and_group_sums(
-            features, scores, None if layout is None else layout.matrix,
+            splits = {"split": percentile_split(scores.detach(), self.split_percentile)}
+        prepared = prepare_scores(scores, splits, min_pairs=self.min_pairs,
+                                  dtype=features.dtype, device=features.device,
+                                  differentiable=True)
+        step = chunk_statistics(
+            features, prepared, with_pvalues=self.with_pvalues,
             recompute_limit=None if features.device.type == "cpu" else _RECOMPUTE_LIMIT)
-        r = pearson_from_moments(moments, self.min_pairs)
-        n = moments.n.round().to(torch.int64)
         out = ModuleStatisticsOutput(
-            r=r, n=n, switch_strength=switch_strength(r, segment, self.n_genes)
-        )
-        if self.with_pvalues:
-            out.pvalue = pearson_pvalue(r, n)
+            r=step.r, n=step.n,
+            switch_strength=switch_strength(step.r, self.segment(features.device),
+                                            self.n_genes),
+            pvalue=step.pvalue, contrast=step.contrasts.get("split"))
+        if out.pvalue is not None:
             out.qvalue = fdr_adjust(out.pvalue, method=self.fdr_method)
-        if sums is not None and layout is not None:
-            out.contrast = self._contrast(layout.welch(sums, "split"), features.dtype)
         return out
-
-    def _contrast(self, welch: WelchResult, dtype: torch.dtype) -> ContrastOutput:
-        result = ContrastOutput(
-            mean_high=welch.mean_high.to(dtype),
-            mean_low=welch.mean_low.to(dtype),
-            delta=welch.delta.to(dtype),
-            tstat=welch.tstat.to(dtype),
-            n_high=welch.n_high,
-            n_low=welch.n_low,
-        )
-        if self.with_pvalues:
-            result.pvalue = welch_pvalue(welch.tstat, welch.df)
-        return result

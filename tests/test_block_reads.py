@@ -148,11 +148,11 @@ def test_read_groups_of_the_read_block_are_the_read_blocks(f, step, read):
 def test_block_reads_take_chunks_in_order_only():
     """Slices of the streamed reads come in the chunk order; one outside the current and
     the next read is refused (no silent extra read)."""
-    from isograph_gpu.engine import _BlockReads
+    from isograph_gpu.compute.block_reads import BlockReads
 
     x = np.asfortranarray(np.arange(40.0).reshape(2, 20))
     blocks = CountingBlocks(x, read_columns=10)
-    reads = _BlockReads(blocks, [(0, 10), (10, 20)])
+    reads = BlockReads(blocks, [(0, 10), (10, 20)])
     try:
         np.testing.assert_array_equal(reads[:, 2:5], x[:, 2:5])
         with pytest.raises(ValueError, match="columns 8:12 are not in the next read 10:20"):

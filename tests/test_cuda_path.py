@@ -12,7 +12,6 @@ from _helpers.testers import Tolerance, assert_matches
 
 from isograph_gpu.engine import feature_statistics
 from isograph_gpu.ops.contrast import percentile_split, tail_split
-from isograph_gpu.ops.groups import GroupLayout
 from isograph_gpu.ops.moments import moments_and_group_sums
 from isograph_gpu.ops.pearson import pearson_from_moments
 from isograph_gpu.ops.segments import segment_argmax, switch_strength
@@ -89,18 +88,17 @@ def test_chunk_statistics_do_not_synchronise_with_the_host():
     indexing would count here."""
     from _helpers.cuda import counted_host_syncs
 
-    from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+    from isograph_gpu.compute.step import chunk_statistics, prepare_scores
 
     device = torch.device("cuda")
     rng = np.random.default_rng(3)
     x = torch.from_numpy(rng.normal(size=(40, 30))).to(device)
     y = torch.from_numpy(rng.normal(size=(40, 3))).to(device)
-    layout = GroupLayout.from_splits({"split": percentile_split(y, 50.0)}, 40, 3, device)
     where = torch.ones((30, 3), dtype=torch.bool, device=device)
-    out = FeatureStatistics.empty(30, 3, ["split"], device)
-    right = chunk_right_block(y, layout, device, torch.float64)  # once per run: may sync
+    prepared = prepare_scores(y, {"split": percentile_split(y, 50.0)}, min_pairs=3,
+                              dtype=torch.float64, device=device)  # once per run: may sync
     with counted_host_syncs() as syncs:
-        _chunk_statistics(out, 0, 30, x, right, layout, 3, where)
+        out = chunk_statistics(x, prepared, pvalue_where=where)
     assert len(syncs) == 1, syncs
     assert torch.isfinite(out.r).all()
 

@@ -247,7 +247,7 @@ def test_the_import_walk_catches_circles_and_upward_imports(tmp_path):
 
 
 #: modules that compute on tensors: the strings (ids, tables) are io's work
-TENSOR_SIDE = ("ops", "backends", "engine", "statistics", "distributed", "training")
+TENSOR_SIDE = ("ops", "backends", "compute", "engine", "statistics", "distributed", "training")
 TABLE_LIBRARIES = {"pandas", "pyarrow", "polars"}
 
 
@@ -261,3 +261,14 @@ def test_the_tensor_side_imports_no_table_library():
                               *(ROOT / "isograph_gpu" / top).rglob("*.py")])}
     assert len(found) > len(TENSOR_SIDE)  # ops/ and backends/ hold several modules
     assert {m: libs for m, libs in found.items() if libs} == {}
+
+
+@pytest.mark.parametrize(("command", "option", "choices"), [
+    ("explain-module", "device", "DEVICES"), ("explain-module", "precision", "PRECISIONS"),
+    ("explain-module", "fdr_method", "FDR_METHODS"), ("demo", "device", "DEVICES")])
+def test_cli_device_precision_and_fdr_choices_are_configs(command, option, choices):
+    from isograph_gpu import config
+    from isograph_gpu.cli import main
+
+    param = next(p for p in main.commands[command].params if p.name == option)
+    assert tuple(param.type.choices) == getattr(config, choices)

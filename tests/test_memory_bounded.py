@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from isograph_gpu.statistics import (
+from isograph_gpu.compute.plan import module_blocks
+from isograph_gpu.memory_model import (
     STATISTICS_BYTES_PER_FEATURE_MODULE,
     STATISTICS_BYTES_PER_SCORE_ROW_MODULE,
-    module_blocks,
 )
 from isograph_gpu.synthetic import make_synthetic_dataset
 

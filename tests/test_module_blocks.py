@@ -1,4 +1,4 @@
-"""Module blocks (statistics.module_blocks): a block's statistics fit the memory budget
+"""Module blocks (compute.plan.module_blocks): a block's statistics fit the memory budget
 with every contrast split counted; a tails contrast (a second split, 8 more Welch arrays
 per feature and module) makes blocks smaller, not the budget larger."""
 
@@ -8,11 +8,11 @@ import pandas as pd
 from _helpers.explain import explain_api
 
 from isograph_gpu import ExplainConfig, pipeline
-from isograph_gpu.statistics import (
+from isograph_gpu.compute.plan import module_blocks
+from isograph_gpu.memory_model import (
     STATISTICS_BYTES_PER_FEATURE_MODULE,
     STATISTICS_BYTES_PER_SCORE_ROW_MODULE,
     WELCH_BYTES_PER_FEATURE_MODULE,
-    module_blocks,
 )
 
 
@@ -39,9 +39,9 @@ def test_a_tails_run_computes_smaller_blocks(ref_inputs, monkeypatch):
     blocks = []
     compute = pipeline.compute_statistics
 
-    def counted(inputs, config, device, dtype, progress, layout, scores, *args, **kw):
-        blocks.append(scores.shape[1])
-        return compute(inputs, config, device, dtype, progress, layout, scores, *args, **kw)
+    def counted(inputs, ctx, layout, block, *args, **kw):
+        blocks.append(block.n_modules)
+        return compute(inputs, ctx, layout, block, *args, **kw)
 
     monkeypatch.setattr(pipeline, "compute_statistics", counted)
     small = explain_api(ref_inputs, module_ids=["M000", "M002"], config=ExplainConfig(

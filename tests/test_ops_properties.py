@@ -16,12 +16,11 @@ from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+from isograph_gpu.compute.step import chunk_statistics, prepare_scores
 from isograph_gpu.ops import fdr as fdr_module
 from isograph_gpu.ops.contrast import percentile_split, tail_split, welch_from_sums
 from isograph_gpu.ops.eigengene import module_eigengenes
 from isograph_gpu.ops.fdr import fdr_adjust
-from isograph_gpu.ops.groups import GroupLayout
 from isograph_gpu.ops.moments import (
     RightBlock,
     Workspace,
@@ -93,16 +92,14 @@ def test_engine_right_block_packed_when_scores_complete_matches_scipy(data, comp
     if complete:
         y = np.where(np.isfinite(y), y, 0.25)
     yt = torch.from_numpy(y)
-    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
-                                      "tails": tail_split(yt, 20.0)}, *y.shape)
-    right = chunk_right_block(yt, layout, torch.device("cpu"), torch.float64)
+    splits = {"split": percentile_split(yt, 50.0), "tails": tail_split(yt, 20.0)}
+    prepared = prepare_scores(yt, splits, min_pairs=min_pairs, dtype=torch.float64,
+                              device=torch.device("cpu"))
+    right, layout = prepared.right, prepared.layout
     assert right.packed == bool(np.isfinite(y).all())
     assert right.block.shape[1] == (2 if right.packed else 3) * y.shape[1] + \
         layout.n_groups + 1
-    out = FeatureStatistics.empty(x.shape[1], y.shape[1], list(layout.names),
-                                  torch.device("cpu"))
-    _chunk_statistics(out, 0, x.shape[1], torch.from_numpy(x), right, layout, min_pairs,
-                      None)
+    out = chunk_statistics(torch.from_numpy(x), prepared)
     tol = Tolerance(1e-9, 1e-7, 1e-8)
     assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue},
                    _oracle_pearson(x, y, min_pairs), tol)

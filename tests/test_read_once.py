@@ -10,8 +10,8 @@ import json
 import pandas as pd
 import pytest
 
-from isograph_gpu import ExplainConfig, explain_module, pipeline
-from isograph_gpu.statistics import module_blocks
+from isograph_gpu import ExplainConfig, explain_module, memory_model
+from isograph_gpu.compute.plan import module_blocks
 
 MODULES = ["M000", "M002"]
 
@@ -29,7 +29,7 @@ def test_read_once_unless_read_again(ref_inputs, tmp_path, monkeypatch):
     # the fixture table is tiny: one read block, so it is loaded under the real block size
     small, loaded_tables = _run(ref_inputs, tmp_path / "small")
     assert small is False
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 0)  # as if larger than a block
+    monkeypatch.setattr(memory_model, "LOAD_BLOCK_BYTES", 0)  # as if larger than a block
     once, once_tables = _run(ref_inputs, tmp_path / "once")
     assert once is True  # one module block: read once, never held whole
     # a budget that fits at most one module's statistics per block: read twice, so loaded
@@ -45,7 +45,7 @@ def test_read_once_unless_read_again(ref_inputs, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_explicit_choice_wins(ref_inputs, tmp_path, monkeypatch, stream):
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 0)
+    monkeypatch.setattr(memory_model, "LOAD_BLOCK_BYTES", 0)
     streamed, _ = _run(ref_inputs, tmp_path / "out", stream_features=stream)
     assert streamed is stream
 
@@ -62,5 +62,5 @@ def test_load_inputs_is_reported_once_when_nothing_is_loaded_later(ref_inputs, t
         return [ln for ln in capsys.readouterr().err.splitlines() if "load inputs:" in ln]
 
     assert len(load_lines(tmp_path / "small")) == 2  # one read block: loaded whole
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 0)
+    monkeypatch.setattr(memory_model, "LOAD_BLOCK_BYTES", 0)
     assert len(load_lines(tmp_path / "once")) == 1

@@ -15,9 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isograph_gpu import result_tables
-from isograph_gpu.engine import ContrastStatistics
+from isograph_gpu.ops.contrast import WelchResult
 from isograph_gpu.result_tables import HIGH_LOW_COLUMNS, ResultTables, TableIds, module_columns
-from isograph_gpu.statistics import DriverStatistics, ExplainStatistics, PolarityStatistics
+from isograph_gpu.statistics import (
+    DriverStatistics,
+    ExplainStatistics,
+    PolarityStatistics,
+    RowLayout,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -38,6 +43,16 @@ def test_module_columns_are_the_transposed_slice(rows, k, data):
     assert module_columns(counts.astype(np.int32), start, stop).dtype == np.int64
 
 
+def _layout(polarity_rows: np.ndarray, polarity_segments: torch.Tensor) -> RowLayout:
+    """A row layout with the given transcript-usage columns and gene codes (the driver
+    side unused by these tests)."""
+    return RowLayout(driver_segments=torch.zeros(0, dtype=torch.int64),
+                     driver_name_order=torch.zeros(0, dtype=torch.int64), n_driver_genes=0,
+                     polarity_rows=polarity_rows, polarity_segments=polarity_segments,
+                     n_polarity_genes=int(polarity_segments.max()) + 1
+                     if len(polarity_segments) else 0)
+
+
 def _stats(f: int, k: int, rng: np.random.Generator) -> ExplainStatistics:
     def floats(*shape):
         return torch.from_numpy(rng.standard_normal(shape))
@@ -46,19 +61,19 @@ def _stats(f: int, k: int, rng: np.random.Generator) -> ExplainStatistics:
         return torch.from_numpy(rng.integers(0, 100, shape))
 
     def contrast():
-        return ContrastStatistics(**{n: floats(f, k) for n in result_tables._WELCH_FLOATS},
+        return WelchResult(df=None, **{n: floats(f, k) for n in result_tables._WELCH_FLOATS},
                                   n_high=counts(f, k), n_low=counts(f, k))
 
-    polarity = PolarityStatistics(rows=np.arange(f), member=rng.random((f, k)) < 0.3,
+    layout = _layout(np.arange(f), torch.arange(f))
+    polarity = PolarityStatistics(member=torch.from_numpy(rng.random((f, k)) < 0.3),
                                   r=floats(f, k), pvalue=floats(f, k), qvalue=floats(f, k),
-                                  n=counts(f, k), gene_switch=floats(f, k),
-                                  segments=torch.arange(f))
+                                  n=counts(f, k), gene_switch=floats(f, k))
     drivers = DriverStatistics(r=floats(3, k), pvalue=floats(3, k), qvalue=floats(3, k),
                                n=counts(3, k), sorted_rows=torch.zeros((3, k), dtype=torch.int64),
                                n_genes=[1] * k)
-    return ExplainStatistics(eigengenes=np.zeros((5, k)), drivers=drivers, polarity=polarity,
+    return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts={"split": contrast(), "tails": contrast()},
-                             n_finite=counts(f))
+                             n_finite=counts(f), layout=layout)
 
 
 def test_every_module_gets_its_own_columns_in_any_order():
@@ -116,22 +131,23 @@ def test_gene_driver_and_polarity_tables_take_each_modules_rows(working):
     segments = np.array([2, 0, 2, 4, 1, 0, 3, 3, 2, 1, 4, 0, 2, 3, 1])
     member = rng.random((15, k)) < 0.5
     member[:, 3] = False  # a module without transcripts
-    polarity = PolarityStatistics(rows=tu_rows, member=member, r=floats(15, k),
+    layout = _layout(tu_rows, torch.from_numpy(segments))
+    polarity = PolarityStatistics(member=torch.from_numpy(member),
+                                  r=floats(15, k),
                                   pvalue=floats(15, k), qvalue=floats(15, k),
-                                  n=counts(15, k), gene_switch=floats(n_genes, k),
-                                  segments=torch.from_numpy(segments))
+                                  n=counts(15, k), gene_switch=floats(n_genes, k))
     genes_per_module = [3, 1, 6, 0]
     sorted_rows = np.stack([rng.permutation(n_score_rows)[:6] for _ in range(k)], axis=1)
     drivers = DriverStatistics(r=floats(n_score_rows, k), pvalue=floats(n_score_rows, k),
                                qvalue=floats(n_score_rows, k), n=counts(n_score_rows, k),
                                sorted_rows=torch.from_numpy(sorted_rows),
                                n_genes=genes_per_module)
-    contrast = ContrastStatistics(**{n: floats(n_features, k)
+    contrast = WelchResult(df=None, **{n: floats(n_features, k)
                                      for n in result_tables._WELCH_FLOATS},
                                   n_high=counts(n_features, k), n_low=counts(n_features, k))
-    stats = ExplainStatistics(eigengenes=np.zeros((5, k)), drivers=drivers,
+    stats = ExplainStatistics(drivers=drivers,
                               polarity=polarity, contrasts={"split": contrast},
-                              n_finite=counts(n_features))
+                              n_finite=counts(n_features), layout=layout)
     builder = ResultTables(ids, stats)
 
     def host(t):

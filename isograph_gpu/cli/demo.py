@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..config import DEVICES
 from .common import run_command
 
 
@@ -22,7 +23,7 @@ from .common import run_command
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Random seed; the same seed gives the same dataset.")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Also draw figures.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True, help="Where the tensors live; auto: CUDA when available.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, plot: bool,

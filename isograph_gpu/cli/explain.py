@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from ..config import FEATURE_LAYOUTS, IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
+from ..config import (
+    DEVICES,
+    FDR_METHODS,
+    FEATURE_LAYOUTS,
+    IG_BASELINES,
+    PLOT_FORMATS,
+    PRECISIONS,
+    VAE_JACOBIANS,
+    ExplainConfig,
+)
 from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -61,7 +70,7 @@ class _ExplainCommand(click.Command):
               show_default=True,
               help="Fewest samples with both values present for a correlation to be "
                    "reported (at least 2); fewer gives NaN.")
-@click.option("--fdr-method", type=click.Choice(["bh", "by"]), default="bh", show_default=True,
+@click.option("--fdr-method", type=click.Choice(FDR_METHODS), default="bh", show_default=True,
               help="Multiple-testing correction of q-values: bh = Benjamini-Hochberg, "
                    "by = Benjamini-Yekutieli.")
 @click.option("--contrast-tails", type=FiniteFloatRange(0.0, 50.0, min_open=True),
@@ -95,9 +104,9 @@ class _ExplainCommand(click.Command):
               show_default=True,
               help="zero; mean = per-sample mean across features; feature-mean = the "
                    "reference's per-feature mean over samples.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True, help="Where the tensors live; auto: CUDA when available.")
-@click.option("--precision", type=click.Choice(["auto", "float64", "float32"]), default="auto",
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
               show_default=True,
               help="auto = float64 on every device; float32 is faster on a GPU but off the "
                    "1e-6 parity contract (p up to ~1e-3 in log10).")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import InputError, OptionalDependencyError, first_line
 from .feature_blocks import FeatureBlocks
-from .memory import LOAD_BLOCK_BYTES, table_fits_in_memory
+from .memory import table_fits_in_memory
 from .table_readers import duplicate_values, existing_file, own_feature_meta
 
 if TYPE_CHECKING:
@@ -99,10 +99,12 @@ def _backed_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarr
     sparse dataset, which read column ranges, not lists): each distinct position read
     once, in ranges of adjacent ones (:func:`column_runs`: gaps up to
     :data:`RUN_GAP_COLUMNS`, at most a read block of
-    :data:`~isograph_gpu.io.memory.LOAD_BLOCK_BYTES` wide), so scattered columns
+    :data:`~isograph_gpu.memory_model.LOAD_BLOCK_BYTES` wide), so scattered columns
     do not read the table between them. A backed CSR reads all its rows' data for any
     column range, so it is read as one range."""
     import scipy.sparse as sp
+
+    from ..memory_model import LOAD_BLOCK_BYTES
 
     wanted, inverse = np.unique(positions, return_inverse=True)
     if getattr(x, "format", None) == "csr":

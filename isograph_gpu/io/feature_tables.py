@@ -31,9 +31,10 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
+from ..memory_model import LOAD_BLOCK_BYTES, LOAD_READERS
 from ..progress import Progress
 from .feature_blocks import FeatureBlocks
-from .memory import LOAD_BLOCK_BYTES, stream_read_columns, table_fits_in_memory
+from .memory import stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
     TableSource,
@@ -122,8 +123,6 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
-#: Threads that read column groups of a parquet table loaded whole at once.
-LOAD_READERS = 2
 
 
 class ParquetFeatureBlocks(FeatureBlocks):
@@ -151,8 +150,8 @@ class ParquetFeatureBlocks(FeatureBlocks):
     def read_columns(self) -> int:
         """Columns per read block that :data:`LOAD_BLOCK_BYTES` allows: engine chunks no
         wider than it never cross a multiple of it; wider ones (a large memory budget)
-        do, and are then read one chunk at a time (:func:`isograph_gpu.engine.chunk_spans`,
-        :func:`isograph_gpu.engine.device_chunks`; the chunk plan, hence the tables)."""
+        do, and are then read one chunk at a time (:func:`isograph_gpu.compute.plan.chunk_spans`,
+        :func:`isograph_gpu.compute.transfer.device_chunks`; the chunk plan, hence the tables)."""
         return max(1, LOAD_BLOCK_BYTES // max(1, 8 * len(self._rows)))
 
     @property
@@ -210,7 +209,7 @@ class ParquetFeatureBlocks(FeatureBlocks):
         """Columns a:b read in two parts: ``decode()`` (the file's columns, decoded by
         polars; any thread) and ``finish(decoded)`` (the Fortran float64 block, rows in
         sample order). A streamed reader decodes the next block ahead and finishes it
-        after freeing the last (:class:`isograph_gpu.engine._BlockReads`)."""
+        after freeing the last (:class:`isograph_gpu.compute.block_reads.BlockReads`)."""
         names = self._columns[a:b]
         return (lambda: self._decode(names)), self._finish
 

@@ -8,7 +8,9 @@ the groups in flight: ``LOAD_BLOCK_BYTES`` of columns, held twice, as polars' fr
 as their float64 copy); otherwise it is streamed in column blocks. ``--stream-features``
 / ``--load-features`` override the rule.
 ``explain_module`` without figures opens the table in blocks and loads it only when it is
-read more than once (several module blocks) or is one read block (``pipeline._run``).
+read more than once (several module blocks) or is one read block
+(:class:`isograph_gpu.compute.plan.MemoryPlan`). The constants live in
+:mod:`isograph_gpu.memory_model`.
 """
 
 from __future__ import annotations
@@ -16,25 +18,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Bytes of float64 values decoded at a time: a parquet table loaded whole is read in
-#: groups of this size, a streamed one in read blocks of it
-#: (:attr:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks.read_columns`), a backed
-#: ``.h5ad`` in ranges at most this wide.
-LOAD_BLOCK_BYTES = 256 * 1024**2
-#: Share of the memory available at start that loading a feature table may take.
-LOADED_TABLE_MEMORY_SHARE = 0.5
-#: The load peak of a table, in float64 matrices (column groups into the matrix: one,
-#: plus the groups in flight).
-LOAD_PEAK_MATRICES = 1
-#: Host bytes the reads of a streamed table may add to the engine's chunk working set.
-#: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
-#: reads' worth: the block the engine computes on, the next one's columns as decoded, and
-#: the working set of the chunk computed meanwhile, which without read ahead never
-#: coexists with a decode (what read ahead adds to the peak: docs/input_formats.md). A
-#: read of a very wide parquet has a fixed cost (same place), so reads are as large as
-#: this allows.
-STREAM_BYTES_IN_FLIGHT = 512 * 1024**2
-STREAM_BLOCKS_IN_FLIGHT = 3
+from ..memory_model import (  # the byte constants: one home
+    LOAD_BLOCK_BYTES,
+    LOAD_PEAK_MATRICES,
+    LOADED_TABLE_MEMORY_SHARE,
+    STREAM_BLOCKS_IN_FLIGHT,
+    STREAM_BYTES_IN_FLIGHT,
+)
+
+__all__ = [
+    "LOADED_TABLE_MEMORY_SHARE",
+    "LOAD_BLOCK_BYTES",
+    "LOAD_PEAK_MATRICES",
+    "STREAM_BLOCKS_IN_FLIGHT",
+    "STREAM_BYTES_IN_FLIGHT",
+    "available_memory_bytes",
+    "stream_read_columns",
+    "table_fits_in_memory",
+]
 
 
 def available_memory_bytes() -> int:

@@ -41,16 +41,20 @@ def tail_split(scores: Tensor, tail_percent: float) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class WelchResult:
-    """Welch two-sample statistics, each [F, K] (float64 except counts, int64)."""
+    """Welch two-sample statistics, each [F, K] (float64 except counts, int64): the one
+    Welch container of the package (the chunk step's, the engine's [F, K] results, the
+    training API's). ``df`` is None where it is not kept (the engine's results: the tables
+    do not need it); ``pvalue`` (float64) is None until computed."""
 
     mean_high: Tensor
     mean_low: Tensor
     delta: Tensor
     se: Tensor
     tstat: Tensor
-    df: Tensor
+    df: Tensor | None
     n_high: Tensor
     n_low: Tensor
+    pvalue: Tensor | None = None
 
 
 def welch_from_sums(
