@@ -13,6 +13,13 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from .beyond_reference import (
+    SampleTables,
+    load_sample_tables,
+    manifest_entries,
+    trait_heatmap,
+    trait_table,
+)
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
@@ -33,6 +40,7 @@ from .statistics import (
     module_blocks,
     module_membership,
 )
+from .trait_association import MODULE_TRAIT_TABLE
 
 __all__ = ["CORE_TABLES", "MANIFEST", "TABLE_FILES", "explain_module"]
 
@@ -91,7 +99,8 @@ def explain_module(
     progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
                            inputs=(artifact_dir, feature_table, feature_meta,
-                                   module_score_table, annotation_table))
+                                   module_score_table, annotation_table,
+                                   config.sample_traits, config.covariates))
              if output_dir is not None else contextlib.nullcontext())
     with outer as staged:
         try:
@@ -126,6 +135,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             # modules' genes
             module_score_rows_only=not (config.vae_attribution or config.integrated_gradients),
         )
+    sample_tables = load_sample_tables(config, inputs.sample_ids)  # checked before any work
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
     progress.message(
@@ -170,9 +180,13 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             staged.submit_parquet(
                 eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
                 "eigengenes.parquet")
+            traits = trait_table(sample_tables, list(inputs.module_ids), scores, config,
+                                 device)
+            if traits is not None:
+                staged.submit_parquet(traits, MODULE_TRAIT_TABLE)
             staged.wait_writes()
         _finish(staged, results, inputs, config, device, dtype, progress,
-                annotation is not None)
+                annotation is not None, (sample_tables, traits))
     return results
 
 
@@ -273,8 +287,10 @@ def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
 
 def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: ExplainInputs,
             config: ExplainConfig, device: torch.device, dtype: torch.dtype,
-            progress: Progress, annotated: bool) -> None:
-    """Figures (when asked for) and the manifest, after every table is written."""
+            progress: Progress, annotated: bool,
+            beyond: tuple[SampleTables, pa.Table | None]) -> None:
+    """Figures (when asked for) and the manifest, after every table is written;
+    ``beyond``: the run's sample tables and module-trait table (None: no traits)."""
     plot_files: list[str] = []
     if config.plot:
         from .plots import figure_files, render_explain_figures
@@ -285,11 +301,14 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
                 feature_usage=_figure_usage(results, inputs),
                 feature_meta=inputs.feature_meta, progress=progress,
             )
+        if beyond[1] is not None:
+            plot_files += trait_heatmap(beyond[1], staged.staging, config.output_formats)
         for rel in plot_files:
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
                               plot_files, [*staged.files, MANIFEST])
+    manifest.update(manifest_entries(config, beyond[0], device))
     staged.write_json(manifest, MANIFEST)
 
 

@@ -61,6 +61,12 @@ class PolarityStatistics:
     #: feature: a feature's switch strength is ``gene_switch[segments[t], k]``
     gene_switch: torch.Tensor
     segments: torch.Tensor
+    #: with --switch-permutations: [G, K] float64 permutation p and q of gene_switch (NaN
+    #: outside each module's genes with >= 2 transcripts), and [R] host int64 the gene
+    #: (0..G-1, -1: none) of each feature_scores row, for the driver table
+    switch_pvalue: torch.Tensor | None = None
+    switch_qvalue: torch.Tensor | None = None
+    score_row_genes: np.ndarray | None = None
 
 
 @dataclass
@@ -206,6 +212,26 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                               n=n_tu, gene_switch=strength, segments=seg)
 
 
+def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
+                         layout: RowLayout, scores: torch.Tensor, config: ExplainConfig,
+                         common: dict) -> None:
+    """Permutation p and q of the switch strength into ``polarity``
+    (:mod:`isograph_gpu.switch_significance`: one more pass over the transcript-usage
+    columns)."""
+    from .switch_significance import driver_gene_codes, switch_pvalues
+
+    segments = layout.polarity_segments.cpu().numpy()
+    polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
+        inputs.features, layout.polarity_rows, segments, layout.n_polarity_genes,
+        polarity.member, scores, polarity.gene_switch,
+        n_permutations=int(config.switch_permutations), seed=int(config.seed),
+        min_pairs=common["min_pairs"], fdr_method=config.fdr_method,
+        device=common["device"], dtype=common["dtype"],
+        memory_budget_bytes=common["memory_budget_bytes"])
+    genes = gene_segments(inputs.feature_gene_ids[layout.polarity_rows])[1]
+    polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, genes)
+
+
 #: bytes per table feature x module while one block's statistics are alive: r/n/p and 8
 #: Welch arrays of one split (88), transcript polarity r/p/n copies and q-values (32, at
 #: most one per table feature), memberships and the Pearson p mask (3, bool),
@@ -278,5 +304,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         feature_family, config)
+    if config.switch_permutations:
+        with progress.stage("switch permutations"):
+            _switch_significance(polarity, inputs, layout, scores_t, config, common)
     return ExplainStatistics(eigengenes=scores, drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite)

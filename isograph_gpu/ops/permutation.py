@@ -1,0 +1,74 @@
+"""Permutation null of the within-gene switch strength, reduced per gene as it goes.
+
+For one chunk of features (whole genes: every feature of a gene in the chunk) the null
+of each gene's switch strength (max r - min r over its features, :func:`~.segments.switch_strength`)
+is computed for B sample permutations of the module scores, a block of permutations at a
+time: the permuted scores are more columns of the same moment GEMMs
+(:func:`~.moments.masked_moments`), so each null r is pairwise-complete exactly like the
+observed r (the features' masks stay; the scores and their missing values move). Only
+the exceedance counts [G, K] leave a block: [features, K x B] is never materialised.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .moments import masked_moments
+from .pearson import pearson_from_moments
+from .segments import switch_strength
+
+#: bytes per feature x null column alive in one permutation block: six moments, r and
+#: the GEMM operands' share (float64), rounded up
+NULL_BYTES_PER_FEATURE_COLUMN = 96
+
+
+def sample_permutations(n_samples: int, n_permutations: int, seed: int) -> Tensor:
+    """[B, n] int64 on the CPU: B permutations of 0..n-1 from a torch generator seeded
+    with ``seed`` (the same on every device and run: draw them once, use them for every
+    chunk and module)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.stack([torch.randperm(n_samples, generator=generator)
+                        for _ in range(n_permutations)]) if n_permutations else torch.empty(
+        (0, n_samples), dtype=torch.int64)
+
+
+def permutation_block(n_features: int, n_modules: int, n_permutations: int,
+                      memory_budget_bytes: int) -> int:
+    """Permutations per block so that one block's null statistics of ``n_features`` x
+    ``n_modules`` fit ``memory_budget_bytes`` (at least 1)."""
+    per_permutation = max(1, n_features * n_modules * NULL_BYTES_PER_FEATURE_COLUMN)
+    return max(1, min(max(n_permutations, 1), memory_budget_bytes // per_permutation))
+
+
+def switch_null_exceedances(x: Tensor, scores: Tensor, segment: Tensor, n_segments: int,
+                            observed: Tensor, permutations: Tensor, *, min_pairs: int,
+                            block: int) -> Tensor:
+    """Per gene and module, how many permutations give a switch strength >= the observed.
+
+    ``x`` [n, F] features of whole genes (NaN = missing), ``scores`` [n, K] the module
+    scores (unpermuted), ``segment`` [F] int64 gene of each feature (0..G-1),
+    ``observed`` [G, K] the observed switch strength, ``permutations`` [B, n] sample
+    orders (:func:`sample_permutations`), ``block`` permutations per GEMM pass
+    (:func:`permutation_block`). Returns [G, K] int64 on x's device. A gene with fewer
+    than two finite null r has null strength 0 (as the observed).
+    """
+    n, k = scores.shape
+    scores = scores.to(dtype=x.dtype, device=x.device)
+    permutations = permutations.to(x.device)
+    segment = segment.to(x.device)
+    observed = observed.to(device=x.device, dtype=x.dtype)
+    counts = torch.zeros((n_segments, k), dtype=torch.int64, device=x.device)
+    for start in range(0, permutations.shape[0], block):
+        orders = permutations[start:start + block]  # [b, n]
+        b = orders.shape[0]
+        permuted = scores[orders].permute(1, 2, 0).reshape(n, k * b)  # column k * b + j
+        r = pearson_from_moments(masked_moments(x, permuted), min_pairs)
+        null = switch_strength(r, segment, n_segments).reshape(n_segments, k, b)
+        counts += (null >= observed[:, :, None]).sum(dim=2)
+    return counts
+
+
+def permutation_pvalue(exceedances: Tensor, n_permutations: int) -> Tensor:
+    """(1 + #{null >= observed}) / (B + 1), float64 (never 0: the observed counts once)."""
+    return (exceedances.to(torch.float64) + 1.0) / float(n_permutations + 1)

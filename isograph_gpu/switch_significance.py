@@ -1,0 +1,104 @@
+"""Switch significance (``--switch-permutations B``): a permutation p-value for every
+gene's switch strength per module, as one pass over the transcript-usage features.
+
+The pass takes the transcript-usage columns in gene order, in chunks of whole genes under
+the memory budget, and gives each chunk to the pure op
+:func:`~isograph_gpu.ops.permutation.switch_null_exceedances` with the same B sample
+permutations (drawn once from ``seed``); p = (1 + #{null >= observed}) / (B + 1) and BH
+(``fdr_method``) q over each module's genes with at least two transcripts in the table.
+Single-transcript genes get NaN.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .ops.fdr import fdr_adjust
+from .ops.permutation import (
+    permutation_block,
+    permutation_pvalue,
+    sample_permutations,
+    switch_null_exceedances,
+)
+
+#: bytes per feature of one chunk's operands (values, mask, centred values, squares)
+_CHUNK_BYTES_PER_VALUE = 4 * 8
+
+
+def gene_chunks(segments: np.ndarray, step: int) -> list[tuple[int, int]]:
+    """Spans ``(a, b)`` of the gene-sorted ``segments`` [T] of at most ``step`` rows that
+    never split a gene (a gene of more than ``step`` rows is a span of its own)."""
+    starts = [*np.flatnonzero(np.r_[True, segments[1:] != segments[:-1]]).tolist(), len(segments)]
+    spans: list[tuple[int, int]] = []
+    a = 0
+    for start, stop in itertools.pairwise(starts):
+        if stop - a > step and start > a:
+            spans.append((a, start))
+            a = start
+    if a < len(segments):
+        spans.append((a, len(segments)))
+    return spans
+
+
+def _columns(features: Any, positions: np.ndarray) -> np.ndarray:
+    """Columns ``positions`` (any order) of a samples x features matrix or block reader
+    (one ``take`` of the ascending positions), in the order given."""
+    order = np.argsort(positions, kind="stable")
+    ascending = positions[order]
+    block = (features[:, ascending] if isinstance(features, np.ndarray)
+             else features.take(ascending))
+    out = np.empty_like(block)
+    out[:, order] = block
+    return out
+
+
+def switch_family(segments: np.ndarray, member: np.ndarray, n_genes: int) -> np.ndarray:
+    """[G, K] bool: gene g has at least two transcripts in the table and belongs to
+    module k (``segments`` [T] gene of each transcript row, ``member`` [T, K])."""
+    transcripts = np.bincount(segments, minlength=n_genes)
+    in_module = np.zeros((n_genes, member.shape[1]), dtype=bool)
+    np.logical_or.at(in_module, segments, member)
+    return in_module & (transcripts >= 2)[:, None]
+
+
+def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_genes: int,
+                   member: np.ndarray, scores: torch.Tensor, observed: torch.Tensor, *,
+                   n_permutations: int, seed: int, min_pairs: int, fdr_method: str,
+                   device: torch.device, dtype: torch.dtype, memory_budget_bytes: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pvalue, qvalue)`` [G, K] float64 on ``device`` of the switch strength
+    ``observed`` [G, K] of the genes of the transcript-usage columns ``rows`` [T]
+    (``segments`` [T] their genes, ``member`` [T, K] module membership), module scores
+    ``scores`` [n, K]."""
+    n, k = scores.shape
+    order = np.argsort(segments, kind="stable")
+    sorted_segments = segments[order]
+    step = max(1, memory_budget_bytes // 2 // max(1, n * _CHUNK_BYTES_PER_VALUE))
+    permutations = sample_permutations(n, n_permutations, seed)
+    counts = torch.zeros((n_genes, k), dtype=torch.int64, device=device)
+    observed = observed.to(device)
+    for a, b in gene_chunks(sorted_segments, step):
+        x = torch.from_numpy(_columns(features, rows[order[a:b]])).to(device=device,
+                                                                      dtype=dtype)
+        first, last = int(sorted_segments[a]), int(sorted_segments[b - 1])
+        local = torch.from_numpy(sorted_segments[a:b] - first).to(device)
+        block = permutation_block(b - a, k, n_permutations, memory_budget_bytes // 2)
+        counts[first:last + 1] = switch_null_exceedances(
+            x, scores, local, last - first + 1, observed[first:last + 1], permutations,
+            min_pairs=min_pairs, block=block)
+    family = torch.from_numpy(switch_family(segments, member, n_genes)).to(device)
+    p = permutation_pvalue(counts, n_permutations)
+    p = torch.where(family, p, torch.full_like(p, float("nan")))
+    return p, fdr_adjust(p, family, fdr_method)
+
+
+def driver_gene_codes(score_gene_ids: np.ndarray, polarity_genes: np.ndarray) -> np.ndarray:
+    """[R] int64: the polarity gene (index into ``polarity_genes``) of each feature_scores
+    row's gene, -1 where the gene has no transcript-usage feature."""
+    return pd.Index(np.asarray(polarity_genes, dtype=str)).get_indexer(
+        np.asarray(score_gene_ids, dtype=str)).astype(np.int64)
