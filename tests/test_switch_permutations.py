@@ -5,6 +5,8 @@ reaches the demo's planted switches."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -103,7 +105,7 @@ def test_gene_chunks_never_split_a_gene():
     segments = np.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 3, 4])
     spans = gene_chunks(segments, 4)
     assert spans[0][0] == 0 and spans[-1][1] == len(segments)
-    assert all(b == c for (_, b), (c, _) in zip(spans, spans[1:], strict=False))
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(spans))
     for a, b in spans:
         assert a == 0 or segments[a] != segments[a - 1]
         assert b - a <= 4 or len(set(segments[a:b])) == 1
