@@ -19,9 +19,8 @@ from .io.table_readers import describe_source
 from .trait_association import MODULE_TRAIT_TABLE, module_trait_table
 
 #: tables whose statistics --covariates adjusts, and those it leaves as they are
-COVARIATE_ADJUSTED = ("module_trait_table",)
-COVARIATE_UNADJUSTED = ("gene_driver_table", "transcript_polarity_table",
-                        "high_vs_low_table", "high_vs_low_tails_table")
+COVARIATE_ADJUSTED = ("module_trait_table", "gene_driver_table", "transcript_polarity_table")
+COVARIATE_UNADJUSTED = ("high_vs_low_table", "high_vs_low_tails_table")
 
 
 @dataclass
@@ -30,6 +29,11 @@ class SampleTables:
 
     traits: list[Trait] | None = None
     covariates: Covariates | None = None
+
+    @property
+    def covariate_matrix(self) -> np.ndarray | None:
+        """[n, C] float64 covariate design (NaN = missing), None without covariates."""
+        return None if self.covariates is None else self.covariates.matrix
 
 
 def load_sample_tables(config: ExplainConfig, sample_ids: list[str]) -> SampleTables:
@@ -87,8 +91,9 @@ def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.
             "columns": cov.columns, "design_columns": cov.names,
             "adjusted_tables": list(COVARIATE_ADJUSTED),
             "unadjusted_tables": list(COVARIATE_UNADJUSTED),
-            "statistic": "pairwise-complete partial correlation given [1, covariates]; "
-                         "categorical traits: ANCOVA F; p at n - 2 - C degrees of freedom",
+            "statistic": "pairwise-complete partial correlation given [1, covariates] "
+                         "(r, pvalue, qvalue, switch_strength); categorical traits: ANCOVA "
+                         "F; p at n - 2 - C degrees of freedom; high_vs_low unadjusted",
         }
     if config.switch_permutations:
         out["switch_permutations"] = {
@@ -97,7 +102,10 @@ def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.
             "null_precision": "float64", "device": str(device),
             "pvalue": "(1 + #{null >= observed}) / (B + 1)",
             "qvalue": f"{config.fdr_method} over each module's genes with >= 2 transcripts",
-            "covariate_adjusted": False,
+            "covariate_adjusted": tables.covariates is not None,
+            "null": ("Freedman-Lane: the module scores' residuals on [1, covariates] "
+                     "permuted" if tables.covariates is not None else
+                     "the module scores permuted; the features' missing-value masks stay"),
         }
     return out
 

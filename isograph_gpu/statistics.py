@@ -177,10 +177,13 @@ class RowLayout:
 
 def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, scores: torch.Tensor,
                        family: np.ndarray, config: ExplainConfig,
-                       common: dict) -> DriverStatistics:
+                       common: dict, covariates: np.ndarray | None = None) -> DriverStatistics:
     device = common["device"]
     channel = feature_statistics(inputs.scores, scores, label="feature_scores",
                                  pvalue_where=family, **common)
+    if covariates is not None:
+        _adjust(channel, inputs.scores, np.arange(inputs.scores.shape[1]), scores,
+                covariates, common)
     family_t = torch.from_numpy(family).to(device)
     q = fdr_adjust(channel.pvalue, family_t, config.fdr_method)
     seg, n_genes = layout.driver_segments, layout.n_driver_genes
@@ -212,9 +215,20 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                               n=n_tu, gene_switch=strength, segments=seg)
 
 
+def _adjust(stats: Any, features: Any, rows: np.ndarray, scores: torch.Tensor,
+            covariates: np.ndarray, common: dict) -> None:
+    """Partial r / n / p given ``covariates`` over rows ``rows`` of ``stats``' r, n and
+    pvalue (:mod:`isograph_gpu.covariate_adjustment`)."""
+    from .covariate_adjustment import adjust_rows
+
+    adjust_rows(stats.r, stats.n, stats.pvalue, features, rows, scores, covariates,
+                min_pairs=common["min_pairs"], device=common["device"], dtype=common["dtype"],
+                memory_budget_bytes=common["memory_budget_bytes"])
+
+
 def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
                          layout: RowLayout, scores: torch.Tensor, config: ExplainConfig,
-                         common: dict) -> None:
+                         common: dict, covariates: np.ndarray | None) -> None:
     """Permutation p and q of the switch strength into ``polarity``
     (:mod:`isograph_gpu.switch_significance`: one more pass over the transcript-usage
     columns)."""
@@ -227,7 +241,7 @@ def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
         n_permutations=int(config.switch_permutations), seed=int(config.seed),
         min_pairs=common["min_pairs"], fdr_method=config.fdr_method,
         device=common["device"], dtype=common["dtype"],
-        memory_budget_bytes=common["memory_budget_bytes"])
+        memory_budget_bytes=common["memory_budget_bytes"], covariates=covariates)
     genes = gene_segments(inputs.feature_gene_ids[layout.polarity_rows])[1]
     polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, genes)
 
@@ -270,7 +284,8 @@ def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
 def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: torch.device,
                        dtype: torch.dtype, progress: Progress, layout: RowLayout,
                        scores: np.ndarray, channel_family: np.ndarray,
-                       feature_family: np.ndarray, client: Any = None) -> ExplainStatistics:
+                       feature_family: np.ndarray, client: Any = None,
+                       covariates: np.ndarray | None = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``device`` (working precision ``dtype``; p- and q-values float64).
 
@@ -278,6 +293,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     (:func:`eigengenes`), ``channel_family`` [R, Kb] / ``feature_family`` [F, Kb] the block's
     memberships (:func:`module_membership`). With a Dask ``client`` the table features'
     statistics run as one task per read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
+    ``covariates`` [n, C] (host, NaN = missing; None: none): the driver and polarity r / p
+    (and the switch strength) are partial given them; high_vs_low stays unadjusted.
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
@@ -285,7 +302,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
                   chunk_features=config.chunk_features, progress=progress)
 
     with progress.stage("gene drivers"):
-        drivers = _driver_statistics(inputs, layout, scores_t, channel_family, config, common)
+        drivers = _driver_statistics(inputs, layout, scores_t, channel_family, config, common,
+                                     covariates)
 
     splits = {"split": percentile_split(scores_t, float(config.split_percentile))}
     if config.contrast_tails is not None:
@@ -301,11 +319,15 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
         feats = run(inputs.features, scores_t, splits=splits, label="features",
                     pvalue_where=is_usage[:, None] & feature_family, **common)
 
+    if covariates is not None:
+        with progress.stage("covariate adjustment"):
+            _adjust(feats, inputs.features, layout.polarity_rows, scores_t, covariates, common)
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         feature_family, config)
     if config.switch_permutations:
         with progress.stage("switch permutations"):
-            _switch_significance(polarity, inputs, layout, scores_t, config, common)
+            _switch_significance(polarity, inputs, layout, scores_t, config, common,
+                                 covariates)
     return ExplainStatistics(eigengenes=scores, drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite)

@@ -45,7 +45,7 @@ def gene_chunks(segments: np.ndarray, step: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _columns(features: Any, positions: np.ndarray) -> np.ndarray:
+def feature_columns(features: Any, positions: np.ndarray) -> np.ndarray:
     """Columns ``positions`` (any order) of a samples x features matrix or block reader
     (one ``take`` of the ascending positions), in the order given."""
     order = np.argsort(positions, kind="stable")
@@ -69,12 +69,14 @@ def switch_family(segments: np.ndarray, member: np.ndarray, n_genes: int) -> np.
 def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_genes: int,
                    member: np.ndarray, scores: torch.Tensor, observed: torch.Tensor, *,
                    n_permutations: int, seed: int, min_pairs: int, fdr_method: str,
-                   device: torch.device, dtype: torch.dtype, memory_budget_bytes: int
+                   device: torch.device, dtype: torch.dtype, memory_budget_bytes: int,
+                   covariates: np.ndarray | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(pvalue, qvalue)`` [G, K] float64 on ``device`` of the switch strength
     ``observed`` [G, K] of the genes of the transcript-usage columns ``rows`` [T]
     (``segments`` [T] their genes, ``member`` [T, K] module membership), module scores
-    ``scores`` [n, K]."""
+    ``scores`` [n, K]; ``covariates`` [n, C] (host, NaN = missing; None: none): the
+    observed and null r are partial given them (Freedman-Lane null)."""
     n, k = scores.shape
     order = np.argsort(segments, kind="stable")
     sorted_segments = segments[order]
@@ -82,15 +84,18 @@ def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_gene
     permutations = sample_permutations(n, n_permutations, seed)
     counts = torch.zeros((n_genes, k), dtype=torch.int64, device=device)
     observed = observed.to(device)
+    z = None if covariates is None else torch.from_numpy(
+        np.ascontiguousarray(covariates)).to(device=device, dtype=dtype)
+    c = 0 if covariates is None else covariates.shape[1]
     for a, b in gene_chunks(sorted_segments, step):
-        x = torch.from_numpy(_columns(features, rows[order[a:b]])).to(device=device,
+        x = torch.from_numpy(feature_columns(features, rows[order[a:b]])).to(device=device,
                                                                       dtype=dtype)
         first, last = int(sorted_segments[a]), int(sorted_segments[b - 1])
         local = torch.from_numpy(sorted_segments[a:b] - first).to(device)
-        block = permutation_block(b - a, k, n_permutations, memory_budget_bytes // 2)
+        block = permutation_block(b - a, k, n_permutations, memory_budget_bytes // 2, c)
         counts[first:last + 1] = switch_null_exceedances(
             x, scores, local, last - first + 1, observed[first:last + 1], permutations,
-            min_pairs=min_pairs, block=block)
+            min_pairs=min_pairs, block=block, covariates=z)
     family = torch.from_numpy(switch_family(segments, member, n_genes)).to(device)
     p = permutation_pvalue(counts, n_permutations)
     p = torch.where(family, p, torch.full_like(p, float("nan")))

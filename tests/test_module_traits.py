@@ -122,13 +122,51 @@ def test_covariate_adjusted_r_equals_ols_residuals(runs):
 
 
 def test_core_tables_are_unchanged_byte_for_byte(runs):
+    """Traits leave every core table as it was; covariates leave high_vs_low as it was."""
     plain = runs["plain"]
     assert not (plain / "module_trait_table.parquet").exists()
     for module_dir in sorted(p for p in plain.iterdir() if p.is_dir()):
         for name in CORE:
-            for other in ("traits", "adjusted"):
-                assert (runs[other] / module_dir.name / name).read_bytes() == \
-                    (module_dir / name).read_bytes()
+            assert (runs["traits"] / module_dir.name / name).read_bytes() == \
+                (module_dir / name).read_bytes()
+        assert (runs["adjusted"] / module_dir.name / CORE[2]).read_bytes() == \
+            (module_dir / CORE[2]).read_bytes()
+
+
+def test_driver_and_polarity_tables_are_partial_given_covariates(runs, ref_inputs):
+    from isograph_gpu.ops.fdr import fdr_adjust
+
+    eig = _eigengenes(runs["adjusted"])
+    cov = runs["cov_frame"].set_index("sample_id").reindex(eig.index)
+    z = np.column_stack([cov["depth"], cov["batch"] == "b2", cov["batch"] == "b3"]).astype(float)
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id").loc[eig.index]
+    scores = pd.read_parquet(ref_inputs["artifact"] / "feature_scores.parquet").set_index(
+        "feature_id")[list(eig.index)]
+    module = eig.columns[0]
+    e = eig[module].to_numpy()
+    polarity = pd.read_parquet(runs["adjusted"] / module / CORE[1])
+    plain = pd.read_parquet(runs["plain"] / module / CORE[1])
+    assert list(polarity.columns) == list(plain.columns)
+    for row in polarity.head(12).itertuples():
+        expected, n = oracle_partial(table[row.feature_id].to_numpy(np.float64), e, z)
+        if n - 5 < 1:  # too few complete samples for the 3 covariates
+            assert np.isnan(row.r) and row.n_samples == n
+            continue
+        assert row.r == pytest.approx(expected, abs=1e-10) and row.n_samples == n
+        t = expected * np.sqrt((n - 5) / (1 - expected**2))
+        assert row.pvalue == pytest.approx(2 * stats.t.sf(abs(t), n - 5), rel=1e-9)
+    import torch
+
+    q = fdr_adjust(torch.from_numpy(polarity["pvalue"].to_numpy())).numpy()
+    np.testing.assert_allclose(polarity["qvalue"], q, rtol=1e-12)
+    spread = polarity.groupby("gene_id")["r"].agg(lambda r: r.max() - r.min() if r.notna().sum()
+                                                  >= 2 else 0.0)
+    np.testing.assert_allclose(polarity["switch_strength"], spread[polarity["gene_id"]].to_numpy(),
+                               atol=1e-15)
+    drivers = pd.read_parquet(runs["adjusted"] / module / CORE[0])
+    for row in drivers.head(8).itertuples():
+        expected, n = oracle_partial(scores.loc[row.feature_id].to_numpy(np.float64), e, z)
+        assert row.r == pytest.approx(expected, abs=1e-10) and row.n_samples == n
 
 
 def test_manifest_records_traits_and_covariates(runs):

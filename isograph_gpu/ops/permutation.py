@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .moments import masked_moments
+from .partial import covariate_design, partial_correlation
 from .pearson import pearson_from_moments
 from .segments import switch_strength
 
@@ -34,16 +35,19 @@ def sample_permutations(n_samples: int, n_permutations: int, seed: int) -> Tenso
 
 
 def permutation_block(n_features: int, n_modules: int, n_permutations: int,
-                      memory_budget_bytes: int) -> int:
+                      memory_budget_bytes: int, n_covariates: int = 0) -> int:
     """Permutations per block so that one block's null statistics of ``n_features`` x
-    ``n_modules`` fit ``memory_budget_bytes`` (at least 1)."""
-    per_permutation = max(1, n_features * n_modules * NULL_BYTES_PER_FEATURE_COLUMN)
+    ``n_modules`` fit ``memory_budget_bytes`` (at least 1); with covariates each null
+    column also holds its (C + 3)^2 Gram entries (:mod:`.partial`), twice."""
+    per_column = NULL_BYTES_PER_FEATURE_COLUMN + (16 * (n_covariates + 3) ** 2
+                                                 if n_covariates else 0)
+    per_permutation = max(1, n_features * n_modules * per_column)
     return max(1, min(max(n_permutations, 1), memory_budget_bytes // per_permutation))
 
 
 def switch_null_exceedances(x: Tensor, scores: Tensor, segment: Tensor, n_segments: int,
                             observed: Tensor, permutations: Tensor, *, min_pairs: int,
-                            block: int) -> Tensor:
+                            block: int, covariates: Tensor | None = None) -> Tensor:
     """Per gene and module, how many permutations give a switch strength >= the observed.
 
     ``x`` [n, F] features of whole genes (NaN = missing), ``scores`` [n, K] the module
@@ -52,9 +56,16 @@ def switch_null_exceedances(x: Tensor, scores: Tensor, segment: Tensor, n_segmen
     orders (:func:`sample_permutations`), ``block`` permutations per GEMM pass
     (:func:`permutation_block`). Returns [G, K] int64 on x's device. A gene with fewer
     than two finite null r has null strength 0 (as the observed).
+
+    ``covariates`` [n, C] (None: none): the r are partial given them
+    (:func:`~.partial.partial_correlation`) and the null permutes the scores' residuals
+    on [1, Z] (Freedman-Lane: fitted values stay with their samples).
     """
     n, k = scores.shape
     scores = scores.to(dtype=x.dtype, device=x.device)
+    if covariates is not None:
+        covariates = covariates.to(dtype=x.dtype, device=x.device)
+        fitted, residual = score_residuals(scores, covariates)
     permutations = permutations.to(x.device)
     segment = segment.to(x.device)
     observed = observed.to(device=x.device, dtype=x.dtype)
@@ -62,11 +73,31 @@ def switch_null_exceedances(x: Tensor, scores: Tensor, segment: Tensor, n_segmen
     for start in range(0, permutations.shape[0], block):
         orders = permutations[start:start + block]  # [b, n]
         b = orders.shape[0]
-        permuted = scores[orders].permute(1, 2, 0).reshape(n, k * b)  # column k * b + j
-        r = pearson_from_moments(masked_moments(x, permuted), min_pairs)
+        if covariates is None:
+            permuted = scores[orders].permute(1, 2, 0).reshape(n, k * b)  # column k * b + j
+            r = pearson_from_moments(masked_moments(x, permuted), min_pairs)
+        else:
+            permuted = (fitted[:, :, None] + residual[orders].permute(1, 2, 0)).reshape(
+                n, k * b)
+            r = partial_correlation(x, permuted, covariates, min_pairs)[0]
         null = switch_strength(r, segment, n_segments).reshape(n_segments, k, b)
         counts += (null >= observed[:, :, None]).sum(dim=2)
     return counts
+
+
+def score_residuals(scores: Tensor, covariates: Tensor) -> tuple[Tensor, Tensor]:
+    """``(fitted, residual)`` [n, K] of least squares of each score column on [1, Z]
+    over the samples where it and every covariate are finite (NaN elsewhere, so a
+    sample without a covariate stays out of every null r)."""
+    design, complete = covariate_design(covariates)
+    weight = torch.isfinite(scores).to(scores.dtype) * complete[:, None]
+    filled = torch.where(weight > 0, scores, torch.zeros_like(scores))
+    gram = torch.einsum("ni,nk,nj->kij", design, weight, design)
+    beta = torch.linalg.lstsq(gram, (design.T @ filled).T[..., None]).solution[..., 0]
+    fitted = design @ beta.T
+    nan = torch.full_like(fitted, float("nan"))
+    return (torch.where(complete[:, None] > 0, fitted, nan),
+            torch.where(weight > 0, filled - fitted, nan))
 
 
 def permutation_pvalue(exceedances: Tensor, n_permutations: int) -> Tensor:
