@@ -160,3 +160,40 @@ def test_power_on_the_demo_planted_switches(seed, tmp_path):
     print(f"power {power:.3f} over {len(hits)} planted switches; "
           f"{false_rate:.3f} over {len(misses)} others")
     assert power >= 0.8 and power > false_rate
+
+
+def test_covariate_null_permutes_residuals_as_a_numpy_loop():
+    """With covariates: observed and null r are partial; the null permutes the scores'
+    OLS residuals on [1, Z] (Freedman-Lane), as a plain numpy loop does."""
+    from test_partial_and_anova import oracle_partial
+
+    from isograph_gpu.ops.partial import partial_correlation
+
+    x, scores, segments = _null_data(4, 24, 4, 3, 1)
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=(24, 2))
+    z[5, 0] = np.nan
+    scores[:, 0] += z[:, 1]
+    perms = sample_permutations(24, 40, seed=2)
+    zt = torch.from_numpy(z)
+    r, _ = partial_correlation(torch.from_numpy(x), torch.from_numpy(scores), zt)
+    seg = torch.from_numpy(segments)
+    observed = switch_strength(r, seg, 4)
+    counts = switch_null_exceedances(torch.from_numpy(x), torch.from_numpy(scores), seg, 4,
+                                     observed, perms, min_pairs=3, block=9, covariates=zt)
+    ok = np.isfinite(scores[:, 0]) & np.isfinite(z).all(axis=1)
+    design = np.column_stack([np.ones(24), np.nan_to_num(z)])
+    beta = np.linalg.lstsq(design[ok], scores[ok, 0], rcond=None)[0]
+    fitted = np.where(np.isfinite(z).all(axis=1), design @ beta, np.nan)
+    residual = np.where(ok, scores[:, 0] - fitted, np.nan)
+
+    def strength(y, gene):
+        rs = [oracle_partial(x[:, f], y, z) for f in np.flatnonzero(segments == gene)]
+        rs = np.array([v for v, n in rs if n >= 3 and np.isfinite(v)])
+        return rs.max() - rs.min() if len(rs) >= 2 else 0.0
+
+    for gene in range(4):
+        obs = strength(scores[:, 0], gene)
+        assert obs == pytest.approx(observed[gene, 0].item(), abs=1e-12)
+        null = [strength(fitted + residual[order], gene) for order in perms.numpy()]
+        assert counts[gene, 0].item() == sum(v >= obs for v in null)
