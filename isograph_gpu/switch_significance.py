@@ -2,7 +2,8 @@
 gene's switch strength per module, as one pass over the transcript-usage features.
 
 The pass takes the transcript-usage columns in gene order, in chunks of whole genes under
-the memory budget, and gives each chunk to the pure op
+the memory budget, and gives each chunk's transcripts of module k (the rows of module k's
+polarity table: only those are tested against module k's score) to the pure op
 :func:`~isograph_gpu.ops.permutation.switch_null_exceedances` with the same B sample
 permutations (drawn once from ``seed``); p = (1 + #{null >= observed}) / (B + 1) and BH
 (``fdr_method``) q over each module's genes with at least two transcripts in the table.
@@ -79,7 +80,7 @@ def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_gene
     observed and null r are partial given them (Freedman-Lane null)."""
     n, k = scores.shape
     order = np.argsort(segments, kind="stable")
-    sorted_segments = segments[order]
+    sorted_segments, sorted_member = segments[order], member[order]
     step = max(1, memory_budget_bytes // 2 // max(1, n * _CHUNK_BYTES_PER_VALUE))
     permutations = sample_permutations(n, n_permutations, seed)
     counts = torch.zeros((n_genes, k), dtype=torch.int64, device=device)
@@ -88,14 +89,21 @@ def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_gene
         np.ascontiguousarray(covariates)).to(device=device, dtype=dtype)
     c = 0 if covariates is None else covariates.shape[1]
     for a, b in gene_chunks(sorted_segments, step):
-        x = torch.from_numpy(feature_columns(features, rows[order[a:b]])).to(device=device,
-                                                                      dtype=dtype)
-        first, last = int(sorted_segments[a]), int(sorted_segments[b - 1])
-        local = torch.from_numpy(sorted_segments[a:b] - first).to(device)
-        block = permutation_block(b - a, k, n_permutations, memory_budget_bytes // 2, c)
-        counts[first:last + 1] = switch_null_exceedances(
-            x, scores, local, last - first + 1, observed[first:last + 1], permutations,
-            min_pairs=min_pairs, block=block, covariates=z)
+        chunk = torch.from_numpy(feature_columns(features, rows[order[a:b]])).to(
+            device=device, dtype=dtype)
+        for j in range(k):  # only module j's own transcripts are tested against module j
+            local = np.flatnonzero(sorted_member[a:b, j])
+            if len(local) == 0:
+                continue
+            genes, codes = np.unique(sorted_segments[a:b][local], return_inverse=True)
+            genes_t = torch.from_numpy(genes).to(device)
+            block = permutation_block(len(local), 1, n_permutations,
+                                      memory_budget_bytes // 2, c)
+            counts[genes_t, j] = switch_null_exceedances(
+                chunk[:, torch.from_numpy(local).to(device)], scores[:, j:j + 1],
+                torch.from_numpy(codes.astype(np.int64)).to(device), len(genes),
+                observed[genes_t, j:j + 1], permutations, min_pairs=min_pairs, block=block,
+                covariates=z)[:, 0]
     family = torch.from_numpy(switch_family(segments, member, n_genes)).to(device)
     p = permutation_pvalue(counts, n_permutations)
     p = torch.where(family, p, torch.full_like(p, float("nan")))

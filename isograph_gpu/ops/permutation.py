@@ -4,7 +4,7 @@ For one chunk of features (whole genes: every feature of a gene in the chunk) th
 of each gene's switch strength (max r - min r over its features, :func:`~.segments.switch_strength`)
 is computed for B sample permutations of the module scores, a block of permutations at a
 time: the permuted scores are more columns of the same moment GEMMs
-(:func:`~.moments.masked_moments`), so each null r is pairwise-complete exactly like the
+(:func:`~.moments.moments_from_block`), so each null r is pairwise-complete exactly like the
 observed r (the features' masks stay; the scores and their missing values move). Only
 the exceedance counts [G, K] leave a block: [features, K x B] is never materialised.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .moments import masked_moments
+from .moments import RightBlock, Workspace, moments_from_block
 from .partial import covariate_design, partial_correlation
 from .pearson import pearson_from_moments
 from .segments import switch_strength
@@ -70,12 +70,16 @@ def switch_null_exceedances(x: Tensor, scores: Tensor, segment: Tensor, n_segmen
     segment = segment.to(x.device)
     observed = observed.to(device=x.device, dtype=x.dtype)
     counts = torch.zeros((n_segments, k), dtype=torch.int64, device=x.device)
+    workspace = Workspace(n, x.shape[1], x.dtype, x.device)
     for start in range(0, permutations.shape[0], block):
         orders = permutations[start:start + block]  # [b, n]
         b = orders.shape[0]
         if covariates is None:
             permuted = scores[orders].permute(1, 2, 0).reshape(n, k * b)  # column k * b + j
-            r = pearson_from_moments(masked_moments(x, permuted), min_pairs)
+            # scores without missing values: the packed block (n, sx, sxx shared by all
+            # columns), 3 K b GEMM columns instead of 6 K b
+            right = RightBlock.build(permuted, None, dtype=x.dtype, device=x.device, pack=True)
+            r = pearson_from_moments(moments_from_block(x, right, workspace)[0], min_pairs)
         else:
             permuted = (fitted[:, :, None] + residual[orders].permute(1, 2, 0)).reshape(
                 n, k * b)
