@@ -150,3 +150,31 @@ def test_f_pvalue_matches_scipy_including_tails():
     p = f_pvalue(f, df1, df2).numpy()
     np.testing.assert_allclose(p[:6], stats.f.sf(f.numpy()[:6], 3, 17), rtol=1e-10)
     assert np.isnan(p[6])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_partial_f_and_switch_null_equal_the_cpu():
+    """The same ops on CUDA in float64 give the CPU's numbers (p-values to rounding)."""
+    from isograph_gpu.ops.permutation import sample_permutations, switch_null_exceedances
+    from isograph_gpu.ops.segments import switch_strength
+
+    x, y, z = _data(3, 80, 40, 3, 2, 0.1, 0.05)
+    cpu = [torch.from_numpy(a) for a in (x, y, z)]
+    gpu = [t.cuda() for t in cpu]
+    r_cpu, n_cpu = partial_correlation(*cpu)
+    r_gpu, n_gpu = partial_correlation(*gpu)
+    torch.testing.assert_close(r_gpu.cpu(), r_cpu, rtol=0, atol=1e-12, equal_nan=True)
+    assert torch.equal(n_gpu.cpu(), n_cpu)
+    levels = torch.arange(80) % 3
+    f_cpu = group_f_test(cpu[1], levels, 3, cpu[2])
+    f_gpu = group_f_test(gpu[1], levels.cuda(), 3, gpu[2])
+    torch.testing.assert_close(f_gpu[0].cpu(), f_cpu[0], rtol=1e-10, atol=0)
+    segment = torch.arange(40) // 4
+    observed = switch_strength(r_cpu, segment, 10)
+    perms = sample_permutations(80, 30, 1)
+    counts_cpu = switch_null_exceedances(cpu[0], cpu[1], segment, 10, observed, perms,
+                                         min_pairs=3, block=8, covariates=cpu[2])
+    counts_gpu = switch_null_exceedances(gpu[0], gpu[1], segment.cuda(), 10, observed.cuda(),
+                                         perms, min_pairs=3, block=8, covariates=gpu[2])
+    assert (counts_gpu.cpu() - counts_cpu).abs().max() <= 1  # a near-tie may round apart
