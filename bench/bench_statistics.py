@@ -10,6 +10,7 @@ score columns per block), and a projection for 1,000 x 250,000 x 32 x B = 1,000 
 H200 from its published peaks.
 
     python bench/bench_statistics.py [--permutations 1000] [--repeats 1]
+                                     [--threads N]
                                      [--out bench/results/switch_permutations_cpu.json]
 """
 
@@ -69,9 +70,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's); on a loaded host 1 "
+                             "avoids the thread pool's oversubscription")
     parser.add_argument("--out", type=Path,
                         default=Path("bench/results/switch_permutations_cpu.json"))
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     n, genes, modules, per_module, transcripts = 1000, 12500, 20, 50, 4
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

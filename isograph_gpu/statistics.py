@@ -321,7 +321,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
 
     if covariates is not None:
         with progress.stage("covariate adjustment"):
-            _adjust(feats, inputs.features, layout.polarity_rows, scores_t, covariates, common)
+            tested = layout.polarity_rows[feature_family[layout.polarity_rows].any(axis=1)]
+            _adjust(feats, inputs.features, tested, scores_t, covariates, common)
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         feature_family, config)

@@ -79,7 +79,8 @@ def switch_pvalues(features: Any, rows: np.ndarray, segments: np.ndarray, n_gene
     ``scores`` [n, K]; ``covariates`` [n, C] (host, NaN = missing; None: none): the
     observed and null r are partial given them (Freedman-Lane null)."""
     n, k = scores.shape
-    order = np.argsort(segments, kind="stable")
+    tested = np.flatnonzero(member.any(axis=1))  # transcripts of no module are not read
+    order = tested[np.argsort(segments[tested], kind="stable")]
     sorted_segments, sorted_member = segments[order], member[order]
     step = max(1, memory_budget_bytes // 2 // max(1, n * _CHUNK_BYTES_PER_VALUE))
     permutations = sample_permutations(n, n_permutations, seed)
