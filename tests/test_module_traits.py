@@ -262,3 +262,22 @@ def test_cli_writes_the_trait_table(runs):
     expected = pd.read_parquet(runs["traits"] / "module_trait_table.parquet")
     expected = expected[expected["trait"] != "tissue"]
     np.testing.assert_array_equal(table["r"], expected["r"])
+
+
+def test_trait_kinds_and_an_index_of_ids(tmp_path):
+    ids = [f"S{i}" for i in range(8)]
+    frame = pd.DataFrame({"flag": [True, False] * 4, "dose": [0.0, 1.0] * 4,
+                          "grade": ["lo", "mid", "hi", "lo", "mid", "hi", "lo", None],
+                          "level": np.arange(8.0)}, index=pd.Index(ids, name="sample"))
+    traits = {t.name: t for t in load_sample_traits(frame, ids)}
+    assert [traits[n].kind for n in ("flag", "dose", "grade", "level")] == [
+        "binary", "binary", "categorical", "numeric"]
+    assert traits["grade"].levels == ["hi", "lo", "mid"]
+    assert traits["grade"].codes.tolist() == [1, 2, 0, 1, 2, 0, 1, -1]
+    np.testing.assert_array_equal(traits["flag"].values, [1.0, 0.0] * 4)  # "True" > "False"
+    path = tmp_path / "ints.parquet"
+    pd.DataFrame({"sample_id": [10262, 10263, 10264], "x": [1.0, 2.0, 4.0]}).to_parquet(path)
+    assert load_sample_traits(path, ["10262", "10263", "10264"])[0].values.tolist() == [
+        1.0, 2.0, 4.0]
+    with pytest.raises(InputError, match="column 'x' has 1 distinct"):
+        load_sample_traits(pd.DataFrame({"sample_id": ids, "x": 1.0}), ids)
