@@ -73,8 +73,8 @@ def _source(value: Any) -> dict[str, Any]:
     return {"path": None, "in_memory": True, "shape": list(getattr(value, "shape", ()))}
 
 
-def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.device
-                     ) -> dict[str, Any]:
+def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.device,
+                     dtype: torch.dtype) -> dict[str, Any]:
     """The manifest's record of the statistics beyond the reference."""
     out: dict[str, Any] = {}
     if tables.traits is not None:
@@ -99,7 +99,8 @@ def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.
         out["switch_permutations"] = {
             "permutations": int(config.switch_permutations), "seed": int(config.seed),
             "generator": "torch.Generator (CPU) randperm per permutation",
-            "null_precision": "float64", "device": str(device),
+            "null_precision": str(dtype).replace("torch.", ""),
+            "pvalue_precision": "float64", "device": str(device),
             "pvalue": "(1 + #{null >= observed}) / (B + 1)",
             "qvalue": f"{config.fdr_method} over each module's genes with >= 2 transcripts",
             "covariate_adjusted": tables.covariates is not None,

@@ -310,7 +310,7 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
                               plot_files, [*staged.files, MANIFEST])
-    manifest.update(manifest_entries(config, beyond[0], device))
+    manifest.update(manifest_entries(config, beyond[0], device, dtype))
     staged.write_json(manifest, MANIFEST)
 
 
