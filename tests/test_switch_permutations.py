@@ -197,3 +197,38 @@ def test_covariate_null_permutes_residuals_as_a_numpy_loop():
         assert obs == pytest.approx(observed[gene, 0].item(), abs=1e-12)
         null = [strength(fitted + residual[order], gene) for order in perms.numpy()]
         assert counts[gene, 0].item() == sum(v >= obs for v in null)
+
+
+def test_explain_appends_switch_columns_and_records_them(ref_inputs, tmp_path):
+    """--switch-permutations appends switch_pvalue / switch_qvalue after the reference's
+    columns of both tables (the rest unchanged), the driver table's per gene equal to the
+    polarity table's, and the manifest records B and the seed."""
+    import json
+
+    import pandas as pd
+    from _helpers.explain import explain_api
+
+    from isograph_gpu import ExplainConfig
+
+    inputs = {"artifact": ref_inputs["artifact"], "feature_table": ref_inputs["feature_table"],
+              "feature_meta": ref_inputs["feature_meta"]}
+    explain_api(inputs, output_dir=tmp_path / "plain")
+    explain_api(inputs, output_dir=tmp_path / "perm",
+                config=ExplainConfig(switch_permutations=30, seed=5))
+    manifest = json.loads((tmp_path / "perm" / "module_explanation_manifest.json").read_text())
+    assert manifest["switch_permutations"]["permutations"] == 30
+    assert manifest["switch_permutations"]["seed"] == 5
+    assert manifest["config"]["switch_permutations"] == 30
+    for name in ("transcript_polarity_table", "gene_driver_table"):
+        plain = pd.read_parquet(tmp_path / "plain" / "M000" / f"{name}.parquet")
+        perm = pd.read_parquet(tmp_path / "perm" / "M000" / f"{name}.parquet")
+        assert list(perm.columns) == [*plain.columns, "switch_pvalue", "switch_qvalue"]
+        pd.testing.assert_frame_equal(perm[plain.columns], plain)
+    polarity = pd.read_parquet(tmp_path / "perm" / "M000" / "transcript_polarity_table.parquet")
+    drivers = pd.read_parquet(tmp_path / "perm" / "M000" / "gene_driver_table.parquet")
+    per_gene = polarity.groupby("gene_id")["switch_pvalue"].first()
+    shared = drivers[drivers["gene_id"].isin(per_gene.index)]
+    np.testing.assert_array_equal(shared["switch_pvalue"], per_gene[shared["gene_id"]])
+    single = polarity.groupby("gene_id")["feature_id"].transform("size") == 1
+    assert polarity.loc[single, "switch_pvalue"].isna().all()
+    assert polarity.loc[~single, "switch_pvalue"].between(1 / 31, 1).all()
