@@ -14,6 +14,7 @@ import pyarrow as pa
 import torch
 
 from .config import ExplainConfig
+from .errors import InputError
 from .io.sample_tables import Covariates, Trait, load_covariates, load_sample_traits
 from .io.table_readers import describe_source
 from .trait_association import MODULE_TRAIT_TABLE, module_trait_table
@@ -29,6 +30,8 @@ class SampleTables:
 
     traits: list[Trait] | None = None
     covariates: Covariates | None = None
+    #: with --trait-switch: [n] float64 values of that trait (NaN = missing)
+    switch_trait: np.ndarray | None = None
 
     @property
     def covariate_matrix(self) -> np.ndarray | None:
@@ -39,11 +42,23 @@ class SampleTables:
 def load_sample_tables(config: ExplainConfig, sample_ids: list[str]) -> SampleTables:
     """Read and check ``config.sample_traits`` / ``config.covariates`` against the run's
     samples (InputError naming the file and column)."""
-    return SampleTables(
+    tables = SampleTables(
         traits=None if config.sample_traits is None else load_sample_traits(
             config.sample_traits, sample_ids, config.trait_columns),
         covariates=None if config.covariates is None else load_covariates(
             config.covariates, sample_ids, config.covariate_columns))
+    if config.trait_switch is not None:
+        assert tables.traits is not None  # ExplainConfig: trait_switch needs sample_traits
+        found = [t for t in tables.traits if t.name == config.trait_switch]
+        where = f"sample traits table {describe_source(config.sample_traits)}"
+        if not found:
+            raise InputError(f"{where} has no trait column {config.trait_switch!r} "
+                             "(--trait-switch; is it in --trait-columns?)")
+        if found[0].kind == "categorical":
+            raise InputError(f"{where} column {config.trait_switch!r} is categorical; "
+                             "--trait-switch needs a numeric or binary trait")
+        tables.switch_trait = found[0].values
+    return tables
 
 
 def trait_table(tables: SampleTables, module_ids: list[str], scores: np.ndarray,
@@ -95,6 +110,12 @@ def manifest_entries(config: ExplainConfig, tables: SampleTables, device: torch.
                          "(r, pvalue, qvalue, switch_strength); categorical traits: ANCOVA "
                          "F; p at n - 2 - C degrees of freedom; high_vs_low unadjusted",
         }
+    if config.trait_switch is not None:
+        out["trait_switch"] = {
+            "trait": config.trait_switch,
+            "tables": ["transcript_polarity_table"],
+            "statistic": "r, pvalue, qvalue and switch_strength against the trait instead "
+                         "of each module's score (the module's transcripts)"}
     if config.switch_permutations:
         out["switch_permutations"] = {
             "permutations": int(config.switch_permutations), "seed": int(config.seed),

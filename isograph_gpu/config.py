@@ -89,6 +89,9 @@ class ExplainConfig:
     covariates: Any = None
     #: Covariate columns of ``covariates``; ``None``: every column.
     covariate_columns: tuple[str, ...] | None = None
+    #: A numeric or binary trait of ``sample_traits``: the polarity table's r, p, q and
+    #: switch strength (and its null) are against it instead of each module's score.
+    trait_switch: str | None = None
     #: Sample permutations of the switch-strength null (0: off): switch_pvalue and
     #: switch_qvalue columns (docs/switch_significance.md).
     switch_permutations: int = 0
@@ -120,6 +123,9 @@ class ExplainConfig:
                 object.__setattr__(self, name, tuple(str(c) for c in columns))
         if self.trait_columns is not None and self.sample_traits is None:
             raise InputError("trait_columns (--trait-columns) needs sample_traits "
+                             "(--sample-traits)")
+        if self.trait_switch is not None and self.sample_traits is None:
+            raise InputError("trait_switch (--trait-switch) needs sample_traits "
                              "(--sample-traits)")
         if self.covariate_columns is not None and self.covariates is None:
             raise InputError("covariate_columns (--covariate-columns) needs covariates "

@@ -172,7 +172,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             client = cluster.enter_context(scheduler_client(config.scheduler))
         _explain_blocks(results, inputs, config, device, dtype, progress, layout, scores,
                         channel_family, feature_family, blocks, ids, annotation, staged,
-                        return_tables, client, sample_tables.covariate_matrix)
+                        return_tables, client, sample_tables)
     if config.vae_attribution or config.integrated_gradients:
         _attribute(results, inputs, scores, config, device, progress, staged, return_tables)
     if staged is not None:
@@ -196,14 +196,17 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
                     channel_family: np.ndarray, feature_family: np.ndarray,
                     blocks: list[slice], ids: TableIds, annotation: pd.DataFrame | None,
                     staged: StagedOutput | None, return_tables: bool, client: Any,
-                    covariates: np.ndarray | None = None) -> None:
+                    sample_tables: SampleTables | None = None) -> None:
     """Statistics and tables of each module block in turn (one block's statistics in
     memory at a time); ``client``: a Dask client for the feature statistics, or None;
-    ``covariates`` [n, C]: adjust the driver and polarity statistics for them."""
+    ``sample_tables``: covariates to adjust the driver and polarity statistics for, and
+    the --trait-switch trait."""
+    tables = sample_tables or SampleTables()
     for block in blocks:
         stats = compute_statistics(inputs, config, device, dtype, progress, layout,
                                    scores[:, block], channel_family[:, block],
-                                   feature_family[:, block], client, covariates)
+                                   feature_family[:, block], client,
+                                   tables.covariate_matrix, tables.switch_trait)
         with progress.stage("tables"):
             builder = ResultTables(ids, stats)
             for j, module_id in enumerate(inputs.module_ids[block]):

@@ -285,7 +285,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
                        dtype: torch.dtype, progress: Progress, layout: RowLayout,
                        scores: np.ndarray, channel_family: np.ndarray,
                        feature_family: np.ndarray, client: Any = None,
-                       covariates: np.ndarray | None = None) -> ExplainStatistics:
+                       covariates: np.ndarray | None = None,
+                       switch_trait: np.ndarray | None = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``device`` (working precision ``dtype``; p- and q-values float64).
 
@@ -295,6 +296,8 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
     statistics run as one task per read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
     ``covariates`` [n, C] (host, NaN = missing; None: none): the driver and polarity r / p
     (and the switch strength) are partial given them; high_vs_low stays unadjusted.
+    ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch strength are
+    against it instead of each module's score.
     """
     scores_t = torch.from_numpy(np.ascontiguousarray(scores))
     common = dict(min_pairs=int(config.min_complete_pairs), device=device, dtype=dtype,
@@ -319,16 +322,19 @@ def compute_statistics(inputs: ExplainInputs, config: ExplainConfig, device: tor
         feats = run(inputs.features, scores_t, splits=splits, label="features",
                     pvalue_where=is_usage[:, None] & feature_family, **common)
 
-    if covariates is not None:
-        with progress.stage("covariate adjustment"):
+    polarity_scores = scores_t if switch_trait is None else torch.from_numpy(
+        np.repeat(switch_trait[:, None], scores_t.shape[1], axis=1))
+    if covariates is not None or switch_trait is not None:
+        with progress.stage("polarity against covariates or trait"):
             tested = layout.polarity_rows[feature_family[layout.polarity_rows].any(axis=1)]
-            _adjust(feats, inputs.features, tested, scores_t, covariates, common)
+            _adjust(feats, inputs.features, tested, polarity_scores,
+                    np.empty((len(scores), 0)) if covariates is None else covariates, common)
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         feature_family, config)
     if config.switch_permutations:
         with progress.stage("switch permutations"):
-            _switch_significance(polarity, inputs, layout, scores_t, config, common,
+            _switch_significance(polarity, inputs, layout, polarity_scores, config, common,
                                  covariates)
     return ExplainStatistics(eigengenes=scores, drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite)

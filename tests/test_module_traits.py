@@ -281,3 +281,44 @@ def test_trait_kinds_and_an_index_of_ids(tmp_path):
         1.0, 2.0, 4.0]
     with pytest.raises(InputError, match="column 'x' has 1 distinct"):
         load_sample_traits(pd.DataFrame({"sample_id": ids, "x": 1.0}), ids)
+
+
+def test_trait_switch_puts_the_polarity_table_against_the_trait(runs, ref_inputs):
+    out = runs["tmp"] / "trait_switch"
+    explain_api(runs["inputs"], output_dir=out,
+                config=ExplainConfig(sample_traits=str(runs["traits_path"]),
+                                     trait_switch="age"))
+    eig = _eigengenes(out)
+    age = runs["trait_frame"].set_index("sample_id")["age"].reindex(eig.index).to_numpy()
+    table = pd.read_parquet(ref_inputs["feature_table"]).set_index("sample_id").loc[eig.index]
+    polarity = pd.read_parquet(out / "M001" / CORE[1])
+    plain = pd.read_parquet(runs["plain"] / "M001" / CORE[1])
+    assert list(polarity.columns) == list(plain.columns)
+    checked = 0
+    for row in polarity.itertuples():
+        x = table[row.feature_id].to_numpy(np.float64)
+        ok = np.isfinite(x) & np.isfinite(age)
+        if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+            assert np.isnan(row.r)
+            continue
+        res = stats.pearsonr(x[ok], age[ok])
+        assert row.r == pytest.approx(res.statistic, abs=1e-12)
+        assert row.pvalue == pytest.approx(res.pvalue, rel=1e-9)
+        checked += 1
+    assert checked > 10
+    spread = polarity.groupby("gene_id")["r"].agg(
+        lambda r: r.max() - r.min() if r.notna().sum() >= 2 else 0.0)
+    np.testing.assert_allclose(polarity["switch_strength"],
+                               spread[polarity["gene_id"]].to_numpy(), atol=1e-15)
+    assert (out / "M001" / CORE[0]).read_bytes() == (runs["plain"] / "M001" / CORE[0]).read_bytes()
+    manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+    assert manifest["trait_switch"]["trait"] == "age"
+
+
+@pytest.mark.parametrize(("trait", "needle"), [("tissue", "categorical"), ("zzz", "no trait")])
+def test_trait_switch_errors(runs, trait, needle):
+    out = runs["tmp"] / f"bad-switch-{trait}"
+    result = invoke_explain(runs["inputs"], out, "--sample-traits", str(runs["traits_path"]),
+                            "--trait-switch", trait)
+    assert_one_line_error(result, needle, "traits.csv")
+    assert_no_output(out)

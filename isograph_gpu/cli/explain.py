@@ -80,6 +80,9 @@ def _names(groups: object) -> tuple[str, ...] | None:
                    "every module score against every trait (docs/module_traits.md).")
 @click.option("--trait-columns", multiple=True,
               help="Trait columns of --sample-traits (repeat, or space-separated); default all.")
+@click.option("--trait-switch", default=None, metavar="TRAIT",
+              help="A numeric or binary trait of --sample-traits: the polarity table's r "
+                   "and switch strength against it instead of each module's score.")
 @click.option("--covariates", type=click.Path(path_type=Path), default=None,
               help="Samples table of covariates (numeric or categorical): the module-trait "
                    "statistics become partial / ANCOVA given them (docs/covariates.md).")
@@ -177,6 +180,7 @@ def explain_module(**opts: object) -> None:
             scheduler=opts["scheduler"],  # type: ignore[arg-type]
             sample_traits=opts["sample_traits"],
             trait_columns=_names(opts["trait_columns"]),
+            trait_switch=opts["trait_switch"],  # type: ignore[arg-type]
             covariates=opts["covariates"],
             covariate_columns=_names(opts["covariate_columns"]),
             switch_permutations=opts["switch_permutations"],  # type: ignore[arg-type]
