@@ -201,12 +201,12 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
     memory at a time); ``client``: a Dask client for the feature statistics, or None;
     ``sample_tables``: covariates to adjust the driver and polarity statistics for, and
     the --trait-switch trait."""
-    tables = sample_tables or SampleTables()
+    samples = sample_tables or SampleTables()
     for block in blocks:
         stats = compute_statistics(inputs, config, device, dtype, progress, layout,
                                    scores[:, block], channel_family[:, block],
                                    feature_family[:, block], client,
-                                   tables.covariate_matrix, tables.switch_trait)
+                                   samples.covariate_matrix, samples.switch_trait)
         with progress.stage("tables"):
             builder = ResultTables(ids, stats)
             for j, module_id in enumerate(inputs.module_ids[block]):
