@@ -322,3 +322,21 @@ def test_trait_switch_errors(runs, trait, needle):
                             "--trait-switch", trait)
     assert_one_line_error(result, needle, "traits.csv")
     assert_no_output(out)
+
+
+def test_module_blocks_give_the_one_block_tables(runs, tmp_path):
+    """Covariates and the permutations computed in several module blocks (a small memory
+    budget) give the one-block tables (to GEMM rounding: a block's width changes the
+    moment sums' last bits, with or without the new options)."""
+    config = dict(sample_traits=str(runs["traits_path"]), covariates=str(runs["cov_path"]),
+                  switch_permutations=20, seed=2)
+    explain_api(runs["inputs"], output_dir=tmp_path / "one", config=ExplainConfig(**config))
+    explain_api(runs["inputs"], output_dir=tmp_path / "many",
+                config=ExplainConfig(**config, memory_budget_bytes=600_000))
+    manifest = json.loads((tmp_path / "many" / "module_explanation_manifest.json").read_text())
+    tables = [rel for rel in manifest["files"] if rel.endswith(".parquet")]
+    assert "M004/transcript_polarity_table.parquet" in tables
+    for rel in tables:
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "many" / rel),
+                                      pd.read_parquet(tmp_path / "one" / rel),
+                                      check_exact=False, rtol=1e-9, atol=1e-12)
