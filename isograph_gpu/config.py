@@ -85,6 +85,24 @@ class ExplainConfig:
     #: processes for the run); ``None``: one process. Needs the ``distributed`` extra
     #: (docs/distributed.md).
     scheduler: str | None = None
+    #: Samples table of traits (path or DataFrame; ``sample_id`` column or index):
+    #: module_trait_table.parquet (docs/module_traits.md). ``None``: no trait table.
+    sample_traits: Any = None
+    #: Trait columns of ``sample_traits`` to test; ``None``: every column.
+    trait_columns: tuple[str, ...] | None = None
+    #: Samples table of covariates (path or DataFrame): the module-trait statistics are
+    #: partial correlations / ANCOVA given them (docs/covariates.md).
+    covariates: Any = None
+    #: Covariate columns of ``covariates``; ``None``: every column.
+    covariate_columns: tuple[str, ...] | None = None
+    #: A numeric or binary trait of ``sample_traits``: the polarity table's r, p, q and
+    #: switch strength (and its null) are against it instead of each module's score.
+    trait_switch: str | None = None
+    #: Sample permutations of the switch-strength null (0: off): switch_pvalue and
+    #: switch_qvalue columns (docs/switch_significance.md).
+    switch_permutations: int = 0
+    #: Seed of the permutations (recorded in the manifest).
+    seed: int = 0
     #: Extra options the reference accepts and ignores (kept for drop-in calls).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +121,21 @@ class ExplainConfig:
         _integer("memory_budget_bytes", self.memory_budget_bytes, 1)
         if self.chunk_features is not None:
             _integer("chunk_features", self.chunk_features, 1)
+        _integer("switch_permutations", self.switch_permutations, 0)
+        _integer("seed", self.seed, 0)
+        for name in ("trait_columns", "covariate_columns"):
+            columns = getattr(self, name)
+            if columns is not None:
+                object.__setattr__(self, name, tuple(str(c) for c in columns))
+        if self.trait_columns is not None and self.sample_traits is None:
+            raise InputError("trait_columns (--trait-columns) needs sample_traits "
+                             "(--sample-traits)")
+        if self.trait_switch is not None and self.sample_traits is None:
+            raise InputError("trait_switch (--trait-switch) needs sample_traits "
+                             "(--sample-traits)")
+        if self.covariate_columns is not None and self.covariates is None:
+            raise InputError("covariate_columns (--covariate-columns) needs covariates "
+                             "(--covariates)")
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("fdr_method", self.fdr_method, FDR_METHODS)
@@ -126,6 +159,14 @@ class ExplainConfig:
         """JSON-ready dict of every field (for the manifest)."""
         out = dataclasses.asdict(self)
         out["output_format"] = list(self.output_formats)
+        for name in ("sample_traits", "covariates"):  # a path as text, a table by its type
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = (str(value) if isinstance(value, str | os.PathLike)
+                             else type(value).__name__)
+        for name in ("trait_columns", "covariate_columns"):
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
 
     def replace(self, **changes: Any) -> ExplainConfig:

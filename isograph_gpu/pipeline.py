@@ -14,6 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from .beyond_reference import (
+    SampleTables,
+    load_sample_tables,
+    manifest_entries,
+    trait_heatmap,
+    trait_table,
+)
 from .compute.context import RunContext
 from .compute.plan import MemoryPlan
 from .compute.residency import FeatureColumns
@@ -38,6 +45,7 @@ from .statistics import (
     eigengenes,
     module_membership,
 )
+from .trait_association import MODULE_TRAIT_TABLE
 
 __all__ = ["CORE_TABLES", "MANIFEST", "TABLE_FILES", "explain_module"]
 
@@ -100,7 +108,8 @@ def explain_module(
     progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
                            inputs=(artifact_dir, feature_table, feature_meta,
-                                   module_score_table, annotation_table))
+                                   module_score_table, annotation_table,
+                                   config.sample_traits, config.covariates))
              if output_dir is not None else contextlib.nullcontext())
     with outer as staged:
         try:
@@ -135,6 +144,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             feature_cache=config.feature_cache,
             progress=progress,
         )
+    sample_tables = load_sample_tables(config, inputs.sample_ids)  # checked before any work
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
     progress.message(
@@ -182,7 +192,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         columns = FeatureColumns(inputs.features, plan.residency, device, dtype)
         try:
             _explain_blocks(results, inputs, ctx, layout, scores, memberships, columns,
-                            annotation, staged, return_tables, drivers)
+                            annotation, staged, return_tables, drivers,
+                            sample_tables)
         finally:
             columns.close()
     eigengenes_host = scores.cpu().numpy()  # the one host copy of the module scores
@@ -194,9 +205,13 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             staged.submit_parquet(
                 eigengene_table(inputs.sample_ids, inputs.module_ids, eigengenes_host),
                 "eigengenes.parquet")
+            traits = trait_table(sample_tables, list(inputs.module_ids), eigengenes_host, config,
+                                 device)
+            if traits is not None:
+                staged.submit_parquet(traits, MODULE_TRAIT_TABLE)
             staged.wait_writes()
         _finish(staged, results, inputs, config, device, dtype, progress,
-                annotation is not None)
+                annotation is not None, (sample_tables, traits))
     return results
 
 
@@ -204,18 +219,23 @@ def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
                     ctx: RunContext, layout: RowLayout, scores: torch.Tensor,
                     memberships: tuple[torch.Tensor, torch.Tensor], columns: FeatureColumns,
                     annotation: pd.DataFrame | None, staged: StagedOutput | None,
-                    return_tables: bool, drivers: dict[str, pd.DataFrame] | None) -> None:
+                    return_tables: bool, drivers: dict[str, pd.DataFrame] | None,
+                    sample_tables: SampleTables | None = None) -> None:
     """Statistics and tables of each module block of ``ctx.plan`` in turn (one block's
     statistics in memory at a time); ``scores`` [n, K] and ``memberships`` ([R, K],
     [F, K] bool) on the device, sliced per block there. ``drivers`` (when not None)
-    receives each module's driver columns for the attribution."""
+    receives each module's driver columns for the attribution; ``sample_tables``:
+    covariates to adjust the driver and polarity statistics for, and the --trait-switch
+    trait."""
+    samples = sample_tables or SampleTables()
     ids = TableIds(inputs)
     channel_family, feature_family = memberships
     for block in ctx.plan.blocks:
         stats = compute_statistics(
             inputs, ctx, layout,
             ModuleBlock(scores=scores[:, block], channel_family=channel_family[:, block],
-                        feature_family=feature_family[:, block]), columns)
+                        feature_family=feature_family[:, block]), columns,
+            samples.covariate_matrix, samples.switch_trait)
         block_scores = scores[:, block].cpu().numpy()  # [n, Kb]: each result's eigengene
         with ctx.progress.stage("tables"):
             builder = ResultTables(ids, stats)
@@ -298,8 +318,10 @@ def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
 
 def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: ExplainInputs,
             config: ExplainConfig, device: torch.device, dtype: torch.dtype,
-            progress: Progress, annotated: bool) -> None:
-    """Figures (when asked for) and the manifest, after every table is written."""
+            progress: Progress, annotated: bool,
+            beyond: tuple[SampleTables, pa.Table | None]) -> None:
+    """Figures (when asked for) and the manifest, after every table is written;
+    ``beyond``: the run's sample tables and module-trait table (None: no traits)."""
     plot_files: list[str] = []
     if config.plot:
         from .plots import figure_files, render_explain_figures
@@ -310,11 +332,14 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
                 feature_usage=_figure_usage(results, inputs),
                 feature_meta=inputs.feature_meta, progress=progress,
             )
+        if beyond[1] is not None:
+            plot_files += trait_heatmap(beyond[1], staged.staging, config.output_formats)
         for rel in plot_files:
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
                               plot_files, [*staged.files, MANIFEST])
+    manifest.update(manifest_entries(config, beyond[0], device, dtype))
     staged.write_json(manifest, MANIFEST)
 
 

@@ -20,6 +20,8 @@ DRIVER_COLUMNS = ["gene_id", "feature_id", "feature_type", "r", "pvalue", "qvalu
                   "n_samples", "missing_fraction"]
 POLARITY_STAT_COLUMNS = ["r", "pvalue", "qvalue", "n_samples", "missing_fraction",
                          "switch_strength"]
+#: appended to the driver and polarity tables with --switch-permutations
+SWITCH_COLUMNS = ["switch_pvalue", "switch_qvalue"]
 HIGH_LOW_COLUMNS = ["feature_id", "gene_id", "mean_high", "mean_low", "delta", "se", "tstat",
                     "pvalue", "n_high", "n_low", "missing_fraction"]
 _WELCH_FLOATS = ["mean_high", "mean_low", "delta", "se", "tstat", "pvalue"]
@@ -107,6 +109,9 @@ class ResultTables:
                           for name in ("r", "pvalue", "qvalue", "n", "gene_switch")}
         self._polarity["segments"] = host_array(stats.layout.polarity_segments)
         self._polarity_member = host_array(pol.member)
+        #: with --switch-permutations: gene p / q [G, Kb] and each score row's gene [R]
+        self._switch = None if pol.switch_pvalue is None else (
+            host_array(pol.switch_pvalue), host_array(pol.switch_qvalue), pol.score_row_genes)
         self._contrasts = {split: {name: host_array(getattr(c, name))
                                    for name in (*_WELCH_FLOATS, "n_high", "n_low")}
                            for split, c in stats.contrasts.items()}
@@ -134,7 +139,7 @@ class ResultTables:
         rows = d["sorted_rows"][: self._genes_per_module[k], k]
         n = table_dtype(d["n"][rows, k])
         genes, features, types = (ids.take(rows) for ids in self.ids.score_ids)
-        return pa.table({
+        return self._with_switch(pa.table({
             "gene_id": genes,
             "feature_id": features,
             "feature_type": types,
@@ -142,7 +147,17 @@ class ResultTables:
             "qvalue": table_dtype(d["qvalue"][rows, k]),
             "n_samples": n,
             "missing_fraction": 1.0 - n / self.ids.n_total,
-        })
+        }), None if self._switch is None else self._switch[2][rows], k)
+
+    def _with_switch(self, table: pa.Table, genes: np.ndarray | None, k: int) -> pa.Table:
+        """``table`` with switch_pvalue and switch_qvalue of each row's gene (``genes``,
+        -1: NaN) appended, when the switch permutations ran."""
+        if self._switch is None or genes is None:
+            return table
+        for name, values in zip(SWITCH_COLUMNS, self._switch[:2], strict=True):
+            column = table_dtype(values[genes.clip(0), k])
+            table = table.append_column(name, pa.array(np.where(genes >= 0, column, np.nan)))
+        return table
 
     def transcript_polarity_table(self, k: int) -> pa.Table:
         """One row per module transcript-usage feature, in feature_meta order; the switch
@@ -162,7 +177,7 @@ class ResultTables:
             "switch_strength": table_dtype(
                 pol["gene_switch"][pol["segments"][member], k]),
         })
-        return pa.table(cols)
+        return self._with_switch(pa.table(cols), pol["segments"][member], k)
 
     def high_vs_low_table(self, split: str, k: int) -> pa.Table:
         """Every annotated feature (table column order) for module column ``k`` of the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +62,12 @@ class PolarityStatistics:
     #: [G, K] float64 switch strength per gene: a feature's switch strength is
     #: ``gene_switch[RowLayout.polarity_segments[t], k]``
     gene_switch: torch.Tensor
+    #: with --switch-permutations: [G, K] float64 permutation p and q of gene_switch (NaN
+    #: outside each module's genes with >= 2 transcripts), and [R] host int64 the gene
+    #: (0..G-1, -1: none) of each feature_scores row, for the driver table
+    switch_pvalue: torch.Tensor | None = None
+    switch_qvalue: torch.Tensor | None = None
+    score_row_genes: np.ndarray | None = None
 
 
 @dataclass
@@ -148,13 +155,17 @@ class RowLayout:
 
 
 def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
-                       ctx: RunContext) -> DriverStatistics:
+                       ctx: RunContext, covariates: np.ndarray | None = None
+                       ) -> DriverStatistics:
     family = block.channel_family
     channel = feature_statistics(
         inputs.scores, block.scores, min_pairs=ctx.min_pairs, device=ctx.device,
         dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
         chunks=ctx.plan.score_chunks(inputs.scores, block.n_modules),
         progress=ctx.progress, label="feature_scores", pvalue_where=family)
+    if covariates is not None:
+        _adjust(channel, inputs.scores, np.arange(inputs.scores.shape[1]), block.scores,
+                covariates, ctx)
     q = fdr_adjust(channel.pvalue, family, ctx.config.fdr_method)
     seg, n_genes = layout.driver_segments, layout.n_driver_genes
     key = torch.where(torch.isfinite(channel.r), channel.r.abs(),
@@ -185,6 +196,39 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                               gene_switch=strength)
 
 
+def _adjust(stats: Any, features: Any, rows: np.ndarray, scores: torch.Tensor,
+            covariates: np.ndarray, ctx: RunContext) -> None:
+    """Partial r / n / p given ``covariates`` over rows ``rows`` of ``stats``' r, n and
+    pvalue (:mod:`isograph_gpu.covariate_adjustment`)."""
+    from .covariate_adjustment import adjust_rows
+
+    adjust_rows(stats.r, stats.n, stats.pvalue, features, rows, scores, covariates,
+                min_pairs=ctx.min_pairs, device=ctx.device, dtype=ctx.dtype,
+                memory_budget_bytes=ctx.plan.chunk_budget_bytes)
+
+
+def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
+                         layout: RowLayout, scores: torch.Tensor, ctx: RunContext,
+                         covariates: np.ndarray | None) -> None:
+    """Permutation p and q of the switch strength into ``polarity``
+    (:mod:`isograph_gpu.switch_significance`: one more pass over the transcript-usage
+    columns)."""
+    from .switch_significance import driver_gene_codes, switch_pvalues
+
+    config = ctx.config
+    segments = layout.polarity_segments.cpu().numpy()
+    polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
+        inputs.features, layout.polarity_rows, segments, layout.n_polarity_genes,
+        polarity.member.cpu().numpy(), scores, polarity.gene_switch,
+        n_permutations=int(config.switch_permutations), seed=int(config.seed),
+        min_pairs=ctx.min_pairs, fdr_method=config.fdr_method,
+        device=ctx.device, dtype=ctx.dtype,
+        memory_budget_bytes=ctx.plan.chunk_budget_bytes, covariates=covariates)
+    tu_genes = np.asarray(inputs.feature_gene_ids[layout.polarity_rows], dtype=str)
+    first = np.sort(np.unique(tu_genes, return_index=True)[1])  # genes by first appearance
+    polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, tu_genes[first])
+
+
 @dataclass(frozen=True)
 class ModuleBlock:
     """One module block's inputs, on the device: module scores [n, Kb] float64 and the
@@ -200,7 +244,9 @@ class ModuleBlock:
 
 
 def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout,
-                       block: ModuleBlock, columns: FeatureColumns) -> ExplainStatistics:
+                       block: ModuleBlock, columns: FeatureColumns,
+                       covariates: np.ndarray | None = None,
+                       switch_trait: np.ndarray | None = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``ctx.device`` (working precision ``ctx.dtype``; p- and q-values float64).
 
@@ -208,10 +254,14 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
     reads it (:class:`~isograph_gpu.compute.residency.FeatureColumns`). With a Dask
     client in ``ctx`` the table features' statistics run as one task per read block of
     the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
+    ``covariates`` [n, C] (host, NaN = missing; None: none): the driver and polarity r / p
+    (and the switch strength) are partial given them; high_vs_low stays unadjusted.
+    ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch strength are
+    against it instead of each module's score.
     """
     config, progress = ctx.config, ctx.progress
     with progress.stage("gene drivers"):
-        drivers = _driver_statistics(inputs, layout, block, ctx)
+        drivers = _driver_statistics(inputs, layout, block, ctx, covariates)
 
     scores = block.scores
     splits = {"split": percentile_split(scores, float(config.split_percentile))}
@@ -234,9 +284,21 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
         else:
             feats = feature_statistics(columns, scores, chunks=chunks, **common)
 
+    polarity_scores = scores if switch_trait is None else torch.from_numpy(
+        np.repeat(switch_trait[:, None], scores.shape[1], axis=1)).to(scores)
+    if covariates is not None or switch_trait is not None:
+        with progress.stage("polarity against covariates or trait"):
+            family = block.feature_family[torch.from_numpy(layout.polarity_rows).to(
+                ctx.device)].any(dim=1).cpu().numpy()
+            tested = layout.polarity_rows[family]
+            _adjust(feats, inputs.features, tested, polarity_scores,
+                    np.empty((scores.shape[0], 0)) if covariates is None else covariates, ctx)
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         block.feature_family, config)
+    if config.switch_permutations:
+        with progress.stage("switch permutations"):
+            _switch_significance(polarity, inputs, layout, polarity_scores, ctx, covariates)
     return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite,
                              layout=layout)

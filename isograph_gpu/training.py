@@ -25,7 +25,18 @@ from .compute.step import chunk_statistics, prepare_scores
 from .errors import InputError
 from .ops.contrast import WelchResult, percentile_split
 from .ops.fdr import FDR_METHODS, fdr_adjust
-from .ops.segments import switch_strength
+from .ops.partial import partial_correlation, partial_pvalue
+from .ops.permutation import (
+    permutation_block,
+    permutation_pvalue,
+    sample_permutations,
+    switch_null_exceedances,
+)
+from .ops.pvalues import welch_pvalue
+from .ops.segments import segment_count, switch_strength
+
+#: working memory of one block of the switch permutation null in a training step
+NULL_BLOCK_BYTES = 256 * 1024**2
 
 __all__ = ["ContrastOutput", "ModuleStatistics", "ModuleStatisticsOutput"]
 
@@ -57,6 +68,15 @@ class ModuleStatisticsOutput:
     pvalue: Tensor | None = None
     qvalue: Tensor | None = None
     contrast: ContrastOutput | None = None
+    #: with ``switch_permutations``: [G, K] float64 permutation p / BH q of the switch
+    #: strength (NaN for single-feature genes; q over the other genes per module)
+    switch_pvalue: Tensor | None = None
+    switch_qvalue: Tensor | None = None
+    #: with ``traits`` [n, T]: [T, K] r (partial given the covariates when given), float64
+    #: p, int64 complete samples (docs/module_traits.md)
+    trait_r: Tensor | None = None
+    trait_pvalue: Tensor | None = None
+    trait_n: Tensor | None = None
 
 
 class ModuleStatistics:
@@ -66,7 +86,11 @@ class ModuleStatistics:
     appearance (``gene_names``). Options: ``min_pairs`` (complete pairs below which r is
     NaN), ``with_pvalues`` (exact two-sided p and q-values, ``fdr_method`` "bh"/"by"),
     ``with_contrast`` (high vs low split at ``split_percentile`` of each score, Welch
-    statistics; p-values too when ``with_pvalues``).
+    statistics; p-values too when ``with_pvalues``), ``switch_permutations`` B > 0 with
+    ``seed`` (permutation p / q of the switch strength, docs/switch_significance.md).
+    A call may pass ``covariates`` [n, C] (r, p and switch strength become partial given
+    them, docs/covariates.md; the contrast stays unadjusted) and ``traits`` [n, T]
+    (numeric or 0/1 traits against every score).
     """
 
     def __init__(
@@ -78,6 +102,8 @@ class ModuleStatistics:
         with_contrast: bool = False,
         split_percentile: float = 50.0,
         fdr_method: str = "bh",
+        switch_permutations: int = 0,
+        seed: int = 0,
     ) -> None:
         genes = [str(g) for g in gene_ids]
         if not genes:
@@ -92,6 +118,11 @@ class ModuleStatistics:
             raise InputError(
                 f"ModuleStatistics: fdr_method must be one of {list(FDR_METHODS)}, got {fdr_method!r}"
             )
+        if int(switch_permutations) < 0 or int(seed) < 0:
+            raise InputError("ModuleStatistics: switch_permutations and seed must be >= 0, "
+                             f"got {switch_permutations} and {seed}")
+        self.switch_permutations = int(switch_permutations)
+        self.seed = int(seed)
         index: dict[str, int] = {}
         for g in genes:
             index.setdefault(g, len(index))
@@ -123,9 +154,11 @@ class ModuleStatistics:
         self.segment(device)
         return self
 
-    def __call__(self, features: Tensor, scores: Tensor) -> ModuleStatisticsOutput:
+    def __call__(self, features: Tensor, scores: Tensor, *, covariates: Tensor | None = None,
+                 traits: Tensor | None = None) -> ModuleStatisticsOutput:
         """Statistics of ``features`` [n, F] against ``scores`` [n, K] (same device;
-        NaN = missing). Returns tensors on that device; nothing leaves it."""
+        NaN = missing), optionally given ``covariates`` [n, C] and with ``traits`` [n, T].
+        Returns tensors on that device; nothing leaves it."""
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise InputError(
                 f"ModuleStatistics: features must be [n, {self.n_features}], got "
@@ -148,17 +181,58 @@ class ModuleStatistics:
         splits = None
         if self.with_contrast:  # group sums from the same GEMMs as r
             splits = {"split": percentile_split(scores.detach(), self.split_percentile)}
+        for name, extra in (("covariates", covariates), ("traits", traits)):
+            if extra is not None and (extra.ndim != 2 or extra.shape[0] != features.shape[0]
+                                      or extra.device != features.device):
+                raise InputError(f"ModuleStatistics: {name} must be [{features.shape[0]}, "
+                                 f"C] on {features.device}, got {tuple(extra.shape)} on "
+                                 f"{extra.device}")
         prepared = prepare_scores(scores, splits, min_pairs=self.min_pairs,
                                   dtype=features.dtype, device=features.device,
                                   differentiable=True)
+        c = 0 if covariates is None else covariates.shape[1]
         step = chunk_statistics(
-            features, prepared, with_pvalues=self.with_pvalues,
+            features, prepared, with_pvalues=self.with_pvalues and not c,
             recompute_limit=None if features.device.type == "cpu" else _RECOMPUTE_LIMIT)
+        r, n, pvalue = step.r, step.n, step.pvalue
+        if c:  # partial r given the covariates, over each feature's own complete samples
+            r, n = partial_correlation(features, scores, covariates, self.min_pairs)
+            pvalue = partial_pvalue(r, n, c) if self.with_pvalues else None
+            if step.contrasts and self.with_pvalues:  # the contrast stays unadjusted
+                w = step.contrasts["split"]
+                w.pvalue = welch_pvalue(w.tstat, w.df)
         out = ModuleStatisticsOutput(
-            r=step.r, n=step.n,
-            switch_strength=switch_strength(step.r, self.segment(features.device),
-                                            self.n_genes),
-            pvalue=step.pvalue, contrast=step.contrasts.get("split"))
+            r=r, n=n,
+            switch_strength=switch_strength(r, self.segment(features.device), self.n_genes),
+            pvalue=pvalue, contrast=step.contrasts.get("split"))
         if out.pvalue is not None:
             out.qvalue = fdr_adjust(out.pvalue, method=self.fdr_method)
+        if self.switch_permutations:
+            self._switch_null(out, features, scores, covariates)
+        if traits is not None:
+            z = covariates if covariates is not None else features.new_zeros(
+                (features.shape[0], 0))
+            trait_r, out.trait_n = partial_correlation(traits.to(features.dtype), scores, z,
+                                                       self.min_pairs)
+            out.trait_r = trait_r
+            out.trait_pvalue = partial_pvalue(trait_r, out.trait_n, c)
         return out
+
+    def _switch_null(self, out: ModuleStatisticsOutput, features: Tensor, scores: Tensor,
+                     covariates: Tensor | None) -> None:
+        """Permutation p / q of ``out.switch_strength`` (no gradient)."""
+        b = self.switch_permutations
+        segment = self.segment(features.device)
+        n_features, k = features.shape[1], scores.shape[1]
+        counts = switch_null_exceedances(
+            features.detach(), scores.detach(), segment, self.n_genes,
+            out.switch_strength.detach(), sample_permutations(features.shape[0], b, self.seed),
+            min_pairs=self.min_pairs,
+            block=permutation_block(n_features, k, b, NULL_BLOCK_BYTES,
+                                    0 if covariates is None else covariates.shape[1]),
+            covariates=None if covariates is None else covariates.detach())
+        ones = torch.ones((n_features, 1), dtype=torch.bool, device=features.device)
+        family = (segment_count(ones, segment, self.n_genes) >= 2).expand(-1, k)
+        p = permutation_pvalue(counts, b)
+        out.switch_pvalue = torch.where(family, p, torch.full_like(p, float("nan")))
+        out.switch_qvalue = fdr_adjust(out.switch_pvalue, family, self.fdr_method)

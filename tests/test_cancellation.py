@@ -17,7 +17,8 @@ import pytest
 import torch
 from _helpers.testers import Tolerance, assert_matches, op_cases, run_op
 
-from isograph_gpu.engine import FeatureStatistics, _chunk_statistics, chunk_right_block
+from isograph_gpu.compute.results import FeatureStatistics
+from isograph_gpu.compute.step import chunk_statistics, prepare_scores
 from isograph_gpu.ops import moments as moments_module
 from isograph_gpu.ops.contrast import percentile_split, tail_split
 from isograph_gpu.ops.groups import GroupLayout
@@ -224,16 +225,17 @@ def test_engine_chunk_step_is_exact_on_every_case(complete):
     x = np.concatenate([x1, x2], axis=1)
     y = np.where(np.isfinite(y1), y1, 0.3) if complete else y1
     yt = torch.from_numpy(y)
-    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0),
-                                      "tails": tail_split(yt, 20.0)}, *y.shape)
-    right = chunk_right_block(yt, layout, torch.device("cpu"), torch.float64)
-    assert right.packed == complete
+    prepared = prepare_scores(yt, {"split": percentile_split(yt, 50.0),
+                                   "tails": tail_split(yt, 20.0)}, min_pairs=3,
+                              dtype=torch.float64, device=torch.device("cpu"))
+    layout = prepared.layout
+    assert prepared.right.packed == complete
     out = FeatureStatistics.empty(x.shape[1], y.shape[1], list(layout.names),
                                   torch.device("cpu"))
     for a in range(0, x.shape[1], 5):
         b = min(a + 5, x.shape[1])
-        _chunk_statistics(out, a, b, torch.from_numpy(np.asfortranarray(x[:, a:b])), right,
-                          layout, 3, None)
+        out.store(a, b, chunk_statistics(torch.from_numpy(np.asfortranarray(x[:, a:b])),
+                                         prepared))
     assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue}, _exact_pearson(x, y), TOL)
     for name in layout.names:
         high, low = (m.numpy() for m in layout.masks(name))

@@ -285,7 +285,34 @@ def _run_distributed(code, ref_inputs, tmp_path, monkeypatch):
 
 RUNNERS = {("README.md", 0): "readme", ("figures.md", 0): "figures",
            ("training_loop.md", 0): "training", ("input_formats.md", 0): "anndata",
-           ("distributed.md", 0): "distributed"}
+           ("distributed.md", 0): "distributed", ("module_traits.md", 0): "config",
+           ("covariates.md", 0): "config", ("switch_significance.md", 0): "config",
+           ("training_loop.md", 1): "training_options"}
+
+
+def _run_config(code):
+    """The ExplainConfig of a statistic's page: it builds, and records its options."""
+    namespace: dict = {}
+    exec(compile(code, "config block", "exec"), namespace)
+    recorded = namespace["config"].to_dict()
+    assert any(recorded[name] not in (None, 0) for name in
+               ("sample_traits", "covariates", "switch_permutations"))
+
+
+def _run_training_options(code):
+    """docs/training_loop.md's second block on small tensors: the outputs it names."""
+    from isograph_gpu.training import ModuleStatistics
+
+    rng = np.random.default_rng(0)
+    n = 24
+    namespace = {"ModuleStatistics": ModuleStatistics, "gene_ids": ["a", "a", "b", "b", "c"],
+                 "x": torch.from_numpy(rng.normal(size=(n, 5))),
+                 "mu": torch.from_numpy(rng.normal(size=(n, 2))),
+                 "z": torch.from_numpy(rng.normal(size=(n, 2))),
+                 "t": torch.from_numpy(rng.normal(size=(n, 3)))}
+    exec(compile(code, "training_loop.md", "exec"), namespace)
+    out = namespace["out"]
+    assert out.switch_pvalue.shape == (3, 2) and out.trait_r.shape == (3, 2)
 
 
 @pytest.mark.parametrize("key", sorted(RUNNERS), ids=lambda k: f"{k[0]}[{k[1]}]")
@@ -300,5 +327,9 @@ def test_python_example_runs(key, block_code, ref_inputs, tmp_path, monkeypatch)
         _run_anndata(code, ref_inputs, tmp_path, monkeypatch)
     elif kind == "distributed":
         _run_distributed(code, ref_inputs, tmp_path, monkeypatch)
+    elif kind == "config":
+        _run_config(code)
+    elif kind == "training_options":
+        _run_training_options(code)
     else:
         _run_training_loop(code)

@@ -41,6 +41,13 @@ class _ExplainCommand(click.Command):
                 "are ignored, after '--')", ctx) from None
 
 
+def _names(groups: object) -> tuple[str, ...] | None:
+    """Column names of a repeatable option (each value may hold several, space-separated);
+    None when not given."""
+    names = tuple(name for group in groups for name in str(group).split())  # type: ignore[attr-defined]
+    return names or None
+
+
 @click.command("explain-module", cls=_ExplainCommand)
 @click.option("--artifact-dir", required=True, type=click.Path(path_type=Path),
               help="IsoGraph fit artifact directory (modules.parquet, feature_scores.parquet).")
@@ -77,6 +84,25 @@ class _ExplainCommand(click.Command):
               default=None, metavar="Q",
               help="Also compare the top Q percent of samples with the bottom Q percent "
                    "(0 < Q <= 50): high_vs_low_tails_table.parquet.")
+@click.option("--sample-traits", type=click.Path(path_type=Path), default=None,
+              help="Samples table of traits (sample_id column): module_trait_table.parquet, "
+                   "every module score against every trait (docs/module_traits.md).")
+@click.option("--trait-columns", multiple=True,
+              help="Trait columns of --sample-traits (repeat, or space-separated); default all.")
+@click.option("--trait-switch", default=None, metavar="TRAIT",
+              help="A numeric or binary trait of --sample-traits: the polarity table's r "
+                   "and switch strength against it instead of each module's score.")
+@click.option("--covariates", type=click.Path(path_type=Path), default=None,
+              help="Samples table of covariates (numeric or categorical): the module-trait "
+                   "statistics become partial / ANCOVA given them (docs/covariates.md).")
+@click.option("--covariate-columns", multiple=True,
+              help="Covariate columns of --covariates (repeat, or space-separated); default all.")
+@click.option("--switch-permutations", type=click.IntRange(0, None), default=0,
+              show_default=True, metavar="B",
+              help="Sample permutations of the switch-strength null (0 = off): "
+                   "switch_pvalue / switch_qvalue columns (docs/switch_significance.md).")
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Seed of the switch permutations (recorded in the manifest).")
 @click.option("--plot", is_flag=True, help="Write figures.")
 @click.option("--output-format", multiple=True, type=click.Choice(list(PLOT_FORMATS)),
               help="Figure format(s) (repeatable); default png.")
@@ -168,6 +194,13 @@ def explain_module(**opts: object) -> None:
             progress=not quiet,
             replace_output_dir=bool(opts["replace_output_dir"]),
             scheduler=opts["scheduler"],  # type: ignore[arg-type]
+            sample_traits=opts["sample_traits"],
+            trait_columns=_names(opts["trait_columns"]),
+            trait_switch=opts["trait_switch"],  # type: ignore[arg-type]
+            covariates=opts["covariates"],
+            covariate_columns=_names(opts["covariate_columns"]),
+            switch_permutations=opts["switch_permutations"],  # type: ignore[arg-type]
+            seed=opts["seed"],  # type: ignore[arg-type]
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]
         run(

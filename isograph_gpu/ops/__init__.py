@@ -16,15 +16,21 @@ statistics [F, K]; NaN marks a missing value; p- and q-values are float64.
   (-> :class:`WelchResult`) (:mod:`.contrast`).
 - Genes and modules: :func:`switch_strength`, :func:`segment_argmax`,
   :func:`segment_count` (:mod:`.segments`), :func:`module_eigengenes` (:mod:`.eigengene`).
+- Beyond the reference: :func:`partial_correlation` / :func:`partial_pvalue` given
+  covariates (:mod:`.partial`), :func:`group_f_test` / :func:`f_pvalue` (:mod:`.anova`),
+  the switch-strength permutation null :func:`switch_null_exceedances` (:mod:`.permutation`).
 """
 
 from __future__ import annotations
 
+from .anova import f_pvalue, group_f_test
 from .contrast import WelchResult, percentile_split, tail_split, welch_from_sums
 from .eigengene import module_eigengenes
 from .fdr import FDR_METHODS, fdr_adjust
 from .moments import GroupSums, Moments, masked_moments, moments_and_group_sums
+from .partial import partial_correlation, partial_moments, partial_pvalue
 from .pearson import masked_pearson, paired_pearson, pearson_from_moments
+from .permutation import permutation_pvalue, sample_permutations, switch_null_exceedances
 from .pvalues import pearson_pvalue, welch_pvalue
 from .segments import segment_argmax, segment_count, switch_strength
 
@@ -33,17 +39,25 @@ __all__ = [
     "GroupSums",
     "Moments",
     "WelchResult",
+    "f_pvalue",
     "fdr_adjust",
+    "group_f_test",
     "masked_moments",
     "masked_pearson",
     "module_eigengenes",
     "moments_and_group_sums",
     "paired_pearson",
+    "partial_correlation",
+    "partial_moments",
+    "partial_pvalue",
     "pearson_from_moments",
     "pearson_pvalue",
     "percentile_split",
+    "permutation_pvalue",
+    "sample_permutations",
     "segment_argmax",
     "segment_count",
+    "switch_null_exceedances",
     "switch_strength",
     "tail_split",
     "welch_from_sums",

@@ -1,0 +1,180 @@
+"""Partial correlation given covariates and the group F test against plain numpy/scipy
+oracles: per feature OLS of x and of y on [1, Z] over that pair's complete samples, then
+Pearson of the residuals (within 1e-10, float64, NaNs in features, scores and
+covariates); scipy.stats.f_oneway and a nested-OLS F with covariates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from isograph_gpu.ops.anova import f_pvalue, group_f_test
+from isograph_gpu.ops.partial import partial_correlation, partial_pvalue
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def _complete(*columns: np.ndarray) -> np.ndarray:
+    return np.all([np.isfinite(c).all(axis=1) if c.ndim == 2 else np.isfinite(c)
+                   for c in columns], axis=0)
+
+
+def oracle_partial(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float, int]:
+    """Pearson r of the OLS residuals of x and y on [1, z] over their complete samples."""
+    ok = _complete(x, y, z)
+    design = np.column_stack([np.ones(ok.sum()), z[ok]])
+    rx = x[ok] - design @ np.linalg.lstsq(design, x[ok], rcond=None)[0]
+    ry = y[ok] - design @ np.linalg.lstsq(design, y[ok], rcond=None)[0]
+    return float(np.corrcoef(rx, ry)[0, 1]), int(ok.sum())
+
+
+def _data(seed: int, n: int, f: int, k: int, c: int, nan_x: float, nan_z: float):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, c)) * rng.uniform(0.1, 100.0, size=c)
+    x = rng.normal(size=(n, f)) + z @ rng.normal(size=(c, f)) / 10 + 5.0
+    y = rng.normal(size=(n, k)) + (z[:, :1] if c else 0.0)
+    x[rng.random(x.shape) < nan_x] = np.nan
+    y[rng.random(y.shape) < 0.05] = np.nan
+    z[rng.random(z.shape) < nan_z] = np.nan
+    return x, y, z
+
+
+@given(st.integers(0, 10_000), st.integers(12, 60), st.integers(1, 6), st.integers(1, 3),
+       st.integers(0, 4), st.sampled_from([0.0, 0.1, 0.3]), st.sampled_from([0.0, 0.05]))
+@example(seed=0, n=12, f=1, k=1, c=4, nan_x=0.3, nan_z=0.05)
+@SETTINGS
+def test_partial_correlation_equals_ols_residual_pearson(seed, n, f, k, c, nan_x, nan_z):
+    x, y, z = _data(seed, n, f, k, c, nan_x, nan_z)
+    r, count = partial_correlation(torch.from_numpy(x), torch.from_numpy(y),
+                                   torch.from_numpy(z))
+    for i in range(f):
+        for j in range(k):
+            expected, pairs = oracle_partial(x[:, i], y[:, j], z)
+            assert count[i, j].item() == pairs
+            if pairs - 2 - c < 1 or pairs < 3:
+                assert np.isnan(r[i, j].item())
+                continue
+            assert r[i, j].item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_no_covariates_is_pearson_and_pvalue_has_n_minus_2_minus_c_df():
+    x, y, z = _data(1, 40, 5, 2, 3, 0.1, 0.05)
+    r0, n0 = partial_correlation(torch.from_numpy(x), torch.from_numpy(y),
+                                 torch.zeros((40, 0), dtype=torch.float64))
+    for i in range(5):
+        ok = _complete(x[:, i], y[:, 0])
+        res = stats.pearsonr(x[ok, i], y[ok, 0])
+        assert r0[i, 0].item() == pytest.approx(res.statistic, abs=1e-12)
+        assert partial_pvalue(r0, n0, 0)[i, 0].item() == pytest.approx(res.pvalue, rel=1e-10)
+    r, n = partial_correlation(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(z))
+    p = partial_pvalue(r, n, 3).numpy()
+    df = n.numpy() - 2 - 3
+    t = r.numpy() * np.sqrt(df / (1 - r.numpy() ** 2))
+    np.testing.assert_allclose(p, 2 * stats.t.sf(np.abs(t), df), rtol=1e-10)
+
+
+def test_constant_residual_and_singular_design_are_nan():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(20, 1))
+    x = np.column_stack([3.0 * z[:, 0] + 1.0, rng.normal(size=20)])  # x exactly in [1, z]
+    y = rng.normal(size=(20, 1))
+    r, _ = partial_correlation(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(z))
+    assert np.isnan(r[0, 0].item()) and np.isfinite(r[1, 0].item())
+    x2 = rng.normal(size=(20, 1))
+    x2[np.arange(20) % 2 == 0] = np.nan  # on x2's samples the covariate is constant
+    z2 = np.where(np.arange(20) % 2 == 0, rng.normal(size=20), 1.0)[:, None]
+    r2, _ = partial_correlation(torch.from_numpy(x2), torch.from_numpy(y), torch.from_numpy(z2))
+    assert np.isnan(r2[0, 0].item())
+
+
+@given(st.integers(0, 10_000), st.integers(2, 5), st.sampled_from([0.0, 0.15]))
+@SETTINGS
+def test_group_f_test_equals_f_oneway(seed, n_levels, nan):
+    rng = np.random.default_rng(seed)
+    n, k = 40, 3
+    levels = rng.integers(0, n_levels, n)
+    y = rng.normal(size=(n, k)) + 0.4 * levels[:, None]
+    y[rng.random(y.shape) < nan] = np.nan
+    levels[rng.random(n) < nan] = -1
+    f, df1, df2, count = group_f_test(torch.from_numpy(y), torch.from_numpy(levels), n_levels)
+    p = f_pvalue(f, df1, df2)
+    for j in range(k):
+        ok = np.isfinite(y[:, j]) & (levels >= 0)
+        groups = [y[ok & (levels == g), j] for g in range(n_levels)]
+        groups = [g for g in groups if len(g)]
+        assert count[j].item() == ok.sum()
+        if len(groups) < 2:
+            assert np.isnan(f[j].item())
+            continue
+        res = stats.f_oneway(*groups)
+        assert f[j].item() == pytest.approx(res.statistic, rel=1e-10)
+        assert p[j].item() == pytest.approx(res.pvalue, rel=1e-10)
+
+
+def test_group_f_test_with_covariates_is_the_nested_ols_f():
+    rng = np.random.default_rng(5)
+    n, k, n_levels = 50, 2, 3
+    levels = rng.integers(0, n_levels, n)
+    z = rng.normal(size=(n, 2))
+    y = rng.normal(size=(n, k)) + z[:, :1] + 0.5 * levels[:, None]
+    z[4, 1] = np.nan
+    y[7, 0] = np.nan
+    f, df1, df2, _ = group_f_test(torch.from_numpy(y), torch.from_numpy(levels), n_levels,
+                                  torch.from_numpy(z))
+    for j in range(k):
+        ok = np.isfinite(y[:, j]) & np.isfinite(z).all(axis=1)
+        reduced = np.column_stack([np.ones(ok.sum()), z[ok]])
+        full = np.column_stack([reduced, np.eye(n_levels)[levels[ok]][:, 1:]])
+
+        def rss(design, j=j, ok=ok):
+            return np.sum((y[ok, j] - design @ np.linalg.lstsq(design, y[ok, j],
+                                                                rcond=None)[0]) ** 2)
+
+        d1, d2 = n_levels - 1, ok.sum() - 2 - n_levels
+        expected = ((rss(reduced) - rss(full)) / d1) / (rss(full) / d2)
+        assert (df1[j].item(), df2[j].item()) == (d1, d2)
+        assert f[j].item() == pytest.approx(expected, rel=1e-10)
+        assert f_pvalue(f, df1, df2)[j].item() == pytest.approx(stats.f.sf(expected, d1, d2),
+                                                                  rel=1e-9)
+
+
+def test_f_pvalue_matches_scipy_including_tails():
+    f = torch.tensor([0.0, 0.5, 3.0, 50.0, 1e4, float("inf"), float("nan")],
+                     dtype=torch.float64)
+    df1 = torch.full_like(f, 3.0)
+    df2 = torch.full_like(f, 17.0)
+    p = f_pvalue(f, df1, df2).numpy()
+    np.testing.assert_allclose(p[:6], stats.f.sf(f.numpy()[:6], 3, 17), rtol=1e-10)
+    assert np.isnan(p[6])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_partial_f_and_switch_null_equal_the_cpu():
+    """The same ops on CUDA in float64 give the CPU's numbers (p-values to rounding)."""
+    from isograph_gpu.ops.permutation import sample_permutations, switch_null_exceedances
+    from isograph_gpu.ops.segments import switch_strength
+
+    x, y, z = _data(3, 80, 40, 3, 2, 0.1, 0.05)
+    cpu = [torch.from_numpy(a) for a in (x, y, z)]
+    gpu = [t.cuda() for t in cpu]
+    r_cpu, n_cpu = partial_correlation(*cpu)
+    r_gpu, n_gpu = partial_correlation(*gpu)
+    torch.testing.assert_close(r_gpu.cpu(), r_cpu, rtol=0, atol=1e-12, equal_nan=True)
+    assert torch.equal(n_gpu.cpu(), n_cpu)
+    levels = torch.arange(80) % 3
+    f_cpu = group_f_test(cpu[1], levels, 3, cpu[2])
+    f_gpu = group_f_test(gpu[1], levels.cuda(), 3, gpu[2])
+    torch.testing.assert_close(f_gpu[0].cpu(), f_cpu[0], rtol=1e-10, atol=0)
+    segment = torch.arange(40) // 4
+    observed = switch_strength(r_cpu, segment, 10)
+    perms = sample_permutations(80, 30, 1)
+    counts_cpu = switch_null_exceedances(cpu[0], cpu[1], segment, 10, observed, perms,
+                                         min_pairs=3, block=8, covariates=cpu[2])
+    counts_gpu = switch_null_exceedances(gpu[0], gpu[1], segment.cuda(), 10, observed.cuda(),
+                                         perms, min_pairs=3, block=8, covariates=gpu[2])
+    assert (counts_gpu.cpu() - counts_cpu).abs().max() <= 1  # a near-tie may round apart
