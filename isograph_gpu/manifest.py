@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import REFERENCE_VERSION, __version__
-from .config import ExplainConfig
+from .config import PLOT_FORMATS, ExplainConfig
+from .errors import InputError
 from .progress import Progress, device_name
 
 if TYPE_CHECKING:
@@ -24,6 +25,38 @@ if TYPE_CHECKING:
 MANIFEST = "module_explanation_manifest.json"
 CORE_TABLES = ("gene_driver_table.parquet", "transcript_polarity_table.parquet",
                "high_vs_low_table.parquet")
+#: samples x modules eigengenes: a ``sample_id`` column, then one float64 column per module
+EIGENGENES = "eigengenes.parquet"
+#: the eigengenes.parquet column of the sample ids
+SAMPLE_ID_COLUMN = "sample_id"
+#: figures drawn at the top of the output dir, one file ``<name>.<format>`` per format
+TOP_FIGURES = ("eigengene_heatmap",)
+#: the other files at the top of the output dir (report.html and module_trait_table.parquet
+#: are the HTML report's), beside one folder per module
+ROOT_FILES = (MANIFEST, EIGENGENES, "report.html", "module_trait_table.parquet")
+
+
+def root_file_names() -> frozenset[str]:
+    """Every name the run writes at the top of its output dir besides the module folders,
+    case-folded (one file on a case-insensitive file system)."""
+    figures = {f"{stem}.{fmt}" for stem in TOP_FIGURES for fmt in PLOT_FORMATS}
+    return frozenset(name.casefold() for name in (*ROOT_FILES, *figures))
+
+
+def check_module_folder_names(module_ids: list[str]) -> None:
+    """An :class:`InputError` naming the first module id that would collide with the run's
+    own output: one of :func:`root_file_names` (in any case), or ``sample_id``, the sample
+    id column of eigengenes.parquet. Call it before computing."""
+    reserved = root_file_names()
+    for module_id in map(str, module_ids):
+        if module_id.casefold() in reserved:
+            raise InputError(
+                f"module_id {module_id!r} is the name of a file the run writes at the top of "
+                f"the output dir (reserved: {', '.join(sorted(reserved))}); rename the module")
+        if module_id == SAMPLE_ID_COLUMN:
+            raise InputError(
+                f"module_id {module_id!r} is the sample id column of {EIGENGENES}; "
+                "rename the module")
 
 
 def package_versions() -> dict[str, str]:

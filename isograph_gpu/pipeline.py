@@ -22,7 +22,13 @@ from .io.inputs import load_explain_inputs
 from .io.memory import table_fits_in_memory
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
-from .manifest import CORE_TABLES, MANIFEST, build_manifest
+from .manifest import (
+    CORE_TABLES,
+    EIGENGENES,
+    MANIFEST,
+    build_manifest,
+    check_module_folder_names,
+)
 from .progress import Progress, describe_device
 from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
@@ -128,6 +134,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         )
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
+        check_module_folder_names(list(inputs.module_ids))
     progress.message(
         f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
         f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
@@ -168,8 +175,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     if staged is not None:
         with progress.stage("write outputs"):
             staged.submit_parquet(
-                eigengene_table(inputs.sample_ids, inputs.module_ids, scores),
-                "eigengenes.parquet")
+                eigengene_table(inputs.sample_ids, inputs.module_ids, scores), EIGENGENES)
             staged.wait_writes()
         _finish(staged, results, inputs, config, device, dtype, progress,
                 annotation is not None)
