@@ -20,6 +20,7 @@ IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")
 PLOT_FORMATS = ("png", "pdf", "svg")
 FEATURE_LAYOUTS = ("auto", "samples-by-features", "features-by-samples")
+EIGENGENE_SIGNS = ("reference", "canonical")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ class ExplainConfig:
     feature_layout: str = "auto"
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
+    #: The eigengene's sign and row order: "reference" (isograph 0.1.5: rows in
+    #: feature_scores order, the sign anchored to each module's first row, so reordering
+    #: feature_scores can flip it) or "canonical" (rows in feature_id order, the sign that
+    #: makes the eigengene correlate non-negatively with the module's mean row: the same
+    #: for any row order). See the README.
+    eigengene_sign: str = "reference"
     #: Progress lines on stderr.
     progress: bool = False
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
@@ -103,6 +110,7 @@ class ExplainConfig:
         _choice("fdr_method", self.fdr_method, FDR_METHODS)
         _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
         _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)
+        _choice("eigengene_sign", self.eigengene_sign, EIGENGENE_SIGNS)
         _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
         if self.scheduler is not None:
             _scheduler(self.scheduler)

@@ -144,7 +144,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
     with progress.stage("eigengenes"):
-        scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K]
+        scores = eigengenes(inputs, channel_family, device, dtype,
+                            config.eigengene_sign)  # [n, K]
     if annotation is not None:
         from .structure.annotation_merge import fill_annotation_gene_ids
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from ..config import FEATURE_LAYOUTS, IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
+from ..config import (
+    EIGENGENE_SIGNS,
+    FEATURE_LAYOUTS,
+    IG_BASELINES,
+    PLOT_FORMATS,
+    VAE_JACOBIANS,
+    ExplainConfig,
+)
 from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -68,6 +75,12 @@ class _ExplainCommand(click.Command):
               default=None, metavar="Q",
               help="Also compare the top Q percent of samples with the bottom Q percent "
                    "(0 < Q <= 50): high_vs_low_tails_table.parquet.")
+@click.option("--eigengene-sign", type=click.Choice(list(EIGENGENE_SIGNS)), default="reference",
+              show_default=True,
+              help="reference: isograph 0.1.5's eigengene (sign anchored to each module's "
+                   "first feature_scores row, so reordering the rows can flip it); "
+                   "canonical: rows in feature_id order, sign agreeing with the module's "
+                   "mean row (the same for any row order).")
 @click.option("--plot", is_flag=True, help="Write figures.")
 @click.option("--output-format", multiple=True, type=click.Choice(list(PLOT_FORMATS)),
               help="Figure format(s) (repeatable); default png.")
@@ -144,6 +157,7 @@ def explain_module(**opts: object) -> None:
             ig_n_steps=opts["ig_n_steps"],  # type: ignore[arg-type]
             ig_baseline=opts["ig_baseline"],  # type: ignore[arg-type]
             contrast_tails=opts["contrast_tails"],  # type: ignore[arg-type]
+            eigengene_sign=opts["eigengene_sign"],  # type: ignore[arg-type]
             device=opts["device"],  # type: ignore[arg-type]
             precision=opts["precision"],  # type: ignore[arg-type]
             memory_budget_bytes=int(opts["memory_budget"]),  # MEMORY_SIZE parsed it
