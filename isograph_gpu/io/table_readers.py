@@ -157,7 +157,7 @@ def _delimited_reader(sep: str) -> TableReader:
         frame = pd.read_csv(path, sep=sep, compression="infer", dtype=text, usecols=usecols,
                             keep_default_na=False, na_values=[""], **EXACT_CSV_FLOATS)
         for name in frame.columns:
-            if name not in text and frame[name].dtype == object:
+            if name not in text and frame[name].dtype.kind == "O":  # object or str (pandas 3)
                 frame[name] = _numbers_with_na_tokens(frame[name])
         if usecols is not None:
             frame = frame[usecols]
