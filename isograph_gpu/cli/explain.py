@@ -103,7 +103,8 @@ class _ExplainCommand(click.Command):
                    "exact forward-mode differentiation.")
 @click.option("--integrated-gradients", is_flag=True, help="Captum Integrated Gradients.")
 @click.option("--ig-n-steps", type=click.IntRange(1, None), default=50, show_default=True,
-              help="Integration steps of Integrated Gradients (at least 1).")
+              help="Integration steps of Integrated Gradients (at least 1; its quadrature "
+                   "nodes, 16 x steps^2 bytes, must fit --memory-budget: up to 11585 at 2G).")
 @click.option("--ig-baseline", type=click.Choice(list(IG_BASELINES)), default="zero",
               show_default=True,
               help="zero; mean = per-sample mean across features; feature-mean = the "
