@@ -20,18 +20,19 @@ from .io.explain_inputs import ExplainInputs
 from .io.feature_tables import LOAD_BLOCK_BYTES
 from .io.inputs import load_explain_inputs
 from .io.memory import table_fits_in_memory
-from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
-from .io.table_readers import TableSource
-from .manifest import (
-    CORE_TABLES,
-    EIGENGENES,
-    MANIFEST,
-    build_manifest,
+from .io.output import (
+    StagedOutput,
+    WrittenTable,
     check_module_folder_names,
+    check_path_components,
+    staged_output,
 )
+from .io.table_readers import TableSource
+from .manifest import CORE_TABLES, EIGENGENES, MANIFEST
 from .progress import Progress, describe_device
 from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
+from .run_manifest import build_manifest
 from .statistics import (
     RowLayout,
     compute_statistics,

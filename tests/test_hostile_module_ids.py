@@ -12,7 +12,8 @@ import pytest
 from _helpers.explain import invoke_explain
 
 from isograph_gpu.errors import InputError
-from isograph_gpu.manifest import EIGENGENES, MANIFEST, check_module_folder_names
+from isograph_gpu.io.output import check_module_folder_names
+from isograph_gpu.manifest import EIGENGENES, MANIFEST
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from .common import DEBUG, PROCESS_ENTRY, run_command  # noqa: F401  (run_command: for subcommand modules)
 
 #: options that take several values after one flag, as isograph's argparse nargs="*"/"+"

@@ -21,13 +21,12 @@ from ..errors import InputError
 from .feature_tables import (
     _PARQUET_ERRORS,
     ParquetFeatureBlocks,
-    _duplicates,
     _pandas_index_columns,
     _read_error,
     _scan_parquet,
     non_numeric_column,
 )
-from .table_readers import check_unique_names
+from .table_readers import check_unique_names, duplicate_values
 
 WHAT = "feature_scores.parquet"
 #: feature_scores columns that describe a row; every other column is a sample
@@ -79,7 +78,7 @@ class FeatureScores:
                             np.asarray([g + "::switch" for g in self.gene_ids], dtype=object))
         self.feature_types = (_text(ids, "feature_type") if "feature_type" in names else
                               np.full(len(self.gene_ids), "switch", dtype=object))
-        dupes = _duplicates(self.feature_ids)
+        dupes = duplicate_values(self.feature_ids)
         if dupes:
             derived = "" if "feature_id" in names else (
                 " (it has no feature_id column: each row's is its gene_id + '::switch')")

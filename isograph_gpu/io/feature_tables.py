@@ -2,8 +2,11 @@
 picks the reader for a source.
 
 Every reader gives ``sample_ids``, ``columns`` (feature ids), ``matrix(columns, rows)`` (a
-Fortran-ordered float64 samples x features matrix, or a block reader for a streamed table)
-and ``feature_meta()`` (feature metadata the table carries itself, or ``None``):
+Fortran-ordered float64 samples x features matrix, or for a streamed table a
+:class:`~isograph_gpu.io.feature_blocks.FeatureBlocks` reader that reads it in column
+blocks; the engine reads a loaded matrix as
+:class:`~isograph_gpu.io.feature_blocks.MatrixBlocks`) and ``feature_meta()`` (feature
+metadata the table carries itself, or ``None``):
 
 * :class:`SamplesByFeaturesTable`: one row per sample (the reference's layout), parquet,
   CSV/TSV(.gz) or a DataFrame; a parquet that does not fit in memory is streamed;
@@ -28,13 +31,16 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
-from .memory import stream_read_columns, table_fits_in_memory
+from .feature_blocks import FeatureBlocks
+from .memory import LOAD_BLOCK_BYTES, stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
     TableSource,
     check_unique_names,
     describe_source,
+    duplicate_values,
     existing_file,
+    own_feature_meta,
     read_polars,
     table_format,
 )
@@ -54,20 +60,10 @@ class FeatureTable(Protocol):
     sample_ids: np.ndarray
     columns: list[str]
 
-    def matrix(self, columns: Sequence[str], rows: np.ndarray) -> Any: ...
+    def matrix(self, columns: Sequence[str], rows: np.ndarray
+               ) -> np.ndarray | FeatureBlocks: ...
 
     def feature_meta(self) -> pd.DataFrame | None: ...
-
-
-def _duplicates(values: pd.Index | pd.Series | Sequence[Any], distinct: bool = False
-                ) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order; each
-    value once with ``distinct``)."""
-    s = pd.Series(np.asarray(values, dtype=object))
-    repeats = s[s.duplicated()]
-    if distinct:
-        repeats = repeats.drop_duplicates()
-    return [str(v) for v in repeats.tolist()[:5]]
 
 
 def non_numeric_column(schema: Mapping[str, pl.DataType],
@@ -125,64 +121,17 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
-#: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
-LOAD_BLOCK_BYTES = 256 * 1024**2
 #: Threads that read column groups of a parquet table loaded whole at once.
 LOAD_READERS = 2
-
-
-class FeatureBlocks:
-    """A float64 samples x features matrix read in blocks of columns on demand (a
-    streamed table). Behaves as the in-memory matrix where the engine needs it: ``shape``,
-    ``x[:, a:b]`` (a Fortran-ordered float64 block, rows in sample order), ``take(positions)``
-    (any columns, one read) and ``np.asarray(x)`` (all of it). A reader implements
-    ``shape``, :meth:`_read_positions` and :meth:`to_matrix`."""
-
-    ndim = 2
-    dtype = np.dtype(np.float64)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        raise NotImplementedError
-
-    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
-        """Columns ``positions`` as float64 [n, len(positions)], Fortran order."""
-        raise NotImplementedError
-
-    def to_matrix(self) -> np.ndarray:
-        """The whole matrix, float64, Fortran order."""
-        raise NotImplementedError
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError(f"{type(self).__name__} supports x[:, a:b] only")
-        a, b, _ = cols.indices(self.shape[1])
-        return self._read_positions(np.arange(a, b, dtype=np.int64))
-
-    def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Columns ``positions`` (in that order, repeats included) as one float64 [n,
-        len(positions)] Fortran block: each distinct column read once, in one read call
-        (scattered columns of a parquet cost one fixed cost, not one per run of adjacent
-        columns), then gathered into the order asked for."""
-        positions = np.asarray(positions, dtype=np.int64).ravel()
-        distinct, inverse = np.unique(positions, return_inverse=True)
-        block = self._read_positions(distinct)
-        if np.array_equal(distinct, positions):
-            return block
-        return np.asfortranarray(np.take(block, inverse, axis=1))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.to_matrix()
-        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 class ParquetFeatureBlocks(FeatureBlocks):
     """The float64 samples x features matrix of a parquet feature table, read one block of
     columns at a time (host memory bounded by the block, not the table); see
     :class:`FeatureBlocks`. Blocks are read through one polars scan of the file: polars
-    keeps the parsed footer after the first read; each read then has a fixed cost (~0.3 s
-    at 250,000 columns) and decodes the block's columns on about one core.
+    keeps the parsed footer after the first read; each read then has a fixed cost (large
+    for a wide file: docs/input_formats.md) and decodes the block's columns on about one
+    core.
     """
 
     def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
@@ -306,7 +255,7 @@ class SamplesByFeaturesTable:
             frame = opened if isinstance(opened, pl.DataFrame) else read_polars(source, what)
             self._use_frame(frame, source)
         check_unique_names(self.columns, what, self.where)
-        dupes = _duplicates(pd.Index(self.sample_ids))
+        dupes = duplicate_values(pd.Index(self.sample_ids))
         if dupes:
             raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
 
@@ -352,7 +301,7 @@ class SamplesByFeaturesTable:
         if scan is None:
             scan, schema = _scan_parquet(path, self.what), None
         try:
-            # resolving the schema of a 250,000-column scan costs ~0.4 s each time
+            # resolving the schema of a wide scan is costly each time: once per run
             self._schema = schema if schema is not None else scan.collect_schema()
             names = self._schema.names()
             id_column = self._id_column(names, path)
@@ -412,23 +361,12 @@ class SamplesByFeaturesTable:
 
 def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
     """Index columns a pandas-written parquet stores (empty for other files), from the
-    footer's key-value metadata (polars parses a 250,000-column footer 4x faster than
-    pyarrow, in less memory)."""
+    footer's key-value metadata (polars parses a wide footer faster than pyarrow, in
+    less memory)."""
     if table_format(Path(source)) != "parquet":
         return []
     meta = json.loads(pl.read_parquet_metadata(source).get("pandas") or "{}")
     return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-
-
-
-
-def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
-    """Feature metadata a table carries itself, as text, without the rows that lack
-    gene_id or feature_type (unannotated features)."""
-    meta = meta.dropna(subset=["gene_id", "feature_type"]).reset_index(drop=True)
-    for col in meta.columns:
-        meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
-    return meta
 
 
 def _scan_parquet(path: Path, what: str) -> pl.LazyFrame:
@@ -450,7 +388,7 @@ class FeaturesBySamplesTable:
         if ids.null_count():
             raise InputError(f"{what} {where} has {ids.null_count()} null feature_id value(s)")
         self.columns = [str(v) for v in ids.to_list()]
-        dupes = _duplicates(pd.Index(self.columns))
+        dupes = duplicate_values(pd.Index(self.columns))
         if dupes:
             raise InputError(f"{what} {where} has duplicate feature_id values: {dupes}")
         self._meta_columns = [c for c in frame.columns if c in ID_COLUMNS]

@@ -19,10 +19,11 @@ import pandas as pd
 from ..errors import InputError, MissingInputError
 from .explain_inputs import ExplainInputs
 from .feature_scores import FeatureScores
-from .feature_tables import FeatureLayout, FeatureTable, _duplicates, open_feature_table
+from .feature_tables import FeatureLayout, FeatureTable, open_feature_table
 from .table_readers import (
     TableSource,
     describe_source,
+    duplicate_values,
     read_arrow,
     read_table,
 )
@@ -116,7 +117,7 @@ def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
     if for_plots and "gene_name" not in meta.columns:
         warnings.warn(f"feature_meta ({where}) has no gene_name column: figures label genes "
                       "by gene_id", UserWarning, stacklevel=3)
-    dupes = _duplicates(meta["feature_id"])
+    dupes = duplicate_values(meta["feature_id"])
     if dupes:
         raise InputError(f"feature_meta has duplicate feature_id values: {dupes} (in {where})")
     meta = meta.copy()
@@ -133,7 +134,7 @@ def _module_score_matrix(
         mst = mst.set_index("sample_id")
     mst.index = mst.index.astype(str)
     mst.columns = [str(c) for c in mst.columns]
-    dupes = _duplicates(mst.index)
+    dupes = duplicate_values(mst.index)
     if dupes:
         raise InputError(f"module_score_table has duplicate sample IDs: {dupes}")
     missing = [m for m in module_ids if m not in mst.columns]

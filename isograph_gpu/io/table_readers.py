@@ -103,6 +103,26 @@ def check_unique_names(names: list[str], what: str, where: object) -> None:
         seen.add(name)
 
 
+def duplicate_values(values: pd.Index | pd.Series | Sequence[object], distinct: bool = False
+                     ) -> list[str]:
+    """The first five values that occur more than once (their repeats, in order; each
+    value once with ``distinct``)."""
+    s = pd.Series(np.asarray(values, dtype=object))
+    repeats = s[s.duplicated()]
+    if distinct:
+        repeats = repeats.drop_duplicates()
+    return [str(v) for v in repeats.tolist()[:5]]
+
+
+def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Feature metadata a table carries itself, as text, without the rows that lack
+    gene_id or feature_type (unannotated features)."""
+    meta = meta.dropna(subset=["gene_id", "feature_type"]).reset_index(drop=True)
+    for col in meta.columns:
+        meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
+    return meta
+
+
 def _check_columns(names: Sequence[str], options: ReadOptions, what: str, path: Path) -> None:
     missing = [c for c in options.columns or () if c not in set(names)]
     if missing:

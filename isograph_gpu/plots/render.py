@@ -19,8 +19,12 @@ from matplotlib.figure import Figure
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError
-from ..io.output import atomic_write_bytes, check_path_components, json_bytes
-from ..manifest import check_module_folder_names
+from ..io.output import (
+    atomic_write_bytes,
+    check_module_folder_names,
+    check_path_components,
+    json_bytes,
+)
 from ..progress import Progress
 from ..result import ExplainResult
 from ._data import feature_type_map, gene_name_map, usage_frame
