@@ -23,6 +23,7 @@ IG_BASELINES = ("zero", "mean", "feature-mean")
 VAE_JACOBIANS = ("finite-difference", "exact")
 PLOT_FORMATS = ("png", "pdf", "svg")
 FEATURE_LAYOUTS = ("auto", "samples-by-features", "features-by-samples")
+EIGENGENE_SIGNS = ("reference", "canonical")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ class ExplainConfig:
     feature_layout: str = "auto"
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
+    #: The eigengene's sign and row order: "reference" (isograph 0.1.5: rows in
+    #: feature_scores order, the sign anchored to each module's first row, so reordering
+    #: feature_scores can flip it) or "canonical" (rows in feature_id order, the sign that
+    #: makes the eigengene correlate non-negatively with the module's mean row: the same
+    #: for any row order). See the README.
+    eigengene_sign: str = "reference"
     #: Progress lines on stderr.
     progress: bool = False
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
@@ -119,6 +126,8 @@ class ExplainConfig:
                 low_open=True)
         _integer("ig_n_steps", self.ig_n_steps, 1)
         _integer("memory_budget_bytes", self.memory_budget_bytes, 1)
+        if self.integrated_gradients:
+            check_ig_n_steps(int(self.ig_n_steps), int(self.memory_budget_bytes))
         if self.chunk_features is not None:
             _integer("chunk_features", self.chunk_features, 1)
         _integer("switch_permutations", self.switch_permutations, 0)
@@ -141,6 +150,7 @@ class ExplainConfig:
         _choice("fdr_method", self.fdr_method, FDR_METHODS)
         _choice("ig_baseline", self.ig_baseline, IG_BASELINES)
         _choice("vae_jacobian", self.vae_jacobian, VAE_JACOBIANS)
+        _choice("eigengene_sign", self.eigengene_sign, EIGENGENE_SIGNS)
         _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
         if self.scheduler is not None:
             _scheduler(self.scheduler)
@@ -172,6 +182,36 @@ class ExplainConfig:
     def replace(self, **changes: Any) -> ExplainConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def ig_quadrature_bytes(n_steps: int) -> int:
+    """Bytes Integrated Gradients needs for its ``n_steps`` Gauss-Legendre nodes: Captum
+    takes them from numpy's ``leggauss``, the eigenvalues of an ``n_steps x n_steps``
+    float64 companion matrix, built and copied once (time grows as ``n_steps**3``)."""
+    return 2 * 8 * n_steps * n_steps
+
+
+def check_ig_n_steps(n_steps: int, memory_budget_bytes: int) -> None:
+    """An :class:`InputError` naming ``--ig-n-steps`` and ``--memory-budget`` when the
+    quadrature of ``n_steps`` nodes would need more than the memory budget; checked
+    before any work (the budget bounds every working allocation of a run)."""
+    needed = ig_quadrature_bytes(n_steps)
+    if needed > memory_budget_bytes:
+        raise InputError(
+            f"{_label('ig_n_steps')} = {n_steps} needs {_size(needed)} for its quadrature "
+            f"nodes (2 x 8 x n_steps**2 bytes), more than {_label('memory_budget_bytes')} = "
+            f"{_size(memory_budget_bytes)}: lower the steps (Captum's default is 50) or "
+            f"raise the budget")
+
+
+def _size(n_bytes: int) -> str:
+    """A byte count in binary units, e.g. '5.96 GiB'."""
+    value, unit = float(n_bytes), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            break
+        value /= 1024
+    return f"{value:.3g} {unit}" if unit != "B" else f"{n_bytes} B"
 
 
 #: the explain-module flag of each range-checked field (where the names differ)

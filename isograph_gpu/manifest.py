@@ -9,3 +9,13 @@ from __future__ import annotations
 MANIFEST = "module_explanation_manifest.json"
 CORE_TABLES = ("gene_driver_table.parquet", "transcript_polarity_table.parquet",
                "high_vs_low_table.parquet")
+#: samples x modules eigengenes: a ``sample_id`` column, then one float64 column per module
+EIGENGENES = "eigengenes.parquet"
+#: the eigengenes.parquet column of the sample ids
+SAMPLE_ID_COLUMN = "sample_id"
+#: figures drawn at the top of the output dir, one file ``<name>.<format>`` per format
+TOP_FIGURES = ("eigengene_heatmap",)
+#: the other files at the top of the output dir (report.html and module_trait_table.parquet
+#: are the HTML report's), beside one folder per module; a module id may not be one of
+#: them (:func:`isograph_gpu.io.output.check_module_folder_names`)
+ROOT_FILES = (MANIFEST, EIGENGENES, "report.html", "module_trait_table.parquet")

@@ -31,9 +31,15 @@ from .io.explain_inputs import ExplainInputs
 from .io.feature_cache import check_cache_path
 from .io.feature_tables import check_streamable
 from .io.inputs import load_explain_inputs
-from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
+from .io.output import (
+    StagedOutput,
+    WrittenTable,
+    check_module_folder_names,
+    check_path_components,
+    staged_output,
+)
 from .io.table_readers import TableSource
-from .manifest import CORE_TABLES, MANIFEST
+from .manifest import CORE_TABLES, EIGENGENES, MANIFEST
 from .progress import Progress, describe_device
 from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
@@ -147,6 +153,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     sample_tables = load_sample_tables(config, inputs.sample_ids)  # checked before any work
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
+        check_module_folder_names(list(inputs.module_ids))
     progress.message(
         f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
         f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
@@ -167,7 +174,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
     with progress.stage("eigengenes"):
-        scores = eigengenes(inputs, channel_family, device, dtype)  # [n, K] on the device
+        scores = eigengenes(inputs, channel_family, device, dtype,
+                            config.eigengene_sign)  # [n, K] on the device
     if annotation is not None:
         from .structure.annotation_merge import fill_annotation_gene_ids
 
@@ -204,7 +212,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         with progress.stage("write outputs"):
             staged.submit_parquet(
                 eigengene_table(inputs.sample_ids, inputs.module_ids, eigengenes_host),
-                "eigengenes.parquet")
+                EIGENGENES)
             traits = trait_table(sample_tables, list(inputs.module_ids), eigengenes_host, config,
                                  device)
             if traits is not None:

@@ -85,17 +85,22 @@ class ExplainStatistics:
 
 
 def eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.device,
-               dtype: torch.dtype) -> torch.Tensor:
+               dtype: torch.dtype, sign: str = "reference") -> torch.Tensor:
     """[n, K] float64 module scores on ``device`` (they stay there: the splits and every
     statistic are computed from them in place); ``membership`` [R, K]: feature_scores row
     in module k.
 
-    Module row lists are padded with -1 to the largest module (ops.eigengene ignores
-    those rows)."""
+    ``sign`` (``ExplainConfig.eigengene_sign``): "reference" takes each module's rows in
+    feature_scores order (the first anchors the sign); "canonical" in ascending
+    feature_id order, oriented to the module's mean row, which makes the eigengene
+    independent of the row order of feature_scores. Module row lists are padded with -1
+    to the largest module (ops.eigengene ignores those rows)."""
     if inputs.module_scores is not None:
         return torch.from_numpy(np.ascontiguousarray(inputs.module_scores, dtype=np.float64)
                                 ).to(device)
-    per_module = [np.flatnonzero(membership[:, k]) for k in range(membership.shape[1])]
+    order = (np.arange(membership.shape[0]) if sign == "reference" else
+             np.argsort(np.asarray(inputs.score_feature_ids, dtype=str), kind="stable"))
+    per_module = [order[membership[order, k]] for k in range(membership.shape[1])]
     width = max((len(r) for r in per_module), default=0)
     rows = np.full((len(per_module), max(width, 1)), -1, dtype=np.int64)
     for k, r in enumerate(per_module):
@@ -103,7 +108,8 @@ def eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.devi
     scores = torch.from_numpy(inputs.scores).to(device=device, dtype=dtype)  # no host copy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        eig = module_eigengenes(scores, torch.from_numpy(rows).to(device))
+        eig = module_eigengenes(scores, torch.from_numpy(rows).to(device),
+                                orient_to_mean=sign == "canonical")
     return eig.to(torch.float64)
 
 

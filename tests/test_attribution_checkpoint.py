@@ -151,7 +151,7 @@ def test_width_mismatch_without_feature_ids_is_a_clear_error(tmp_path):
 def test_weights_not_matching_declared_sizes(tmp_path):
     path = save_random_checkpoint(tmp_path / "vae_checkpoint.pt", 12, hidden=8)
     payload = torch.load(path, weights_only=True)
-    payload["hidden_dim"] = 16
+    payload["hidden_dim"] = 10  # within the weights' dimensions, not their shapes
     torch.save(payload, path)
     with pytest.raises(InputError, match=r"encoder weights do not match"):
         load_checkpoint(path)

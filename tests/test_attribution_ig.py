@@ -90,7 +90,7 @@ def test_small_memory_budget_batches_without_changing_results(monkeypatch):
         return original(self, inputs, *args, **kwargs)
 
     monkeypatch.setattr(IntegratedGradients, "attribute", spy)
-    small = encoder_integrated_gradients(enc, x, [1], n_steps=30, memory_budget_bytes=6_000)
+    small = encoder_integrated_gradients(enc, x, [1], n_steps=30, memory_budget_bytes=16_000)
     assert len(calls) > 1  # samples were split into chunks
     assert max(rows for rows, _ in calls) < N and max(b for _, b in calls) < 30 * N
     torch.testing.assert_close(small[1].ig_mean, full[1].ig_mean, rtol=1e-10, atol=1e-13)
@@ -110,7 +110,7 @@ def test_each_captum_batch_reports_progress(monkeypatch):
 
     monkeypatch.setattr(IntegratedGradients, "attribute", spy)
     reported: list[tuple[int, int]] = []
-    encoder_integrated_gradients(enc, x, [1, 2], n_steps=30, memory_budget_bytes=6_000,
+    encoder_integrated_gradients(enc, x, [1, 2], n_steps=30, memory_budget_bytes=16_000,
                                  on_batch=lambda done, total: reported.append((done, total)))
     assert len(batches) > 1
     assert reported == [(k, len(batches)) for k in range(1, len(batches) + 1)]

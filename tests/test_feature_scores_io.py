@@ -50,6 +50,7 @@ def test_matrix_and_ids_equal_pandas(tmp_path, monkeypatch, block_bytes):
 
 def test_legacy_layout_and_pandas_index(tmp_path):
     frame = _frame(np.random.default_rng(1)).drop(columns=["feature_id", "feature_type"])
+    frame = frame.drop_duplicates("gene_id")  # one switch row per gene, as legacy files have
     frame.index = pd.Index([f"r{i}" for i in range(len(frame))], name="row")
     path = tmp_path / "feature_scores.parquet"
     frame.to_parquet(path)  # the index is stored as a column: not a sample
@@ -69,4 +70,13 @@ def test_errors_name_the_file_and_column(tmp_path):
     frame.drop(columns=["gene_id"]).to_parquet(path, index=False)
     with pytest.raises(InputError, match=r"feature_scores.parquet .* missing required "
                                          r"columns: \['gene_id'\]"):
+        FeatureScores(path)
+
+
+def test_legacy_layout_with_a_gene_twice_is_refused(tmp_path):
+    """Issue 21.12: the derived feature ids repeat (gene_id + '::switch')."""
+    frame = _frame(np.random.default_rng(1)).drop(columns=["feature_id", "feature_type"])
+    path = tmp_path / "feature_scores.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.raises(InputError, match=r"duplicate feature_id values: \['000000::switch'"):
         FeatureScores(path)

@@ -449,8 +449,10 @@ def test_splits_fdr_and_segments_on_every_device_dtype_and_chunking(case):
     assert_matches(got, want, case)
 
 
+@pytest.mark.parametrize("orient_to_mean", [False, True])
 @pytest.mark.parametrize("case", op_cases(chunks=(None,)))
-def test_eigengenes_on_every_device_and_dtype(case):
+def test_eigengenes_on_every_device_and_dtype(case, orient_to_mean):
+    """Both sign rules (orient_to_mean: the canonical eigengene_sign)."""
     rng = np.random.default_rng(24)
     latent = rng.normal(size=(3, 30))
     scores = rng.normal(size=(30, 9)) * 0.5
@@ -462,9 +464,10 @@ def test_eigengenes_on_every_device_and_dtype(case):
     idx = np.full((3, 4), -1)
     for j, rows in enumerate(modules):
         idx[j, : len(rows)] = rows
-    got = run_op(lambda s, rows: {"eigengene": module_eigengenes(s, rows)}, scores,
-                 torch.from_numpy(idx), case=case)
-    want = np.stack([oracles.eigengene(scores[:, rows].T) for rows in modules], axis=1)
+    got = run_op(lambda s, rows: {"eigengene": module_eigengenes(s, rows, orient_to_mean)},
+                 scores, torch.from_numpy(idx), case=case)
+    oracle = oracles.canonical_eigengene if orient_to_mean else oracles.eigengene
+    want = np.stack([oracle(scores[:, rows].T) for rows in modules], axis=1)
     assert_matches(got, {"eigengene": want}, case)
 
 

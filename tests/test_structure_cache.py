@@ -274,3 +274,114 @@ def test_gtf_stages_are_reported_in_order(gtf_copy: Path, tmp_path: Path, monkey
     assert stages[0] == ["hash GTF", "parse GTF", "write GTF cache"]
     assert stages[1] == ["hash GTF", "load GTF cache"]
     assert f"hash GTF: segment {n_segments}/{n_segments}" in texts[0]
+
+
+def _keyless_digest(models) -> str:
+    """The forger's checksum: a plain SHA-256 of the models (the old self-checksum, which
+    anyone holding the cache can recompute)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("transcript_id", "gene_id", "chrom", "strand", "biotype"):
+        values = [str(v) for v in getattr(models, name).tolist()]
+        digest.update(f"{name}:{len(values)}:".encode())
+        digest.update(np.fromiter(map(len, values), dtype="<i8", count=len(values)).tobytes())
+        digest.update("".join(values).encode("utf-8", "surrogatepass"))
+    for name in ("exon_offsets", "exon_start", "exon_end", "cds_offsets", "cds_start",
+                 "cds_end"):
+        values = np.ascontiguousarray(getattr(models, name), dtype="<i8")
+        digest.update(f"{name}:{len(values)}:".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def _forge(cache: Path, metadata: dict, models_from: Path | None = None,
+           shift: int = 1_707_000) -> tuple[dict, object]:
+    """Rewrite ``cache`` with ``metadata`` (a dict) and its first CDS end moved by ``shift``
+    (models taken from the cache at ``models_from`` when given); returns the metadata
+    written and the forged models."""
+    import json
+
+    import pyarrow as pa
+
+    table = pq.read_table(models_from or cache)
+    ends = table.column("cds_end").combine_chunks()
+    values = ends.flatten().to_numpy().copy()
+    values[0] += shift
+    table = table.set_column(table.schema.get_field_index("cds_end"), "cds_end",
+                             pa.LargeListArray.from_arrays(ends.offsets, pa.array(values)))
+    models = cache_module._models_from_table(table)
+    pq.write_table(table.replace_schema_metadata(
+        {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()}), cache)
+    return metadata, models
+
+
+def _metadata(cache: Path) -> dict:
+    import json
+
+    return json.loads(pq.read_schema(cache).metadata[METADATA_KEY])
+
+
+def test_forged_cache_with_a_recomputed_self_checksum_is_rebuilt(
+        gtf_copy: Path, tmp_path: Path, parse_counter: list[Path]) -> None:
+    """Issue 21.11: values changed and every digest field recomputed from the cache alone
+    (a plain SHA-256 of the models, as the old self-checksum was): not trusted."""
+    cache = tmp_path / "forged.parquet"
+    load_transcript_models(gtf_copy, cache)
+    metadata = _metadata(cache)
+    _, forged = _forge(cache, metadata)
+    digest_fields = [k for k, v in metadata.items()
+                     if isinstance(v, str) and len(v) == 64 and k != "gtf"] or ["content_sha256"]
+    for field in digest_fields:
+        metadata[field] = _keyless_digest(forged)
+    _forge(cache, metadata, shift=0)
+    _rebuilds(gtf_copy, cache, parse_counter, "checksum")
+
+
+def test_cache_file_does_not_hold_the_gtf_checksum(gtf_copy: Path, tmp_path: Path) -> None:
+    """The GTF's SHA-256 keys the cache's checksum, so it must not be readable from the
+    cache (in hex or raw bytes)."""
+    cache = tmp_path / "c.parquet"
+    load_transcript_models(gtf_copy, cache)
+    sha = cache_module.gtf_fingerprint(gtf_copy)["sha256"]
+    data = cache.read_bytes()
+    assert sha.encode() not in data and bytes.fromhex(sha) not in data
+
+
+def test_cache_from_another_gtf_with_this_gtfs_metadata_cannot_pass(
+        gtf_copy: Path, tmp_path: Path, parse_counter: list[Path]) -> None:
+    """Models of another GTF's cache under the metadata of this GTF's genuine cache, the
+    checksum recomputed with every key the two cache files offer: all rebuilt."""
+    other = tmp_path / "other.gtf"
+    write_gtf(other, ['chr1\tX\texon\t1\t9\t.\t+\t.\tgene_id "G"; transcript_id "T";',
+                      'chr1\tX\tCDS\t2\t8\t.\t+\t0\tgene_id "G"; transcript_id "T";'])
+    foreign, cache = tmp_path / "foreign.parquet", tmp_path / "this.parquet"
+    load_transcript_models(other, foreign)
+    load_transcript_models(gtf_copy, cache)
+    genuine = _metadata(cache)
+    keys = {v for meta in (genuine, _metadata(foreign)) for v in meta.values()
+            if isinstance(v, str)}
+    candidates = [k for k in keys if len(k) % 2 == 0 and all(c in "0123456789abcdef" for c in k)]
+    assert candidates  # the caches' own hex fields (ids, checksums) are tried as keys
+    for key in candidates:
+        _, models = _forge(cache, dict(genuine), models_from=foreign, shift=0)
+        _forge(cache, {**genuine, "content_hmac": cache_module.models_digest(models, key)},
+               models_from=foreign, shift=0)
+        _rebuilds(gtf_copy, cache, parse_counter, "checksum")
+
+
+def test_whoever_has_the_gtf_can_write_a_passing_cache(gtf_copy: Path, tmp_path: Path,
+                                                       parse_counter: list[Path]) -> None:
+    """Integrity, not authenticity (docs/structure.md): the checksum key is the GTF's own
+    SHA-256, so anyone who can read the GTF and write the cache can make one pass."""
+    cache = tmp_path / "c.parquet"
+    load_transcript_models(gtf_copy, cache)
+    metadata, forged = _forge(cache, _metadata(cache))
+    sha = cache_module.gtf_fingerprint(gtf_copy)["sha256"]
+    _forge(cache, {**metadata, "content_hmac": cache_module.models_digest(forged, sha)},
+           shift=0)
+    before = len(parse_counter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models = load_transcript_models(gtf_copy, cache)
+    assert len(parse_counter) == before and _same(models, forged)

@@ -100,18 +100,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
     missing = [k for k in _REQUIRED_KEYS if k not in payload]
     if missing:
         raise InputError(f"{path}: VAE checkpoint lacks key(s) {missing}")
-    try:
-        n_inputs = int(payload["n_genes"])
-        latent_dim = int(payload["latent_dim"])
-        hidden_dim = int(payload["hidden_dim"])
-        n_layers = int(payload["n_hidden_layers"])
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: VAE checkpoint sizes are not integers ({exc})") from exc
-    if min(n_inputs, latent_dim, n_layers) < 1 or hidden_dim // 2 ** (n_layers - 1) < 1:
-        raise InputError(
-            f"{path}: VAE checkpoint sizes are invalid (n_genes={n_inputs}, "
-            f"latent_dim={latent_dim}, hidden_dim={hidden_dim}, n_hidden_layers={n_layers})"
-        )
+    n_inputs, latent_dim, hidden_dim, n_layers = _declared_sizes(path, payload)
     # built on the meta device and given the checkpoint's tensors (assign=True), converted
     # first as load_state_dict's copy would: no random init of the two d x h_0 layers,
     # which costs more than reading them
@@ -119,10 +108,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         encoder = VaeEncoder(n_inputs, latent_dim, hidden_dim, n_layers)
         decoder = VaeDecoder(n_inputs, latent_dim, hidden_dim, n_layers)
     for name, net in (("encoder", encoder), ("decoder", decoder)):
-        state = payload[name]
-        if isinstance(state, dict):
-            state = {k: v.to(device=device, dtype=dtype) if isinstance(v, torch.Tensor) else v
-                     for k, v in state.items()}
+        state = {k: v.to(device=device, dtype=dtype) for k, v in payload[name].items()}
         try:
             net.load_state_dict(state, strict=True, assign=True)
         except (RuntimeError, TypeError, AttributeError) as exc:
@@ -142,6 +128,47 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                 f"{path}: checkpoint lists {len(feature_ids)} feature_ids but n_genes is {n_inputs}"
             )
     return VaeCheckpoint(encoder, decoder, n_inputs, latent_dim, feature_ids, path)
+
+
+def _declared_sizes(path: Path, payload: dict) -> tuple[int, int, int, int]:
+    """``(n_genes, latent_dim, hidden_dim, n_hidden_layers)`` of a checkpoint, each bounded
+    by its weights before any network is built: ``n_hidden_layers`` by the number of weight
+    tensors of either network, each width by the largest dimension of any of them. The
+    exact shapes are then checked by ``load_state_dict``; an :class:`InputError` names the
+    size at fault."""
+    states = {}
+    for name in ("encoder", "decoder"):
+        state = payload[name]
+        if not (isinstance(state, dict)
+                and all(isinstance(v, torch.Tensor) for v in state.values())):
+            raise InputError(f"{path}: VAE checkpoint {name} is not a dict of weight tensors")
+        states[name] = state
+    sizes = {}
+    for key in _REQUIRED_KEYS[2:]:
+        value = payload[key]
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise InputError(f"{path}: VAE checkpoint {key} must be a whole number >= 1, "
+                             f"got {value!r}")
+        sizes[key] = int(value)
+    declared = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    n_tensors = min(len(s) for s in states.values())
+    if sizes["n_hidden_layers"] > n_tensors:
+        raise InputError(f"{path}: VAE checkpoint n_hidden_layers={sizes['n_hidden_layers']} "
+                         f"exceeds the {n_tensors} weight tensors it holds ({declared})")
+    largest = max((max(v.shape, default=1) for s in states.values() for v in s.values()),
+                  default=0)
+    for key in ("n_genes", "latent_dim", "hidden_dim"):
+        if sizes[key] > largest:
+            raise InputError(f"{path}: VAE checkpoint {key}={sizes[key]} is larger than any "
+                             f"dimension of its weights (at most {largest}; {declared})")
+    if sizes["hidden_dim"] >> (sizes["n_hidden_layers"] - 1) < 1:
+        raise InputError(f"{path}: VAE checkpoint sizes are invalid: hidden_dim // "
+                         f"2**(n_hidden_layers - 1) is 0 ({declared})")
+    return sizes["n_genes"], sizes["latent_dim"], sizes["hidden_dim"], sizes["n_hidden_layers"]
 
 
 def checkpoint_feature_order(checkpoint: VaeCheckpoint, score_feature_ids: np.ndarray,

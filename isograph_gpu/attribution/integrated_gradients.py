@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import IG_BASELINES
+from ..config import IG_BASELINES, check_ig_n_steps
 from ..errors import InputError, OptionalDependencyError
 from .checkpoint import VaeEncoder
 
@@ -112,7 +112,10 @@ def encoder_integrated_gradients(encoder: VaeEncoder, x: torch.Tensor, latent_id
     within about ``memory_budget_bytes``. ``u_x``, when given, is ``encoder.input_layer(x)``
     already computed (n, h_0), so that X is not multiplied by W1 a second time.
     ``on_batch(done, total)``, when given, is called after each Captum batch (progress).
+    An ``n_steps`` whose quadrature nodes need more than ``memory_budget_bytes``
+    (:func:`~isograph_gpu.config.ig_quadrature_bytes`) is an :class:`InputError`.
     """
+    check_ig_n_steps(int(n_steps), int(memory_budget_bytes))
     integrated_gradients_cls = require_captum()
     n, d = x.shape
     layer = encoder.input_layer

@@ -9,6 +9,7 @@ import click
 
 from ..config import (
     DEVICES,
+    EIGENGENE_SIGNS,
     FDR_METHODS,
     FEATURE_LAYOUTS,
     IG_BASELINES,
@@ -103,6 +104,12 @@ def _names(groups: object) -> tuple[str, ...] | None:
                    "switch_pvalue / switch_qvalue columns (docs/switch_significance.md).")
 @click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True,
               help="Seed of the switch permutations (recorded in the manifest).")
+@click.option("--eigengene-sign", type=click.Choice(list(EIGENGENE_SIGNS)), default="reference",
+              show_default=True,
+              help="reference: isograph 0.1.5's eigengene (sign anchored to each module's "
+                   "first feature_scores row, so reordering the rows can flip it); "
+                   "canonical: rows in feature_id order, sign agreeing with the module's "
+                   "mean row (the same for any row order).")
 @click.option("--plot", is_flag=True, help="Write figures.")
 @click.option("--output-format", multiple=True, type=click.Choice(list(PLOT_FORMATS)),
               help="Figure format(s) (repeatable); default png.")
@@ -125,7 +132,8 @@ def _names(groups: object) -> tuple[str, ...] | None:
                    "exact forward-mode differentiation.")
 @click.option("--integrated-gradients", is_flag=True, help="Captum Integrated Gradients.")
 @click.option("--ig-n-steps", type=click.IntRange(1, None), default=50, show_default=True,
-              help="Integration steps of Integrated Gradients (at least 1).")
+              help="Integration steps of Integrated Gradients (at least 1; its quadrature "
+                   "nodes, 16 x steps^2 bytes, must fit --memory-budget: up to 11585 at 2G).")
 @click.option("--ig-baseline", type=click.Choice(list(IG_BASELINES)), default="zero",
               show_default=True,
               help="zero; mean = per-sample mean across features; feature-mean = the "
@@ -185,6 +193,7 @@ def explain_module(**opts: object) -> None:
             ig_n_steps=opts["ig_n_steps"],  # type: ignore[arg-type]
             ig_baseline=opts["ig_baseline"],  # type: ignore[arg-type]
             contrast_tails=opts["contrast_tails"],  # type: ignore[arg-type]
+            eigengene_sign=opts["eigengene_sign"],  # type: ignore[arg-type]
             device=opts["device"],  # type: ignore[arg-type]
             precision=opts["precision"],  # type: ignore[arg-type]
             memory_budget_bytes=int(opts["memory_budget"]),  # MEMORY_SIZE parsed it

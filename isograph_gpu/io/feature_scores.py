@@ -26,15 +26,26 @@ from .feature_tables import (
     _scan_parquet,
     non_numeric_column,
 )
-from .table_readers import check_unique_names
+from .table_readers import check_unique_names, duplicate_values
 
 WHAT = "feature_scores.parquet"
 #: feature_scores columns that describe a row; every other column is a sample
 SCORE_METADATA_COLUMNS = ("feature_id", "gene_id", "feature_type", "n_transcripts")
 
 
+def _check_ids(ids: pl.DataFrame, path: Path) -> None:
+    """InputError naming the file and column when an id column has a null (it would become
+    the id 'None'), as feature_meta's check does."""
+    for column in ids.columns:
+        nulls = ids.get_column(column).is_null()
+        if nulls.any():
+            first = int(nulls.arg_true()[0])
+            raise InputError(f"{WHAT} ({path}) has {int(nulls.sum())} null {column} value(s) "
+                             f"(first at row {first}); every {column} must be set")
+
+
 def _text(frame: pl.DataFrame, column: str) -> np.ndarray:
-    """A column as an object array of str (a null becomes 'None', as pandas' astype(str))."""
+    """A column as an object array of str."""
     return np.asarray([str(v) for v in frame.get_column(column).to_list()], dtype=object)
 
 
@@ -61,11 +72,18 @@ class FeatureScores:
                                if c in names]).collect()
         except _PARQUET_ERRORS as exc:
             raise _read_error(WHAT, self.path, exc) from exc
+        _check_ids(ids, self.path)
         self.gene_ids = _text(ids, "gene_id")
         self.feature_ids = (_text(ids, "feature_id") if "feature_id" in names else
                             np.asarray([g + "::switch" for g in self.gene_ids], dtype=object))
         self.feature_types = (_text(ids, "feature_type") if "feature_type" in names else
                               np.full(len(self.gene_ids), "switch", dtype=object))
+        dupes = duplicate_values(self.feature_ids)
+        if dupes:
+            derived = "" if "feature_id" in names else (
+                " (it has no feature_id column: each row's is its gene_id + '::switch')")
+            raise InputError(f"{WHAT} ({self.path}) has duplicate feature_id values: "
+                             f"{dupes}{derived}")
         self.sample_ids = [c for c in names if c not in SCORE_METADATA_COLUMNS
                            and c not in index_columns and not c.startswith("__index_level_")]
         self._scan, self._schema = scan, schema

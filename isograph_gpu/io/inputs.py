@@ -86,6 +86,9 @@ def load_modules(artifact_dir: Path) -> tuple[pd.DataFrame, Path]:
             )
     modules = read_arrow(modules_path, "modules.parquet").to_pandas()
     _check_columns(modules, ["gene_id", "module_id"], f"modules.parquet ({modules_path})")
+    if len(modules) == 0:
+        raise InputError(f"modules.parquet ({modules_path}) has no rows; there is no module "
+                         "to explain")
     for column in ("module_id", "gene_id"):
         _check_no_nulls(modules[column], column, f"modules.parquet ({modules_path})")
     modules = modules.assign(gene_id=modules["gene_id"].astype(str),

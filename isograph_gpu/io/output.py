@@ -36,8 +36,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..config import PLOT_FORMATS
 from ..errors import InputError, OutputError
-from ..manifest import MANIFEST
+from ..manifest import EIGENGENES, MANIFEST, ROOT_FILES, SAMPLE_ID_COLUMN, TOP_FIGURES
 
 #: the file that marks a folder as an isograph(-gpu) explain output
 #: staging folders are named ``.<destination name>.isograph-gpu-staging-<pid>-<random>``
@@ -72,6 +73,29 @@ def check_path_components(values: Sequence[object], what: str) -> None:
     """:func:`path_component` for every value (call it before computing)."""
     for value in values:
         path_component(value, what)
+
+
+def root_file_names() -> frozenset[str]:
+    """Every name an explain run writes at the top of its output dir besides the module
+    folders, case-folded (one file on a case-insensitive file system)."""
+    figures = {f"{stem}.{fmt}" for stem in TOP_FIGURES for fmt in PLOT_FORMATS}
+    return frozenset(name.casefold() for name in (*ROOT_FILES, *figures))
+
+
+def check_module_folder_names(module_ids: Sequence[object]) -> None:
+    """An :class:`InputError` naming the first module id that would collide with the run's
+    own output: one of :func:`root_file_names` (in any case), or ``sample_id``, the sample
+    id column of eigengenes.parquet. Call it before computing."""
+    reserved = root_file_names()
+    for module_id in map(str, module_ids):
+        if module_id.casefold() in reserved:
+            raise InputError(
+                f"module_id {module_id!r} is the name of a file the run writes at the top of "
+                f"the output dir (reserved: {', '.join(sorted(reserved))}); rename the module")
+        if module_id == SAMPLE_ID_COLUMN:
+            raise InputError(
+                f"module_id {module_id!r} is the sample id column of {EIGENGENES}; "
+                "rename the module")
 
 
 def _umask() -> int:

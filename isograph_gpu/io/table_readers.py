@@ -9,6 +9,7 @@ pairs, the figures' result tables and feature usage) goes through :func:`read_ar
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ TableSource = str | os.PathLike[str] | pd.DataFrame
 ID_COLUMNS = ("sample_id", "feature_id", "gene_id", "transcript_id", "module_id",
               "gene_name", "exon_id", "event_id", "feature_type", "source_coordinate",
               "isoform_id", "transcript_id_1", "transcript_id_2")
+
+
+#: pandas' default NA tokens (its documented ``na_values`` defaults). A CSV/TSV reader
+#: applies them to the number columns only: in an id column ``NA``, ``null`` or ``None`` is
+#: an id, and only the empty field is missing.
+PANDAS_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                    "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+                    "nan", "null")
 
 
 @dataclass(frozen=True)
@@ -156,23 +165,50 @@ def _delimited_reader(sep: str) -> TableReader:
     def read(path: Path, what: str, options: ReadOptions) -> pa.Table:
         """A CSV/TSV(.gz) file with its header checked for repeats (pandas would rename
         the second ``x`` to ``x.1``), every :data:`ID_COLUMNS` column (or, with
-        ``all_text``, every column) read as text and numbers parsed exactly."""
+        ``all_text``, every column) read as text in which only an empty field is missing,
+        and numbers parsed exactly (:data:`PANDAS_NA_TOKENS` are NaN there)."""
         names = _delimited_column_names(sep)(path)
         check_unique_names(names, what, path)
         _check_columns(names, options, what, path)
         usecols = None if options.columns is None else list(options.columns)
-        if options.all_text:
-            frame = pd.read_csv(path, sep=sep, compression="infer", dtype=str, usecols=usecols,
-                                keep_default_na=False, na_values=[""])
-        else:
-            text = {name: str for name in names if name in ID_COLUMNS}
-            frame = pd.read_csv(path, sep=sep, compression="infer", dtype=text, usecols=usecols,
-                                **EXACT_CSV_FLOATS)
+        text = {name: str for name in names if options.all_text or name in ID_COLUMNS}
+        # only the empty field is missing while parsing (an id may be 'NA'); the other NA
+        # tokens are applied afterwards, to the number columns alone
+        frame = pd.read_csv(path, sep=sep, compression="infer", dtype=text, usecols=usecols,
+                            keep_default_na=False, na_values=[""], **EXACT_CSV_FLOATS)
+        for name in frame.columns:
+            if name not in text and frame[name].dtype.kind == "O":  # object or str (pandas 3)
+                frame[name] = _numbers_with_na_tokens(frame[name])
         if usecols is not None:
             frame = frame[usecols]
         return pa.Table.from_pandas(frame, preserve_index=False)
 
     return read
+
+
+def _numbers_with_na_tokens(values: pd.Series) -> pd.Series:
+    """A text column that is numbers and :data:`PANDAS_NA_TOKENS` as float64 (each number
+    the exact double its text names, each token NaN), as pandas' default reading makes
+    it; any other text leaves the column as it is."""
+    try:
+        numbers = [_number(v) for v in values.tolist()]
+    except ValueError:
+        return values
+    return pd.Series(numbers, index=values.index, dtype=np.float64, name=values.name)
+
+
+_NA_TOKEN_SET = frozenset(PANDAS_NA_TOKENS)
+
+
+def _number(value: object) -> float:
+    """A parsed field as a float: NaN for a missing field or an NA token, else the text's
+    correctly rounded double (``float``); ValueError for anything else (a boolean, text
+    that is no number, digit separators, which pandas' parser does not read)."""
+    if isinstance(value, float) and math.isnan(value):
+        return math.nan
+    if not isinstance(value, str) or "_" in value:
+        raise ValueError(value)
+    return math.nan if value in _NA_TOKEN_SET else float(value)
 
 
 register_table_format("parquet", (".parquet", ".pq"), _read_parquet, _parquet_column_names)
@@ -247,9 +283,15 @@ def _read_delimited_polars(path: Path, what: str, sep: str) -> pl.DataFrame | No
     if not names or any(not name for name in names):
         return None
     schema = {name: pl.String if name in ID_COLUMNS else pl.Float64 for name in names}
+    ids = [name for name in names if name in ID_COLUMNS]
     try:
-        return pl.read_csv(path, separator=sep, schema=schema,
-                           null_values=list(PANDAS_NA_VALUES))
+        frame = pl.read_csv(path, separator=sep, schema=schema,
+                            null_values=list(PANDAS_NA_VALUES))
+        if ids:  # ids are text: 'NA', 'None', 'nan' ... stay ids (only an empty field is missing)
+            frame = frame.with_columns(pl.read_csv(
+                path, separator=sep, columns=ids,
+                schema_overrides=dict.fromkeys(ids, pl.String)).get_columns())
+        return frame
     except (pl.exceptions.PolarsError, OSError, ValueError):
         return None
 

@@ -5,6 +5,12 @@ bootstrap against the first row and the (at most five) refinement rounds against
 running mean run batched over modules. The loop stops at the first round that changes no
 sign of any module (one host sync per round on CUDA): once a module's signs stop changing,
 further rounds reproduce them, so this equals the reference's per-module early stop.
+
+The overall sign is the reference's: anchored to each module's first row (in the order the
+caller gives the rows). ``orient_to_mean`` then makes it the module's own: the eigengene is
+negated where it correlates negatively with the plain (unsigned) mean of the module's rows
+(the ``canonical`` sign of ``ExplainConfig.eigengene_sign``, given rows in feature_id
+order).
 """
 
 from __future__ import annotations
@@ -38,12 +44,16 @@ def _nanmean_rows(values: Tensor) -> Tensor:
     return mean.reshape(k, n)
 
 
-def module_eigengenes(scores: Tensor, rows: Tensor) -> Tensor:
+def module_eigengenes(scores: Tensor, rows: Tensor, orient_to_mean: bool = False) -> Tensor:
     """Sign-aligned eigengenes [n, K].
 
     ``scores`` [n, R]: feature_scores channels (samples x rows). ``rows`` [K, R_max]:
-    each module's row indices in feature_scores order, -1 padded. A module with one row
-    returns that row; a module without rows returns NaN.
+    each module's row indices, -1 padded; the first row of each module anchors the
+    reference's sign (feature_scores order gives the reference's eigengene). A module with
+    one row returns that row; a module without rows returns NaN. ``orient_to_mean``:
+    negate each eigengene whose pairwise-complete Pearson r with the unsigned mean of its
+    module's rows is negative on at least :data:`SIGN_MIN_PAIRS` samples (r = 0, NaN or
+    fewer pairs keep the anchored sign).
     """
     block = gather_module_rows(scores, rows)  # [K, R, n]
     valid = rows >= 0  # [K, R]
@@ -69,4 +79,8 @@ def module_eigengenes(scores: Tensor, rows: Tensor) -> Tensor:
     single = (n_rows == 1)[:, None]
     signs = torch.where(single, ones, signs)
     eigen = _nanmean_rows(block * signs[:, :, None])  # [K, n]
+    if orient_to_mean:
+        r_mean, n_mean = paired_pearson(eigen, _nanmean_rows(block))  # [K]
+        against = (n_mean >= SIGN_MIN_PAIRS) & (r_mean < 0)
+        eigen = torch.where(against[:, None], -eigen, eigen)
     return eigen.T.contiguous()

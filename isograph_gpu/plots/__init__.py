@@ -8,13 +8,13 @@ matplotlib Axes or Figure they drew, for use in notebooks.
 
 from __future__ import annotations
 
+from ..manifest import TOP_FIGURES
 from .drivers import plot_driver_bar, plot_driver_heatmap
 from .load import load_explain_dir
 from .overview import plot_eigengene_heatmap, plot_high_vs_low
 from .panel import plot_summary_panel
 from .render import (
     MODULE_FIGURES,
-    TOP_FIGURES,
     default_jobs,
     figure_files,
     render_explain_figures,

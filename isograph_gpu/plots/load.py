@@ -11,10 +11,10 @@ import pandas as pd
 
 from ..errors import InputError, MissingInputError
 from ..io.table_readers import read_column_names, read_table
+from ..manifest import EIGENGENES as EIGENGENES_NAME
 from ..manifest import MANIFEST
 from ..result import ExplainResult
 
-EIGENGENES_NAME = "eigengenes.parquet"
 TABLE_NAMES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
 
 

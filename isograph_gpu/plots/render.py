@@ -19,7 +19,12 @@ from matplotlib.figure import Figure
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError
-from ..io.output import atomic_write_bytes, check_path_components, json_bytes
+from ..io.output import (
+    atomic_write_bytes,
+    check_module_folder_names,
+    check_path_components,
+    json_bytes,
+)
 from ..progress import Progress
 from ..result import ExplainResult
 from ._data import feature_type_map, gene_name_map, usage_frame
@@ -33,7 +38,6 @@ from .transcripts import plot_isoform_gradient, plot_switch_pair, plot_transcrip
 #: per-module figure names, in the order they are written
 MODULE_FIGURES = ("driver_bar", "isoform_gradient", "driver_heatmap", "high_vs_low",
                   "transcript_polarity", "switch_pair", "summary_panel")
-TOP_FIGURES = ("eigengene_heatmap",)
 SUMMARY_NAME = "module_summary.json"
 _NEEDS_USAGE = ("isoform_gradient", "driver_heatmap")
 
@@ -223,6 +227,7 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
         raise InputError("no figure format requested")
     output_dir = Path(output_dir)
     check_path_components([r.module_id for r in results.values()], "module_id")  # folders
+    check_module_folder_names([r.module_id for r in results.values()])
     gene_names = gene_name_map(feature_meta)
     usage = usage_frame(feature_usage) if feature_usage is not None else None
     if usage is None:

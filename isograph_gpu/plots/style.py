@@ -79,6 +79,9 @@ STYLE_RC: dict[str, object] = {
     # deterministic ids in svg output
     "svg.hashsalt": "isograph-gpu",
     "path.simplify": True,
+    # ids are text: a gene name or module id holding '$...$' is drawn as written, never
+    # parsed as mathtext (an undefined command would fail the figure)
+    "text.parse_math": False,
 }
 
 

@@ -1,18 +1,22 @@
 """Parquet cache of parsed GTF transcript models, keyed by the GTF's content.
 
 A cache is reused only when its schema metadata records the same cache format, the same
-parser version and the same GTF: its size and a SHA-256 of its whole content
-(:func:`gtf_fingerprint`), and when the transcript models read back from it hash to the
-checksum stored when it was written (:func:`models_digest`: a changed or damaged byte in the
-cache is caught even where parquet still decodes it). Anything else (another or modified
-GTF, another parser version, unreadable, inconsistent, checksum mismatch) is rebuilt with a
-UserWarning, never trusted silently. The GTF's mtime is not part of the key: a GTF touched
-or copied without change keeps its cache. Cache files are written atomically.
+parser version and the same GTF (its size and an id derived from the SHA-256 of its whole
+content, :func:`gtf_fingerprint`), and when the transcript models read back from it give
+the stored checksum: an HMAC-SHA256 of the models keyed by the GTF's SHA-256
+(:func:`models_digest`). The key is not in the cache, so the checksum binds the models to
+that GTF: a changed or damaged byte is caught even where parquet still decodes it, and a
+cache copied from another GTF fails whatever its metadata says. This is integrity, not
+authenticity: whoever can read the GTF can compute the key. Anything else (another or
+modified GTF, another parser version, unreadable, inconsistent, checksum mismatch) is
+rebuilt with a UserWarning, never trusted silently. The GTF's mtime is not part of the key:
+a GTF touched or copied without change keeps its cache. Cache files are written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -31,7 +35,7 @@ from .gtf import PARSER_VERSION, read_gtf
 from .models import TranscriptModels
 
 METADATA_KEY = b"isograph_gpu.gtf_cache"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _MIB = 1 << 20
 #: the GTF is hashed as segments of this size on a thread per core
 _SEGMENT = 64 * _MIB
@@ -83,10 +87,18 @@ def gtf_fingerprint(path: str | os.PathLike[str],
     return {"size": size, "sha256": digest.hexdigest()}
 
 
-def models_digest(models: TranscriptModels) -> str:
-    """SHA-256 of every field of ``models``: strings as their lengths and UTF-8 text,
-    integers as little-endian int64. Equal models give equal digests."""
-    digest = hashlib.sha256()
+def gtf_id(fingerprint: dict[str, object]) -> str:
+    """What the cache records of its GTF: its size and a SHA-256 of a tagged copy of the
+    GTF's SHA-256 (which identifies the GTF without revealing the checksum key)."""
+    tagged = f"isograph-gpu gtf id:{fingerprint['sha256']}".encode()
+    return f"{fingerprint['size']}:{hashlib.sha256(tagged).hexdigest()}"
+
+
+def models_digest(models: TranscriptModels, gtf_sha256: str) -> str:
+    """HMAC-SHA256, keyed by the GTF's SHA-256 (hex), of every field of ``models``:
+    strings as their lengths and UTF-8 text, integers as little-endian int64. Equal models
+    of the same GTF give equal digests."""
+    digest = hmac.new(bytes.fromhex(gtf_sha256), digestmod=hashlib.sha256)
     for name in _STRING_COLUMNS:
         values = [str(v) for v in getattr(models, name).tolist()]
         lengths = np.fromiter(map(len, values), dtype="<i8", count=len(values))
@@ -114,14 +126,12 @@ def load_transcript_models(gtf: str | os.PathLike[str],
         with progress.stage("parse GTF"):
             return read_gtf(gtf)
     cache = Path(cache)
-    expected = {"format": CACHE_FORMAT, "parser_version": PARSER_VERSION,
-                "gtf": None}
     with progress.stage("hash GTF"):
-        expected["gtf"] = gtf_fingerprint(gtf, progress)
+        fingerprint = gtf_fingerprint(gtf, progress)
     if cache.exists():
         try:
             with progress.stage("load GTF cache"):
-                return read_cache(cache, expected)
+                return read_cache(cache, fingerprint)
         except _StaleCache as exc:
             warnings.warn(f"GTF cache {cache} {exc}; rebuilding it from {gtf}", UserWarning,
                           stacklevel=2)
@@ -129,17 +139,24 @@ def load_transcript_models(gtf: str | os.PathLike[str],
         models = read_gtf(gtf)
     try:
         with progress.stage("write GTF cache"):
-            write_cache(models, cache, expected)
+            write_cache(models, cache, fingerprint)
     except OSError as exc:
         warnings.warn(f"could not write GTF cache {cache}: {exc.strerror or exc}",
                       UserWarning, stacklevel=2)
     return models
 
 
+def _identity(fingerprint: dict[str, object]) -> dict[str, object]:
+    """The cache metadata that must equal the current one: format, parser, GTF id."""
+    return {"format": CACHE_FORMAT, "parser_version": PARSER_VERSION,
+            "gtf": gtf_id(fingerprint)}
+
+
 def write_cache(models: TranscriptModels, path: str | os.PathLike[str],
-                identity: dict[str, object]) -> None:
-    """Write ``models`` as parquet (one row per transcript, exon/CDS coordinate lists),
-    ``identity`` and the models' :func:`models_digest` in the schema metadata; atomic."""
+                fingerprint: dict[str, object]) -> None:
+    """Write ``models`` of the GTF with :func:`gtf_fingerprint` ``fingerprint`` as parquet
+    (one row per transcript, exon/CDS coordinate lists), with the cache identity and the
+    models' :func:`models_digest` in the schema metadata (not the GTF's SHA-256); atomic."""
     columns: dict[str, pa.Array] = {
         name: pa.array(getattr(models, name).tolist(), type=pa.string())
         for name in _STRING_COLUMNS
@@ -149,7 +166,8 @@ def write_cache(models: TranscriptModels, path: str | os.PathLike[str],
         for side in ("start", "end"):
             values = pa.array(getattr(models, f"{kind}_{side}"), type=pa.int64())
             columns[f"{kind}_{side}"] = pa.LargeListArray.from_arrays(offsets, values)
-    stored = {**identity, "content_sha256": models_digest(models)}
+    stored = {**_identity(fingerprint),
+              "content_hmac": models_digest(models, str(fingerprint["sha256"]))}
     table = pa.table(columns).replace_schema_metadata(
         {METADATA_KEY: json.dumps(stored, sort_keys=True).encode()})
     sink = io.BytesIO()
@@ -157,8 +175,10 @@ def write_cache(models: TranscriptModels, path: str | os.PathLike[str],
     atomic_write_bytes(path, sink.getvalue())
 
 
-def read_cache(path: Path, expected: dict[str, object]) -> TranscriptModels:
-    """Load a cache whose identity equals ``expected``; raises _StaleCache otherwise."""
+def read_cache(path: Path, fingerprint: dict[str, object]) -> TranscriptModels:
+    """Load a cache built from the GTF with :func:`gtf_fingerprint` ``fingerprint`` by this
+    parser and cache format, whose models give its checksum; raises _StaleCache otherwise."""
+    expected = _identity(fingerprint)
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
@@ -185,7 +205,9 @@ def read_cache(path: Path, expected: dict[str, object]) -> TranscriptModels:
         models = _models_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise _StaleCache(f"is corrupt ({type(exc).__name__})") from exc
-    if models_digest(models) != identity.get("content_sha256"):
+    stored = identity.get("content_hmac")
+    if not (isinstance(stored, str) and stored.isascii() and hmac.compare_digest(
+            models_digest(models, str(fingerprint["sha256"])), stored)):
         raise _StaleCache("does not match its content checksum (changed or damaged)")
     return models
 

@@ -199,3 +199,17 @@ def eigengene(matrix: np.ndarray) -> np.ndarray:
 def _as_2d(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     return a[:, None] if a.ndim == 1 else a
+
+
+def canonical_eigengene(matrix: np.ndarray) -> np.ndarray:
+    """The ``canonical`` eigengene (module rows x samples, rows already in feature_id
+    order): :func:`eigengene`, negated when its Pearson r with the plain mean of the rows
+    is negative on at least 3 complete samples."""
+    e = eigengene(matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean = np.nanmean(matrix, axis=0)
+        both = np.isfinite(e) & np.isfinite(mean)
+        if both.sum() >= 3 and np.corrcoef(e[both], mean[both])[0, 1] < 0:
+            return -e
+    return e
