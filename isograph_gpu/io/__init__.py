@@ -15,7 +15,8 @@ re-exports its functions:
   float64 matrices, string ids) (:mod:`.inputs`, :mod:`.explain_inputs`).
 - Outputs: :func:`staged_output` / :class:`StagedOutput` (atomic output directory, parquet
   writer threads), :class:`WrittenTable`, :func:`write_parquet`,
-  :func:`atomic_write_bytes` (:mod:`.output`).
+  :func:`atomic_write_bytes`, :func:`refuse_output_over_inputs` (no output over an input)
+  (:mod:`.output`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from .explain_inputs import ExplainInputs
 from .feature_tables import ParquetFeatureBlocks, open_feature_table
 from .inputs import load_explain_inputs, validate_feature_meta
 from .memory import available_memory_bytes, table_fits_in_memory
-from .output import StagedOutput, WrittenTable, atomic_write_bytes, staged_output, write_parquet
+from .output import (
+    StagedOutput,
+    WrittenTable,
+    atomic_write_bytes,
+    refuse_output_over_inputs,
+    staged_output,
+    write_parquet,
+)
 from .table_readers import (
     ID_COLUMNS,
     TABLE_FORMATS,
@@ -58,6 +66,7 @@ __all__ = [
     "read_column_names",
     "read_polars",
     "read_table",
+    "refuse_output_over_inputs",
     "register_table_format",
     "staged_output",
     "table_fits_in_memory",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -400,6 +401,64 @@ def remove_tree(path: Path) -> bool:
 
 # --- checks before computing ------------------------------------------------------------
 
+def _real_paths(path: str | os.PathLike[str]) -> list[str]:
+    """``path`` resolved through every link and ``..`` (:func:`os.path.realpath`), and,
+    for a folder, each of its files and links resolved (an input folder's files may be
+    links; its real subfolders are not inputs: an output dir may lie inside it)."""
+    real = os.path.realpath(path)
+    found = [real]
+    if os.path.isdir(real):
+        try:
+            with os.scandir(real) as entries:
+                found.extend(os.path.realpath(entry.path) for entry in entries
+                             if entry.is_symlink() or not entry.is_dir())
+        except OSError:
+            pass
+    return found
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts
+    except OSError:
+        return False
+
+
+def refuse_output_over_inputs(outputs: Sequence[object], inputs: Sequence[object],
+                              what: str = "output") -> None:
+    """Raise :class:`OutputError` when an output path (a file the run writes, or a folder
+    it replaces as a whole) is, holds, or resolves to one of the run's ``inputs``, or two
+    outputs are the same path; called before anything is read or written.
+
+    Every path is resolved (:func:`os.path.realpath`: symbolic links and ``..``), and an
+    input folder counts with each of its entries (an artifact dir's
+    ``feature_scores.parquet`` may be a link into the output dir); files that are the same
+    inode (hard links) are the same file. Objects that are not paths (a DataFrame, None)
+    are skipped; an input that does not exist cannot be overwritten and is skipped."""
+    def is_path(value: object) -> bool:
+        return isinstance(value, str | os.PathLike) and str(value) != ""
+
+    sources = [(value, real) for value in inputs if is_path(value)
+               and os.path.lexists(value) for real in _real_paths(value)]  # type: ignore[arg-type]
+    seen: dict[str, object] = {}
+    for output in outputs:
+        if not is_path(output):
+            continue
+        target = os.path.realpath(output)  # type: ignore[arg-type]
+        if target in seen:
+            raise OutputError(f"{what} {output} is the same path as {seen[target]}; give "
+                              "each output its own path")
+        seen[target] = output
+        inside = target.rstrip(os.sep) + os.sep
+        for source, real in sources:
+            if real == target or real.startswith(inside) or _same_file(real, target):
+                relation = "is" if real == target or _same_file(real, target) else "holds"
+                raise OutputError(
+                    f"{what} {output} {relation} the input {source}"
+                    + ("" if str(source) == real else f" ({real})")
+                    + "; writing it would destroy that input: choose another path")
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -410,6 +469,28 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+_STAGING_SUFFIX = re.compile(r"(\d+)-[0-9a-f]{8}(-old)?")
+
+
+def staging_folders(destination: Path) -> list[tuple[Path, int]]:
+    """The staging folders (and ``-old`` asides) of ``destination``, with the pid in each
+    name, sorted: names compared as text, exactly ``.<name>.isograph-gpu-staging-<pid>-
+    <8 hex>[-old]`` (never a glob pattern: a name such as ``o?t`` or ``out[1]`` must not
+    match a neighbour's folders)."""
+    prefix = f".{destination.name}{STAGING_MARK}"
+    try:
+        names = sorted(os.listdir(destination.parent))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _STAGING_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) \
+            else None
+        if match is not None:
+            found.append((destination.parent / name, int(match.group(1))))
+    return found
+
+
 def remove_stale_staging(destination: Path) -> list[Path]:
     """Delete the staging folders that runs killed earlier (SIGKILL, power loss) left
     beside ``destination``: those whose creating process is gone. Folders of a live
@@ -418,12 +499,10 @@ def remove_stale_staging(destination: Path) -> list[Path]:
     ``-old`` name; that folder is renamed back to ``destination``, not deleted. Returns
     the folders removed."""
     removed = []
-    prefix = f".{destination.name}{STAGING_MARK}"
-    for leftover in sorted(destination.parent.glob(prefix + "*")):
-        pid_text = leftover.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or not leftover.is_dir() or leftover.is_symlink():
+    for leftover, pid in staging_folders(destination):
+        if not leftover.is_dir() or leftover.is_symlink():
             continue
-        if _process_alive(int(pid_text)):  # a run in progress (maybe in this process)
+        if _process_alive(pid):  # a run in progress (maybe in this process)
             continue
         if leftover.name.endswith("-old") and not os.path.lexists(destination):
             os.rename(leftover, destination)
@@ -447,14 +526,7 @@ def check_destination(destination: Path, replace_foreign: bool = False,
     earlier output) unless ``replace_foreign``."""
     if not os.path.lexists(destination):
         return
-    for source in inputs:
-        if isinstance(source, str | os.PathLike) and os.path.exists(source):
-            real = Path(os.path.realpath(source))
-            if real == destination or destination in real.parents:
-                raise OutputError(
-                    f"output dir {destination} holds the input {source}; the run replaces the "
-                    "whole folder, so choose another output dir"
-                )
+    refuse_output_over_inputs([destination], inputs, "output dir")
     if not destination.is_dir():
         raise OutputError(f"output dir {destination} exists and is not a directory")
     if os.path.ismount(destination):
