@@ -77,7 +77,7 @@ def test_explain_output_dir_over_every_input_is_refused(explain_inputs, tmp_path
     for name, path in explain_inputs.items():
         # the input itself, and the folder holding it (the run replaces the whole folder)
         for target in {path, path.parent}:
-            for form, given in _forms(tmp_path, target, name).items():
+            for given in _forms(tmp_path, target, name).values():
                 _refused(explain_args(explain_inputs, given, *extra), tmp_path)
 
 
@@ -123,7 +123,7 @@ def test_gtf_cache_over_the_gtf_is_refused_by_the_api(structure_inputs, tmp_path
     gtf = structure_inputs["gtf"]
     before = gtf.read_bytes()
     for given in _forms(tmp_path, gtf, "api").values():
-        with pytest.raises(OutputError, match="GTF cache .* is the input"):
+        with pytest.raises(OutputError, match=r"GTF cache .* is the input"):
             load_transcript_models(gtf, given)
     assert gtf.read_bytes() == before
 
