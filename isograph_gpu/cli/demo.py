@@ -72,7 +72,7 @@ def check_demo_destination(output_dir: Path) -> None:
     import os
 
     from ..errors import OutputError
-    from ..io.output import STAGING_MARK, check_destination
+    from ..io.output import LOCK_MARK, STAGING_MARK, check_destination
     from ..synthetic import input_paths
 
     output_dir = Path(os.path.realpath(output_dir))
@@ -84,7 +84,8 @@ def check_demo_destination(output_dir: Path) -> None:
     allowed = {p.relative_to(inputs).as_posix() for p in input_paths(inputs).values()}
     foreign = [p for p in output_dir.iterdir()
                if p.name not in ("inputs", "explain")
-               and not p.name.startswith(f".explain{STAGING_MARK}")]
+               and not p.name.startswith(f".explain{STAGING_MARK}")
+               and p.name != f".explain{LOCK_MARK}"]
     if inputs.is_symlink() or (inputs.exists() and not inputs.is_dir()):
         foreign.append(inputs)
     elif inputs.is_dir():

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError, OutputError
+from ..interrupts import ABSENT, COMMITTED, UNCHANGED, interrupts_deferred, record_output
 from ..manifest import MANIFEST
 
 #: the file that marks a folder as an isograph(-gpu) explain output
@@ -311,6 +312,71 @@ class StagedOutput:
         return old
 
 
+# --- one writer at a time -----------------------------------------------------------------
+
+#: the lock file beside an output dir is named ``.<destination name>.isograph-gpu-lock``
+LOCK_MARK = ".isograph-gpu-lock"
+_held_locks: dict[str, int] = {}
+_held_locks_guard = threading.Lock()
+
+
+def lock_path(destination: Path) -> Path:
+    """The lock file of output dir ``destination`` (beside it, in the same folder)."""
+    return destination.parent / f".{destination.name}{LOCK_MARK}"
+
+
+@contextmanager
+def output_lock(destination: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive lock of output dir ``destination`` (``fcntl.flock`` on
+    :func:`lock_path`, created when missing and left in place): a commit of explain-module
+    and a whole ``plot --explain-dir`` hold it, so a plot never draws from a folder that
+    is being replaced, nor a replacement lands in the middle of a plot: the second waits
+    (a warning says so). Re-entrant within a process; released when the block ends or
+    the process dies. Where ``fcntl`` is missing (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    destination = Path(os.path.realpath(destination))
+    key = str(destination)
+    with _held_locks_guard:
+        if _held_locks.get(key):
+            _held_locks[key] += 1
+            held = True
+        else:
+            held = False
+    if held:
+        try:
+            yield
+        finally:
+            with _held_locks_guard:
+                _held_locks[key] -= 1
+        return
+    path = lock_path(destination)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise io_error("create lock file", path, exc) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            warnings.warn(f"waiting for another isograph-gpu run on {destination} to finish "
+                          f"(it holds {path})", stacklevel=3)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _held_locks_guard:
+            _held_locks[key] = 1
+        try:
+            yield
+        finally:
+            with _held_locks_guard:
+                _held_locks.pop(key, None)
+    finally:
+        os.close(fd)
+
+
 # --- replacing a whole directory --------------------------------------------------------
 
 _AT_FDCWD = -100
@@ -579,10 +645,20 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
         raise OutputError(f"output dir {destination} is on another file system than "
                           f"{parent}; choose a folder inside it")
     staged = StagedOutput(destination, staging)
+    record_output(destination, UNCHANGED if os.path.lexists(destination) else ABSENT)
     leftover: Path | None = staging
     try:
         yield staged
-        leftover = staged.commit()
+        # an interrupt from here on waits until the swap is done and the old output (or,
+        # on a failure, the staging folder) is removed: no staging is ever left behind,
+        # and the interrupt's message says which output the destination holds
+        with output_lock(destination), interrupts_deferred():
+            leftover = staged.commit()
+            record_output(destination, COMMITTED)
+            if leftover is not None:
+                remove_tree(leftover)
+                leftover = None
     finally:
         if leftover is not None:
-            remove_tree(leftover)
+            with interrupts_deferred():
+                remove_tree(leftover)
