@@ -289,7 +289,8 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
-                              plot_files, [*staged.files, MANIFEST])
+                              plot_files, [*staged.files, MANIFEST],
+                              output_dir=str(staged.destination))
     staged.write_json(manifest, MANIFEST)
 
 

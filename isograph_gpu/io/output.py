@@ -377,6 +377,59 @@ def output_lock(destination: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)
 
 
+# --- a staged run that starts from the current output ------------------------------------
+
+def check_no_links_out(root: str | os.PathLike[str]) -> None:
+    """:class:`OutputError` when a folder under ``root`` is a symbolic link, or a file is
+    a link that leads outside ``root``: a run that rewrites ``root`` writes only inside
+    it (a module folder linked to another folder would take the figures there)."""
+    root = Path(os.path.realpath(root))
+    inside = str(root) + os.sep
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                continue
+            target = os.path.realpath(path)
+            if os.path.isdir(target) or not target.startswith(inside):
+                raise OutputError(
+                    f"{path} is a symbolic link to {target}"
+                    + (" (a folder)" if os.path.isdir(target) else ", outside " + str(root))
+                    + f"; a run that rewrites {root} writes only inside it: replace the link "
+                    "by the files themselves")
+
+
+def copy_into_staging(source: Path, staging: Path) -> list[str]:
+    """Give ``staging`` (empty) the files of output dir ``source`` as hard links (copies
+    where the file system has none), so a run can add to the current output and commit
+    the whole; files are replaced (:func:`atomic_write`), never written in place, so
+    ``source`` stays as it was until the commit. File links inside ``source`` become
+    links to their target's content; see :func:`check_no_links_out` (called here first).
+    Returns the relative paths copied."""
+    check_no_links_out(source)
+    source = Path(os.path.realpath(source))
+    copied = []
+    for folder, dirs, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        for name in dirs:
+            try:
+                (staging / relative / name).mkdir()
+            except OSError as exc:
+                raise io_error("create folder", staging / relative / name, exc) from exc
+        for name in files:
+            original = os.path.realpath(Path(folder) / name)
+            target = staging / relative / name
+            try:
+                try:
+                    os.link(original, target)
+                except OSError:
+                    shutil.copy2(original, target)
+            except OSError as exc:
+                raise io_error("copy", original, exc) from exc
+            copied.append((relative / name).as_posix())
+    return copied
+
+
 # --- replacing a whole directory --------------------------------------------------------
 
 _AT_FDCWD = -100
