@@ -78,6 +78,9 @@ class ExplainConfig:
     #: processes for the run); ``None``: one process. Needs the ``distributed`` extra
     #: (docs/distributed.md).
     scheduler: str | None = None
+    #: Seconds to wait for a scheduler address to connect and answer (its handshake and
+    #: first reply) before the run fails with one line naming it.
+    scheduler_timeout: float = 30.0
     #: Extra options the reference accepts and ignores (kept for drop-in calls).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +107,7 @@ class ExplainConfig:
         _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
         if self.scheduler is not None:
             _scheduler(self.scheduler)
+        _number("scheduler_timeout", self.scheduler_timeout, 0.0, math.inf, low_open=True)
         for fmt in self.output_formats:
             _choice("output_format", fmt, PLOT_FORMATS)
 

@@ -159,7 +159,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         if config.scheduler is not None:
             from .distributed import scheduler_client
 
-            client = cluster.enter_context(scheduler_client(config.scheduler))
+            client = cluster.enter_context(scheduler_client(config.scheduler,
+                                                            config.scheduler_timeout))
         _explain_blocks(results, inputs, config, device, dtype, progress, layout, scores,
                         channel_family, feature_family, blocks, ids, annotation, staged,
                         return_tables, client)

@@ -112,6 +112,10 @@ class _ExplainCommand(click.Command):
                    "feature table: a scheduler address (tcp://host:8786) or local[:N] (N "
                    "local worker processes). Needs the distributed extra; see "
                    "docs/distributed.md.")
+@click.option("--scheduler-timeout", type=FiniteFloatRange(0.0, None, min_open=True),
+              default=30.0, show_default=True, metavar="SECONDS",
+              help="How long a --scheduler address may take to connect and answer before "
+                   "the run fails.")
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
@@ -152,6 +156,7 @@ def explain_module(**opts: object) -> None:
             progress=not quiet,
             replace_output_dir=bool(opts["replace_output_dir"]),
             scheduler=opts["scheduler"],  # type: ignore[arg-type]
+            scheduler_timeout=opts["scheduler_timeout"],  # type: ignore[arg-type]
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]
         run(
