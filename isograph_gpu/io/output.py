@@ -654,7 +654,8 @@ def check_destination(destination: Path, replace_foreign: bool = False,
             "choose a folder inside it"
         )
     try:
-        empty = next(os.scandir(destination), None) is None
+        with os.scandir(destination) as entries:
+            empty = next(entries, None) is None
     except OSError as exc:
         raise io_error("read output dir", destination, exc) from exc
     if not empty and not (destination / MANIFEST).is_file() and not replace_foreign:
