@@ -354,9 +354,15 @@ def output_lock(destination: str | os.PathLike[str]) -> Iterator[None]:
                 _held_locks[key] -= 1
         return
     path = lock_path(destination)
+    cloexec = getattr(os, "O_CLOEXEC", 0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o666)
+    except PermissionError:
+        try:  # another user's lock file: flock needs only a read-only descriptor
+            fd = os.open(path, os.O_RDONLY | cloexec)
+        except OSError as exc:
+            raise io_error("open lock file", path, exc) from exc
     except OSError as exc:
         raise io_error("create lock file", path, exc) from exc
     try:
@@ -599,7 +605,7 @@ def staging_folders(destination: Path) -> list[tuple[Path, int]]:
     prefix = f".{destination.name}{STAGING_MARK}"
     try:
         names = sorted(os.listdir(destination.parent))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there to clean up
         return []
     found = []
     for name in names:
