@@ -38,7 +38,8 @@ def _kill_report(ref_inputs, tmp_path: Path, signame: str, plot: bool, seed: int
                         *(["--plot"] if plot else []))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"args": args, "out": str(out), "old": str(old),
-                                "signal": signame, "trials": TRIALS, "seed": seed}))
+                                "signal": signame, "trials": TRIALS, "seed": seed,
+                                "figure_dpi": 30}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run([sys.executable, str(HELPERS / "kill_points.py"), str(spec)],

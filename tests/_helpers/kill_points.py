@@ -7,7 +7,8 @@ trial costs the run, not the imports. Kill points are drawn uniformly over the l
 a complete run (measured first) with ``random.Random(seed)``.
 
 SPEC: ``{"args": [...], "out": path, "old": path (a copy of the output before each
-trial), "signal": "SIGTERM" | "SIGKILL", "trials": n, "seed": s}``.
+trial), "signal": "SIGTERM" | "SIGKILL", "trials": n, "seed": s, "figure_dpi": d
+(optional)}``.
 """
 
 from __future__ import annotations
@@ -81,8 +82,25 @@ def _tree(root: Path) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
 
 
+def _draw_at(dpi: int) -> None:
+    """Figures of explain-module --plot at ``dpi`` (the children inherit it): small
+    images keep 30 runs within the suite's time; what is tested is the same."""
+    import inspect
+
+    from isograph_gpu.plots import render
+
+    function = render.render_explain_figures
+    names = [name for name, p in inspect.signature(function).parameters.items()
+             if p.default is not inspect.Parameter.empty]
+    defaults = list(function.__defaults__)
+    defaults[names.index("dpi")] = dpi
+    function.__defaults__ = tuple(defaults)
+
+
 def run(spec: dict) -> dict:
     out, old = Path(spec["out"]), Path(spec["old"])
+    if spec.get("figure_dpi"):
+        _draw_at(int(spec["figure_dpi"]))
     log = out.parent / "trial.log"
     signum = getattr(signal, spec["signal"])
 
