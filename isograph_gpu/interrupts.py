@@ -59,6 +59,15 @@ def record_output(destination: object, state: str) -> None:
     _outputs[str(destination)] = state
 
 
+def note_output(destination: object) -> None:
+    """Record output dir ``destination`` (a path, resolved as the staging resolves it)
+    before a run writes it: it holds the earlier output, or nothing yet."""
+    import os
+
+    path = os.path.realpath(os.fspath(destination))  # type: ignore[call-overload]
+    record_output(path, UNCHANGED if os.path.lexists(path) else ABSENT)
+
+
 def reset_outputs() -> None:
     """Forget the recorded output dirs (a new command starts)."""
     _outputs.clear()

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import FEATURE_LAYOUTS, IG_BASELINES, PLOT_FORMATS, VAE_JACOBIANS, ExplainConfig
+from ..interrupts import note_output
 from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -128,6 +129,7 @@ def explain_module(**opts: object) -> None:
     quiet = bool(opts.pop("quiet"))
 
     def job() -> None:
+        note_output(opts["output_dir"])  # an interrupt from now on says what it holds
         pipeline = import_long_lived("isograph_gpu.pipeline")
         run, manifest = pipeline.explain_module, pipeline.MANIFEST
 

@@ -52,6 +52,9 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
     number of files written and the manifest path."""
 
     def job() -> None:
+        from ..interrupts import note_output
+
+        note_output(explain_dir)  # an interrupt from now on says what it holds
         from ..io.output import output_lock
         from ..manifest import MANIFEST
 

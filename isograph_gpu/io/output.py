@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError, OutputError
-from ..interrupts import ABSENT, COMMITTED, UNCHANGED, interrupts_deferred, record_output
+from ..interrupts import COMMITTED, interrupts_deferred, note_output, record_output
 from ..manifest import MANIFEST
 
 #: the file that marks a folder as an isograph(-gpu) explain output
@@ -705,7 +705,7 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
         raise OutputError(f"output dir {destination} is on another file system than "
                           f"{parent}; choose a folder inside it")
     staged = StagedOutput(destination, staging)
-    record_output(destination, UNCHANGED if os.path.lexists(destination) else ABSENT)
+    note_output(destination)
     leftover: Path | None = staging
     try:
         yield staged

@@ -234,11 +234,13 @@ class FigureWorkers:
     def stop(self) -> None:
         """Kill every worker still running and reap it (a failure, Ctrl-C or SIGTERM: their
         figures are moot); after a complete run the workers have exited already."""
-        for worker in self._workers.values():
+        started = {r: w for r, w in self._workers.items() if w.pid is not None}
+        for worker in started.values():
             if worker.is_alive():
                 worker.kill()
         for receive, worker in self._workers.items():
-            worker.join(timeout=5)
+            if worker in started.values():  # an interrupt may land before a start
+                worker.join(timeout=5)
             receive.close()
         self._workers = {}
 
