@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import sys
 import tempfile
@@ -49,12 +50,20 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"Warning: {message}\n"
 
 
+#: the process whose command installed the handlers: a worker forked from it inherits
+#: them (and a signal the parent had caught but not yet handled), and must not unwind the
+#: parent's stack (its cleanup is the parent's job)
+_HANDLER_PID = {"pid": None}
+
+
 def _raise_terminated(signum, frame) -> None:
-    interrupt(Terminated)  # raised now, or once a commit in progress is complete
+    if os.getpid() == _HANDLER_PID["pid"]:
+        interrupt(Terminated)  # raised now, or once a commit in progress is complete
 
 
 def _raise_interrupted(signum, frame) -> None:
-    interrupt(KeyboardInterrupt)
+    if os.getpid() == _HANDLER_PID["pid"]:
+        interrupt(KeyboardInterrupt)
 
 
 def interrupted_line(what: str) -> str:
@@ -124,6 +133,7 @@ def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
     if quiet:
         warnings.simplefilter("ignore")
     reset_outputs()
+    _HANDLER_PID["pid"] = os.getpid()
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         previous_int = signal.getsignal(signal.SIGINT)
