@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError
+from ..interrupts import interrupts_deferred
 from ..io.output import atomic_write_bytes, check_path_components, json_bytes
 from ..progress import Progress
 from ..result import ExplainResult
@@ -191,8 +192,10 @@ class FigureWorkers:
         self._n_tasks = len(tasks)
         next_task = context.Value("l", 0)
         self._workers: dict[Any, mp.process.BaseProcess] = {}
-        with _signals_deferred():  # forks (or spawns) here
-            try:
+        try:
+            # forks (or spawns) here; an interrupt waits until every worker is started and
+            # known (one landing inside Process.start() would leave a worker unknown to stop)
+            with _signals_deferred(), interrupts_deferred():
                 for _ in range(jobs):
                     receive, send = context.Pipe(duplex=False)
                     worker = context.Process(target=_draw_tasks, daemon=True,
@@ -200,9 +203,9 @@ class FigureWorkers:
                     self._workers[receive] = worker
                     worker.start()
                     send.close()
-            except BaseException:
-                self.stop()
-                raise
+        except BaseException:
+            self.stop()
+            raise
 
     def outcomes(self) -> Iterator[tuple[list[str], list[str]]]:
         """Each task's (files written, skipped), in task order, as the workers finish them;
