@@ -110,6 +110,9 @@ class ExplainConfig:
     switch_permutations: int = 0
     #: Seed of the permutations (recorded in the manifest).
     seed: int = 0
+    #: Seconds to wait for a scheduler address to connect and answer (its handshake and
+    #: first reply) before the run fails with one line naming it.
+    scheduler_timeout: float = 30.0
     #: Extra options the reference accepts and ignores (kept for drop-in calls).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,6 +159,7 @@ class ExplainConfig:
             _scheduler(self.scheduler)
         if self.feature_cache is not None:  # a plain string: the manifest stores it as JSON
             object.__setattr__(self, "feature_cache", os.fspath(self.feature_cache))
+        _number("scheduler_timeout", self.scheduler_timeout, 0.0, math.inf, low_open=True)
         for fmt in self.output_formats:
             _choice("output_format", fmt, PLOT_FORMATS)
 

@@ -66,16 +66,66 @@ def local_workers(scheduler: str) -> int | None:
     return None
 
 
+#: default of ``--scheduler-timeout`` (``ExplainConfig.scheduler_timeout``), seconds
+SCHEDULER_TIMEOUT = 30.0
+
+
+def probe_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Connect to the scheduler at ``address``, complete distributed's handshake and get
+    the answer to one ``identity`` request, all within ``timeout`` seconds; otherwise
+    :class:`InputError` naming the address (``distributed.Client`` itself bounds the TCP
+    connect but not the handshake: a server that accepts and never answers held it for
+    ever). Runs on its own thread and event loop, so a caller's running loop is no
+    obstacle."""
+    import asyncio
+    import threading
+
+    from distributed.comm import connect
+    from distributed.core import send_recv
+
+    outcome: list[BaseException | None] = []
+
+    async def exchange() -> None:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await send_recv(comm, op="identity")
+        finally:
+            comm.abort()
+
+    def attempt() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(exchange(), timeout))
+            outcome.append(None)
+        except BaseException as exc:  # reported by the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, name="isograph-gpu-scheduler-probe",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout + 5)  # wait_for ends the attempt at ``timeout``; 5 s to unwind
+    error = outcome[0] if outcome else TimeoutError()
+    if error is None:
+        return
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        reason = f"no answer within {timeout:g} s (--scheduler-timeout)"
+    else:
+        reason = first_line(error) or type(error).__name__
+    raise InputError(f"scheduler (--scheduler) {address}: cannot connect ({reason})") \
+        from (error if isinstance(error, Exception) else None)
+
+
 @contextmanager
-def scheduler_client(scheduler: str) -> Iterator[Any]:
+def scheduler_client(scheduler: str, timeout: float = SCHEDULER_TIMEOUT) -> Iterator[Any]:
     """A ``distributed.Client`` for ``scheduler``: ``local[:N]`` starts a LocalCluster of N
     one-thread worker processes for the run; anything else is a scheduler address
-    (``tcp://host:8786``) the client connects to. Closed on exit."""
+    (``tcp://host:8786``) the client connects to, after :func:`probe_scheduler` found it
+    answering within ``timeout`` seconds. Closed on exit."""
     distributed = require_distributed()
     n_workers = local_workers(scheduler)
     if n_workers is None:
+        probe_scheduler(scheduler, timeout)
         try:
-            client = distributed.Client(scheduler)
+            client = distributed.Client(scheduler, timeout=timeout)
         except (OSError, ValueError) as exc:  # unreachable, or not an address
             raise InputError(f"scheduler (--scheduler) {scheduler}: cannot connect "
                              f"({first_line(exc)})") from exc

@@ -194,7 +194,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         if config.scheduler is not None:
             from .distributed import scheduler_client
 
-            client = cluster.enter_context(scheduler_client(config.scheduler))
+            client = cluster.enter_context(scheduler_client(config.scheduler,
+                                                            config.scheduler_timeout))
         ctx = RunContext(config=config, device=device, dtype=dtype, progress=progress,
                          plan=plan, client=client)
         columns = FeatureColumns(inputs.features, plan.residency, device, dtype)
@@ -346,7 +347,8 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
-                              plot_files, [*staged.files, MANIFEST])
+                              plot_files, [*staged.files, MANIFEST],
+                              output_dir=str(staged.destination))
     manifest.update(manifest_entries(config, beyond[0], device, dtype))
     staged.write_json(manifest, MANIFEST)
 

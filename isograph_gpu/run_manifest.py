@@ -50,12 +50,31 @@ def _rows(result: ExplainResult, name: str) -> int:
         getattr(result, name))
 
 
+def with_paths_from(fingerprints: dict[str, Any], output_dir: str | None) -> dict[str, Any]:
+    """Input fingerprints with ``path_from_output_dir`` added to each one with a path: the
+    input's real path relative to the output dir's (still right when both are moved or
+    copied together; ``plot --explain-dir`` tries it after the absolute ``path``)."""
+    import os
+
+    if output_dir is None:
+        return fingerprints
+    base = os.path.realpath(output_dir)
+    out: dict[str, Any] = {}
+    for name, entry in fingerprints.items():
+        if isinstance(entry, dict) and entry.get("path"):
+            entry = {**entry, "path_from_output_dir": os.path.relpath(
+                os.path.realpath(entry["path"]), base)}
+        out[name] = entry
+    return out
+
+
 def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
                    config: ExplainConfig, device: torch.device, dtype: torch.dtype,
                    progress: Progress, annotated: bool, plot_files: list[str],
-                   files: list[str]) -> dict[str, Any]:
+                   files: list[str], output_dir: str | None = None) -> dict[str, Any]:
     """The manifest of a finished run (tables are counted from their recorded shapes,
-    never loaded)."""
+    never loaded); ``output_dir``: where it is committed (input paths relative to it are
+    recorded too, :func:`with_paths_from`)."""
 
     from .result_tables import DRIVER_COLUMNS
 
@@ -90,7 +109,7 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
         "attribution_precision": _attribution_precision(config, device),
         "feature_table_streamed": not isinstance(inputs.features, np.ndarray),
         "versions": package_versions(),
-        "inputs": inputs.fingerprints,
+        "inputs": with_paths_from(inputs.fingerprints, output_dir),
         "n_samples": inputs.n_samples,
         "sample_order": "sorted string overlap of feature_scores and feature_table",
         "modules": {

@@ -74,16 +74,21 @@ class SyntheticDataset:
         Returns the paths keyed ``modules``, ``feature_scores`` (both under ``artifact/``),
         ``feature_table``, ``feature_meta`` and ``artifact_dir``.
         """
-        root = Path(directory)
-        paths = {
-            "modules": root / "artifact" / "modules.parquet",
-            "feature_scores": root / "artifact" / "feature_scores.parquet",
-            "feature_table": root / "feature_table.parquet",
-            "feature_meta": root / "feature_meta.parquet",
-        }
+        paths = input_paths(directory)
         for name, path in paths.items():
             _write_parquet_atomic(getattr(self, name), path)
-        return {**paths, "artifact_dir": root / "artifact"}
+        return {**paths, "artifact_dir": Path(directory) / "artifact"}
+
+
+def input_paths(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """Where :meth:`SyntheticDataset.write` puts each table under ``directory``."""
+    root = Path(directory)
+    return {
+        "modules": root / "artifact" / "modules.parquet",
+        "feature_scores": root / "artifact" / "feature_scores.parquet",
+        "feature_table": root / "feature_table.parquet",
+        "feature_meta": root / "feature_meta.parquet",
+    }
 
 
 def make_synthetic_dataset(

@@ -227,7 +227,7 @@ def run(text):
 run("old")
 (root / "out" / "M003").chmod(0o555)  # an unwritable module folder of the old output
 run("new")                            # replaces the whole folder, old one removed
-assert {p.name for p in root.iterdir()} == {"out"}, list(root.iterdir())
+assert {p.name for p in root.iterdir()} == {"out", ".out.isograph-gpu-lock"}, list(root.iterdir())
 assert (root / "out" / "M003" / "table.parquet").read_text() == "new"
 root.chmod(0o555)                     # now the output's parent is unwritable
 try:

@@ -607,10 +607,10 @@ def test_default_render_uses_workers_and_writes_what_one_process_writes(tmp_path
     import isograph_gpu.plots.render as render
 
     pools = []
-    real_pool = render.ProcessPoolExecutor
+    real_pool = render.FigureWorkers
     monkeypatch.setattr(render, "default_jobs", lambda n: 2)
-    monkeypatch.setattr(render, "ProcessPoolExecutor",
-                        lambda **kw: pools.append(kw["max_workers"]) or real_pool(**kw))
+    monkeypatch.setattr(render, "FigureWorkers",
+                        lambda jobs, tasks: pools.append(jobs) or real_pool(jobs, tasks))
     res = edge_results()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

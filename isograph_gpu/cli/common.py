@@ -6,7 +6,9 @@
 - Anything else is a bug: one line says so, names the exception, and where its
   traceback was saved (a file in the temp dir); ``--debug`` prints the traceback instead.
 - SIGINT and SIGTERM clean up the same way (staging removed, plot workers stopped) and
-  exit 130 / 143.
+  exit 130 / 143; one that arrives while an output dir is being swapped waits until the
+  swap and its clean-up are done (:mod:`isograph_gpu.interrupts`), and the line says what
+  each output dir holds: the earlier output, the complete new one, or nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TypeVar
 import click
 
 from ..errors import IsographGpuError, first_line
+from ..interrupts import describe_outputs, interrupt, reset_outputs
 
 T = TypeVar("T")
 
@@ -64,8 +67,27 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"Warning: {message}\n"
 
 
+#: the process whose command installed the handlers: a worker forked from it inherits
+#: them (and a signal the parent had caught but not yet handled), and must not unwind the
+#: parent's stack (its cleanup is the parent's job)
+_HANDLER_PID = {"pid": None}
+
+
 def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+    if os.getpid() == _HANDLER_PID["pid"]:
+        interrupt(Terminated)  # raised now, or once a commit in progress is complete
+
+
+def _raise_interrupted(signum, frame) -> None:
+    if os.getpid() == _HANDLER_PID["pid"]:
+        interrupt(KeyboardInterrupt)
+
+
+def interrupted_line(what: str) -> str:
+    """The one line for an interrupt: what each output dir of the run now holds."""
+    outputs = describe_outputs()
+    return (f"Error: {what}; " + (f"{outputs}; " if outputs else "")
+            + "no partial output was left behind")
 
 
 def expected_error_line(exc: BaseException) -> str:
@@ -127,10 +149,15 @@ def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
     warnings.formatwarning = _format_warning
     if quiet:
         warnings.simplefilter("ignore")
+    reset_outputs()
+    _HANDLER_PID["pid"] = os.getpid()
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous_int = signal.getsignal(signal.SIGINT)
+        if previous_int is signal.default_int_handler:  # Ctrl-C: also held through a commit
+            signal.signal(signal.SIGINT, _raise_interrupted)
     except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
+        previous = previous_int = None
     try:
         return fn()
     except (IsographGpuError, OSError) as exc:
@@ -139,10 +166,10 @@ def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
         click.echo(f"Error: {expected_error_line(exc)}", err=True)
         sys.exit(EXIT_FAILURE)
     except Terminated:
-        click.echo("Error: terminated (SIGTERM); no partial output was left behind", err=True)
+        click.echo(interrupted_line("terminated (SIGTERM)"), err=True)
         sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
-        click.echo("Error: interrupted; no partial output was left behind", err=True)
+        click.echo(interrupted_line("interrupted"), err=True)
         sys.exit(130)
     except MemoryError as exc:
         click.echo("Error: out of memory; lower --memory-budget or use --stream-features"
@@ -156,3 +183,5 @@ def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)

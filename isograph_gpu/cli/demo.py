@@ -37,6 +37,7 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
         from ..pipeline import MANIFEST, explain_module
         from ..synthetic import make_synthetic_dataset
 
+        check_demo_destination(output_dir)  # before anything is written into it
         data = make_synthetic_dataset(n_samples=samples, n_genes=genes, n_modules=modules,
                                       seed=seed)
         paths = data.write(output_dir / "inputs")
@@ -61,6 +62,43 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
             click.echo(line)
 
     run_command(job, quiet=quiet)
+
+
+def check_demo_destination(output_dir: Path) -> None:
+    """Refuse (:class:`~isograph_gpu.errors.OutputError`, before anything is written) a
+    demo folder that holds anything but an earlier demo's files: ``inputs/`` with the
+    tables the demo writes (:func:`~isograph_gpu.synthetic.input_paths`) and ``explain/``
+    as the explain step accepts it (absent, empty, or an earlier explain output), beside
+    which only that step's own staging folders may lie."""
+    import os
+
+    from ..errors import OutputError
+    from ..io.output import LOCK_MARK, STAGING_MARK, check_destination
+    from ..synthetic import input_paths
+
+    output_dir = Path(os.path.realpath(output_dir))
+    if not os.path.lexists(output_dir):
+        return
+    if not output_dir.is_dir():
+        raise OutputError(f"demo output dir {output_dir} exists and is not a directory")
+    inputs = output_dir / "inputs"
+    allowed = {p.relative_to(inputs).as_posix() for p in input_paths(inputs).values()}
+    foreign = [p for p in output_dir.iterdir()
+               if p.name not in ("inputs", "explain")
+               and not p.name.startswith(f".explain{STAGING_MARK}")
+               and p.name != f".explain{LOCK_MARK}"]
+    if inputs.is_symlink() or (inputs.exists() and not inputs.is_dir()):
+        foreign.append(inputs)
+    elif inputs.is_dir():
+        foreign += [p for p in sorted(inputs.rglob("*"))
+                    if p.is_symlink() or (p.is_file() and
+                                          p.relative_to(inputs).as_posix() not in allowed)]
+    if foreign:
+        raise OutputError(
+            f"demo output dir {output_dir} holds files the demo did not write (e.g. "
+            f"{foreign[0]}); it writes inputs/ and explain/ there, so it refuses: choose an "
+            "empty or new folder")
+    check_destination(output_dir / "explain")
 
 
 def next_steps(explain_dir: Path, plotted: bool) -> list[str]:

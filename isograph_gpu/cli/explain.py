@@ -18,6 +18,7 @@ from ..config import (
     VAE_JACOBIANS,
     ExplainConfig,
 )
+from ..interrupts import note_output
 from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -161,6 +162,10 @@ def _names(groups: object) -> tuple[str, ...] | None:
                    "feature table: a scheduler address (tcp://host:8786) or local[:N] (N "
                    "local worker processes). Needs the distributed extra; see "
                    "docs/distributed.md.")
+@click.option("--scheduler-timeout", type=FiniteFloatRange(0.0, None, min_open=True),
+              default=30.0, show_default=True, metavar="SECONDS",
+              help="How long a --scheduler address may take to connect and answer before "
+                   "the run fails.")
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
@@ -173,6 +178,7 @@ def explain_module(**opts: object) -> None:
     quiet = bool(opts.pop("quiet"))
 
     def job() -> None:
+        note_output(opts["output_dir"])  # an interrupt from now on says what it holds
         pipeline = import_long_lived("isograph_gpu.pipeline")
         run, manifest = pipeline.explain_module, pipeline.MANIFEST
 
@@ -210,6 +216,7 @@ def explain_module(**opts: object) -> None:
             covariate_columns=_names(opts["covariate_columns"]),
             switch_permutations=opts["switch_permutations"],  # type: ignore[arg-type]
             seed=opts["seed"],  # type: ignore[arg-type]
+            scheduler_timeout=opts["scheduler_timeout"],  # type: ignore[arg-type]
         )
         output_dir = Path(opts["output_dir"])  # type: ignore[arg-type]
         run(

@@ -31,9 +31,12 @@ def annotate_structure(gtf: Path, switch_pairs: Path, output: Path,
     stderr, the hash with a progress bar; elsewhere stderr carries only warnings and errors."""
 
     def body() -> None:
+        from ..io.output import refuse_output_over_inputs
         from ..progress import Progress
         from ..structure import annotate_switch_pairs, read_switch_pairs, write_annotations
 
+        # --output and --gtf-cache are written: neither may be (or resolve to) an input
+        refuse_output_over_inputs([output, gtf_cache], [gtf, switch_pairs])
         pairs = read_switch_pairs(switch_pairs)
         progress = Progress(enabled=sys.stderr.isatty())
         table = annotate_switch_pairs(pairs, gtf, gtf_cache=gtf_cache, progress=progress)

@@ -16,7 +16,8 @@ the memory rule of :mod:`.memory`) stays in its own modules:
 - Explain inputs: :func:`load_explain_inputs` -> :class:`ExplainInputs` (aligned host
   float64 matrices, string ids) (:mod:`.inputs`, :mod:`.explain_inputs`).
 - Outputs: :func:`staged_output` (atomic output directory, parquet writer threads),
-  :func:`write_parquet` (:mod:`.output`).
+  :func:`write_parquet`, :func:`refuse_output_over_inputs` (no output over an input)
+  (:mod:`.output`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .explain_inputs import ExplainInputs
 from .feature_blocks import FeatureBlocks
 from .feature_tables import open_feature_table
 from .inputs import load_explain_inputs
-from .output import staged_output, write_parquet
+from .output import refuse_output_over_inputs, staged_output, write_parquet
 from .table_readers import (
     TABLE_FORMATS,
     TableFormat,
@@ -50,6 +51,7 @@ __all__ = [
     "read_column_names",
     "read_polars",
     "read_table",
+    "refuse_output_over_inputs",
     "register_table_format",
     "staged_output",
     "table_format",

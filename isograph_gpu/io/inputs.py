@@ -34,7 +34,8 @@ MIN_OVERLAP_SAMPLES = 10
 
 
 def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Size, mtime and a SHA-256 of the first and last MiB of a file (cheap on big files)."""
+    """Absolute path, size, mtime and a SHA-256 of the first and last MiB of a file (cheap
+    on big files)."""
     path = Path(path)
     stat = path.stat()
     digest = hashlib.sha256()
@@ -43,7 +44,7 @@ def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
         if stat.st_size > 2 << 20:
             fh.seek(-(1 << 20), os.SEEK_END)
             digest.update(fh.read())
-    return {"path": str(path), "size": stat.st_size, "mtime": stat.st_mtime,
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime": stat.st_mtime,
             "sha256_head_tail": digest.hexdigest()}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError, OutputError
+from ..interrupts import COMMITTED, interrupts_deferred, note_output, record_output
 from ..manifest import EIGENGENES, MANIFEST, ROOT_FILES, SAMPLE_ID_COLUMN, TOP_FIGURES
 
 #: the file that marks a folder as an isograph(-gpu) explain output
@@ -334,6 +336,130 @@ class StagedOutput:
         return old
 
 
+# --- one writer at a time -----------------------------------------------------------------
+
+#: the lock file beside an output dir is named ``.<destination name>.isograph-gpu-lock``
+LOCK_MARK = ".isograph-gpu-lock"
+_held_locks: dict[str, int] = {}
+_held_locks_guard = threading.Lock()
+
+
+def lock_path(destination: Path) -> Path:
+    """The lock file of output dir ``destination`` (beside it, in the same folder)."""
+    return destination.parent / f".{destination.name}{LOCK_MARK}"
+
+
+@contextmanager
+def output_lock(destination: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive lock of output dir ``destination`` (``fcntl.flock`` on
+    :func:`lock_path`, created when missing and left in place): a commit of explain-module
+    and a whole ``plot --explain-dir`` hold it, so a plot never draws from a folder that
+    is being replaced, nor a replacement lands in the middle of a plot: the second waits
+    (a warning says so). Re-entrant within a process; released when the block ends or
+    the process dies. Where ``fcntl`` is missing (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    destination = Path(os.path.realpath(destination))
+    key = str(destination)
+    with _held_locks_guard:
+        if _held_locks.get(key):
+            _held_locks[key] += 1
+            held = True
+        else:
+            held = False
+    if held:
+        try:
+            yield
+        finally:
+            with _held_locks_guard:
+                _held_locks[key] -= 1
+        return
+    path = lock_path(destination)
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o666)
+    except PermissionError:
+        try:  # another user's lock file: flock needs only a read-only descriptor
+            fd = os.open(path, os.O_RDONLY | cloexec)
+        except OSError as exc:
+            raise io_error("open lock file", path, exc) from exc
+    except OSError as exc:
+        raise io_error("create lock file", path, exc) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            warnings.warn(f"waiting for another isograph-gpu run on {destination} to finish "
+                          f"(it holds {path})", stacklevel=3)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _held_locks_guard:
+            _held_locks[key] = 1
+        try:
+            yield
+        finally:
+            with _held_locks_guard:
+                _held_locks.pop(key, None)
+    finally:
+        os.close(fd)
+
+
+# --- a staged run that starts from the current output ------------------------------------
+
+def check_no_links_out(root: str | os.PathLike[str]) -> None:
+    """:class:`OutputError` when a folder under ``root`` is a symbolic link, or a file is
+    a link that leads outside ``root``: a run that rewrites ``root`` writes only inside
+    it (a module folder linked to another folder would take the figures there)."""
+    root = Path(os.path.realpath(root))
+    inside = str(root) + os.sep
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                continue
+            target = os.path.realpath(path)
+            if os.path.isdir(target) or not target.startswith(inside):
+                raise OutputError(
+                    f"{path} is a symbolic link to {target}"
+                    + (" (a folder)" if os.path.isdir(target) else ", outside " + str(root))
+                    + f"; a run that rewrites {root} writes only inside it: replace the link "
+                    "by the files themselves")
+
+
+def copy_into_staging(source: Path, staging: Path) -> list[str]:
+    """Give ``staging`` (empty) the files of output dir ``source`` as hard links (copies
+    where the file system has none), so a run can add to the current output and commit
+    the whole; files are replaced (:func:`atomic_write`), never written in place, so
+    ``source`` stays as it was until the commit. File links inside ``source`` become
+    links to their target's content; see :func:`check_no_links_out` (called here first).
+    Returns the relative paths copied."""
+    check_no_links_out(source)
+    source = Path(os.path.realpath(source))
+    copied = []
+    for folder, dirs, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        for name in dirs:
+            try:
+                (staging / relative / name).mkdir()
+            except OSError as exc:
+                raise io_error("create folder", staging / relative / name, exc) from exc
+        for name in files:
+            original = os.path.realpath(Path(folder) / name)
+            target = staging / relative / name
+            try:
+                try:
+                    os.link(original, target)
+                except OSError:
+                    shutil.copy2(original, target)
+            except OSError as exc:
+                raise io_error("copy", original, exc) from exc
+            copied.append((relative / name).as_posix())
+    return copied
+
+
 # --- replacing a whole directory --------------------------------------------------------
 
 _AT_FDCWD = -100
@@ -424,6 +550,64 @@ def remove_tree(path: Path) -> bool:
 
 # --- checks before computing ------------------------------------------------------------
 
+def _real_paths(path: str | os.PathLike[str]) -> list[str]:
+    """``path`` resolved through every link and ``..`` (:func:`os.path.realpath`), and,
+    for a folder, each of its files and links resolved (an input folder's files may be
+    links; its real subfolders are not inputs: an output dir may lie inside it)."""
+    real = os.path.realpath(path)
+    found = [real]
+    if os.path.isdir(real):
+        try:
+            with os.scandir(real) as entries:
+                found.extend(os.path.realpath(entry.path) for entry in entries
+                             if entry.is_symlink() or not entry.is_dir())
+        except OSError:
+            pass
+    return found
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts
+    except OSError:
+        return False
+
+
+def refuse_output_over_inputs(outputs: Sequence[object], inputs: Sequence[object],
+                              what: str = "output") -> None:
+    """Raise :class:`OutputError` when an output path (a file the run writes, or a folder
+    it replaces as a whole) is, holds, or resolves to one of the run's ``inputs``, or two
+    outputs are the same path; called before anything is read or written.
+
+    Every path is resolved (:func:`os.path.realpath`: symbolic links and ``..``), and an
+    input folder counts with each of its entries (an artifact dir's
+    ``feature_scores.parquet`` may be a link into the output dir); files that are the same
+    inode (hard links) are the same file. Objects that are not paths (a DataFrame, None)
+    are skipped; an input that does not exist cannot be overwritten and is skipped."""
+    def is_path(value: object) -> bool:
+        return isinstance(value, str | os.PathLike) and str(value) != ""
+
+    sources = [(value, real) for value in inputs if is_path(value)
+               and os.path.lexists(value) for real in _real_paths(value)]  # type: ignore[arg-type]
+    seen: dict[str, object] = {}
+    for output in outputs:
+        if not is_path(output):
+            continue
+        target = os.path.realpath(output)  # type: ignore[arg-type]
+        if target in seen:
+            raise OutputError(f"{what} {output} is the same path as {seen[target]}; give "
+                              "each output its own path")
+        seen[target] = output
+        inside = target.rstrip(os.sep) + os.sep
+        for source, real in sources:
+            if real == target or real.startswith(inside) or _same_file(real, target):
+                relation = "is" if real == target or _same_file(real, target) else "holds"
+                raise OutputError(
+                    f"{what} {output} {relation} the input {source}"
+                    + ("" if str(source) == real else f" ({real})")
+                    + "; writing it would destroy that input: choose another path")
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -434,6 +618,28 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+_STAGING_SUFFIX = re.compile(r"(\d+)-[0-9a-f]{8}(-old)?")
+
+
+def staging_folders(destination: Path) -> list[tuple[Path, int]]:
+    """The staging folders (and ``-old`` asides) of ``destination``, with the pid in each
+    name, sorted: names compared as text, exactly ``.<name>.isograph-gpu-staging-<pid>-
+    <8 hex>[-old]`` (never a glob pattern: a name such as ``o?t`` or ``out[1]`` must not
+    match a neighbour's folders)."""
+    prefix = f".{destination.name}{STAGING_MARK}"
+    try:
+        names = sorted(os.listdir(destination.parent))
+    except (FileNotFoundError, NotADirectoryError):  # nothing there to clean up
+        return []
+    found = []
+    for name in names:
+        match = _STAGING_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) \
+            else None
+        if match is not None:
+            found.append((destination.parent / name, int(match.group(1))))
+    return found
+
+
 def remove_stale_staging(destination: Path) -> list[Path]:
     """Delete the staging folders that runs killed earlier (SIGKILL, power loss) left
     beside ``destination``: those whose creating process is gone. Folders of a live
@@ -442,12 +648,10 @@ def remove_stale_staging(destination: Path) -> list[Path]:
     ``-old`` name; that folder is renamed back to ``destination``, not deleted. Returns
     the folders removed."""
     removed = []
-    prefix = f".{destination.name}{STAGING_MARK}"
-    for leftover in sorted(destination.parent.glob(prefix + "*")):
-        pid_text = leftover.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or not leftover.is_dir() or leftover.is_symlink():
+    for leftover, pid in staging_folders(destination):
+        if not leftover.is_dir() or leftover.is_symlink():
             continue
-        if _process_alive(int(pid_text)):  # a run in progress (maybe in this process)
+        if _process_alive(pid):  # a run in progress (maybe in this process)
             continue
         if leftover.name.endswith("-old") and not os.path.lexists(destination):
             os.rename(leftover, destination)
@@ -471,14 +675,7 @@ def check_destination(destination: Path, replace_foreign: bool = False,
     earlier output) unless ``replace_foreign``."""
     if not os.path.lexists(destination):
         return
-    for source in inputs:
-        if isinstance(source, str | os.PathLike) and os.path.exists(source):
-            real = Path(os.path.realpath(source))
-            if real == destination or destination in real.parents:
-                raise OutputError(
-                    f"output dir {destination} holds the input {source}; the run replaces the "
-                    "whole folder, so choose another output dir"
-                )
+    refuse_output_over_inputs([destination], inputs, "output dir")
     if not destination.is_dir():
         raise OutputError(f"output dir {destination} exists and is not a directory")
     if os.path.ismount(destination):
@@ -487,7 +684,8 @@ def check_destination(destination: Path, replace_foreign: bool = False,
             "choose a folder inside it"
         )
     try:
-        empty = next(os.scandir(destination), None) is None
+        with os.scandir(destination) as entries:
+            empty = next(entries, None) is None
     except OSError as exc:
         raise io_error("read output dir", destination, exc) from exc
     if not empty and not (destination / MANIFEST).is_file() and not replace_foreign:
@@ -531,10 +729,20 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
         raise OutputError(f"output dir {destination} is on another file system than "
                           f"{parent}; choose a folder inside it")
     staged = StagedOutput(destination, staging)
+    note_output(destination)
     leftover: Path | None = staging
     try:
         yield staged
-        leftover = staged.commit()
+        # an interrupt from here on waits until the swap is done and the old output (or,
+        # on a failure, the staging folder) is removed: no staging is ever left behind,
+        # and the interrupt's message says which output the destination holds
+        with output_lock(destination), interrupts_deferred():
+            leftover = staged.commit()
+            record_output(destination, COMMITTED)
+            if leftover is not None:
+                remove_tree(leftover)
+                leftover = None
     finally:
         if leftover is not None:
-            remove_tree(leftover)
+            with interrupts_deferred():
+                remove_tree(leftover)

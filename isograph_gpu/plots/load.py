@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def read_manifest(explain_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not an explain manifest ("
+                         + ("nested too deeply" if isinstance(exc, RecursionError)
+                            else "not UTF-8 text") + ")") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("module_ids"), list):
         raise InputError(f"{path} has no module_ids list")
     return manifest
@@ -90,25 +95,49 @@ def load_explain_dir(explain_dir: Path, manifest: dict | None = None
     return results
 
 
-def manifest_input_path(manifest: dict, name: str) -> Path | None:
-    """The path the explain run read its input ``name`` (``feature_table`` or
-    ``feature_meta``) from, as the manifest's ``inputs`` records it, when that file still
-    exists with the recorded size; else None (a warning says why when it was recorded)."""
-    entry = (manifest.get("inputs") or {}).get(name) if isinstance(manifest.get("inputs"),
-                                                                   dict) else None
+def manifest_input_path(manifest: dict, name: str,
+                        explain_dir: Path | None = None) -> Path | None:
+    """The file the explain run read its input ``name`` (``feature_table`` or
+    ``feature_meta``) from, as the manifest's ``inputs`` records it: its absolute
+    ``path``, then ``path_from_output_dir`` under ``explain_dir`` (both moved together),
+    whichever still holds the same file: the recorded size and head/tail SHA-256 (the
+    fingerprint) must match, so another file at the same path is never used. None when
+    none does (a warning says why when the input was recorded as a file)."""
+    inputs = manifest.get("inputs")
+    entry = inputs.get(name) if isinstance(inputs, dict) else None
     if not isinstance(entry, dict) or not entry.get("path"):
         return None
-    path = Path(str(entry["path"]))
-    if not path.is_file():
-        warnings.warn(f"the explain run's {name} {path} no longer exists; give --"
-                      f"{name.replace('_', '-')} to use another copy", stacklevel=2)
-        return None
+    candidates = [Path(str(entry["path"]))]
+    relative = entry.get("path_from_output_dir")
+    if explain_dir is not None and isinstance(relative, str) and relative:
+        candidates.append(Path(os.path.normpath(Path(explain_dir) / relative)))
+    changed = []
+    for path in dict.fromkeys(candidates):
+        if not path.is_file():
+            continue
+        if _fingerprint_matches(path, entry):
+            return path
+        changed.append(path)
+    option = f"--{name.replace('_', '-')}"
+    if changed:
+        warnings.warn(f"the explain run's {name} {changed[0]} is not the file the run read "
+                      "(its size or content fingerprint differs from the manifest's); not "
+                      f"used: give {option} to use a copy", stacklevel=2)
+    else:
+        warnings.warn(f"the explain run's {name} "
+                      + " or ".join(str(p) for p in dict.fromkeys(candidates))
+                      + f" no longer exists; give {option} to use another copy", stacklevel=2)
+    return None
+
+
+def _fingerprint_matches(path: Path, entry: dict) -> bool:
+    """Whether ``path`` has the size and head/tail SHA-256 the manifest recorded."""
+    from ..io.inputs import fingerprint
+
     if entry.get("size") is not None and path.stat().st_size != int(entry["size"]):
-        warnings.warn(f"the explain run's {name} {path} has changed since the run (size "
-                      f"{path.stat().st_size} bytes, recorded {entry['size']}); not used",
-                      stacklevel=2)
-        return None
-    return path
+        return False
+    recorded = entry.get("sha256_head_tail")
+    return recorded is None or fingerprint(path)["sha256_head_tail"] == recorded
 
 
 def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
@@ -122,9 +151,8 @@ def check_usage_matches(usage: pd.DataFrame, results: dict[str, ExplainResult],
     usage = usage_frame(usage)
     samples = {str(s) for r in results.values() for s in r.sample_ids}
     if samples and not samples.intersection(map(str, usage.index)):
-        example = next(iter(map(str, usage.index)), "none")
         raise InputError(f"feature table {source} shares no sample id with the explain run "
-                         f"(its first sample id is {example!r}); is it this run's table?")
+                         f"({len(usage.index)} rows); is it this run's table?")
     features = set(figure_feature_ids(results.values()))
     if features and not features.intersection(map(str, usage.columns)):
         raise InputError(f"feature table {source} has no column for any transcript of the "

@@ -8,9 +8,9 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError
+from ..interrupts import interrupts_deferred
 from ..io.output import (
     atomic_write_bytes,
     check_module_folder_names,
@@ -182,13 +183,96 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _stop_workers(workers: set[mp.process.BaseProcess]) -> None:
-    """Kill the pool's workers now (a failure or an interrupt: their figures are moot)."""
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-    for worker in workers:
-        worker.join(timeout=5)
+class FigureWorkers:
+    """``jobs`` worker processes drawing ``tasks`` (:func:`_render_module` arguments), each
+    taking the next task from a shared counter and sending its outcome back on its own
+    pipe. No thread in this process: an interrupt at any point is handled by
+    :meth:`stop`, which kills the workers and returns at once (concurrent.futures' pool
+    manager thread could be left waiting on a queue nobody reads, so the process never
+    exited). Workers die with this process (:func:`_worker_start`)."""
+
+    def __init__(self, jobs: int, tasks: list[tuple]) -> None:
+        context = _pool_context()
+        self._n_tasks = len(tasks)
+        next_task = context.Value("l", 0)
+        self._workers: dict[Any, mp.process.BaseProcess] = {}
+        try:
+            # forks (or spawns) here; an interrupt waits until every worker is started and
+            # known (one landing inside Process.start() would leave a worker unknown to stop)
+            with _signals_deferred(), interrupts_deferred():
+                for _ in range(jobs):
+                    receive, send = context.Pipe(duplex=False)
+                    worker = context.Process(target=_draw_tasks, daemon=True,
+                                             args=(os.getpid(), tasks, next_task, send))
+                    self._workers[receive] = worker
+                    worker.start()
+                    send.close()
+        except BaseException:
+            self.stop()
+            raise
+
+    def outcomes(self) -> Iterator[tuple[list[str], list[str]]]:
+        """Each task's (files written, skipped), in task order, as the workers finish them;
+        a worker's exception is re-raised here, and a worker that dies is an error."""
+        from multiprocessing.connection import wait
+
+        done: dict[int, tuple[list[str], list[str]]] = {}
+        for index in range(self._n_tasks):
+            while index not in done:
+                if not self._workers:
+                    raise RuntimeError(f"the figure workers ended before drawing module "
+                                       f"{index + 1} of {self._n_tasks}")
+                for receive in wait(list(self._workers)):
+                    try:
+                        task, outcome, error = receive.recv()
+                    except EOFError:  # the worker exited (all tasks taken) or died
+                        worker = self._workers.pop(receive)
+                        receive.close()
+                        worker.join(timeout=5)
+                        if worker.exitcode != 0:
+                            raise RuntimeError(f"a figure worker (pid {worker.pid}) died with "
+                                               f"exit code {worker.exitcode}") from None
+                        continue
+                    if error is not None:
+                        raise error
+                    done[task] = outcome
+            yield done.pop(index)
+
+    def stop(self) -> None:
+        """Kill every worker still running and reap it (a failure, Ctrl-C or SIGTERM: their
+        figures are moot); after a complete run the workers have exited already."""
+        started = {r: w for r, w in self._workers.items() if w.pid is not None}
+        for worker in started.values():
+            if worker.is_alive():
+                worker.kill()
+        for receive, worker in self._workers.items():
+            if worker in started.values():  # an interrupt may land before a start
+                worker.join(timeout=5)
+            receive.close()
+        self._workers = {}
+
+
+def _draw_tasks(parent_pid: int, tasks: list[tuple], next_task: Any, send: Any) -> None:
+    """A figure worker: draw task after task (the next index from ``next_task``) and send
+    ``(index, outcome, None)``, or ``(index, None, exception)`` and stop."""
+    _worker_start(parent_pid)
+    try:
+        while True:
+            with next_task.get_lock():
+                index = next_task.value
+                next_task.value += 1
+            if index >= len(tasks):
+                return
+            try:
+                send.send((index, _render_module(tasks[index]), None))
+            except Exception as exc:  # re-raised in the parent
+                try:
+                    send.send((index, None, exc))
+                except Exception:  # an exception that cannot be pickled
+                    send.send((index, None, RuntimeError(f"{type(exc).__name__}: {exc}")))
+                return
+    finally:
+        send.close()
 
 
 def _pool_context() -> mp.context.BaseContext:
@@ -237,18 +321,10 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
     feature_types = feature_type_map(feature_meta)
     tasks = [(result, _module_usage(usage, result), gene_names, top_n, output_dir, formats, dpi,
               usage is None, feature_types) for result in results.values()]
-    children_before = set(mp.active_children())
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
-                               initializer=_worker_start, initargs=(os.getpid(),)) \
-        if jobs > 1 else None
-    finished = False
+    workers = FigureWorkers(jobs, tasks) if jobs > 1 else None
     try:
         # workers start on the modules while this process draws the eigengene heatmap
-        if pool is None:
-            outcomes = map(_render_module, tasks)
-        else:
-            with _signals_deferred():  # map submits every task now: the workers fork here
-                outcomes = pool.map(_render_module, tasks)
+        outcomes = map(_render_module, tasks) if workers is None else workers.outcomes()
         written: list[str] = []
         eigengenes = eigengene_frame(results)
         try:
@@ -266,12 +342,9 @@ def render_explain_figures(results: dict[str, ExplainResult], output_dir: Path,
             if skipped:
                 warnings.warn(f"module {module_id}: skipped " + "; ".join(skipped),
                               stacklevel=2)
-        finished = True
     finally:
-        if pool is not None:
-            if not finished:  # an error, Ctrl-C or SIGTERM: do not wait for the workers
-                _stop_workers(set(mp.active_children()) - children_before)
-            pool.shutdown(cancel_futures=True)
+        if workers is not None:
+            workers.stop()
     return written
 
 

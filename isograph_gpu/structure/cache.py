@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import MissingInputError
-from ..io.output import atomic_write_bytes
+from ..io.output import atomic_write_bytes, refuse_output_over_inputs
 from ..progress import Progress
 from .gtf import PARSER_VERSION, read_gtf
 from .models import TranscriptModels
@@ -126,6 +126,7 @@ def load_transcript_models(gtf: str | os.PathLike[str],
         with progress.stage("parse GTF"):
             return read_gtf(gtf)
     cache = Path(cache)
+    refuse_output_over_inputs([cache], [gtf], "GTF cache")  # a rebuild writes the cache
     with progress.stage("hash GTF"):
         fingerprint = gtf_fingerprint(gtf, progress)
     if cache.exists():
