@@ -68,7 +68,9 @@ class ExplainConfig:
     feature_layout: str = "auto"
     #: Decoder Jacobian: central finite differences (reference) or exact forward-mode AD.
     vae_jacobian: str = "finite-difference"
-    #: Progress lines on stderr.
+    #: Write report.html (every module on one self-contained page) into the output dir.
+    report: bool = True
+    #: Progress lines on stderr (the API is silent by default; the CLI turns them on).
     progress: bool = False
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
     #: replaced as a whole); by default such a folder is refused before any computing.

@@ -93,7 +93,7 @@ def explain_module(
                            inputs=(artifact_dir, feature_table, feature_meta,
                                    module_score_table, annotation_table))
              if output_dir is not None else contextlib.nullcontext())
-    with outer as staged:
+    with outer as staged, progress.recording_warnings():
         try:
             results = _run(staged, artifact_dir, feature_table, feature_meta, module_ids,
                            module_score_table, annotation, config, device, dtype, progress,
@@ -274,22 +274,39 @@ def _attribute(results: dict[str, ExplainResult], inputs: ExplainInputs,
 def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: ExplainInputs,
             config: ExplainConfig, device: torch.device, dtype: torch.dtype,
             progress: Progress, annotated: bool) -> None:
-    """Figures (when asked for) and the manifest, after every table is written."""
+    """Figures (when asked for), the report and the manifest, after every table is
+    written."""
     plot_files: list[str] = []
+    # figures read the usage of the modules' transcripts; the report reads it only when
+    # the table is loaded anyway (a streamed table is read once, by the statistics)
+    usage = _figure_usage(results, inputs) if config.plot or (
+        config.report and isinstance(inputs.features, np.ndarray)) else None
     if config.plot:
         from .plots import figure_files, render_explain_figures
 
         with progress.stage("plots"):
             plot_files = render_explain_figures(
                 results, staged.staging, config.output_formats,
-                feature_usage=_figure_usage(results, inputs),
-                feature_meta=inputs.feature_meta, progress=progress,
+                feature_usage=usage, feature_meta=inputs.feature_meta, progress=progress,
             )
         for rel in plot_files:
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
+    report = []
+    if config.report:
+        from .report import REPORT_NAME
+
+        report = [REPORT_NAME]
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
-                              plot_files, [*staged.files, MANIFEST])
+                              plot_files, [*staged.files, MANIFEST, *report])
+    if config.report:
+        from .report import write_report
+
+        with progress.stage("report"):
+            write_report(staged.staging, results, manifest, usage, inputs.feature_meta)
+        staged.path(REPORT_NAME)  # register for the commit
+        manifest = build_manifest(results, inputs, config, device, dtype, progress,
+                                  annotated, plot_files, [*staged.files, MANIFEST])
     staged.write_json(manifest, MANIFEST)
 
 

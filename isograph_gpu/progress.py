@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -25,6 +26,8 @@ class Progress:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.timings: dict[str, float] = {}
+        #: the warnings shown while :meth:`recording_warnings` was open, one line each
+        self.warnings: list[str] = []
         self._interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._nested: list[float] = []  # per open stage: seconds spent in its inner stages
         self._bars: dict[str, Any] = {}
@@ -32,6 +35,21 @@ class Progress:
     def message(self, text: str) -> None:
         if self.enabled:
             print(f"{PREFIX} {text}", file=self.stream, flush=True)
+
+    @contextmanager
+    def recording_warnings(self) -> Iterator[None]:
+        """Keep a copy of every warning shown inside this block in :attr:`warnings` (the
+        manifest and the report list them); warnings are still shown as before, and a
+        warning the filters hide (``--quiet``) is neither shown nor kept."""
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+
+            def show_and_keep(message, category, filename, lineno, file=None, line=None):
+                self.warnings.append(str(message).strip())
+                shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show_and_keep
+            yield
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
