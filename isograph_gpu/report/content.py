@@ -52,7 +52,8 @@ def _with_gene_names(table: pd.DataFrame, gene_names: dict[str, str]) -> pd.Data
     if not gene_names or table.empty:
         return table
     names = [gene_names.get(str(g), "") for g in table["gene_id"]]
-    return table.assign(gene_name=names)
+    return table.assign(gene_name=names)[
+        ["gene_id", "gene_name", *[c for c in table.columns if c != "gene_id"]]]
 
 
 def driver_rows(result: ExplainResult, gene_names: dict[str, str],

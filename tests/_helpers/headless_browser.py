@@ -130,8 +130,8 @@ def visit(path: Path, binary: str, scripts: tuple[str, ...] = (), width: int = 1
           height: int = 2000, settle_s: float = 0.5) -> PageVisit:
     """Open ``path`` (a local file) in a fresh headless Chromium profile; returns every
     request URL, console message and exception, ``document.body.innerText``, a
-    screenshot of the first ``height`` pixels, and the value of each of ``scripts``
-    evaluated in the page afterwards (in order)."""
+    screenshot of the first ``height`` pixels as loaded, and the value of each of
+    ``scripts`` evaluated in the page after the screenshot (in order)."""
     result = PageVisit()
     with tempfile.TemporaryDirectory(prefix="isograph-gpu-chromium-") as profile:
         browser = _Pipe(binary, Path(profile), width, height)
@@ -151,12 +151,12 @@ def visit(path: Path, binary: str, scripts: tuple[str, ...] = (), width: int = 1
             result.text = browser.send("Runtime.evaluate", {
                 "expression": "document.body.innerText", "returnByValue": True},
                 session=session)["result"].get("value", "")
+            shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
+            result.screenshot_png = base64.b64decode(shot["data"])
             for script in scripts:
                 result.evaluated.append(browser.send("Runtime.evaluate", {
                     "expression": script, "returnByValue": True},
                     session=session)["result"].get("value"))
-            shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
-            result.screenshot_png = base64.b64decode(shot["data"])
             browser.send("Runtime.evaluate", {"expression": "1"}, session=session)
         finally:
             browser.close()
