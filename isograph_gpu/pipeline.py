@@ -129,8 +129,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")
     progress.message(
-        f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
-        f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
+        f"{inputs.n_samples} samples, {len(set(inputs.score_gene_ids.tolist()))} module genes "
+        f"({inputs.scores.shape[1]} feature_scores rows), {inputs.features.shape[1]} table "
+        f"features, {len(inputs.module_ids)} modules"
     )
     if device.type == "cuda":
         disable_reduced_precision()
@@ -151,7 +152,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
                            n_splits=1 + (config.contrast_tails is not None))
     # Dask tasks read their own columns
     if read_once and config.scheduler is None and _load_if_read_again(inputs, len(blocks)):
-        with progress.stage("load inputs"):
+        with progress.stage("load feature table"):
             inputs.features = np.asarray(inputs.features)
     layout = RowLayout.build(inputs, config, device)
     with contextlib.ExitStack() as cluster:

@@ -292,7 +292,7 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
     return axes
 
 
-def _legend_above(ax: Axes, fontsize: float = 4.5) -> None:
+def _legend_above(ax: Axes, fontsize: float = 6.0) -> None:
     """The panel's transcript legend between its title and the plot area, so no data is
     hidden (the switch completes in the top corners, which any inside corner covers)."""
     lines = trend_lines(ax)
