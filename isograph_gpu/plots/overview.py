@@ -69,7 +69,8 @@ def plot_eigengene_heatmap(eigengenes: pd.DataFrame, ax: Axes | None = None,
     matrix = values[order].T
     standalone = ax is None
     if ax is None:
-        fig = new_figure(DOUBLE_COLUMN_IN, 0.9 + 0.18 * matrix.shape[0])
+        # at least tall enough for the colour bar's label beside few modules
+        fig = new_figure(DOUBLE_COLUMN_IN, max(1.5, 0.9 + 0.18 * matrix.shape[0]))
         ax = fig.add_subplot()
     limit = float(np.nanmax(np.abs(matrix)))
     image = ax.imshow(matrix, aspect="auto", cmap=diverging_cmap(), norm=diverging_norm(limit))
@@ -167,7 +168,9 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
         labels, [(feature_types or {}).get(str(f)) for f in rows["feature_id"]])
     ax.set_yticks(y, labels)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel(axis_label)
+    # a two-line label (mixed types) ends at the axes' right edge: beside long row labels
+    # the axes are narrow, and a centred label would run off the figure's right side
+    ax.set_xlabel(axis_label, loc="right" if "\n" in axis_label else "center")
     ax.legend(handles=[
         Line2D([], [], marker="o", linestyle="", color=NEGATIVE_COLOR, label="low eigengene"),
         Line2D([], [], marker="o", linestyle="", color=POSITIVE_COLOR, label="high eigengene"),
@@ -214,7 +217,6 @@ def plot_module_trait_heatmap(module_traits: pd.DataFrame, ax: Axes | None = Non
         fig = new_figure(min(DOUBLE_COLUMN_IN, 1.6 + 0.45 * len(traits)),
                          1.0 + 0.22 * len(modules))
         ax = fig.add_subplot()
-    ax.set_facecolor("#D9D9D9")  # pairs without an r
     image = ax.imshow(np.ma.masked_invalid(r), aspect="auto", cmap=diverging_cmap(),
                       norm=diverging_norm(1.0))
     for i in range(len(modules)):
