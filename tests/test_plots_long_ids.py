@@ -29,9 +29,9 @@ def _ensembl_ids(data, rng) -> tuple[dict[str, str], dict[str, str]]:
     genes = sorted(data.feature_meta["gene_id"].unique())
     transcripts = sorted(t for t in data.feature_meta["feature_id"] if ".T" in t)
     numbers = rng.choice(900_000, size=len(genes) + len(transcripts), replace=False) + 100_000
-    gene_ids = {g: f"ENSG00000{n}.{rng.integers(10, 20)}" for g, n in zip(genes, numbers)}
+    gene_ids = {g: f"ENSG00000{n}.{rng.integers(10, 20)}" for g, n in zip(genes, numbers[: len(genes)], strict=True)}
     tx_ids = {t: f"ENST00000{n}.{rng.integers(10, 20)}"
-              for t, n in zip(transcripts, numbers[len(genes):])}
+              for t, n in zip(transcripts, numbers[len(genes):], strict=True)}
     return gene_ids, tx_ids
 
 

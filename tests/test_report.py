@@ -297,7 +297,8 @@ def test_module_trait_heatmap_marks_the_adjusted_significance():
              for t in ax.texts}
     for i, module_id in enumerate(["M000", "M001"]):
         for j, trait in enumerate(["age", "bmi", "sex"]):
-            q = traits.query("module_id == @module_id and trait == @trait")["qvalue"].item()
+            pair = (traits["module_id"] == module_id) & (traits["trait"] == trait)
+            q = traits.loc[pair, "qvalue"].item()
             stars = "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
             assert marks.get((i, j), "") == stars == q_stars(q)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -82,7 +81,10 @@ def compact_labels(labels: Sequence[str]) -> tuple[list[str], str]:
     texts = [str(x) for x in labels]
     if not texts or max(map(len, texts)) <= CROWDED_LABEL_CHARS:
         return texts, ""
-    prefix = os.path.commonprefix(texts)[: min(map(len, texts)) - MIN_KEPT_CHARS]
+    prefix = texts[0][: min(map(len, texts)) - MIN_KEPT_CHARS]
+    for text in texts[1:]:  # the longest prefix of characters every label starts with
+        while not text.startswith(prefix):
+            prefix = prefix[:-1]
     if len(prefix) < MIN_SHARED_PREFIX:
         return texts, ""
     return ["\u2026" + t[len(prefix):] for t in texts], prefix
