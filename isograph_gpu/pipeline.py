@@ -78,6 +78,10 @@ def explain_module(
     if not return_tables and output_dir is None:
         raise ValueError("return_tables=False needs an output_dir to read the tables from")
     config = config or ExplainConfig()
+    if config.scheduler is not None:  # in a Dask worker re-running an unguarded script?
+        from .distributed import exit_if_unguarded_worker
+
+        exit_if_unguarded_worker(config.scheduler)
     check_optional_dependencies(config, feature_table, feature_meta, module_score_table)
     progress = Progress(config.progress)
     annotation = None
