@@ -303,7 +303,9 @@ def _legend_above(ax: Axes, fontsize: float = 6.0) -> None:
     hidden (the switch completes in the top corners, which any inside corner covers)."""
     lines = trend_lines(ax)
     longest = max((len(line.get_label()) for line in lines), default=0)
-    ncols = 2 if len(lines) > 1 and longest <= 20 else 1
+    # two columns only for short labels: at a readable size two long ones are wider than
+    # a gradient panel
+    ncols = 2 if len(lines) > 1 and longest <= 12 else 1
     rows = -(-len(lines) // ncols)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, fontsize=fontsize,
               handlelength=1.0, borderaxespad=0.1, borderpad=0.2, labelspacing=0.4,
