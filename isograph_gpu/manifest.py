@@ -112,6 +112,6 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
             "plots": config.plot,
             "report": config.report,
         },
-        "warnings": list(progress.warnings),
+        "warnings": None if progress.warnings is None else list(progress.warnings),
         "timings_seconds": {k: round(v, 4) for k, v in progress.timings.items()},
     }

@@ -334,3 +334,18 @@ def test_twenty_modules_stay_under_ten_megabytes(tmp_path):
     page = parse(out / REPORT_NAME)
     assert len([s for s in page.tables if s and s.startswith("module-")]) == 20
     assert (out / REPORT_NAME).stat().st_size < 10 * 1024**2
+
+
+def test_a_quiet_run_says_its_warnings_were_not_recorded(tmp_path):
+    """--quiet hides the warnings, so the page must not claim there were none."""
+    data = make_synthetic_dataset(n_samples=30, n_genes=30, n_modules=1, genes_per_module=5,
+                                  seed=2)
+    paths = data.write(tmp_path / "inputs")
+    result = CliRunner().invoke(main, [
+        "explain-module", "--artifact-dir", str(paths["artifact_dir"]), "--feature-table",
+        str(paths["feature_table"]), "--feature-meta", str(paths["feature_meta"]),
+        "--output-dir", str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["warnings"] is None
+    text = "".join(parse(tmp_path / "out" / REPORT_NAME).text["warnings"])
+    assert "not recorded" in text

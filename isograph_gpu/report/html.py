@@ -192,8 +192,8 @@ def run_section(content: ReportContent) -> str:
 def warnings_section(content: ReportContent) -> str:
     shown = content.manifest.get("warnings")
     if not isinstance(shown, list):
-        return ("<section id='warnings'><h2>Warnings</h2><p class='muted'>this run's "
-                "manifest records no warnings list</p></section>")
+        return ("<section id='warnings'><h2>Warnings</h2><p class='muted'>not recorded: "
+                "the run hid its warnings (--quiet)</p></section>")
     if not shown:
         return "<section id='warnings'><h2>Warnings</h2><p>none</p></section>"
     items = "".join(f"<li>{esc(w)}</li>" for w in shown)
@@ -252,7 +252,8 @@ def render_page(content: ReportContent, panels: Mapping[str, str],
     """The whole page as one string."""
     ids = [m.module_id for m in content.modules]
     title = ", ".join(ids[:6]) + (" ..." if len(ids) > 6 else "")
-    n_warnings = len(content.manifest.get("warnings") or [])
+    shown = content.manifest.get("warnings")
+    n_warnings = len(shown) if isinstance(shown, list) else "not recorded"
     nav = ("<a href='#overview'>modules</a>"
            + "".join(f"<a href='#module-{esc(i)}'>{esc(i)}</a>" for i in ids)
            + f"<a href='#warnings'>warnings ({n_warnings})</a><a href='#run'>the run</a>")
