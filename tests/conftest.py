@@ -95,6 +95,10 @@ SLOW_TESTS = (
     "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[high",
     "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[transcript",
     "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[switch",
+    "tests/test_plots_cli.py::test_full_render_is_deterministic_for_vector_formats",
+    "tests/test_plots_cli.py::test_plot_command_renders_and_updates_manifest",
+    "tests/test_plots_cli.py::test_explain_plot_and_plot_command_list_the_same_plot_files",
+    "tests/test_plots_cli.py::test_plot_command_takes_the_inputs_from_the_manifest",
 )
 
 

@@ -330,7 +330,8 @@ def test_twenty_modules_stay_under_ten_megabytes(tmp_path):
     out = tmp_path / "explain"
     explain_api({"artifact": paths["artifact_dir"], "feature_table": paths["feature_table"],
                  "feature_meta": paths["feature_meta"]},
-                config=ExplainConfig(device="cpu"), output_dir=out, return_tables=False)
+                config=ExplainConfig(device="cpu"), output_dir=out, return_tables=False,
+                report=True)
     page = parse(out / REPORT_NAME)
     assert len([s for s in page.tables if s and s.startswith("module-")]) == 20
     assert (out / REPORT_NAME).stat().st_size < 10 * 1024**2

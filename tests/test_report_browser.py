@@ -44,7 +44,8 @@ def page(tmp_path_factory) -> dict:
     out = root / "explain"
     explain_api({"artifact": paths["artifact_dir"], "feature_table": paths["feature_table"],
                  "feature_meta": paths["feature_meta"]},
-                config=ExplainConfig(device="cpu"), output_dir=out, return_tables=False)
+                config=ExplainConfig(device="cpu"), output_dir=out, return_tables=False,
+                report=True)
     visit_result = visit(out / REPORT_NAME, CHROMIUM, scripts=(SORT_BY_R,))
     shot = os.environ.get("ISOGRAPH_GPU_REPORT_SCREENSHOT")
     if shot:  # docs/gallery/report.png is taken this way
