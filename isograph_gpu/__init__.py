@@ -11,10 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import ExplainConfig
-
-__version__ = "0.1.0"
-#: the isograph release whose outputs this package reproduces
-REFERENCE_VERSION = "0.1.5"
+from .version import REFERENCE_VERSION, __version__
 
 __all__ = ["REFERENCE_VERSION", "ExplainConfig", "ExplainResult", "__version__", "explain_module"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,6 +63,10 @@ class ExplainConfig:
     #: holds one chunk, not the table. ``None``: stream only when loading would take more
     #: than half the memory available at start (see :mod:`isograph_gpu.io.memory`).
     stream_features: bool | None = None
+    #: A feature-matrix cache file (``--feature-cache``): the first run writes the decoded
+    #: feature table there, later runs on the same table map it instead of decoding
+    #: (docs/input_formats.md). ``None``: no cache.
+    feature_cache: str | os.PathLike[str] | None = None
     #: Layout of the feature table: "samples-by-features" (one row per sample),
     #: "features-by-samples" (one row per feature) or "auto" (from its sample_id or
     #: feature_id column; both is an error). An AnnData is always samples x features.
@@ -106,6 +111,8 @@ class ExplainConfig:
         _choice("feature_layout", self.feature_layout, FEATURE_LAYOUTS)
         if self.scheduler is not None:
             _scheduler(self.scheduler)
+        if self.feature_cache is not None:  # a plain string: the manifest stores it as JSON
+            object.__setattr__(self, "feature_cache", os.fspath(self.feature_cache))
         for fmt in self.output_formats:
             _choice("output_format", fmt, PLOT_FORMATS)
 

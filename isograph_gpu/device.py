@@ -24,8 +24,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 def resolve_dtype(precision: str) -> torch.dtype:
     """Working dtype of the statistics, the same rule on every device: "auto" and
     "float64" -> float64 (a CUDA run then matches the reference within the 1e-6
-    contract); "float32" -> float32 (on the issue-10 H200 run: p/q up to 1.1e-3 off in
-    log10, t 3e-4 relative; it saved 3 ms of device time)."""
+    contract); "float32" -> float32 (off that contract; its deviations are in
+    docs/gpu.md, Precision)."""
     return torch.float32 if precision == "float32" else torch.float64
 
 

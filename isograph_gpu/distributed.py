@@ -35,6 +35,7 @@ import torch
 
 from .engine import FeatureStatistics, chunk_plan, feature_statistics, read_groups
 from .errors import InputError, OptionalDependencyError, first_line
+from .io.feature_blocks import as_feature_blocks
 from .progress import Progress
 
 #: times Dask re-runs a task that raised (a worker that dies is re-run by the scheduler
@@ -144,12 +145,15 @@ def _started_local_cluster(distributed: Any, n_workers: int) -> Iterator[Any]:
 
 
 def _readable_on_workers(features: Any) -> bool:
-    """True when the workers can read their own columns of ``features``: a parquet table
-    or a backed ``.h5ad`` opened in blocks (each pickles as its path, columns and rows)."""
+    """True when the workers can read their own columns of ``features``: a parquet table,
+    a backed ``.h5ad`` or a feature cache opened in blocks (each pickles as its path,
+    columns and rows)."""
     from .io.anndata import AnnDataFeatureBlocks
+    from .io.feature_cache import CachedFeatureBlocks
     from .io.feature_tables import ParquetFeatureBlocks
 
-    return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks)
+    return isinstance(features, ParquetFeatureBlocks | AnnDataFeatureBlocks
+                      | CachedFeatureBlocks)
 
 
 def feature_statistics_on_dask(
@@ -172,7 +176,8 @@ def feature_statistics_on_dask(
 
     Each task runs :func:`~isograph_gpu.engine.feature_statistics` on its block with the
     single-process chunk width, so its chunks, and their arithmetic, are the single-process
-    ones. The module scores and split masks are scattered once; a task that raises (bad
+    ones. The module scores, the split masks and a reader of the file are sent once, each
+    as a task (computed again when the worker holding it dies); a task that raises (bad
     input) fails the run with its own exception, raised here.
     """
     distributed = require_distributed()
@@ -184,14 +189,18 @@ def feature_statistics_on_dask(
                              chunk_features)
     host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
                    for name, (hi, lo) in (splits or {}).items()}
-    shared = client.scatter(
-        [scores.to(torch.float64).cpu().numpy(), host_splits], broadcast=True)
-    source = client.scatter(features, broadcast=True) if _readable_on_workers(features) \
-        else None
+    # tasks, not scattered data: a worker that dies with the last copy (the scheduler
+    # keeps one copy of data that no queued task needs on several workers) loses
+    # scattered data for good, and every task needing it is cancelled; a task's result
+    # is computed again
+    shared = [client.submit(_given, value, pure=False)
+              for value in (scores.to(torch.float64).cpu().numpy(), host_splits)]
+    source = client.submit(_given, features, pure=False) \
+        if _readable_on_workers(features) else None
     task_of: dict[Any, tuple[int, int, int]] = {}
     # one task per read block: the chunk spans grouped as one process reads them (a
     # source without read_columns, in memory or a backed .h5ad: one task per chunk)
-    read = getattr(features, "read_columns", None)
+    read = as_feature_blocks(features).read_columns
     starts = [a for a, _ in spans]
     for a, b in read_groups(spans, 0 if read is None else int(read)):
         n_chunks = bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
@@ -215,6 +224,11 @@ def feature_statistics_on_dask(
     finally:
         client.cancel(list(task_of))
     return out
+
+
+def _given(value: Any) -> Any:
+    """``value``, as the result of a task (which the scheduler can compute again)."""
+    return value
 
 
 def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,

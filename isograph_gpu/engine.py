@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .io.feature_blocks import FeatureBlocks, as_feature_blocks
 from .ops.contrast import WelchResult
 from .ops.groups import GroupLayout
 from .ops.moments import RightBlock, Workspace, moments_from_block
@@ -127,13 +128,14 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
                ) -> tuple[int, list[tuple[int, int]]]:
     """``(step, spans)``: features per chunk (:func:`chunk_size`) and the column spans of
     ``features`` [n, F] in order (:func:`chunk_spans`: across none of the reader's
-    ``read_columns`` blocks while ``step`` fits in one; a wider chunk crosses them). One
+    :attr:`~isograph_gpu.io.feature_blocks.FeatureBlocks.read_columns` blocks while
+    ``step`` fits in one; a wider chunk crosses them). One
     plan for the single-process loop and the Dask tasks, so both chunk, and compute,
     alike."""
     n, f = features.shape
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes, chunk_features,
                       n_results=n_modules * (1 + n_splits))
-    return step, chunk_spans(f, step, getattr(features, "read_columns", None))
+    return step, chunk_spans(f, step, as_feature_blocks(features).read_columns)
 
 
 class _BlockReads:
@@ -143,28 +145,22 @@ class _BlockReads:
 
     The groups are read in order one ahead (:func:`~isograph_gpu.io.read_ahead.read_ahead`):
     group ``i + 1`` is decoded on a background thread while the caller computes on group
-    ``i``. A reader with ``read_parts`` (a parquet table) has its decoded columns made a
-    block only after group ``i`` is freed; one without (the tests' block readers) is read
-    whole on the background thread. Slices must come in group order (a slice outside the
+    ``i``, and made a block (:meth:`~isograph_gpu.io.feature_blocks.FeatureBlocks.read_parts`)
+    only after group ``i`` is freed. Slices must come in group order (a slice outside the
     current and the next group is a ValueError). :meth:`close` waits for a read in flight.
     """
 
-    def __init__(self, features: Any, groups: list[tuple[int, int]]) -> None:
+    def __init__(self, features: FeatureBlocks, groups: list[tuple[int, int]]) -> None:
         from .io.read_ahead import read_ahead
 
-        self._features, self._groups = features, list(groups)
+        features = as_feature_blocks(features)
+        self._groups = list(groups)
         self._current, self._block = (0, 0), np.empty((0, 0))
         self._next = 0  # index in _groups of the next group read ahead
-        parts = getattr(features, "read_parts", None)
-        if parts is None:  # one step: each group is read whole on the background thread
-            self._blocks = read_ahead([self._reader(r0, r1) for r0, r1 in self._groups])
-        else:  # decoded there, made a block here once the last block is freed
-            split = [parts(r0, r1) for r0, r1 in self._groups]
-            self._blocks = read_ahead([decode for decode, _ in split],
-                                      split[0][1] if split else None)
-
-    def _reader(self, r0: int, r1: int) -> Any:
-        return lambda: self._features[:, r0:r1]
+        # decoded there, made a block here once the last block is freed
+        split = [features.read_parts(r0, r1) for r0, r1 in self._groups]
+        self._blocks = read_ahead([decode for decode, _ in split],
+                                  split[0][1] if split else None)
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         a, b = key[1].start, key[1].stop
@@ -210,27 +206,29 @@ def chunk_spans(n_features: int, step: int, read: int | None = None) -> list[tup
             for r in range(0, n_features, read) for a in range(r, min(n_features, r + read), step)]
 
 
-def device_chunks(features: Any, step: int, device: torch.device,
+def device_chunks(features: np.ndarray | FeatureBlocks, step: int, device: torch.device,
                   dtype: torch.dtype) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(a, b, x)``: columns a:b of the host matrix ``features`` [n, F] as a tensor
     [n, b - a] on ``device`` in ``dtype``, in order.
 
     CPU: a view of the host matrix (Fortran order keeps chunks contiguous; no copy in
-    float64). A block reader (a streamed table) that names its read size
-    (``features.read_columns``; :func:`chunk_spans`) is read in runs of whole chunks
-    (:func:`read_groups`, at most ``features.read_ahead_columns`` wide, else
-    ``read_columns``), the next run on a background thread while the caller computes on
+    float64). A block reader (a streamed table,
+    :class:`~isograph_gpu.io.feature_blocks.FeatureBlocks`) that names its read size
+    (``read_columns``; :func:`chunk_spans`) is read in runs of whole chunks
+    (:func:`read_groups`, at most ``read_ahead_columns`` wide), the next run on a
+    background thread while the caller computes on
     the chunks of the last one, which are views of it; when a chunk is wider than that
     width, each chunk is read on its own in the caller, with no read ahead. CUDA: each
     chunk is cast into one of two pinned host buffers and copied on a side stream while
     the caller computes on the previous chunk; device memory holds two chunks at a time
     whatever the matrix size.
     """
+    features = as_feature_blocks(features)
     n, f = features.shape
-    read = getattr(features, "read_columns", None)
+    read = features.read_columns
     spans = chunk_spans(f, step, read)
     blocks = None
-    width = None if read is None else int(getattr(features, "read_ahead_columns", read))
+    width = features.read_ahead_columns
     if width is not None and max((b - a for a, b in spans), default=0) <= width:
         # a block reader: runs of whole chunks read, one run ahead. A chunk wider than the
         # read-ahead width (a large budget) is read alone, in the caller: ahead, the chunk

@@ -17,15 +17,17 @@ from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
 from .extras import check_optional_dependencies
 from .io.explain_inputs import ExplainInputs
-from .io.feature_tables import LOAD_BLOCK_BYTES
+from .io.feature_cache import check_cache_path
+from .io.feature_tables import LOAD_BLOCK_BYTES, check_streamable
 from .io.inputs import load_explain_inputs
 from .io.memory import table_fits_in_memory
 from .io.output import StagedOutput, WrittenTable, check_path_components, staged_output
 from .io.table_readers import TableSource
-from .manifest import CORE_TABLES, MANIFEST, build_manifest
+from .manifest import CORE_TABLES, MANIFEST
 from .progress import Progress, describe_device
 from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
+from .run_manifest import build_manifest
 from .statistics import (
     RowLayout,
     compute_statistics,
@@ -89,6 +91,10 @@ def explain_module(
         from .structure.annotation_merge import load_annotation_table
 
         annotation = load_annotation_table(annotation_table)
+    check_streamable(feature_table, config.stream_features, config.feature_cache)
+    if config.feature_cache is not None:
+        check_cache_path(config.feature_cache, (feature_table, feature_meta,
+                                                module_score_table), output_dir)
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.precision)
@@ -129,6 +135,8 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
             # the VAE encoder reads every feature_scores row; the core tables only the
             # modules' genes
             module_score_rows_only=not (config.vae_attribution or config.integrated_gradients),
+            feature_cache=config.feature_cache,
+            progress=progress,
         )
     if staged is not None:  # module ids name folders: refuse '../x', '/abs', '' now
         check_path_components(inputs.module_ids, "module_id")

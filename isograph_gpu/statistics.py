@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .config import ExplainConfig
 from .engine import ContrastStatistics, feature_statistics
 from .io.explain_inputs import ExplainInputs
+from .io.gene_codes import GeneCodes, transcript_usage_rows
+from .io.gene_codes import module_membership as module_membership  # the memberships taken
 from .ops.contrast import percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
@@ -75,25 +76,6 @@ class ExplainStatistics:
     contrasts: dict[str, ContrastStatistics]
     #: [F] int64 finite values per table feature
     n_finite: torch.Tensor
-
-
-def module_membership(gene_ids: np.ndarray, inputs: ExplainInputs) -> np.ndarray:
-    """[len(gene_ids), K] bool: the row's gene (a string id) belongs to module k. Built
-    on the distinct genes ([G, K], one hash lookup of each module's genes) and then
-    gathered per row, so the rows are hashed once, not once per module."""
-    codes, genes = pd.factorize(np.asarray(gene_ids, dtype=object), use_na_sentinel=False)
-    distinct = pd.Index(genes)
-    by_gene = np.zeros((len(genes), len(inputs.module_ids)), dtype=bool)
-    for k, module_id in enumerate(inputs.module_ids):
-        found = distinct.get_indexer(pd.Index(inputs.module_genes[module_id]).unique())
-        by_gene[found[found >= 0], k] = True
-    return by_gene[codes]
-
-
-def gene_segments(gene_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gene code [R] int64 of each row (0..G-1, first appearance order) and the genes [G]."""
-    codes, uniques = pd.factorize(np.asarray(gene_ids, dtype=str))
-    return codes.astype(np.int64), np.asarray(uniques, dtype=str)
 
 
 def eigengenes(inputs: ExplainInputs, membership: np.ndarray, device: torch.device,
@@ -153,20 +135,14 @@ class RowLayout:
     @classmethod
     def build(cls, inputs: ExplainInputs, config: ExplainConfig,
               device: torch.device) -> RowLayout:
-        codes, genes = gene_segments(inputs.score_gene_ids)
-        is_tu = inputs.feature_types == config.transcript_usage_feature_type
-        tu_rows = np.flatnonzero(is_tu)
-        assert inputs.feature_meta is not None
-        meta_pos = pd.Index(inputs.feature_meta["feature_id"]).get_indexer(
-            inputs.feature_ids[tu_rows])
-        tu_rows = tu_rows[np.argsort(meta_pos, kind="stable")]  # feature_meta row order
-        tu_codes, tu_genes = gene_segments(inputs.feature_gene_ids[tu_rows])
-        return cls(driver_segments=torch.from_numpy(codes).to(device),
-                   driver_name_order=torch.from_numpy(np.argsort(genes, kind="stable")).to(
-                       device),
-                   n_driver_genes=len(genes), polarity_rows=tu_rows,
-                   polarity_segments=torch.from_numpy(tu_codes).to(device),
-                   n_polarity_genes=len(tu_genes))
+        drivers = GeneCodes.of(inputs.score_gene_ids)
+        tu_rows = transcript_usage_rows(inputs, config.transcript_usage_feature_type)
+        polarity = GeneCodes.of(inputs.feature_gene_ids[tu_rows])
+        return cls(driver_segments=torch.from_numpy(drivers.codes).to(device),
+                   driver_name_order=torch.from_numpy(drivers.name_order).to(device),
+                   n_driver_genes=drivers.n_genes, polarity_rows=tu_rows,
+                   polarity_segments=torch.from_numpy(polarity.codes).to(device),
+                   n_polarity_genes=polarity.n_genes)
 
 
 def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, scores: torch.Tensor,

@@ -1,13 +1,29 @@
 """Shared fixtures: paths of the isograph 0.1.5 reference data and table comparison at
-the DESIGN.md tolerances."""
+the DESIGN.md tolerances; the hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+#: Property tests are deterministic unless asked otherwise. "ci" (the default) draws the
+#: same examples on every run (derandomized by each test's own source, no example
+#: database, no deadline on a loaded host), so a result changes only with the code it
+#: tests, never from a new random draw on an unrelated change. "explore"
+#: (HYPOTHESIS_PROFILE=explore) draws new random examples to hunt for bugs: a
+#: counterexample found is a bug to fix, and is then kept as an @example.
+HYPOTHESIS_PROFILES = {
+    "ci": settings(derandomize=True, database=None, deadline=None, print_blob=True),
+    "explore": settings(deadline=None),
+}
+for _name, _profile in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(_name, _profile)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DATA = Path(__file__).parent / "data"
 REF = DATA / "isograph-0.1.5"

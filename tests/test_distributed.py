@@ -217,6 +217,31 @@ def test_killed_worker_is_retried(ref_inputs, client, tmp_path):
         np.testing.assert_array_equal(have[name], want[name], err_msg=name)
 
 
+def test_killed_worker_is_retried_when_the_scheduler_keeps_one_copy(ref_inputs, tmp_path):
+    """As above with the scheduler's memory manager dropping extra copies every 10 ms (on
+    a loaded host its 2 s default does the same): the worker that dies may hold the only
+    copy of the shared inputs (scores, masks, the reader), which are then computed again,
+    not lost with their dependents cancelled ("already forgotten")."""
+    import dask
+
+    blocks = _blocks(ref_inputs)
+    scores, splits = _statistics_inputs(seed=1)
+    common = dict(min_pairs=3, splits=splits, device=torch.device("cpu"),
+                  dtype=torch.float64, memory_budget_bytes=1 << 30, chunk_features=100)
+    expected = feature_statistics(blocks, scores, **common).to_host()
+    marker = tmp_path / "died-once"
+    with dask.config.set({"distributed.scheduler.active-memory-manager.interval": "10ms"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as local, \
+            distributed.Client(local) as one_copy:
+        got = feature_statistics_on_dask(one_copy, DyingBlocks(blocks, marker, die_at=450),
+                                         scores, **common).to_host()
+    assert marker.exists()
+    assert got.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
 def test_bad_chunk_fails_like_single_process(ref_inputs, client):
     """The worker's InputError (a package exception, pickled across processes) reaches
     the client as the same type with the same message as the single-process loop's."""

@@ -94,6 +94,41 @@ def test_namespace_all_is_exactly_its_public_names(package):
     assert public == set(namespace.__all__)
 
 
+#: building blocks that stay in their modules: (namespace, module, names)
+PLUMBING = [
+    ("ops", "ops.moments", ["RightBlock", "Workspace", "centre_and_mask",
+                            "moments_from_block", "power_of_two_scale",
+                            "finite_column_means"]),
+    ("ops", "ops.pvalues", ["betainc_route"]),
+    ("ops", "ops.groups", ["GroupLayout"]),
+    ("ops", "ops.eigengene", ["gather_module_rows"]),
+    ("io", "io.output", ["StagedOutput", "WrittenTable", "atomic_write_bytes"]),
+    ("io", "io.feature_tables", ["ParquetFeatureBlocks"]),
+    ("io", "io.anndata", ["AnnDataFeatureBlocks", "AnnDataFeatureTable"]),
+]
+
+
+@pytest.mark.parametrize(("package", "module", "names"), PLUMBING)
+def test_namespaces_hold_what_a_user_calls_not_the_plumbing(package, module, names):
+    """ops exports the verbs, io what a user calls; the GEMM building blocks, the
+    staging object and the concrete readers are imported from their own modules."""
+    namespace = importlib.import_module(f"isograph_gpu.{package}")
+    home = importlib.import_module(f"isograph_gpu.{module}")
+    for name in names:
+        assert name not in namespace.__all__ and not hasattr(namespace, name), name
+        assert getattr(home, name) is not None
+
+
+def test_the_ops_namespace_has_each_verb():
+    import isograph_gpu.ops as ops
+
+    verbs = {"masked_pearson", "pearson_pvalue", "welch_pvalue", "fdr_adjust",
+             "switch_strength", "module_eigengenes", "percentile_split", "tail_split",
+             "welch_from_sums"}
+    assert verbs <= set(ops.__all__)
+    assert all(callable(getattr(ops, verb)) for verb in verbs)
+
+
 def test_the_documented_io_names_import_from_the_namespace():
     """docs/input_formats.md lists the ``isograph_gpu.io`` names; each is in ``__all__``."""
     import isograph_gpu.io as io

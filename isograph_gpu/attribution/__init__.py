@@ -218,7 +218,7 @@ def _small_ops(device: torch.device) -> Iterator[None]:
     Each of them (hidden layers, latent correlations, the decoder batch) takes well under a
     millisecond on one thread, but with several threads every op ends on an OpenMP barrier;
     on a host whose cores are busy with other jobs the barrier waits for a descheduled
-    worker, measured at 10-20 ms per op (0.2 s for these ops instead of 0.01 s). The input
+    worker, far longer than the op (docs/attribution.md has the figures). The input
     layer GEMM and Integrated Gradients keep the configured thread count. The setting is
     process-wide, so it is restored on exit.
     """

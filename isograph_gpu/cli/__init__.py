@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
-from .common import DEBUG, PROCESS_ENTRY, run_command  # noqa: F401  (run_command: for subcommand modules)
+from ..version import __version__
+from .common import (  # noqa: F401  (run_command: for subcommand modules)
+    DEBUG,
+    PROCESS_ENTRY,
+    run_command,
+    set_thread_defaults,
+)
 
 #: options that take several values after one flag, as isograph's argparse nargs="*"/"+"
 MULTI_VALUE_OPTIONS = ("--module-ids", "--output-format")
@@ -46,6 +51,8 @@ class _Group(click.Group):
 
         process_entry = args is None  # the console script / python -m, not a caller's test
         PROCESS_ENTRY["enabled"] = process_entry
+        if process_entry:
+            set_thread_defaults()  # before any command imports torch
         args, DEBUG["enabled"] = take_debug_flag(list(sys.argv[1:] if args is None else args))
         try:
             return super().main(expand_multi_value_options(args), *a, **kw)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import TypeVar
 
@@ -36,6 +37,23 @@ DEBUG = {"enabled": False}
 #: or ``python -m isograph_gpu``, not a caller's ``main([...])``): only then may the CLI
 #: change the process's garbage collector (:func:`import_long_lived`)
 PROCESS_ENTRY = {"enabled": False}
+
+
+#: OpenMP settings the command line starts with unless the environment sets them: idle
+#: OpenMP threads sleep instead of spinning, so two runs (or a run and its read-ahead
+#: thread, or other jobs) on a shared host do not burn each other's cores
+#: (bench/results/threads_cpu.json)
+THREAD_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def set_thread_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Put each of :data:`THREAD_DEFAULTS` the environment does not set (even to an empty
+    value) into ``environ`` (default ``os.environ``); returns those set. Must run before
+    torch is imported: OpenMP reads its settings when the library loads."""
+    environ = os.environ if environ is None else environ
+    applied = {k: v for k, v in THREAD_DEFAULTS.items() if k not in environ}
+    environ.update(applied)
+    return applied
 
 
 class Terminated(KeyboardInterrupt):

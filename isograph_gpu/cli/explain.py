@@ -107,6 +107,12 @@ class _ExplainCommand(click.Command):
               help="Read a parquet feature table chunk by chunk (host memory: one chunk) "
                    "or load it whole. Default: stream only when loading would take more "
                    "than half the memory available.")
+@click.option("--feature-cache", "feature_cache", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Feature-matrix cache file: the first run writes the decoded feature "
+                   "table there, later runs on the same table map it instead of decoding "
+                   "(rebuilt with a warning when the table changed). Any format can then be "
+                   "streamed.")
 @click.option("--scheduler", default=None, metavar="ADDRESS|local[:N]",
               help="Run the feature statistics as Dask tasks, one per read block of the "
                    "feature table: a scheduler address (tcp://host:8786) or local[:N] (N "
@@ -150,6 +156,7 @@ def explain_module(**opts: object) -> None:
             precision=opts["precision"],  # type: ignore[arg-type]
             memory_budget_bytes=int(opts["memory_budget"]),  # MEMORY_SIZE parsed it
             stream_features=opts["stream_features"],  # type: ignore[arg-type]
+            feature_cache=opts["feature_cache"],  # type: ignore[arg-type]
             feature_layout=opts["feature_layout"],  # type: ignore[arg-type]
             report=bool(opts["report"]),
             progress=not quiet,

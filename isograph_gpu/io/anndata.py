@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, OptionalDependencyError, first_line
-from .feature_tables import FeatureBlocks, _duplicates, own_feature_meta
-from .memory import table_fits_in_memory
-from .table_readers import existing_file
+from .feature_blocks import FeatureBlocks
+from .memory import LOAD_BLOCK_BYTES, table_fits_in_memory
+from .table_readers import duplicate_values, existing_file, own_feature_meta
 
 if TYPE_CHECKING:
     from ..result import ExplainResult
@@ -99,12 +99,10 @@ def _backed_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarr
     sparse dataset, which read column ranges, not lists): each distinct position read
     once, in ranges of adjacent ones (:func:`column_runs`: gaps up to
     :data:`RUN_GAP_COLUMNS`, at most a read block of
-    :data:`~isograph_gpu.io.feature_tables.LOAD_BLOCK_BYTES` wide), so scattered columns
+    :data:`~isograph_gpu.io.memory.LOAD_BLOCK_BYTES` wide), so scattered columns
     do not read the table between them. A backed CSR reads all its rows' data for any
     column range, so it is read as one range."""
     import scipy.sparse as sp
-
-    from .feature_tables import LOAD_BLOCK_BYTES
 
     wanted, inverse = np.unique(positions, return_inverse=True)
     if getattr(x, "format", None) == "csr":
@@ -129,7 +127,7 @@ def _backed_columns(x: Any, positions: np.ndarray, rows: np.ndarray) -> np.ndarr
 
 class AnnDataFeatureBlocks(FeatureBlocks):
     """The float64 samples x features matrix of a backed ``.h5ad``, read one block of
-    columns at a time (see :class:`~isograph_gpu.io.feature_tables.FeatureBlocks`)."""
+    columns at a time (see :class:`~isograph_gpu.io.feature_blocks.FeatureBlocks`)."""
 
     def __init__(self, x: Any, positions: np.ndarray, rows: np.ndarray) -> None:
         self._x, self._positions, self._rows = x, positions, rows
@@ -140,10 +138,6 @@ class AnnDataFeatureBlocks(FeatureBlocks):
 
     def _read_positions(self, positions: np.ndarray) -> np.ndarray:
         return _dense_columns(self._x, self._positions[positions], self._rows)
-
-    def to_matrix(self) -> np.ndarray:
-        """The whole matrix (one read of the backed file), float64, Fortran order."""
-        return self._read_positions(np.arange(len(self._positions), dtype=np.int64))
 
     def __reduce__(self) -> tuple[Any, tuple[str, np.ndarray, np.ndarray]]:
         """Pickles as the file's path, columns and rows; unpickling reopens the file
@@ -193,7 +187,7 @@ class AnnDataFeatureTable:
         self.columns = [str(f) for f in adata.var_names]
         for ids, name in ((self.columns, "var_names (feature ids)"),
                           (self.sample_ids.tolist(), "obs_names (sample ids)")):
-            dupes = _duplicates(ids, distinct=True)
+            dupes = duplicate_values(ids, distinct=True)
             if dupes:
                 raise InputError(f"{what} {self.where} has duplicate {name}: {dupes}")
 

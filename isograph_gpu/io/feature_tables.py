@@ -2,8 +2,11 @@
 picks the reader for a source.
 
 Every reader gives ``sample_ids``, ``columns`` (feature ids), ``matrix(columns, rows)`` (a
-Fortran-ordered float64 samples x features matrix, or a block reader for a streamed table)
-and ``feature_meta()`` (feature metadata the table carries itself, or ``None``):
+Fortran-ordered float64 samples x features matrix, or for a streamed table a
+:class:`~isograph_gpu.io.feature_blocks.FeatureBlocks` reader that reads it in column
+blocks; the engine reads a loaded matrix as
+:class:`~isograph_gpu.io.feature_blocks.MatrixBlocks`) and ``feature_meta()`` (feature
+metadata the table carries itself, or ``None``):
 
 * :class:`SamplesByFeaturesTable`: one row per sample (the reference's layout), parquet,
   CSV/TSV(.gz) or a DataFrame; a parquet that does not fit in memory is streamed;
@@ -28,13 +31,17 @@ import pyarrow as pa
 
 from ..config import FEATURE_LAYOUTS
 from ..errors import InputError, first_line
-from .memory import stream_read_columns, table_fits_in_memory
+from ..progress import Progress
+from .feature_blocks import FeatureBlocks
+from .memory import LOAD_BLOCK_BYTES, stream_read_columns, table_fits_in_memory
 from .table_readers import (
     ID_COLUMNS,
     TableSource,
     check_unique_names,
     describe_source,
+    duplicate_values,
     existing_file,
+    own_feature_meta,
     read_polars,
     table_format,
 )
@@ -54,20 +61,10 @@ class FeatureTable(Protocol):
     sample_ids: np.ndarray
     columns: list[str]
 
-    def matrix(self, columns: Sequence[str], rows: np.ndarray) -> Any: ...
+    def matrix(self, columns: Sequence[str], rows: np.ndarray
+               ) -> np.ndarray | FeatureBlocks: ...
 
     def feature_meta(self) -> pd.DataFrame | None: ...
-
-
-def _duplicates(values: pd.Index | pd.Series | Sequence[Any], distinct: bool = False
-                ) -> list[str]:
-    """The first five values that occur more than once (their repeats, in order; each
-    value once with ``distinct``)."""
-    s = pd.Series(np.asarray(values, dtype=object))
-    repeats = s[s.duplicated()]
-    if distinct:
-        repeats = repeats.drop_duplicates()
-    return [str(v) for v in repeats.tolist()[:5]]
 
 
 def non_numeric_column(schema: Mapping[str, pl.DataType],
@@ -125,64 +122,17 @@ def _read_error(what: str, path: Path, exc: BaseException) -> InputError:
 
 _PARQUET_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError)
 
-#: Bytes of float64 values decoded at a time when a parquet table is loaded whole.
-LOAD_BLOCK_BYTES = 256 * 1024**2
 #: Threads that read column groups of a parquet table loaded whole at once.
 LOAD_READERS = 2
-
-
-class FeatureBlocks:
-    """A float64 samples x features matrix read in blocks of columns on demand (a
-    streamed table). Behaves as the in-memory matrix where the engine needs it: ``shape``,
-    ``x[:, a:b]`` (a Fortran-ordered float64 block, rows in sample order), ``take(positions)``
-    (any columns, one read) and ``np.asarray(x)`` (all of it). A reader implements
-    ``shape``, :meth:`_read_positions` and :meth:`to_matrix`."""
-
-    ndim = 2
-    dtype = np.dtype(np.float64)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        raise NotImplementedError
-
-    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
-        """Columns ``positions`` as float64 [n, len(positions)], Fortran order."""
-        raise NotImplementedError
-
-    def to_matrix(self) -> np.ndarray:
-        """The whole matrix, float64, Fortran order."""
-        raise NotImplementedError
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError(f"{type(self).__name__} supports x[:, a:b] only")
-        a, b, _ = cols.indices(self.shape[1])
-        return self._read_positions(np.arange(a, b, dtype=np.int64))
-
-    def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Columns ``positions`` (in that order, repeats included) as one float64 [n,
-        len(positions)] Fortran block: each distinct column read once, in one read call
-        (scattered columns of a parquet cost one fixed cost, not one per run of adjacent
-        columns), then gathered into the order asked for."""
-        positions = np.asarray(positions, dtype=np.int64).ravel()
-        distinct, inverse = np.unique(positions, return_inverse=True)
-        block = self._read_positions(distinct)
-        if np.array_equal(distinct, positions):
-            return block
-        return np.asfortranarray(np.take(block, inverse, axis=1))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.to_matrix()
-        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 class ParquetFeatureBlocks(FeatureBlocks):
     """The float64 samples x features matrix of a parquet feature table, read one block of
     columns at a time (host memory bounded by the block, not the table); see
     :class:`FeatureBlocks`. Blocks are read through one polars scan of the file: polars
-    keeps the parsed footer after the first read; each read then has a fixed cost (~0.3 s
-    at 250,000 columns) and decodes the block's columns on about one core.
+    keeps the parsed footer after the first read; each read then has a fixed cost (large
+    for a wide file: docs/input_formats.md) and decodes the block's columns on about one
+    core.
     """
 
     def __init__(self, scan: pl.LazyFrame, path: Path, what: str, n_rows: int,
@@ -215,13 +165,13 @@ class ParquetFeatureBlocks(FeatureBlocks):
     def _read_positions(self, positions: np.ndarray) -> np.ndarray:
         return self._read([self._columns[int(i)] for i in positions])
 
-    def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F"
-                  ) -> np.ndarray:
+    def to_matrix(self, workers: int = LOAD_READERS, order: Literal["F", "C"] = "F",
+                  progress: Progress | None = None) -> np.ndarray:
         """The whole float64 matrix (``order`` F or C), filled in column groups read by
         ``workers`` threads at once (one polars read uses little more than one core), each
         group copied into its slice: the peak is the matrix plus ``workers`` groups of
         ``LOAD_BLOCK_BYTES / workers`` of the file's rows decoded twice (columns, then
-        block), not twice the matrix."""
+        block), not twice the matrix. ``progress`` counts the groups decoded."""
         n, f = self.shape
         out = np.empty((n, f), dtype=np.float64, order=order)
         workers = max(1, int(workers))
@@ -232,15 +182,23 @@ class ParquetFeatureBlocks(FeatureBlocks):
         def fill(a: int) -> None:
             out[:, a:a + step] = self._read(self._columns[a:a + step])
 
+        starts = range(0, f, step)
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress.chunk("decode feature table", done, len(starts), unit="group")
+
         if workers == 1 or f <= step:
-            for a in range(0, f, step):
+            for i, a in enumerate(starts, start=1):
                 fill(a)
+                report(i)
             return out
         with ThreadPoolExecutor(workers, thread_name_prefix="isograph-load") as pool:
-            groups = [pool.submit(fill, a) for a in range(0, f, step)]
+            groups = [pool.submit(fill, a) for a in starts]
             try:
-                for done in groups:
+                for i, done in enumerate(groups, start=1):
                     done.result()  # a read's InputError, raised here
+                    report(i)
             except BaseException:
                 for pending in groups:
                     pending.cancel()  # no further group is read after a failure
@@ -285,11 +243,13 @@ class SamplesByFeaturesTable:
 
     def __init__(self, source: TableSource, what: str, stream: bool | None = False,
                  opened: pl.LazyFrame | pl.DataFrame | None = None,
-                 schema: pl.Schema | None = None) -> None:
+                 schema: pl.Schema | None = None, progress: Progress | None = None) -> None:
         """``opened``: the file's polars scan (parquet) or frame (CSV) when the caller has
         one already, ``schema``: the scan's schema when the caller has resolved it (the
-        footer, the file or the schema is then not read twice)."""
+        footer, the file or the schema is then not read twice). ``progress`` counts the
+        column groups of a loaded parquet as they are decoded."""
         self.what = what
+        self._progress = progress
         self.where = describe_source(source)
         self._frame: pd.DataFrame | None = None
         self._polars: pl.DataFrame | None = None
@@ -306,7 +266,7 @@ class SamplesByFeaturesTable:
             frame = opened if isinstance(opened, pl.DataFrame) else read_polars(source, what)
             self._use_frame(frame, source)
         check_unique_names(self.columns, what, self.where)
-        dupes = _duplicates(pd.Index(self.sample_ids))
+        dupes = duplicate_values(pd.Index(self.sample_ids))
         if dupes:
             raise InputError(f"{what} has duplicate sample IDs: {dupes} (in {self.where})")
 
@@ -352,7 +312,7 @@ class SamplesByFeaturesTable:
         if scan is None:
             scan, schema = _scan_parquet(path, self.what), None
         try:
-            # resolving the schema of a 250,000-column scan costs ~0.4 s each time
+            # resolving the schema of a wide scan is costly each time: once per run
             self._schema = schema if schema is not None else scan.collect_schema()
             names = self._schema.names()
             id_column = self._id_column(names, path)
@@ -378,7 +338,7 @@ class SamplesByFeaturesTable:
             check_numeric(self._schema, columns, f"{self.what} {self.where}")
             blocks = ParquetFeatureBlocks(self._scan, Path(self.where), self.what,
                                           self._n_rows, columns, rows)
-            return blocks if self._streamed else blocks.to_matrix()
+            return blocks if self._streamed else blocks.to_matrix(progress=self._progress)
         if self._polars is not None:
             return self._polars_matrix(self._polars, columns, rows)
         out = np.empty((len(rows), len(columns)), dtype=np.float64, order="F")
@@ -412,23 +372,12 @@ class SamplesByFeaturesTable:
 
 def _pandas_index_columns(source: str | os.PathLike[str]) -> list[str]:
     """Index columns a pandas-written parquet stores (empty for other files), from the
-    footer's key-value metadata (polars parses a 250,000-column footer 4x faster than
-    pyarrow, in less memory)."""
+    footer's key-value metadata (polars parses a wide footer faster than pyarrow, in
+    less memory)."""
     if table_format(Path(source)) != "parquet":
         return []
     meta = json.loads(pl.read_parquet_metadata(source).get("pandas") or "{}")
     return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-
-
-
-
-def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
-    """Feature metadata a table carries itself, as text, without the rows that lack
-    gene_id or feature_type (unannotated features)."""
-    meta = meta.dropna(subset=["gene_id", "feature_type"]).reset_index(drop=True)
-    for col in meta.columns:
-        meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
-    return meta
 
 
 def _scan_parquet(path: Path, what: str) -> pl.LazyFrame:
@@ -450,7 +399,7 @@ class FeaturesBySamplesTable:
         if ids.null_count():
             raise InputError(f"{what} {where} has {ids.null_count()} null feature_id value(s)")
         self.columns = [str(v) for v in ids.to_list()]
-        dupes = _duplicates(pd.Index(self.columns))
+        dupes = duplicate_values(pd.Index(self.columns))
         if dupes:
             raise InputError(f"{what} {where} has duplicate feature_id values: {dupes}")
         self._meta_columns = [c for c in frame.columns if c in ID_COLUMNS]
@@ -493,16 +442,48 @@ def _resolve_layout(names: Sequence[str], layout: str, what: str, where: str) ->
     return "features-by-samples" if by_feature else "samples-by-features"
 
 
+def check_streamable(source: Any, stream: bool | None,
+                     cache: str | os.PathLike[str] | None) -> None:
+    """InputError when ``stream`` is True (``--stream-features``) for a CSV/TSV feature
+    table without a ``cache``: a delimited text file is parsed whole, it cannot be read in
+    column blocks (with a feature cache the parsed matrix is streamed from the cache)."""
+    from .anndata import is_anndata
+
+    if stream is not True or cache is not None or not isinstance(source, str | os.PathLike):
+        return
+    fmt = table_format(Path(source))
+    if fmt == "parquet" or is_anndata(source):
+        return
+    raise InputError(
+        f"--stream-features: feature_table {source} is a {fmt.upper()} file, which is parsed "
+        "whole (text cannot be read in column blocks); convert it to parquet or .h5ad, "
+        "or add --feature-cache PATH (the parsed matrix is written there once and "
+        "streamed from it), or drop --stream-features")
+
+
 def open_feature_table(source: Any, what: str = "feature_table",
                        layout: FeatureLayout | str = "auto",
-                       stream: bool | None = None) -> FeatureTable:
+                       stream: bool | None = None,
+                       cache: str | os.PathLike[str] | None = None,
+                       progress: Progress | None = None) -> FeatureTable:
     """The reader for ``source`` (a path, a DataFrame or an AnnData object).
 
     ``layout``: see :data:`FEATURE_LAYOUTS` (an AnnData is always samples x features).
     ``stream``: read a samples x features parquet or an ``.h5ad`` in column blocks; ``None``
-    streams only when the table does not fit in memory.
+    streams only when the table does not fit in memory. ``cache``: a feature-matrix cache
+    file (:mod:`isograph_gpu.io.feature_cache`): mapped when it was built from the same
+    file, else written from it; any layout or format can then be streamed.
+    ``progress`` reports the decode.
     """
     from .anndata import AnnDataFeatureTable, is_anndata
+
+    if cache is not None:
+        from .feature_cache import open_cached_feature_table
+
+        return open_cached_feature_table(
+            source, cache, what, str(layout), stream,
+            lambda s: open_feature_table(source, what, layout, s, progress=progress),
+            progress)
 
     if is_anndata(source):
         if layout == "features-by-samples":
@@ -530,8 +511,32 @@ def open_feature_table(source: Any, what: str = "feature_table",
             raise _read_error(what, path, exc) from exc
         if frame is not None:
             return FeaturesBySamplesTable(frame, what, where)
-        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan, schema=schema)
-    frame = read_polars(path, what)
+        return SamplesByFeaturesTable(path, what, stream=stream, opened=scan, schema=schema,
+                                      progress=progress)
+    frame = _parse_text_table(path, what, progress or Progress())
     if _resolve_layout(frame.columns, layout, what, where) == "features-by-samples":
         return FeaturesBySamplesTable(frame, what, where)
     return SamplesByFeaturesTable(path, what, opened=frame)
+
+
+#: a CSV/TSV feature table at least this large is announced before it is parsed, with the
+#: faster forms of the same table (docs/input_formats.md)
+ANNOUNCED_TEXT_BYTES = 64 * 1024**2
+#: what reads faster than a CSV/TSV feature table (bench/results/read_cpu.json)
+TEXT_TABLE_ADVICE = (
+    "the same table as parquet or .h5ad reads 5-14x faster (measured at 1,000 x 10,000: "
+    "CSV 10.1 s, parquet 1.8 s, .h5ad 0.7 s), and --feature-cache PATH parses it once "
+    "for every later run (docs/input_formats.md)")
+
+
+def _parse_text_table(path: Path, what: str, progress: Progress) -> pl.DataFrame:
+    """A CSV/TSV feature table parsed whole (:func:`read_polars`); a large one is announced
+    first, saying once what reads faster."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size < ANNOUNCED_TEXT_BYTES:
+        return read_polars(path, what)
+    progress.message(
+        f"parsing {what} {path} ({size / 1e6:,.0f} MB of {table_format(path).upper()}); "
+        f"{TEXT_TABLE_ADVICE}")
+    with progress.stage(f"parse {table_format(path).upper()} {what}"):
+        return read_polars(path, what)

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MissingInputError
+from ..progress import Progress
 from .explain_inputs import ExplainInputs
 from .feature_scores import FeatureScores
-from .feature_tables import FeatureLayout, FeatureTable, _duplicates, open_feature_table
+from .feature_tables import FeatureLayout, FeatureTable, open_feature_table
 from .table_readers import (
     TableSource,
     describe_source,
+    duplicate_values,
     read_arrow,
     read_table,
 )
@@ -113,7 +115,7 @@ def validate_feature_meta(meta: pd.DataFrame, where: str = "feature_meta",
     if for_plots and "gene_name" not in meta.columns:
         warnings.warn(f"feature_meta ({where}) has no gene_name column: figures label genes "
                       "by gene_id", UserWarning, stacklevel=3)
-    dupes = _duplicates(meta["feature_id"])
+    dupes = duplicate_values(meta["feature_id"])
     if dupes:
         raise InputError(f"feature_meta has duplicate feature_id values: {dupes} (in {where})")
     meta = meta.copy()
@@ -130,7 +132,7 @@ def _module_score_matrix(
         mst = mst.set_index("sample_id")
     mst.index = mst.index.astype(str)
     mst.columns = [str(c) for c in mst.columns]
-    dupes = _duplicates(mst.index)
+    dupes = duplicate_values(mst.index)
     if dupes:
         raise InputError(f"module_score_table has duplicate sample IDs: {dupes}")
     missing = [m for m in module_ids if m not in mst.columns]
@@ -169,6 +171,8 @@ def load_explain_inputs(
     for_plots: bool = False,
     feature_layout: FeatureLayout | str = "auto",
     module_score_rows_only: bool = False,
+    feature_cache: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
 ) -> ExplainInputs:
     """Read, validate and align every explain input (reference order of checks).
 
@@ -183,12 +187,15 @@ def load_explain_inputs(
     ``module_score_rows_only``: keep only the feature_scores rows of the processed
     modules' genes (all the eigengenes and gene-driver tables read; the VAE encoder needs
     every row). At 32 modules of 50 genes that is 3,200 of 125,000 rows.
+    ``feature_cache``: a feature-matrix cache file for a feature table file
+    (:mod:`isograph_gpu.io.feature_cache`). ``progress`` reports the table's decode.
     """
     artifact_dir = Path(artifact_dir)
     modules, scores_path = load_modules(artifact_dir)
     score_rows = FeatureScores(scores_path)
     table, meta = _feature_table_and_meta(feature_table, feature_meta, feature_layout,
-                                          stream_features, for_plots)
+                                          stream_features, for_plots, feature_cache,
+                                          progress)
     sample_ids = _overlapping_samples(score_rows.sample_ids, table.sample_ids.tolist())
     resolved = _resolve_modules(modules, module_ids)
     module_scores = None
@@ -228,14 +235,18 @@ def load_explain_inputs(
 
 def _feature_table_and_meta(feature_table: TableSource, feature_meta: TableSource | None,
                             layout: FeatureLayout | str, stream: bool | None,
-                            for_plots: bool) -> tuple[FeatureTable, pd.DataFrame]:
+                            for_plots: bool,
+                            cache: str | os.PathLike[str] | None = None,
+                            progress: Progress | None = None
+                            ) -> tuple[FeatureTable, pd.DataFrame]:
     """The feature table's reader and the validated feature metadata (given, or the
     table's own when ``feature_meta`` is None)."""
     meta = None
     if feature_meta is not None:
         meta = validate_feature_meta(read_table(feature_meta, "feature_meta"),
                                      describe_source(feature_meta), for_plots=for_plots)
-    table = open_feature_table(feature_table, "feature_table", layout, stream=stream)
+    table = open_feature_table(feature_table, "feature_table", layout, stream=stream,
+                               cache=cache, progress=progress)
     if meta is None:
         own = table.feature_meta()
         if own is None:

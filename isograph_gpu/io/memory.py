@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: Bytes of float64 values decoded at a time: a parquet table loaded whole is read in
+#: groups of this size, a streamed one in read blocks of it
+#: (:attr:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks.read_columns`), a backed
+#: ``.h5ad`` in ranges at most this wide.
+LOAD_BLOCK_BYTES = 256 * 1024**2
 #: Share of the memory available at start that loading a feature table may take.
 LOADED_TABLE_MEMORY_SHARE = 0.5
 #: The load peak of a table, in float64 matrices (column groups into the matrix: one,
@@ -25,9 +30,9 @@ LOAD_PEAK_MATRICES = 1
 #: With the next read decoded ahead (:mod:`isograph_gpu.io.read_ahead`) there are three
 #: reads' worth: the block the engine computes on, the next one's columns as decoded, and
 #: the working set of the chunk computed meanwhile, which without read ahead never
-#: coexists with a decode (measured: 2 blocks of 256 MiB read ahead added ~0.26 GiB to
-#: the peak at 1,000 x 250,000). A read of a very wide parquet has a fixed cost (~0.3 s
-#: at 250,000 columns), so reads are as large as this allows.
+#: coexists with a decode (what read ahead adds to the peak: docs/input_formats.md). A
+#: read of a very wide parquet has a fixed cost (same place), so reads are as large as
+#: this allows.
 STREAM_BYTES_IN_FLIGHT = 512 * 1024**2
 STREAM_BLOCKS_IN_FLIGHT = 3
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -91,6 +92,26 @@ def check_unique_names(names: list[str], what: str, where: object) -> None:
             raise InputError(f"{what} {where} has the column {name!r} more than once; "
                              "column names must be unique")
         seen.add(name)
+
+
+def duplicate_values(values: pd.Index | pd.Series | Sequence[object], distinct: bool = False
+                     ) -> list[str]:
+    """The first five values that occur more than once (their repeats, in order; each
+    value once with ``distinct``)."""
+    s = pd.Series(np.asarray(values, dtype=object))
+    repeats = s[s.duplicated()]
+    if distinct:
+        repeats = repeats.drop_duplicates()
+    return [str(v) for v in repeats.tolist()[:5]]
+
+
+def own_feature_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Feature metadata a table carries itself, as text, without the rows that lack
+    gene_id or feature_type (unannotated features)."""
+    meta = meta.dropna(subset=["gene_id", "feature_type"]).reset_index(drop=True)
+    for col in meta.columns:
+        meta[col] = [None if pd.isna(v) else str(v) for v in meta[col]]
+    return meta
 
 
 def _check_columns(names: Sequence[str], options: ReadOptions, what: str, path: Path) -> None:
@@ -209,11 +230,42 @@ def read_table(source: TableSource, what: str, *, fmt: str | None = None,
     return read_arrow(source, what, fmt=fmt, columns=columns, all_text=all_text).to_pandas()
 
 
+#: the text pandas' CSV reader takes as a missing value (``pandas._libs.parsers.STR_NA_VALUES``)
+PANDAS_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                    "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+                    "nan", "null")
+
+
+def _read_delimited_polars(path: Path, what: str, sep: str) -> pl.DataFrame | None:
+    """A CSV/TSV(.gz) of numbers and :data:`ID_COLUMNS` read by polars' multi-threaded
+    reader: id columns as text, every other column parsed straight to float64 (correctly
+    rounded), pandas' missing-value text as missing. ``None`` when the file is not of that
+    plain form (a text or boolean value column, a blank or repeated header name, a ragged
+    row): :func:`read_arrow` then reads it, with its own messages."""
+    names = _delimited_column_names(sep)(path)
+    check_unique_names(names, what, path)
+    if not names or any(not name for name in names):
+        return None
+    schema = {name: pl.String if name in ID_COLUMNS else pl.Float64 for name in names}
+    try:
+        return pl.read_csv(path, separator=sep, schema=schema,
+                           null_values=list(PANDAS_NA_VALUES))
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None
+
+
 def read_polars(path: str | os.PathLike[str], what: str) -> pl.DataFrame:
     """Read a table file as a polars DataFrame: parquet natively (multi-threaded, fast on
-    very wide files), CSV/TSV through :func:`read_arrow` (pandas' NA parsing)."""
+    very wide files), CSV/TSV of numbers and ids with polars' multi-threaded reader
+    (:func:`_read_delimited_polars`), any other CSV/TSV through :func:`read_arrow`
+    (pandas' parsing)."""
     path = Path(path)
     if table_format(path) != "parquet" or not path.is_file():
+        fmt = table_format(path)
+        if fmt in ("csv", "tsv") and path.is_file():
+            frame = _read_delimited_polars(path, what, "\t" if fmt == "tsv" else ",")
+            if frame is not None:
+                return frame
         return pl.from_arrow(read_arrow(path, what))  # type: ignore[return-value]
     try:
         return pl.read_parquet(path)

@@ -158,12 +158,9 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
 
 
 #: the engine's GEMMs are block' x when the block prefix is wider than this, else x'
-#: block (as every other caller's). MKL (torch 2.13) splits some small GEMMs differently
-#: by thread count, so their sums change with it: in a sweep of F = 1..256 and up to
-#: 5,434 columns, widths 13..225, n = 200 and 1,000, 1 vs 2 threads, block' x was
-#: thread-invariant at widths 97..225 (and 20 at n = 200), not at 13..65 for F = 13..35;
-#: x' block was invariant at widths <= 64 and not at 65..225 for F < 2W. Neither is
-#: invariant for every shape; this choice is no less so than x' block everywhere
+#: block (as every other caller's): MKL sums some small GEMMs in a thread-dependent
+#: order in either orientation, and this split keeps 1 and 2 threads bit-identical on
+#: the shapes tests/test_engine_and_contrasts.py checks (docs/gpu.md, One chunk step)
 _OUTER_MIN_WIDTH = 96
 
 
@@ -183,8 +180,8 @@ class RightBlock:
     n_groups: int
     packed: bool
     #: the engine's block on the CPU: GEMMs on prefixes wider than _OUTER_MIN_WIDTH
-    #: columns run as block' x [W, F] read back transposed (with MKL ~30% less time than x'
-    #: block for the column-major chunks; not measured on cuBLAS, so never on CUDA);
+    #: columns run as block' x [W, F] read back transposed (faster with MKL for the
+    #: column-major chunks, docs/gpu.md; not measured on cuBLAS, so never on CUDA);
     #: False: always x' block
     outer: bool = False
 
