@@ -82,7 +82,9 @@ class ExplainConfig:
     #: makes the eigengene correlate non-negatively with the module's mean row: the same
     #: for any row order). See the README.
     eigengene_sign: str = "reference"
-    #: Progress lines on stderr.
+    #: Write report.html (every module on one self-contained page) into the output dir.
+    report: bool = True
+    #: Progress lines on stderr (the API is silent by default; the CLI turns them on).
     progress: bool = False
     #: Allow the output dir to be a non-empty folder that is not an earlier output (it is
     #: replaced as a whole); by default such a folder is refused before any computing.

@@ -132,10 +132,67 @@ def scheduler_client(scheduler: str, timeout: float = SCHEDULER_TIMEOUT) -> Iter
         with client:
             yield client
         return
-    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                  processes=True, dashboard_address=None) as cluster, \
+    with _started_local_cluster(distributed, n_workers) as cluster, \
             distributed.Client(cluster) as client:
         yield client
+
+
+#: set while a local cluster starts: the path where a worker process that finds itself
+#: re-running the caller's script (:func:`exit_if_unguarded_worker`) leaves a mark
+UNGUARDED_MARKER_ENV = "ISOGRAPH_GPU_UNGUARDED_MAIN_MARKER"
+UNGUARDED_MAIN_MESSAGE = (
+    "scheduler {scheduler!r} starts worker processes, which import the calling script "
+    "again: put the script's explain_module call under `if __name__ == \"__main__\":` "
+    "(or use a scheduler address)")
+
+
+def exit_if_unguarded_worker(scheduler: str | None) -> None:
+    """Called first by ``explain_module``: in a local cluster's worker process that is
+    importing the caller's script (which runs ``explain_module`` at its top level, with no
+    ``if __name__ == "__main__":`` guard), leave a mark for the parent and exit quietly
+    instead of loading the inputs and starting a cluster of its own (which fails with a
+    long traceback in every worker)."""
+    import multiprocessing
+
+    if scheduler is None or local_workers(scheduler) is None \
+            or not getattr(multiprocessing.current_process(), "_inheriting", False):
+        return
+    marker = os.environ.get(UNGUARDED_MARKER_ENV)
+    if marker:
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+    raise SystemExit(1)
+
+
+@contextmanager
+def _started_local_cluster(distributed: Any, n_workers: int) -> Iterator[Any]:
+    """A LocalCluster of ``n_workers`` one-thread worker processes; when its workers do
+    not start because they re-ran an unguarded calling script, one InputError saying so
+    (and the workers' failure logs are held back)."""
+    import logging
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="isograph-gpu-cluster-") as folder:
+        marker = os.path.join(folder, "unguarded")
+        os.environ[UNGUARDED_MARKER_ENV] = marker
+        quiet = [logging.getLogger(n) for n in ("distributed.nanny", "distributed.deploy")]
+        levels = [logger.level for logger in quiet]
+        try:
+            for logger in quiet:
+                logger.setLevel(logging.CRITICAL)
+            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                               processes=True, dashboard_address=None)
+        except Exception as exc:
+            if os.path.exists(marker):
+                scheduler = f"local:{n_workers}"
+                raise InputError(UNGUARDED_MAIN_MESSAGE.format(scheduler=scheduler)) from None
+            raise exc
+        finally:
+            del os.environ[UNGUARDED_MARKER_ENV]
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
+    with cluster:
+        yield cluster
 
 
 def _readable_on_workers(features: Any) -> bool:

@@ -97,6 +97,10 @@ def explain_module(
     if not return_tables and output_dir is None:
         raise ValueError("return_tables=False needs an output_dir to read the tables from")
     config = config or ExplainConfig()
+    if config.scheduler is not None:  # in a Dask worker re-running an unguarded script?
+        from .distributed import exit_if_unguarded_worker
+
+        exit_if_unguarded_worker(config.scheduler)
     check_optional_dependencies(config, feature_table, feature_meta, module_score_table)
     progress = Progress(config.progress)
     annotation = None
@@ -117,7 +121,7 @@ def explain_module(
                                    module_score_table, annotation_table,
                                    config.sample_traits, config.covariates))
              if output_dir is not None else contextlib.nullcontext())
-    with outer as staged:
+    with outer as staged, progress.recording_warnings():
         try:
             results = _run(staged, artifact_dir, feature_table, feature_meta, module_ids,
                            module_score_table, annotation, config, device, dtype, progress,
@@ -155,8 +159,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         check_path_components(inputs.module_ids, "module_id")
         check_module_folder_names(list(inputs.module_ids))
     progress.message(
-        f"{inputs.n_samples} samples, {inputs.scores.shape[1]} feature_scores rows, "
-        f"{inputs.features.shape[1]} table features, {len(inputs.module_ids)} modules"
+        f"{inputs.n_samples} samples, {len(set(inputs.score_gene_ids.tolist()))} module genes "
+        f"({inputs.scores.shape[1]} feature_scores rows), {inputs.features.shape[1]} table "
+        f"features, {len(inputs.module_ids)} modules"
     )
     if device.type == "cuda":
         disable_reduced_precision()
@@ -169,7 +174,7 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         stream_features=config.stream_features, read_again=config.plot,
         distributed=config.scheduler is not None)
     if plan.load:
-        with progress.stage("load inputs"):
+        with progress.stage("load feature table"):
             inputs = dataclasses.replace(inputs, features=np.asarray(inputs.features))
     channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
     feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
@@ -329,27 +334,46 @@ def _finish(staged: StagedOutput, results: dict[str, ExplainResult], inputs: Exp
             config: ExplainConfig, device: torch.device, dtype: torch.dtype,
             progress: Progress, annotated: bool,
             beyond: tuple[SampleTables, pa.Table | None]) -> None:
-    """Figures (when asked for) and the manifest, after every table is written;
-    ``beyond``: the run's sample tables and module-trait table (None: no traits)."""
+    """Figures (when asked for), the report and the manifest, after every table is
+    written; ``beyond``: the run's sample tables and module-trait table (None: no
+    traits)."""
     plot_files: list[str] = []
+    # figures read the usage of the modules' transcripts; the report reads it only when
+    # the table is loaded anyway (a streamed table is read once, by the statistics)
+    usage = _figure_usage(results, inputs) if config.plot or (
+        config.report and isinstance(inputs.features, np.ndarray)) else None
     if config.plot:
         from .plots import figure_files, render_explain_figures
 
         with progress.stage("plots"):
             plot_files = render_explain_figures(
                 results, staged.staging, config.output_formats,
-                feature_usage=_figure_usage(results, inputs),
-                feature_meta=inputs.feature_meta, progress=progress,
+                feature_usage=usage, feature_meta=inputs.feature_meta, progress=progress,
             )
         if beyond[1] is not None:
             plot_files += trait_heatmap(beyond[1], staged.staging, config.output_formats)
         for rel in plot_files:
             staged.path(rel)  # register for the commit
         plot_files = figure_files(plot_files)  # as isograph 0.1.5: no module_summary.json
+    report = []
+    if config.report:
+        from .report import REPORT_NAME
+
+        report = [REPORT_NAME]
     manifest = build_manifest(results, inputs, config, device, dtype, progress, annotated,
-                              plot_files, [*staged.files, MANIFEST],
+                              plot_files, [*staged.files, MANIFEST, *report],
                               output_dir=str(staged.destination))
     manifest.update(manifest_entries(config, beyond[0], device, dtype))
+    if config.report:
+        from .report import write_report
+
+        with progress.stage("report"):
+            write_report(staged.staging, results, manifest, usage, inputs.feature_meta)
+        staged.path(REPORT_NAME)  # register for the commit
+        manifest = build_manifest(results, inputs, config, device, dtype, progress,
+                                  annotated, plot_files, [*staged.files, MANIFEST],
+                                  output_dir=str(staged.destination))
+        manifest.update(manifest_entries(config, beyond[0], device, dtype))
     staged.write_json(manifest, MANIFEST)
 
 

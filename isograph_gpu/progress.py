@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -25,6 +26,9 @@ class Progress:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.timings: dict[str, float] = {}
+        #: the warnings shown while :meth:`recording_warnings` was open, one line each;
+        #: None when the warning filters hid them (``--quiet``): nothing was recorded
+        self.warnings: list[str] | None = []
         self._interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._nested: list[float] = []  # per open stage: seconds spent in its inner stages
         self._bars: dict[str, Any] = {}
@@ -32,6 +36,24 @@ class Progress:
     def message(self, text: str) -> None:
         if self.enabled:
             print(f"{PREFIX} {text}", file=self.stream, flush=True)
+
+    @contextmanager
+    def recording_warnings(self) -> Iterator[None]:
+        """Keep a copy of every warning shown inside this block in :attr:`warnings` (the
+        manifest and the report list them); warnings are still shown as before, and a
+        warning the filters hide (``--quiet``) is neither shown nor kept."""
+        if _filters_hide_user_warnings():
+            self.warnings = None
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+
+            def show_and_keep(message, category, filename, lineno, file=None, line=None):
+                if self.warnings is not None:
+                    self.warnings.append(str(message).strip())
+                shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show_and_keep
+            yield
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -84,6 +106,16 @@ class Progress:
         if done >= total:
             bar.close()
             del self._bars[label]
+
+
+def _filters_hide_user_warnings() -> bool:
+    """Whether the first warning filter that applies to a UserWarning from this package
+    ignores it (``warnings.simplefilter("ignore")``, as ``--quiet`` sets)."""
+    for action, message, category, module, lineno in warnings.filters:
+        if (message is None or message.match("")) and issubclass(UserWarning, category) \
+                and (module is None or module.match("isograph_gpu")) and lineno == 0:
+            return action == "ignore"
+    return False
 
 
 def device_name(device: Any) -> str:

@@ -125,6 +125,8 @@ def build_manifest(results: dict[str, ExplainResult], inputs: ExplainInputs,
             "integrated_gradients": config.integrated_gradients,
             "contrast_tails": config.contrast_tails,
             "plots": config.plot,
+            "report": config.report,
         },
+        "warnings": None if progress.warnings is None else list(progress.warnings),
         "timings_seconds": {k: round(v, 4) for k, v in progress.timings.items()},
     }

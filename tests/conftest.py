@@ -96,3 +96,30 @@ def ref_inputs() -> dict[str, Path]:
         "module_score_table": INPUTS / "module_score_table.parquet",
         "annotation": REF / "structure" / "transcript_structure_annotations.tsv",
     }
+
+
+#: the slowest tests (each tens of seconds on a loaded 2-core machine: cluster starts,
+#: killed subprocess runs, full renders in every format, 20-module reports), marked
+#: ``slow`` here in one place: the default run (pyproject's ``addopts = -m 'not slow'``)
+#: leaves them out, CI runs them after it (``.ci/run``: ``python -m pytest -q -m slow``)
+SLOW_TESTS = (
+    "tests/test_distributed.py::",
+    "tests/test_kill_cleanup.py::test_sigkill_during_plots",
+    "tests/test_kill_cleanup.py::test_sigterm_during_plots",
+    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[driver",
+    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[isoform",
+    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[high",
+    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[transcript",
+    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[switch",
+    "tests/test_plots_cli.py::test_full_render_is_deterministic_for_vector_formats",
+    "tests/test_plots_cli.py::test_plot_command_renders_and_updates_manifest",
+    "tests/test_plots_cli.py::test_explain_plot_and_plot_command_list_the_same_plot_files",
+    "tests/test_plots_cli.py::test_plot_command_takes_the_inputs_from_the_manifest",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -55,3 +55,23 @@ def test_demo_with_plot_says_where_the_figures_are(tmp_path):
     line = next(ln for ln in result.output.splitlines() if ln.startswith("figures: "))
     count = int(line.split()[1])
     assert count == len(list((out / "explain").rglob("*.png"))) > 0
+
+
+def test_demo_progress_says_module_genes_and_loads_inputs_once(tmp_path):
+    """Issue 23.6: the demo printed 'load inputs' twice (the second was the whole-table
+    load) and counted 'feature_scores rows' where the fit has more (only the modules'
+    genes are read): the line names the module genes."""
+    out = tmp_path / "d"
+    args = ["demo", "--output-dir", str(out), *[a for a in SMALL if a != "--quiet"]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len([ln for ln in lines if "load inputs:" in ln]) == 1
+    import pandas as pd
+
+    modules = pd.read_parquet(out / "inputs" / "artifact" / "modules.parquet")
+    scores = pd.read_parquet(out / "inputs" / "artifact" / "feature_scores.parquet")
+    genes = set(modules["gene_id"]) & set(scores["gene_id"])
+    rows = int(scores["gene_id"].isin(genes).sum())
+    assert f"{len(genes)} module genes ({rows} feature_scores rows)" in result.stderr
+    assert f"report:  {out / 'explain' / 'report.html'}" in result.stdout

@@ -367,3 +367,36 @@ def test_local_scheduler_starts_and_stops_its_own_cluster(ref_inputs):
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(own["M002"], name),
                                       getattr(local["M002"], name), check_exact=True)
+
+
+_UNGUARDED_SCRIPT = """
+from isograph_gpu import ExplainConfig, explain_module
+
+explain_module({artifact!r}, {table!r}, {meta!r}, output_dir={out!r},
+               config=ExplainConfig(device="cpu", scheduler="local:1", report=False))
+print("finished")
+"""
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_gets_one_error_naming_the_fix(ref_inputs, tmp_path):
+    """Issue 23.6: a script calling explain_module with a local cluster at its top level
+    (no ``if __name__ == "__main__":``) died with ~230 lines of tracebacks from every worker
+    (each re-ran the script and tried to start a cluster of its own); now the workers stop
+    quietly and the caller gets one InputError saying what to change."""
+    import subprocess
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED_SCRIPT.format(
+        artifact=str(ref_inputs["artifact"]), table=str(ref_inputs["feature_table"]),
+        meta=str(ref_inputs["feature_meta"]), out=str(tmp_path / "out")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 1 and "finished" not in done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("isograph_gpu.errors.InputError: scheduler 'local:1' starts "
+                           "worker processes")
+    assert 'if __name__ == "__main__":' in last
+    assert "bootstrapping phase" not in done.stderr
+    assert done.stderr.count("Traceback") == 1  # the caller's own, no worker's
+    assert not (tmp_path / "out").exists()

@@ -169,7 +169,8 @@ def _warnings_of(ref_inputs, meta_path, plot=False):
         from isograph_gpu.io.inputs import load_explain_inputs
         load_explain_inputs(ref_inputs["artifact"], ref_inputs["feature_table"], meta_path,
                             ["M000"], for_plots=plot)
-    return [str(w.message) for w in caught if "feature_meta" in str(w.message)]
+    # the warnings about feature_meta's own columns ("feature_meta (<where>) has no ...")
+    return [str(w.message) for w in caught if str(w.message).startswith("feature_meta (")]
 
 
 def test_feature_meta_warns_only_when_an_output_needs_the_column(ref_inputs, tmp_path):
@@ -213,3 +214,39 @@ def test_numeric_looking_ids_survive_any_csv_exactly(tmp_path_factory, ids, colu
     frame = pd.DataFrame({column: ids, "value": range(len(ids))})
     frame.to_csv(path, sep="\t" if suffix == "tsv" else ",", index=False)
     assert read_table(path, "table")[column].tolist() == ids
+
+
+def test_table_features_missing_from_feature_meta_are_warned_with_examples(ref_inputs):
+    """Issue 23.4: they were left out silently (697 of 1,393 kept, unsaid)."""
+    from isograph_gpu.io.inputs import load_explain_inputs
+
+    columns = [c for c in pq.read_schema(ref_inputs["feature_table"]).names if c != "sample_id"]
+    meta_ids = set(pd.read_parquet(ref_inputs["feature_meta"])["feature_id"])
+    missing = [c for c in columns if c not in meta_ids]
+    assert missing  # the fixture has an unannotated column
+    with pytest.warns(UserWarning) as caught:
+        inputs = load_explain_inputs(ref_inputs["artifact"], ref_inputs["feature_table"],
+                                     ref_inputs["feature_meta"], ["M000"])
+    expected = (f"{len(missing)} of the {len(columns)} feature_table columns are not in "
+                f"feature_meta and are left out (e.g. {missing[:3]}); "
+                f"{len(columns) - len(missing)} features are used")
+    assert expected in [str(w.message) for w in caught]
+    assert len(inputs.feature_ids) == len(columns) - len(missing)
+
+
+def test_no_sample_overlap_names_example_ids_of_both_sides(ref_inputs, tmp_path):
+    """Issue 23.4: 'Only 0 samples overlap' named no id of either side."""
+    table = pd.read_parquet(ref_inputs["feature_table"])
+    table = table.assign(sample_id="X" + table["sample_id"].astype(str))
+    path = tmp_path / "renamed.parquet"
+    table.to_parquet(path, index=False)
+    scores = pd.read_parquet(ref_inputs["artifact"] / "feature_scores.parquet")
+    score_samples = [c for c in scores.columns
+                     if c not in ("feature_id", "gene_id", "feature_type", "n_transcripts")]
+    with pytest.raises(InputError) as caught:
+        _quiet_run(ref_inputs["artifact"], path, ref_inputs["feature_meta"])
+    message = str(caught.value)
+    assert message.startswith("Only 0 samples overlap between feature_scores and "
+                              "feature_table")
+    assert f"feature_scores has e.g. {score_samples[:3]}" in message
+    assert f"feature_table has e.g. {table['sample_id'].tolist()[:3]}" in message

@@ -641,18 +641,17 @@ def test_polarity_cells_name_their_transcripts_and_gray_cells_have_a_legend(resu
             assert cells[(i, j)] == f"{tid}\n{r:.2f}"
     assert ax.get_xticks().size == 0  # no rank numbers: the cells say which transcript
     image = np.asarray(ax.get_images()[0].get_array())
-    legend = ax.get_legend()
-    assert np.isnan(image).any() and legend is not None
-    assert [t.get_text() for t in legend.get_texts()] == ["no transcript or r NaN"]
-    assert to_rgba(legend.get_patches()[0].get_facecolor()) == \
-        pytest.approx(ax.get_images()[0].cmap.get_bad())
+    assert np.isnan(image).any()
+    assert ax.get_xlabel().endswith("\ngray: no transcript or r NaN")
+    red, green, blue, _ = to_rgba(ax.get_images()[0].cmap.get_bad())
+    assert red == green == blue  # the NaN cells are gray, as the label says
 
 
 def test_polarity_without_gray_cells_has_no_legend():
     pol = pd.DataFrame({"feature_id": ["a1", "a2", "b1", "b2"], "gene_id": list("aabb"),
                         "r": [0.5, -0.5, 0.2, -0.1], "switch_strength": [1.0, 1.0, 0.3, 0.3]})
     ax = plot_transcript_polarity(pol)
-    assert ax.get_legend() is None
+    assert "gray" not in ax.get_xlabel()
     assert sorted(t.get_text() for t in ax.texts) == ["a1\n0.50", "a2\n-0.50", "b1\n0.20",
                                                        "b2\n-0.10"]
 
@@ -739,3 +738,25 @@ def test_switch_pair_labels_of_long_bars_sit_inside_them():
     assert placed["TA2"] == (pytest.approx(-0.92), "left", "white")
     assert placed["TB1"] == (pytest.approx(0.23), "left", "black")
     assert placed["TB2"] == (pytest.approx(-0.13), "right", "black")
+
+
+def test_driver_bar_names_the_channel_that_made_each_gene_a_driver(results):
+    """Issue 23.6: which channel (switch or abundance) made a gene a driver is written in
+    its bar, in the driver table's feature_type, for the genes the bars show."""
+    from isograph_gpu.plots._data import top_drivers
+
+    drivers = results["M000"].gene_driver_table
+    ax = plot_driver_bar(drivers, top_n=6)
+    shown = top_drivers(drivers, 6)
+    channels = {round(t.get_position()[1]): t.get_text() for t in ax.texts}
+    assert [channels[i] for i in range(len(shown))] == shown["feature_type"].tolist()
+
+
+def test_gradient_legends_are_at_least_six_points(results, usage):
+    """Issue 23.6: the gradient panels' legends were 4.5 pt."""
+    res = results["M000"]
+    fig = plot_isoform_gradient(res.gene_driver_table, res.transcript_polarity_table,
+                                res.eigengene, res.sample_ids, usage, top_n=2)
+    sizes = [t.get_fontsize() for ax in fig.axes if ax.get_legend() is not None
+             for t in ax.get_legend().get_texts()]
+    assert sizes and min(sizes) >= 6.0

@@ -42,6 +42,8 @@ def _loaded(modules: set[str], name: str) -> bool:
 
 
 def _args(out: Path) -> list[str]:
+    """A run without the report (explain_args' default: report.html draws figures, it
+    imports matplotlib and the plots package at the end of a run that writes it)."""
     return explain_args({"artifact": INPUTS / "artifact",
                          "feature_table": INPUTS / "feature_table.parquet",
                          "feature_meta": INPUTS / "feature_meta.parquet"}, out)

@@ -101,6 +101,12 @@ def _register() -> None:
         main.add_command(plot)
     except ImportError:
         pass
+    try:
+        from .report import report
+
+        main.add_command(report)
+    except ImportError:
+        pass
 
 
 _register()

@@ -50,6 +50,8 @@ def demo(output_dir: Path, samples: int, genes: int, modules: int, seed: int, pl
         explain_dir = output_dir / "explain"
         click.echo(f"inputs:  {output_dir / 'inputs'}")
         click.echo(f"results: {explain_dir} (manifest: {explain_dir / MANIFEST})")
+        click.echo(f"report:  {explain_dir / 'report.html'} (every module on one page; open "
+                   "it in a browser)")
         for module_id, res in results.items():
             top = res.gene_driver_table.head(5)
             planted = sum(truth.loc[g, "module_id"] == module_id for g in top["gene_id"]

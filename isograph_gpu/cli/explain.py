@@ -169,6 +169,8 @@ def _names(groups: object) -> tuple[str, ...] | None:
 @click.option("--replace-output-dir", is_flag=True,
               help="Allow --output-dir to be a non-empty folder that is not an earlier "
                    "explain output: it is replaced as a whole (refused by default).")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write report.html: every module on one self-contained page.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines or warnings on stderr.")
 def explain_module(**opts: object) -> None:
     """Explain modules: gene drivers, transcript polarity, high-vs-low contrasts.
@@ -206,6 +208,7 @@ def explain_module(**opts: object) -> None:
             stream_features=opts["stream_features"],  # type: ignore[arg-type]
             feature_cache=opts["feature_cache"],  # type: ignore[arg-type]
             feature_layout=opts["feature_layout"],  # type: ignore[arg-type]
+            report=bool(opts["report"]),
             progress=not quiet,
             replace_output_dir=bool(opts["replace_output_dir"]),
             scheduler=opts["scheduler"],  # type: ignore[arg-type]

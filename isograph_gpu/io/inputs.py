@@ -148,8 +148,9 @@ def _module_score_matrix(
     if len(overlap) < MIN_OVERLAP_SAMPLES:
         raise InputError(
             f"Only {len(overlap)} samples overlap between module_score_table and the "
-            f"feature data (minimum required: {MIN_OVERLAP_SAMPLES})."
-        )
+            f"feature data (minimum required: {MIN_OVERLAP_SAMPLES}); "
+            + _sample_examples("module_score_table", list(mst.index),
+                               "the feature data", sample_ids))
     absent = [s for s in sample_ids if s not in overlap]
     if absent:
         warnings.warn(
@@ -273,8 +274,9 @@ def _overlapping_samples(score_samples: list[str], table_samples: list[str]) -> 
     if len(sample_ids) < MIN_OVERLAP_SAMPLES:
         raise InputError(
             f"Only {len(sample_ids)} samples overlap between feature_scores and feature_table "
-            f"(minimum required: {MIN_OVERLAP_SAMPLES}). Check that sample IDs match."
-        )
+            f"(minimum required: {MIN_OVERLAP_SAMPLES}). Check that sample IDs match: "
+            + _sample_examples("feature_scores", score_samples, "feature_table",
+                               table_samples))
     dropped_scores = len(set(score_samples) - set(sample_ids))
     dropped_table = len(table_set - set(sample_ids))
     if dropped_scores:
@@ -284,6 +286,14 @@ def _overlapping_samples(score_samples: list[str], table_samples: list[str]) -> 
         warnings.warn(f"{dropped_table} sample(s) in feature_table not in feature_scores "
                       "and will be dropped.", UserWarning, stacklevel=3)
     return sample_ids
+
+
+def _sample_examples(left: str, left_ids: Sequence[str], right: str,
+                     right_ids: Sequence[str], count: int = 3) -> str:
+    """``feature_scores has e.g. ['S001', ...]; feature_table has e.g. ['s1', ...]``: the
+    first ids of each side, for an error about their overlap."""
+    return (f"{left} has e.g. {[str(s) for s in left_ids[:count]]}; {right} has e.g. "
+            f"{[str(s) for s in right_ids[:count]]}")
 
 
 def _resolve_modules(modules: pd.DataFrame, module_ids: Sequence[str] | None) -> list[str]:
@@ -326,6 +336,13 @@ def _table_features(table: FeatureTable, meta: pd.DataFrame, sample_ids: list[st
             f"none of the {len(table.columns)} feature_table columns (e.g. "
             f"{table.columns[:3]}, in {table.where}) is a feature_id of feature_meta "
             f"({table.where if feature_meta is None else describe_source(feature_meta)})")
+    unannotated = len(table.columns) - len(feature_ids)
+    if unannotated:
+        examples = [c for c in table.columns if c not in meta_ids][:3]
+        warnings.warn(
+            f"{unannotated} of the {len(table.columns)} feature_table columns are not in "
+            f"feature_meta and are left out (e.g. {examples}); "
+            f"{len(feature_ids)} features are used", UserWarning, stacklevel=3)
     positions = {s: i for i, s in enumerate(table.sample_ids.tolist())}
     rows = np.fromiter((positions[s] for s in sample_ids), dtype=np.int64, count=len(sample_ids))
     features = table.matrix(feature_ids, rows)

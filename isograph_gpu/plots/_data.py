@@ -64,6 +64,32 @@ def transcript_label(row: pd.Series) -> str:
     return str(tid)
 
 
+#: labels inside cells and bars longer than this lose the prefix they all share
+CROWDED_LABEL_CHARS = 10
+#: the shortest shared prefix worth replacing (ENST00000 of Ensembl transcripts is 9)
+MIN_SHARED_PREFIX = 5
+#: characters every compacted label keeps after the shared prefix, at least
+MIN_KEPT_CHARS = 4
+
+
+def compact_labels(labels: Sequence[str]) -> tuple[list[str], str]:
+    """Labels for tight spaces (heatmap cells, inside bars): when any is longer than
+    :data:`CROWDED_LABEL_CHARS`, the prefix all of them share (at least
+    :data:`MIN_SHARED_PREFIX` characters, leaving each at least :data:`MIN_KEPT_CHARS`)
+    becomes "…": ENST00000456328.2 / ENST00000450305.2 -> …456328.2 / …450305.2.
+    Returns (labels, the prefix removed, "" when none)."""
+    texts = [str(x) for x in labels]
+    if not texts or max(map(len, texts)) <= CROWDED_LABEL_CHARS:
+        return texts, ""
+    prefix = texts[0][: min(map(len, texts)) - MIN_KEPT_CHARS]
+    for text in texts[1:]:  # the longest prefix of characters every label starts with
+        while not text.startswith(prefix):
+            prefix = prefix[:-1]
+    if len(prefix) < MIN_SHARED_PREFIX:
+        return texts, ""
+    return ["\u2026" + t[len(prefix):] for t in texts], prefix
+
+
 def fisher_z_ci(r: np.ndarray, n: np.ndarray, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
     """95 % CI of Pearson r via Fisher's z: ``tanh(atanh(r) ± z·se)``, se = 1/sqrt(max(n-3, 1)).
 

@@ -41,7 +41,9 @@ def plot_driver_bar(driver_table: pd.DataFrame, top_n: int = 10, ax: Axes | None
                     gene_names: Mapping[str, str] | None = None,
                     title: str | None = None) -> Axes:
     """Top ``top_n`` driver genes by |r|: bar = |r|, whisker = Fisher-z 95 % CI of |r|,
-    vermillion for r > 0, blue for r < 0; x in [0, 1]. Returns the Axes drawn on."""
+    vermillion for r > 0, blue for r < 0; x in [0, 1]; inside each bar the channel that
+    made the gene a driver (its ``feature_type``: switch, abundance, ...). Returns the
+    Axes drawn on."""
     rows = top_drivers(driver_table, top_n)
     if rows.empty:
         raise InputError("gene driver table is empty (no gene with a finite r); nothing to plot")
@@ -59,6 +61,11 @@ def plot_driver_bar(driver_table: pd.DataFrame, top_n: int = 10, ax: Axes | None
     ax.barh(y, abs_r, height=0.7, color=[sign_color(v) for v in r], edgecolor="none",
             xerr=np.vstack([abs_r - abs_lo, abs_hi - abs_r]),
             error_kw={"elinewidth": 0.7, "capsize": 1.5, "capthick": 0.7, "ecolor": "black"})
+    if "feature_type" in rows.columns:  # the channel that made each gene a driver
+        for yi, channel in zip(y, rows["feature_type"], strict=True):
+            if isinstance(channel, str) and channel:
+                ax.text(0.012, yi, channel, ha="left", va="center", fontsize=6,
+                        color="white", fontweight="bold")
     ax.set_yticks(y, [gene_label(g, gene_names) for g in rows["gene_id"]])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # strongest driver on top
     ax.set_xlim(0.0, 1.0)

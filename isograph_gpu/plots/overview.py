@@ -69,7 +69,8 @@ def plot_eigengene_heatmap(eigengenes: pd.DataFrame, ax: Axes | None = None,
     matrix = values[order].T
     standalone = ax is None
     if ax is None:
-        fig = new_figure(DOUBLE_COLUMN_IN, 0.9 + 0.18 * matrix.shape[0])
+        # at least tall enough for the colour bar's label beside few modules
+        fig = new_figure(DOUBLE_COLUMN_IN, max(1.5, 0.9 + 0.18 * matrix.shape[0]))
         ax = fig.add_subplot()
     limit = float(np.nanmax(np.abs(matrix)))
     image = ax.imshow(matrix, aspect="auto", cmap=diverging_cmap(), norm=diverging_norm(limit))
@@ -167,7 +168,9 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
         labels, [(feature_types or {}).get(str(f)) for f in rows["feature_id"]])
     ax.set_yticks(y, labels)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel(axis_label)
+    # a two-line label (mixed types) ends at the axes' right edge: beside long row labels
+    # the axes are narrow, and a centred label would run off the figure's right side
+    ax.set_xlabel(axis_label, loc="right" if "\n" in axis_label else "center")
     ax.legend(handles=[
         Line2D([], [], marker="o", linestyle="", color=NEGATIVE_COLOR, label="low eigengene"),
         Line2D([], [], marker="o", linestyle="", color=POSITIVE_COLOR, label="high eigengene"),
@@ -178,4 +181,56 @@ def plot_high_vs_low(high_vs_low_table: pd.DataFrame, feature_ids: Sequence[str]
               bbox_transform=offset_copy(ax.transAxes, ax.figure, units="points",
                                          y=-(18.0 + 8.4 * (axis_label.count("\n") + 1))))
     title_axes(ax, title if title is not None else "High vs low module samples", standalone)
+    return ax
+
+
+def q_stars(q: float) -> str:
+    """``***`` q < 0.001, ``**`` q < 0.01, ``*`` q < 0.05, else empty (NaN too)."""
+    if not np.isfinite(q):
+        return ""
+    return "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
+
+
+@styled
+def plot_module_trait_heatmap(module_traits: pd.DataFrame, ax: Axes | None = None,
+                              title: str | None = None) -> Axes:
+    """Modules (rows) x traits (columns) of ``module_traits`` (module_id, trait, r, qvalue;
+    one row per pair): colour = r on a diverging scale over [-1, 1], stars = q (adjusted)
+    below 0.05 / 0.01 / 0.001. A pair without an r (a categorical trait) is gray with its
+    stars. Modules and traits in first-seen order. Returns Axes."""
+    if module_traits is None or module_traits.empty:
+        raise InputError("module trait table is empty; nothing to plot")
+    modules = list(dict.fromkeys(module_traits["module_id"].astype(str)))
+    traits = list(dict.fromkeys(module_traits["trait"].astype(str)))
+    r = np.full((len(modules), len(traits)), np.nan)
+    q = np.full_like(r, np.nan)
+    row_of = {m: i for i, m in enumerate(modules)}
+    col_of = {t: j for j, t in enumerate(traits)}
+    for m, t, rv, qv in zip(module_traits["module_id"].astype(str),
+                            module_traits["trait"].astype(str),
+                            pd.to_numeric(module_traits["r"], errors="coerce"),
+                            pd.to_numeric(module_traits["qvalue"], errors="coerce"),
+                            strict=True):
+        r[row_of[m], col_of[t]], q[row_of[m], col_of[t]] = rv, qv
+    standalone = ax is None
+    if ax is None:
+        fig = new_figure(min(DOUBLE_COLUMN_IN, 1.6 + 0.45 * len(traits)),
+                         1.0 + 0.22 * len(modules))
+        ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(r), aspect="auto", cmap=diverging_cmap(),
+                      norm=diverging_norm(1.0))
+    for i in range(len(modules)):
+        for j in range(len(traits)):
+            stars = q_stars(q[i, j])
+            if stars:
+                ax.text(j, i, stars, ha="center", va="center", fontsize=6,
+                        color="white" if np.isfinite(r[i, j]) and abs(r[i, j]) > 0.6
+                        else "black")
+    ax.set_yticks(np.arange(len(modules)), modules)
+    ax.set_xticks(np.arange(len(traits)), traits, rotation=45, ha="right",
+                  rotation_mode="anchor")
+    cbar = ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    cbar.set_label("r with trait")
+    ax.set_xlabel("* q < 0.05, ** q < 0.01, *** q < 0.001 (adjusted)")
+    title_axes(ax, title if title is not None else "Module-trait association", standalone)
     return ax

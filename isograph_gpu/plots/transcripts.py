@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.patches import Patch
 
 from ..errors import InputError
 from ._data import (
     aligned_usage,
+    compact_labels,
     gene_label,
     moving_average_trend,
     top_drivers,
@@ -84,8 +84,9 @@ def plot_transcript_polarity(polarity_table: pd.DataFrame,
                              title: str | None = None) -> Axes:
     """Heatmap of transcript r: rows = top driver genes (≤ top_n), columns = each gene's
     transcripts ranked by r (highest left); each cell names its transcript and its r (up to
-    8 columns and 25 genes); gray where a gene has fewer transcripts or r is undefined, with
-    a legend entry. Returns the Axes."""
+    8 columns and 25 genes; ids sharing a long prefix drop it, :func:`compact_labels`);
+    gray where a gene has fewer transcripts or r is undefined, as the x label says (a
+    legend above would take the title's room). Returns the Axes."""
     pol = _polarity(polarity_table)
     genes = polarity_genes(pol, driver_table, top_n)
     ranks = _ranked(pol)
@@ -97,6 +98,10 @@ def plot_transcript_polarity(polarity_table: pd.DataFrame,
         matrix[i, : len(ranks[gene])] = r[ranks[gene]]
         names[i, : len(ranks[gene])] = [transcript_label(pol.iloc[k]) for k in ranks[gene]]
     annotate = width <= _ANNOTATE_MAX_COLUMNS and len(genes) <= _ANNOTATE_MAX_GENES
+    filled = [(i, j) for (i, j), name in np.ndenumerate(names) if name]
+    short, prefix = compact_labels([names[i, j] for i, j in filled])
+    for (i, j), label in zip(filled, short, strict=True):
+        names[i, j] = label
     standalone = ax is None
     if ax is None:
         fig = new_figure(DOUBLE_COLUMN_IN if annotate and width > 2 else SINGLE_COLUMN_IN,
@@ -112,18 +117,16 @@ def plot_transcript_polarity(polarity_table: pd.DataFrame,
                 ax.text(j, i, text, ha="center", va="center", fontsize=5.0, linespacing=1.1,
                         color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
         ax.set_xticks([])
-        ax.set_xlabel("each gene's transcripts (id and r), ranked by r: highest \u2192 lowest")
+        ax.set_xlabel("each gene's transcripts (id, r)\nby r: highest \u2192 lowest"
+                      + (f"; \u2026 = {prefix}" if prefix else "")
+                      + ("\ngray: no transcript or r NaN" if np.isnan(matrix).any() else ""))
     else:
         ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)])
-        ax.set_xlabel("transcript rank by r within the gene (1 = highest)")
+        ax.set_xlabel("transcript rank by r within the gene (1 = highest)"
+                      + ("\ngray: no transcript or r NaN" if np.isnan(matrix).any() else ""))
     ax.set_yticks(np.arange(len(genes)), [gene_label(g, gene_names) for g in genes])
     for side in ("top", "right"):
         ax.spines[side].set_visible(True)
-    if np.isnan(matrix).any():
-        ax.legend(handles=[Patch(facecolor=cmap.get_bad(), edgecolor="none",
-                                 label="no transcript or r NaN")],
-                  loc="lower right", bbox_to_anchor=(1.0, 1.0), handlelength=1.0,
-                  borderaxespad=0.1, fontsize=5.5)
     cbar = ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
     cbar.set_label("transcript r")
     title_axes(ax, title if title is not None else "Transcript polarity", standalone)
@@ -174,11 +177,13 @@ def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | No
         fig = new_figure(SINGLE_COLUMN_IN, 0.9 + 0.3 * len(pairs))
         ax = fig.add_subplot()
     y = np.arange(len(pairs))
+    short, prefix = compact_labels([*pairs["low_label"], *pairs["high_label"]])
+    labels = {"low": short[: len(pairs)], "high": short[len(pairs):]}
     for col in ("low", "high"):
         values = pairs[f"{col}_r"].to_numpy()
         ax.barh(y, values, height=0.6, color=[sign_color(v) for v in values],
                 edgecolor="none")
-        for yi, value, label in zip(y, values, pairs[f"{col}_label"], strict=True):
+        for yi, value, label in zip(y, values, labels[col], strict=True):
             # a long bar holds its label (white, at its outer end), so labels of |r| near 1
             # stay inside the axes; a short bar's label sits just beyond its end
             inside = abs(value) >= 0.5
@@ -191,7 +196,8 @@ def plot_switch_pair(polarity_table: pd.DataFrame, top_n: int = 5, ax: Axes | No
     ax.set_yticks(y, [f"{gene_label(g, gene_names)}\n\u0394r = {s:.2f}"
                       for g, s in zip(pairs["gene_id"], pairs["switch_strength"], strict=True)])
     ax.set_ylim(len(pairs) - 0.5, -0.5)
-    ax.set_xlabel("transcript r with module eigengene")
+    ax.set_xlabel("transcript r with module eigengene"
+                  + (f"\n\u2026 = {prefix}" if prefix else ""))
     title_axes(ax, title if title is not None else "Isoform switch pairs", standalone)
     return ax
 
@@ -292,12 +298,14 @@ def draw_isoform_gradient(container: Figure | SubFigure, driver_table: pd.DataFr
     return axes
 
 
-def _legend_above(ax: Axes, fontsize: float = 4.5) -> None:
+def _legend_above(ax: Axes, fontsize: float = 6.0) -> None:
     """The panel's transcript legend between its title and the plot area, so no data is
     hidden (the switch completes in the top corners, which any inside corner covers)."""
     lines = trend_lines(ax)
     longest = max((len(line.get_label()) for line in lines), default=0)
-    ncols = 2 if len(lines) > 1 and longest <= 20 else 1
+    # two columns only for short labels: at a readable size two long ones are wider than
+    # a gradient panel
+    ncols = 2 if len(lines) > 1 and longest <= 12 else 1
     rows = -(-len(lines) // ncols)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, fontsize=fontsize,
               handlelength=1.0, borderaxespad=0.1, borderpad=0.2, labelspacing=0.4,

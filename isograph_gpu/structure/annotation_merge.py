@@ -108,9 +108,10 @@ def _labels_in(annotation: pd.DataFrame) -> list[str]:
 def annotate_driver_table(driver: pd.DataFrame, annotation: pd.DataFrame) -> pd.DataFrame:
     """gene_driver_table with gene-level labels appended (left join on gene_id).
 
-    Over all annotation rows of a gene: booleans any() with NA skipped (a gene whose values
-    are all NA gets False), numerics max() (NaN skipped). Appended in canonical order,
-    booleans first; genes without annotation get NA / NaN.
+    Over all annotation rows of a gene: booleans any() with NA skipped, and NA (unknown)
+    for a gene whose values are all NA (its transcripts are missing from the GTF), as for
+    genes without annotation rows; numerics max() (NaN skipped). Appended in canonical
+    order, booleans first; genes without annotation get NA / NaN.
     """
     labels = _labels_in(annotation)
     if not labels:
@@ -125,10 +126,13 @@ def annotate_driver_table(driver: pd.DataFrame, annotation: pd.DataFrame) -> pd.
     keyed = annotation.dropna(subset=["gene_id"])
     parts = []
     if flags:
-        filled = keyed[flags].astype("boolean").fillna(False).astype(bool)
-        filled["gene_id"] = keyed["gene_id"].to_numpy()
-        per_gene = filled.groupby("gene_id", sort=True)[flags].any()
-        parts.append(per_gene.astype("boolean"))
+        values = keyed[flags].astype("boolean")
+        genes = keyed["gene_id"].to_numpy()
+        any_true = values.fillna(False).astype(bool).groupby(genes, sort=True).any()
+        known = values.notna().groupby(genes, sort=True).any()
+        per_gene = any_true.astype("boolean").mask(~known)
+        per_gene.index.name = "gene_id"
+        parts.append(per_gene)
     if numbers:
         values = keyed[numbers].apply(pd.to_numeric, errors="coerce").astype(float)
         values["gene_id"] = keyed["gene_id"].to_numpy()
