@@ -40,9 +40,9 @@ def _count_blocks(monkeypatch) -> list[int]:
     blocks: list[int] = []
     compute = pipeline.compute_statistics
 
-    def counted(inputs, ctx, layout, block, columns):
+    def counted(inputs, ctx, layout, block, columns, *args):
         blocks.append(block.n_modules)
-        return compute(inputs, ctx, layout, block, columns)
+        return compute(inputs, ctx, layout, block, columns, *args)
 
     monkeypatch.setattr(pipeline, "compute_statistics", counted)
     return blocks
