@@ -3,13 +3,12 @@ the CLI: one 'Error:' line naming the culprit, exit code 1, and no partial outpu
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from _helpers.explain import invoke_explain
-from _helpers.files import snapshot
+from _helpers.files import snapshot, writable_copy
 
 from isograph_gpu.io import output as output_module
 
@@ -17,10 +16,7 @@ from isograph_gpu.io import output as output_module
 @pytest.fixture()
 def inputs(ref_inputs, tmp_path):
     """Writable copies of the reference inputs."""
-    art = tmp_path / "artifact"
-    shutil.copytree(ref_inputs["artifact"], art)
-    for p in art.iterdir():
-        p.chmod(0o644)
+    art = writable_copy(ref_inputs["artifact"], tmp_path / "artifact")
     return {
         "artifact": art,
         "table": pd.read_parquet(ref_inputs["feature_table"]),

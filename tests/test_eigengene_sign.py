@@ -5,7 +5,6 @@ row) does not depend on the row order of feature_scores."""
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 from _helpers import oracles
 from _helpers.explain import invoke_explain
+from _helpers.files import writable_copy
 from conftest import EXPECTED
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -42,10 +42,7 @@ def eigengene_matrix(results) -> np.ndarray:
 @pytest.fixture(scope="module")
 def shuffled_artifact(ref_inputs, tmp_path_factory) -> Path:
     """The fixture artifact with its feature_scores rows in a random order."""
-    art = tmp_path_factory.mktemp("shuffled") / "artifact"
-    shutil.copytree(ref_inputs["artifact"], art)
-    for p in art.iterdir():
-        p.chmod(0o644)
+    art = writable_copy(ref_inputs["artifact"], tmp_path_factory.mktemp("shuffled") / "artifact")
     scores = pd.read_parquet(art / "feature_scores.parquet")
     order = np.random.default_rng(21).permutation(len(scores))
     scores.iloc[order].reset_index(drop=True).to_parquet(art / "feature_scores.parquet",

@@ -6,7 +6,6 @@ Each test failed on the code before the fix."""
 from __future__ import annotations
 
 import math
-import shutil
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _helpers.explain import invoke_explain
-from _helpers.files import write_gtf
+from _helpers.files import writable_copy, write_gtf
 from conftest import assert_table_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,10 +38,7 @@ def quiet_run(*args, **kw):
 
 @pytest.fixture()
 def artifact(ref_inputs, tmp_path):
-    art = tmp_path / "artifact"
-    shutil.copytree(ref_inputs["artifact"], art)
-    for p in art.iterdir():
-        p.chmod(0o644)
+    art = writable_copy(ref_inputs["artifact"], tmp_path / "artifact")
     return art
 
 

@@ -4,12 +4,11 @@ with one line naming it (issue 21.8)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _helpers.explain import invoke_explain
+from _helpers.files import writable_copy
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.io.output import check_module_folder_names
@@ -18,10 +17,7 @@ from isograph_gpu.manifest import EIGENGENES, MANIFEST
 
 @pytest.fixture()
 def artifact(ref_inputs, tmp_path):
-    art = tmp_path / "artifact"
-    shutil.copytree(ref_inputs["artifact"], art)
-    for p in art.iterdir():
-        p.chmod(0o644)
+    art = writable_copy(ref_inputs["artifact"], tmp_path / "artifact")
     return art
 
 

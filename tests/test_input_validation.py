@@ -4,7 +4,6 @@ the 'missing key' messages) and the feature_meta warning that appeared on every 
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _helpers.explain import invoke_explain
+from _helpers.files import writable_copy
 from conftest import assert_table_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,10 +40,7 @@ def _renamed_artifact(ref_inputs, root: Path, gene=None, sample=None) -> Path:
     """A copy of the reference artifact with gene ids and/or sample ids renamed."""
     gene = gene or (lambda g: g)
     sample = sample or (lambda s: s)
-    art = root / "artifact"
-    shutil.copytree(ref_inputs["artifact"], art)
-    for p in art.iterdir():
-        p.chmod(0o644)
+    art = writable_copy(ref_inputs["artifact"], root / "artifact")
     modules = pd.read_parquet(art / "modules.parquet")
     modules["gene_id"] = modules["gene_id"].map(gene)
     modules.to_parquet(art / "modules.parquet", index=False)

@@ -1,9 +1,10 @@
-"""File helpers shared by the tests: a byte-for-byte snapshot of a folder, a GTF writer,
-and a counter of the parquet reads polars makes."""
+"""File helpers shared by the tests: a byte-for-byte snapshot of a folder, a writable copy
+of a folder, a GTF writer, and a counter of the parquet reads polars makes."""
 
 from __future__ import annotations
 
 import gzip
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +14,15 @@ def snapshot(root: Path, pattern: str = "*") -> dict[str, bytes]:
     relative to ``root`` (posix) -> its bytes: a byte-for-byte fingerprint of a folder."""
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob(pattern)) if p.is_file()}
+
+
+def writable_copy(source: Path, target: Path) -> Path:
+    """Copy the folder ``source`` (e.g. the read-only reference artifact) to ``target`` with
+    its files made writable (0o644); returns ``target``."""
+    shutil.copytree(source, target)
+    for p in target.iterdir():
+        p.chmod(0o644)
+    return target
 
 
 def write_gtf(path: Path, lines: Iterable[str], eol: str = "\n") -> Path:
