@@ -21,14 +21,14 @@ import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from types import ModuleType
 from typing import TypeVar
 
 import click
 
 from ..errors import IsographGpuError, first_line
-from ..interrupts import describe_outputs, interrupt, reset_outputs
+from ..interrupts import describe_outputs, interrupt, note_output, reset_outputs
 
 T = TypeVar("T")
 
@@ -144,12 +144,17 @@ def import_long_lived(name: str) -> ModuleType:
             gc.enable()
 
 
-def run_command(fn: Callable[[], T], quiet: bool = False) -> T:
-    """Run ``fn``; every failure prints one ``Error:`` line and exits non-zero."""
+def run_command(fn: Callable[[], T], quiet: bool = False,
+                outputs: Sequence[object] = ()) -> T:
+    """Run ``fn``; every failure prints one ``Error:`` line and exits non-zero.
+    ``outputs``: the output dirs the command writes, recorded before the signal handlers
+    are installed, so an interrupt at any point says what each of them holds."""
     warnings.formatwarning = _format_warning
     if quiet:
         warnings.simplefilter("ignore")
     reset_outputs()
+    for destination in outputs:
+        note_output(destination)
     _HANDLER_PID["pid"] = os.getpid()
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -18,7 +18,6 @@ from ..config import (
     VAE_JACOBIANS,
     ExplainConfig,
 )
-from ..interrupts import note_output
 from .common import import_long_lived, run_command
 from .options import MEMORY_SIZE, FiniteFloatRange
 
@@ -180,7 +179,6 @@ def explain_module(**opts: object) -> None:
     quiet = bool(opts.pop("quiet"))
 
     def job() -> None:
-        note_output(opts["output_dir"])  # an interrupt from now on says what it holds
         pipeline = import_long_lived("isograph_gpu.pipeline")
         run, manifest = pipeline.explain_module, pipeline.MANIFEST
 
@@ -235,4 +233,4 @@ def explain_module(**opts: object) -> None:
         )
         click.echo(str(output_dir / manifest))
 
-    run_command(job, quiet=quiet)
+    run_command(job, quiet=quiet, outputs=[opts["output_dir"]])

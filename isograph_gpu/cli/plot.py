@@ -52,9 +52,6 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
     number of files written and the manifest path."""
 
     def job() -> None:
-        from ..interrupts import note_output
-
-        note_output(explain_dir)  # an interrupt from now on says what it holds
         from ..io.output import output_lock
         from ..manifest import MANIFEST
 
@@ -66,7 +63,7 @@ def plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | Non
         note = f"; {skipped}" if skipped else ""
         click.echo(f"{len(figures)} figures written{note}; manifest: {explain_dir / MANIFEST}")
 
-    run_command(job, quiet=quiet)
+    run_command(job, quiet=quiet, outputs=[explain_dir])
 
 
 def _plot(explain_dir: Path, feature_table: Path | None, feature_meta: Path | None,
