@@ -350,3 +350,18 @@ def test_a_quiet_run_says_its_warnings_were_not_recorded(tmp_path):
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["warnings"] is None
     text = "".join(parse(tmp_path / "out" / REPORT_NAME).text["warnings"])
     assert "not recorded" in text
+
+
+def test_summary_panels_do_not_depend_on_the_number_of_workers(run):
+    """The report's panels drawn in this process and in two forked figure workers are the
+    same bytes, in module order."""
+    from isograph_gpu.plots.load import load_explain_dir
+    from isograph_gpu.report.figures import summary_panel_uris
+
+    results = load_explain_dir(run["out"])
+    usage = pd.read_parquet(run["paths"]["feature_table"])
+    meta = pd.read_parquet(run["paths"]["feature_meta"])
+    alone = summary_panel_uris(results, usage, meta, jobs=1)
+    workers = summary_panel_uris(results, usage, meta, jobs=2)
+    assert list(alone) == [str(m) for m in results]
+    assert workers == alone

@@ -184,14 +184,16 @@ def _signals_deferred() -> Iterator[None]:
 
 
 class FigureWorkers:
-    """``jobs`` worker processes drawing ``tasks`` (:func:`_render_module` arguments), each
-    taking the next task from a shared counter and sending its outcome back on its own
-    pipe. No thread in this process: an interrupt at any point is handled by
+    """``jobs`` worker processes running ``draw`` (default :func:`_render_module`; a
+    module-level function, so spawned workers can import it) on each of ``tasks``, each
+    worker taking the next task from a shared counter and sending its outcome back on its
+    own pipe. No thread in this process: an interrupt at any point is handled by
     :meth:`stop`, which kills the workers and returns at once (concurrent.futures' pool
     manager thread could be left waiting on a queue nobody reads, so the process never
     exited). Workers die with this process (:func:`_worker_start`)."""
 
-    def __init__(self, jobs: int, tasks: list[tuple]) -> None:
+    def __init__(self, jobs: int, tasks: list[tuple],
+                 draw: Callable[[tuple], Any] | None = None) -> None:
         context = _pool_context()
         self._n_tasks = len(tasks)
         next_task = context.Value("l", 0)
@@ -203,7 +205,8 @@ class FigureWorkers:
                 for _ in range(jobs):
                     receive, send = context.Pipe(duplex=False)
                     worker = context.Process(target=_draw_tasks, daemon=True,
-                                             args=(os.getpid(), tasks, next_task, send))
+                                             args=(os.getpid(), draw or _render_module,
+                                                   tasks, next_task, send))
                     self._workers[receive] = worker
                     worker.start()
                     send.close()
@@ -211,12 +214,12 @@ class FigureWorkers:
             self.stop()
             raise
 
-    def outcomes(self) -> Iterator[tuple[list[str], list[str]]]:
-        """Each task's (files written, skipped), in task order, as the workers finish them;
+    def outcomes(self) -> Iterator[Any]:
+        """Each task's outcome (for :func:`_render_module`: files written, skipped), in task order, as the workers finish them;
         a worker's exception is re-raised here, and a worker that dies is an error."""
         from multiprocessing.connection import wait
 
-        done: dict[int, tuple[list[str], list[str]]] = {}
+        done: dict[int, Any] = {}
         for index in range(self._n_tasks):
             while index not in done:
                 if not self._workers:
@@ -252,8 +255,9 @@ class FigureWorkers:
         self._workers = {}
 
 
-def _draw_tasks(parent_pid: int, tasks: list[tuple], next_task: Any, send: Any) -> None:
-    """A figure worker: draw task after task (the next index from ``next_task``) and send
+def _draw_tasks(parent_pid: int, draw: Callable[[tuple], Any], tasks: list[tuple],
+                next_task: Any, send: Any) -> None:
+    """A figure worker: ``draw`` task after task (the next index from ``next_task``) and send
     ``(index, outcome, None)``, or ``(index, None, exception)`` and stop."""
     _worker_start(parent_pid)
     try:
@@ -264,7 +268,7 @@ def _draw_tasks(parent_pid: int, tasks: list[tuple], next_task: Any, send: Any) 
             if index >= len(tasks):
                 return
             try:
-                send.send((index, _render_module(tasks[index]), None))
+                send.send((index, draw(tasks[index]), None))
             except Exception as exc:  # re-raised in the parent
                 try:
                     send.send((index, None, exc))

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..plots._data import feature_type_map, gene_name_map
 from ..plots.overview import plot_eigengene_heatmap, plot_module_trait_heatmap
 from ..plots.panel import plot_summary_panel
-from ..plots.render import eigengene_frame
+from ..plots.render import FigureWorkers, default_jobs, eigengene_frame
 from ..plots.style import figure_bytes
 from ..result import ExplainResult
 
@@ -44,17 +44,34 @@ def module_trait_heatmap_uri(module_traits: pd.DataFrame | None) -> str | None:
     return png_data_uri(plot_module_trait_heatmap(module_traits))
 
 
+def _panel_uri(task: tuple) -> str:
+    """One module's summary panel as a PNG data URI (a figure worker's task)."""
+    result, usage, gene_names, feature_types = task
+    has_eigengene = len(result.sample_ids) > 0
+    return png_data_uri(plot_summary_panel(result, usage if has_eigengene else None,
+                                           gene_names=gene_names,
+                                           feature_types=feature_types))
+
+
 def summary_panel_uris(results: dict[str, ExplainResult],
                        feature_usage: pd.DataFrame | None,
-                       feature_meta: pd.DataFrame | None) -> dict[str, str]:
+                       feature_meta: pd.DataFrame | None,
+                       jobs: int | None = None) -> dict[str, str]:
     """Each module's five-panel summary figure (as ``isograph-gpu plot`` draws it),
-    by module id. ``feature_usage`` (samples x features, may be None) fills panels A/D."""
+    by module id. ``feature_usage`` (samples x features, may be None) fills panels A/D.
+    Drawn in ``jobs`` figure worker processes (default
+    :func:`~isograph_gpu.plots.render.default_jobs`: one per core on Linux; the bytes do
+    not depend on it)."""
     gene_names = gene_name_map(feature_meta)
     feature_types = feature_type_map(feature_meta)
-    panels = {}
-    for module_id, result in results.items():
-        has_eigengene = len(result.sample_ids) > 0
-        figure = plot_summary_panel(result, feature_usage if has_eigengene else None,
-                                    gene_names=gene_names, feature_types=feature_types)
-        panels[str(module_id)] = png_data_uri(figure)
-    return panels
+    tasks = [(result, feature_usage, gene_names, feature_types) for result in results.values()]
+    jobs = default_jobs(len(tasks)) if jobs is None else max(1, min(int(jobs), len(tasks)))
+    if jobs <= 1:
+        uris = [_panel_uri(task) for task in tasks]
+    else:
+        workers = FigureWorkers(jobs, tasks, draw=_panel_uri)
+        try:
+            uris = list(workers.outcomes())
+        finally:
+            workers.stop()
+    return {str(module_id): uri for module_id, uri in zip(results, uris, strict=True)}
