@@ -23,6 +23,10 @@ UNCHANGED, ABSENT, COMMITTED = "unchanged", "absent", "committed"
 
 _deferral = {"depth": 0}
 _pending: list[Callable[[], BaseException]] = []
+#: interrupts raised so far: one raised while Python runs a weakref callback or a
+#: finaliser is printed and swallowed there, and the run would go on as if never
+#: interrupted (:func:`raise_swallowed_interrupt`)
+_raised: list[Callable[[], BaseException]] = []
 _outputs: dict[str, str] = {}
 
 
@@ -33,7 +37,16 @@ def interrupt(make: Callable[[], BaseException]) -> None:
         if not _pending:
             _pending.append(make)
         return
+    _raised.append(make)
     raise make()
+
+
+def raise_swallowed_interrupt() -> None:
+    """Raise again an interrupt that was raised and never ended the run (Python swallows an
+    exception raised inside a weakref callback or a finaliser): called where a run that
+    completed its work is about to commit, so an interrupted run never commits."""
+    if _raised:
+        raise _raised[-1]()
 
 
 @contextmanager
@@ -72,6 +85,7 @@ def reset_outputs() -> None:
     """Forget the recorded output dirs (a new command starts)."""
     _outputs.clear()
     _pending.clear()
+    _raised.clear()
 
 
 def describe_outputs() -> str:

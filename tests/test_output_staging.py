@@ -341,3 +341,32 @@ def test_repeating_columns_alone_are_dictionary_encoded_and_read_back_equal(tmp_
     for name in ("feature_id", "delta"):
         assert "RLE_DICTIONARY" not in encodings[name], name
     assert pq.read_table(path).equals(table)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_python_swallowed_still_stops_the_commit(tmp_path):
+    """An interrupt raised inside a weakref callback (Python prints it and goes on: a
+    SIGINT landing there during the figures let the run commit and exit 0) is raised again
+    before the commit: the output dir is not created and no staging is left."""
+    import gc
+    import weakref
+
+    from isograph_gpu import interrupts
+    from isograph_gpu.io.output import staged_output
+
+    class Payload:
+        pass
+
+    out = tmp_path / "out"
+    interrupts.reset_outputs()
+    try:
+        with pytest.raises(KeyboardInterrupt), staged_output(out) as staged:
+            staged.write_json({"module_ids": []}, "module_explanation_manifest.json")
+            payload = Payload()
+            weakref.finalize(payload, interrupts.interrupt, KeyboardInterrupt)
+            del payload
+            gc.collect()  # the finaliser's KeyboardInterrupt is reported and swallowed
+    finally:
+        interrupts.reset_outputs()
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []

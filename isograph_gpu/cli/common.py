@@ -190,3 +190,4 @@ def run_command(fn: Callable[[], T], quiet: bool = False,
             signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
+        reset_outputs()  # the command's interrupts and outputs end with it

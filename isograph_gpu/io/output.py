@@ -39,7 +39,13 @@ import pyarrow.parquet as pq
 
 from ..config import PLOT_FORMATS
 from ..errors import InputError, OutputError
-from ..interrupts import COMMITTED, interrupts_deferred, note_output, record_output
+from ..interrupts import (
+    COMMITTED,
+    interrupts_deferred,
+    note_output,
+    raise_swallowed_interrupt,
+    record_output,
+)
 from ..manifest import EIGENGENES, MANIFEST, ROOT_FILES, SAMPLE_ID_COLUMN, TOP_FIGURES
 
 #: the file that marks a folder as an isograph(-gpu) explain output
@@ -733,6 +739,7 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
     leftover: Path | None = staging
     try:
         yield staged
+        raise_swallowed_interrupt()  # an interrupt Python swallowed still stops the commit
         # an interrupt from here on waits until the swap is done and the old output (or,
         # on a failure, the staging folder) is removed: no staging is ever left behind,
         # and the interrupt's message says which output the destination holds
