@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from _helpers.explain import explain_args
 from _helpers.files import snapshot
+from _helpers.processes import PARENT, processes_where
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,17 +32,7 @@ def _alive(pid: int) -> bool:
 
 
 def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(entry.name))
-    return found
+    return set(processes_where(PARENT, pid, zombies=True))
 
 
 def _wait_until(condition, timeout: float, step: float = 0.01) -> bool:

@@ -22,24 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from processes import GROUP, processes_where
+
 from isograph_gpu.cli import main  # imported once, before the forks
 from isograph_gpu.io.output import remove_stale_staging
 from isograph_gpu.pipeline import explain_module  # noqa: F401  (the run's modules, loaded)
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """Processes of process group ``pgid`` still running (zombies excluded)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
 
 
 def _child(args: list[str], log: Path) -> None:
@@ -133,7 +120,7 @@ def run(spec: dict) -> dict:
             code = _wait(pid, 30.0)
             exit_seconds = None
         time.sleep(0.3)  # workers get SIGKILL from the kernel when their parent ends
-        left = _group_alive(pid)
+        left = processes_where(GROUP, pid)
         for straggler in left:
             os.kill(straggler, signal.SIGKILL)
         staging_after_kill = sorted(p.name for p in out.parent.iterdir()
