@@ -5,12 +5,15 @@ The single-process chunk plan (:class:`isograph_gpu.compute.plan.ChunkPlan`) is 
 the reader's read block (:meth:`~isograph_gpu.compute.plan.ChunkPlan.read_groups` of its
 ``read_columns``, :data:`~isograph_gpu.memory_model.LOAD_BLOCK_BYTES` of a parquet table):
 each task reads its block once and runs the engine's own chunk loop on it (the shared
-chunk step, :func:`~isograph_gpu.compute.step.chunk_statistics`), in the single-process
-chunks, on its worker's device, and returns the block's [F_block, K]
-:class:`~isograph_gpu.compute.results.FeatureStatistics` on the CPU. The client stores
-them into the same device tensors the single-process loop fills, so q-values, switch
-strength and the tables are built exactly as in one process, and the arithmetic, and the
-result, is the same byte for byte.
+chunk step, :func:`~isograph_gpu.compute.step.chunk_statistics`, and the options'
+companions, :mod:`isograph_gpu.compute.companions`), in the single-process chunks, on its
+worker's device, and returns the block's [F_block, K]
+:class:`~isograph_gpu.compute.results.FeatureStatistics` (with ``--covariates`` its partial
+r / n / p) and, with ``--switch-permutations``, the running null extremes of the pairs
+its columns test, on the CPU. The client stores them into the same device tensors the
+single-process loop fills (and folds the extremes into its own with max / min, which do
+not depend on the order), so q-values, switch strength, switch p and the tables are built
+exactly as in one process, and the arithmetic, and the result, is the same byte for byte.
 
 Where the columns come from: a parquet feature table or a backed ``.h5ad`` opened in
 blocks (:class:`~isograph_gpu.io.feature_tables.ParquetFeatureBlocks`,
@@ -25,6 +28,7 @@ scattered, one per task.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compute.companions import NullScores, PartialScores, SwitchNull
 from .compute.plan import ChunkPlan, plan_chunks
 from .compute.results import FeatureStatistics
 from .engine import feature_statistics
@@ -222,9 +227,12 @@ def feature_statistics_on_dask(
     label: str = "features",
     pvalue_where: np.ndarray | torch.Tensor | None = None,
     chunks: ChunkPlan | None = None,
+    partial: PartialScores | None = None,
+    switch_null: SwitchNull | None = None,
 ) -> FeatureStatistics:
     """:func:`isograph_gpu.engine.feature_statistics` with each read block a Dask task on
-    ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``).
+    ``client``'s cluster: same arguments, same result ([F, K] tensors on ``device``; the
+    running extremes of ``switch_null`` folded in as each task's arrive).
 
     Each task runs :func:`~isograph_gpu.engine.feature_statistics` on its block with the
     single-process chunk width, so its chunks, and their arithmetic, are the single-process
@@ -249,8 +257,10 @@ def feature_statistics_on_dask(
     # keeps one copy of data that no queued task needs on several workers) loses
     # scattered data for good, and every task needing it is cancelled; a task's result
     # is computed again
+    companions = (None if partial is None else dataclasses.replace(partial.to("cpu"), rows=None),
+                  None if switch_null is None else switch_null.shared.to("cpu"))
     shared = [client.submit(_given, value, pure=False)
-              for value in (scores.to(torch.float64).cpu().numpy(), host_splits)]
+              for value in (scores.to(torch.float64).cpu().numpy(), host_splits, *companions)]
     source = client.submit(_given, features, pure=False) \
         if _readable_on_workers(features) else None
     task_of: dict[Any, tuple[int, int, int]] = {}
@@ -265,14 +275,20 @@ def feature_statistics_on_dask(
             columns, lo, hi = source, a, b
         else:
             columns, lo, hi = client.scatter(np.asarray(features[:, a:b])), 0, b - a
+        rows = None if partial is None or partial.rows is None else partial.rows[a:b]
+        ids, pairs = (None, None) if switch_null is None else switch_null.part(a, b)
         future = client.submit(_block_task, columns, lo, hi, *shared, min_pairs, where,
-                               device.type, dtype, step, pure=False, retries=TASK_RETRIES)
-        task_of[future] = (a, b, n_chunks)
+                               device.type, dtype, step, rows, pairs, pure=False,
+                               retries=TASK_RETRIES)
+        task_of[future] = (a, b, n_chunks, ids)
     done = 0
     try:
         for future in distributed.as_completed(list(task_of)):
-            a, b, n_chunks = task_of[future]
-            out.store(a, b, future.result().to(device))
+            a, b, n_chunks, ids = task_of[future]
+            stats, null = future.result()
+            out.store(a, b, stats.to(device))
+            if switch_null is not None:
+                switch_null.merge(ids, *null)
             done += n_chunks
             if progress is not None:
                 progress.chunk(label, done, len(spans))
@@ -287,20 +303,30 @@ def _given(value: Any) -> Any:
 
 
 def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
-                splits: dict[str, tuple[np.ndarray, np.ndarray]], min_pairs: int,
-                where: np.ndarray | None, device_type: str, dtype: torch.dtype,
-                step: int) -> FeatureStatistics:
+                splits: dict[str, tuple[np.ndarray, np.ndarray]],
+                partial: PartialScores | None, null_scores: NullScores | None,
+                min_pairs: int, where: np.ndarray | None, device_type: str,
+                dtype: torch.dtype, step: int, rows: np.ndarray | None = None,
+                pairs: np.ndarray | None = None
+                ) -> tuple[FeatureStatistics, tuple[torch.Tensor, torch.Tensor] | None]:
     """On a worker: columns a:b of ``columns`` (a feature reader or one scattered block),
     read once, through :func:`~isograph_gpu.engine.feature_statistics` in chunks of
-    ``step`` features on the worker's device (its current CUDA device for "cuda"); the
-    block's statistics container, on the CPU."""
+    ``step`` features on the worker's device (its current CUDA device for "cuda"), with
+    the companions on the same chunks: ``partial`` over the block's ``rows``, the switch
+    null of ``null_scores`` over the block's pair table ``pairs``
+    (:meth:`~isograph_gpu.compute.companions.SwitchNull.part`). The block's statistics
+    container and its switch null's running extremes ``(hi, lo)`` (None without one),
+    on the CPU."""
     device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" \
         else torch.device("cpu")
     masks = {name: (torch.from_numpy(hi), torch.from_numpy(lo))
              for name, (hi, lo) in splits.items()}
     block = np.asarray(columns[:, a:b])  # the one read of this block
-    stats = feature_statistics(block, torch.from_numpy(scores), min_pairs=min_pairs,
-                               splits=masks or None, device=device, dtype=dtype,
-                               memory_budget_bytes=0, chunk_features=step,
-                               pvalue_where=where)
-    return stats.to("cpu")
+    null = None if null_scores is None or pairs is None else SwitchNull(
+        null_scores.to(device), pairs, int(pairs.max(initial=-1)) + 1)
+    stats = feature_statistics(
+        block, torch.from_numpy(scores), min_pairs=min_pairs, splits=masks or None,
+        device=device, dtype=dtype, memory_budget_bytes=0, chunk_features=step,
+        pvalue_where=where, switch_null=null,
+        partial=None if partial is None else dataclasses.replace(partial.to(device), rows=rows))
+    return stats.to("cpu"), None if null is None else (null.hi.cpu(), null.lo.cpu())

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compute.companions import PartialScores, SwitchNull, adjust_chunk
 from .compute.plan import ChunkPlan, chunk_size, chunk_spans, plan_chunks, read_groups
 from .compute.residency import FeatureColumns
 from .compute.results import FeatureStatistics
@@ -40,12 +41,16 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
 
 def statistics_of_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan,
                          prepared: PreparedScores, *, pvalue_where: torch.Tensor | None = None,
-                         progress: Progress | None = None, label: str = "features"
-                         ) -> FeatureStatistics:
+                         progress: Progress | None = None, label: str = "features",
+                         partial: PartialScores | None = None,
+                         switch_null: SwitchNull | None = None) -> FeatureStatistics:
     """The chunk loop: :func:`~isograph_gpu.compute.step.chunk_statistics` of every span of
     ``chunks`` of ``columns`` (a :class:`~isograph_gpu.compute.residency.FeatureColumns`
     or a host matrix / block reader), stored into one [F, K] container on the prepared
-    scores' device. ``pvalue_where`` [F, K] bool device tensor: Pearson p only there."""
+    scores' device. ``pvalue_where`` [F, K] bool device tensor: Pearson p only there.
+    The companions of :mod:`isograph_gpu.compute.companions` run on the same chunks:
+    ``partial`` overwrites its rows' r / n / p with the partial statistics,
+    ``switch_null`` folds each chunk into its running null."""
     device, dtype = prepared.right.block.device, prepared.right.block.dtype
     f = columns.shape[1]
     out = FeatureStatistics.empty(f, prepared.n_modules, list(prepared.layout.names), device)
@@ -54,8 +59,12 @@ def statistics_of_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan,
              else device_chunks(columns, chunks, device, dtype))
     for i, (a, b, x) in enumerate(reads, start=1):
         where = None if pvalue_where is None else pvalue_where[a:b]
-        out.store(a, b, chunk_statistics(x, prepared, pvalue_where=where,
-                                         workspace=workspace))
+        stats = chunk_statistics(x, prepared, pvalue_where=where, workspace=workspace)
+        if partial is not None:
+            adjust_chunk(stats, x, a, partial)
+        if switch_null is not None:
+            switch_null.update(x, a)
+        out.store(a, b, stats)
         del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, len(chunks.spans))
@@ -76,6 +85,8 @@ def feature_statistics(
     label: str = "features",
     pvalue_where: np.ndarray | torch.Tensor | None = None,
     chunks: ChunkPlan | None = None,
+    partial: PartialScores | None = None,
+    switch_null: SwitchNull | None = None,
 ) -> FeatureStatistics:
     """Pearson r/n/p of every column of ``features`` [n, F] (host matrix, block reader or
     :class:`~isograph_gpu.compute.residency.FeatureColumns`; NaN = missing) against every
@@ -86,6 +97,8 @@ def feature_statistics(
     (default: :func:`~isograph_gpu.compute.plan.plan_chunks` of the budget).
     ``pvalue_where`` [F, K] bool limits the Pearson p-values to the entries a caller will
     use (NaN elsewhere): the incomplete beta is the costliest elementwise step.
+    ``partial`` / ``switch_null``: the options' companions on the same chunks
+    (:func:`statistics_of_chunks`).
     """
     k = scores.shape[1]
     prepared = prepare_scores(scores, splits, min_pairs=min_pairs, dtype=dtype,
@@ -99,4 +112,5 @@ def feature_statistics(
         where = (pvalue_where if isinstance(pvalue_where, torch.Tensor) else torch.from_numpy(
             np.ascontiguousarray(pvalue_where, dtype=bool))).to(device)
     return statistics_of_chunks(features, chunks, prepared, pvalue_where=where,
-                                progress=progress, label=label)
+                                progress=progress, label=label, partial=partial,
+                                switch_null=switch_null)

@@ -33,6 +33,17 @@ WELCH_BYTES_PER_FEATURE_MODULE = 64
 #: masks, rounded up
 STATISTICS_BYTES_PER_SCORE_ROW_MODULE = 112
 
+# --- the options' statistics (--covariates, --switch-permutations) ------------------------
+#: bytes per feature x module x (C + 3)^2 Gram entry of the partial statistics of one
+#: feature sub-chunk (ops.partial: the Gram, the solve's copy and r / p, float64)
+PARTIAL_BYTES_PER_GRAM_ENTRY = 3 * 8
+#: bytes per sample x feature of one partial sub-chunk's operands (mask, centred values,
+#: squares, float64)
+PARTIAL_BYTES_PER_VALUE = 4 * 8
+#: bytes per (gene, module) pair x permutation of the switch null's running maxima and
+#: minima (two float64), alive for a whole module block
+NULL_STATE_BYTES_PER_PAIR_PERMUTATION = 2 * 8
+
 # --- reading the feature table -----------------------------------------------------------
 #: bytes of float64 values decoded at a time when a parquet table is loaded whole, and the
 #: read block of a streamed one: chunks never cross a multiple of it while they fit in one

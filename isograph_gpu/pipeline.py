@@ -22,7 +22,7 @@ from .beyond_reference import (
     trait_table,
 )
 from .compute.context import RunContext
-from .compute.plan import MemoryPlan
+from .compute.plan import MemoryPlan, null_state_bytes
 from .compute.residency import FeatureColumns
 from .config import ExplainConfig
 from .device import disable_reduced_precision, resolve_device, resolve_dtype
@@ -49,6 +49,7 @@ from .statistics import (
     RowLayout,
     compute_statistics,
     eigengenes,
+    largest_switch_family,
     module_membership,
 )
 from .trait_association import MODULE_TRAIT_TABLE
@@ -165,6 +166,9 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     )
     if device.type == "cuda":
         disable_reduced_precision()
+    channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
+    feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
+    layout = RowLayout.build(inputs, config, device)
     plan = MemoryPlan.build(
         n_samples=inputs.n_samples, n_features=len(inputs.feature_ids),
         n_score_rows=len(inputs.score_gene_ids), n_modules=len(inputs.module_ids),
@@ -172,12 +176,13 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         budget_bytes=int(config.memory_budget_bytes), dtype=dtype, device=device,
         features=inputs.features, chunk_features=config.chunk_features,
         stream_features=config.stream_features, read_again=config.plot,
-        distributed=config.scheduler is not None)
+        distributed=config.scheduler is not None,
+        null_state_bytes=null_state_bytes(
+            largest_switch_family(layout, feature_family) if config.switch_permutations
+            else 0, int(config.switch_permutations)))
     if plan.load:
         with progress.stage("load feature table"):
             inputs = dataclasses.replace(inputs, features=np.asarray(inputs.features))
-    channel_family = module_membership(inputs.score_gene_ids, inputs)  # [R, K]
-    feature_family = module_membership(inputs.feature_gene_ids, inputs)  # [F, K]
     with progress.stage("eigengenes"):
         scores = eigengenes(inputs, channel_family, device, dtype,
                             config.eigengene_sign)  # [n, K] on the device
@@ -191,7 +196,6 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
     # the VAE drivers join each module's driver columns: kept here (one row per module
     # gene), never read back from the written tables
     drivers: dict[str, pd.DataFrame] | None = {} if config.vae_attribution else None
-    layout = RowLayout.build(inputs, config, device)
     memberships = (torch.from_numpy(channel_family).to(device),  # one copy each per run
                    torch.from_numpy(feature_family).to(device))
     with contextlib.ExitStack() as cluster:

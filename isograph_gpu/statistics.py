@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from .compute.companions import (
+    NullScores,
+    PartialScores,
+    SwitchNull,
+    switch_pairs,
+    switch_pvalues,
+)
 from .compute.context import RunContext
+from .compute.plan import partial_step
 from .compute.residency import FeatureColumns
 from .config import ExplainConfig
 from .engine import feature_statistics
@@ -27,6 +34,7 @@ from .io.gene_codes import module_membership as module_membership  # the members
 from .ops.contrast import WelchResult, percentile_split, tail_split
 from .ops.eigengene import module_eigengenes
 from .ops.fdr import fdr_adjust
+from .ops.permutation import sample_permutations
 from .ops.segments import segment_argmax, switch_strength
 
 
@@ -160,6 +168,16 @@ class RowLayout:
                    n_polarity_genes=polarity.n_genes)
 
 
+def largest_switch_family(layout: RowLayout, feature_family: np.ndarray) -> int:
+    """The most (gene, module) pairs the switch null of one module tests:
+    :func:`~isograph_gpu.compute.companions.switch_pairs` of the run's transcript-usage
+    features (``feature_family`` [F, K] host bool) per module, its largest count."""
+    member = feature_family[layout.polarity_rows]
+    _, _, modules = switch_pairs(layout.polarity_segments.cpu().numpy(), member,
+                                 layout.n_polarity_genes)
+    return int(np.bincount(modules, minlength=1).max())
+
+
 def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
                        ctx: RunContext, covariates: np.ndarray | None = None
                        ) -> DriverStatistics:
@@ -168,10 +186,9 @@ def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, block: ModuleBl
         inputs.scores, block.scores, min_pairs=ctx.min_pairs, device=ctx.device,
         dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
         chunks=ctx.plan.score_chunks(inputs.scores, block.n_modules),
-        progress=ctx.progress, label="feature_scores", pvalue_where=family)
-    if covariates is not None:
-        _adjust(channel, inputs.scores, np.arange(inputs.scores.shape[1]), block.scores,
-                covariates, ctx)
+        progress=ctx.progress, label="feature_scores", pvalue_where=family,
+        partial=None if covariates is None else _partial_scores(block.scores, covariates,
+                                                                None, ctx))
     q = fdr_adjust(channel.pvalue, family, ctx.config.fdr_method)
     seg, n_genes = layout.driver_segments, layout.n_driver_genes
     key = torch.where(torch.isfinite(channel.r), channel.r.abs(),
@@ -202,37 +219,52 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
                               gene_switch=strength)
 
 
-def _adjust(stats: Any, features: Any, rows: np.ndarray, scores: torch.Tensor,
-            covariates: np.ndarray, ctx: RunContext) -> None:
-    """Partial r / n / p given ``covariates`` over rows ``rows`` of ``stats``' r, n and
-    pvalue (:mod:`isograph_gpu.covariate_adjustment`)."""
-    from .covariate_adjustment import adjust_rows
+def _partial_scores(scores: torch.Tensor, covariates: np.ndarray, rows: np.ndarray | None,
+                    ctx: RunContext) -> PartialScores:
+    """The partial statistics' y side: ``scores`` [n, K] given ``covariates`` [n, C]
+    (host, NaN = missing) over the table rows ``rows`` [F] bool (None: all)."""
+    z = torch.from_numpy(np.ascontiguousarray(covariates, dtype=np.float64)).to(
+        device=ctx.device, dtype=ctx.dtype)
+    return PartialScores(scores=scores.to(ctx.dtype), covariates=z, min_pairs=ctx.min_pairs,
+                         step=partial_step(scores.shape[0], scores.shape[1],
+                                           covariates.shape[1], ctx.plan.chunk_budget_bytes),
+                         rows=rows)
 
-    adjust_rows(stats.r, stats.n, stats.pvalue, features, rows, scores, covariates,
-                min_pairs=ctx.min_pairs, device=ctx.device, dtype=ctx.dtype,
-                memory_budget_bytes=ctx.plan.chunk_budget_bytes)
 
-
-def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
-                         layout: RowLayout, scores: torch.Tensor, ctx: RunContext,
-                         covariates: np.ndarray | None) -> None:
-    """Permutation p and q of the switch strength into ``polarity``
-    (:mod:`isograph_gpu.switch_significance`: one more pass over the transcript-usage
-    columns)."""
-    from .switch_significance import driver_gene_codes, switch_pvalues
-
+def _switch_null(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
+                 scores: torch.Tensor, covariates: np.ndarray | None, ctx: RunContext
+                 ) -> tuple[SwitchNull, np.ndarray, np.ndarray]:
+    """The block's running switch null over the table features (the transcript-usage
+    features of each module's genes with >= 2 of them are tested against that module's
+    column of ``scores``), and each pair's gene and module (:func:`switch_pairs`)."""
     config = ctx.config
+    member = block.feature_family[torch.from_numpy(layout.polarity_rows).to(
+        ctx.device)].cpu().numpy()
     segments = layout.polarity_segments.cpu().numpy()
-    polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
-        inputs.features, layout.polarity_rows, segments, layout.n_polarity_genes,
-        polarity.member.cpu().numpy(), scores, polarity.gene_switch,
-        n_permutations=int(config.switch_permutations), seed=int(config.seed),
-        min_pairs=ctx.min_pairs, fdr_method=config.fdr_method,
-        device=ctx.device, dtype=ctx.dtype,
-        memory_budget_bytes=ctx.plan.chunk_budget_bytes, covariates=covariates)
+    tu_pairs, genes, modules = switch_pairs(segments, member, layout.n_polarity_genes)
+    pairs = np.full((inputs.features.shape[1], block.n_modules), -1, dtype=np.int64)
+    pairs[layout.polarity_rows] = tu_pairs
+    z = None if covariates is None else torch.from_numpy(
+        np.ascontiguousarray(covariates, dtype=np.float64))
+    shared = NullScores.build(
+        scores, sample_permutations(scores.shape[0], int(config.switch_permutations),
+                                    int(config.seed)), z,
+        min_pairs=ctx.min_pairs, block_bytes=ctx.plan.chunk_budget_bytes // 2,
+        dtype=ctx.dtype, device=ctx.device)
+    return SwitchNull(shared, pairs, len(genes)), genes, modules
+
+
+def _score_row_genes(inputs: ExplainInputs, layout: RowLayout) -> np.ndarray:
+    """[R] host int64: the polarity gene (0..G-1, genes by first appearance among the
+    transcript-usage features; -1: none) of each feature_scores row, for the driver
+    table's switch p / q."""
     tu_genes = np.asarray(inputs.feature_gene_ids[layout.polarity_rows], dtype=str)
-    first = np.sort(np.unique(tu_genes, return_index=True)[1])  # genes by first appearance
-    polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, tu_genes[first])
+    names, first = np.unique(tu_genes, return_index=True)  # names ascending
+    code = np.argsort(np.argsort(first))  # each name's rank of first appearance
+    wanted = np.asarray(inputs.score_gene_ids, dtype=str)
+    at = np.minimum(np.searchsorted(names, wanted), max(len(names) - 1, 0))
+    found = (names[at] == wanted) if len(names) else np.zeros(len(wanted), dtype=bool)
+    return np.where(found, code[at] if len(names) else -1, -1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -273,6 +305,18 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
     splits = {"split": percentile_split(scores, float(config.split_percentile))}
     if config.contrast_tails is not None:
         splits["tails"] = tail_split(scores, float(config.contrast_tails))
+    polarity_scores = scores if switch_trait is None else torch.from_numpy(
+        np.repeat(switch_trait[:, None], scores.shape[1], axis=1)).to(scores)
+    partial = switch_null = None
+    if covariates is not None or switch_trait is not None:  # the polarity rows tested
+        tested = np.zeros(inputs.features.shape[1], dtype=bool)
+        tested[layout.polarity_rows] = block.feature_family[torch.from_numpy(
+            layout.polarity_rows).to(ctx.device)].any(dim=1).cpu().numpy()
+        partial = _partial_scores(polarity_scores, np.empty((scores.shape[0], 0))
+                                  if covariates is None else covariates, tested, ctx)
+    if config.switch_permutations:
+        switch_null, pair_genes, pair_modules = _switch_null(
+            inputs, layout, block, polarity_scores, covariates, ctx)
     with progress.stage("feature statistics"):
         # Pearson p of table features is used only by the transcript polarity tables
         is_usage = torch.from_numpy(
@@ -280,7 +324,8 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
         common = dict(min_pairs=ctx.min_pairs, splits=splits, device=ctx.device,
                       dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
                       chunk_features=config.chunk_features, progress=progress,
-                      label="features", pvalue_where=is_usage[:, None] & block.feature_family)
+                      label="features", pvalue_where=is_usage[:, None] & block.feature_family,
+                      partial=partial, switch_null=switch_null)
         chunks = ctx.plan.feature_chunks(columns.source, block.n_modules)
         if ctx.client is not None:
             from .distributed import feature_statistics_on_dask
@@ -290,21 +335,13 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
         else:
             feats = feature_statistics(columns, scores, chunks=chunks, **common)
 
-    polarity_scores = scores if switch_trait is None else torch.from_numpy(
-        np.repeat(switch_trait[:, None], scores.shape[1], axis=1)).to(scores)
-    if covariates is not None or switch_trait is not None:
-        with progress.stage("polarity against covariates or trait"):
-            family = block.feature_family[torch.from_numpy(layout.polarity_rows).to(
-                ctx.device)].any(dim=1).cpu().numpy()
-            tested = layout.polarity_rows[family]
-            _adjust(feats, inputs.features, tested, polarity_scores,
-                    np.empty((scores.shape[0], 0)) if covariates is None else covariates, ctx)
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         block.feature_family, config)
-    if config.switch_permutations:
-        with progress.stage("switch permutations"):
-            _switch_significance(polarity, inputs, layout, polarity_scores, ctx, covariates)
+    if switch_null is not None:
+        polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
+            switch_null, polarity.gene_switch, pair_genes, pair_modules, config.fdr_method)
+        polarity.score_row_genes = _score_row_genes(inputs, layout)
     return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite,
                              layout=layout)

@@ -18,22 +18,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from .compute.companions import (
+    NullScores,
+    SwitchNull,
+    partial_statistics,
+    switch_pairs,
+    switch_pvalues,
+)
 from .compute.step import chunk_statistics, prepare_scores
 from .errors import InputError
 from .ops.contrast import WelchResult, percentile_split
 from .ops.fdr import FDR_METHODS, fdr_adjust
-from .ops.partial import partial_correlation, partial_pvalue
-from .ops.permutation import (
-    permutation_block,
-    permutation_pvalue,
-    sample_permutations,
-    switch_null_exceedances,
-)
+from .ops.permutation import sample_permutations
 from .ops.pvalues import welch_pvalue
-from .ops.segments import segment_count, switch_strength
+from .ops.segments import switch_strength
 
 #: working memory of one block of the switch permutation null in a training step
 NULL_BLOCK_BYTES = 256 * 1024**2
@@ -196,8 +198,8 @@ class ModuleStatistics:
             recompute_limit=None if features.device.type == "cpu" else _RECOMPUTE_LIMIT)
         r, n, pvalue = step.r, step.n, step.pvalue
         if c:  # partial r given the covariates, over each feature's own complete samples
-            r, n = partial_correlation(features, scores, covariates, self.min_pairs)
-            pvalue = partial_pvalue(r, n, c) if self.with_pvalues else None
+            r, n, pvalue = partial_statistics(features, scores, covariates, self.min_pairs,
+                                              self.with_pvalues)
             if step.contrasts and self.with_pvalues:  # the contrast stays unadjusted
                 w = step.contrasts["split"]
                 w.pvalue = welch_pvalue(w.tstat, w.df)
@@ -212,27 +214,25 @@ class ModuleStatistics:
         if traits is not None:
             z = covariates if covariates is not None else features.new_zeros(
                 (features.shape[0], 0))
-            trait_r, out.trait_n = partial_correlation(traits.to(features.dtype), scores, z,
-                                                       self.min_pairs)
-            out.trait_r = trait_r
-            out.trait_pvalue = partial_pvalue(trait_r, out.trait_n, c)
+            out.trait_r, out.trait_n, out.trait_pvalue = partial_statistics(
+                traits.to(features.dtype), scores, z, self.min_pairs)
         return out
 
     def _switch_null(self, out: ModuleStatisticsOutput, features: Tensor, scores: Tensor,
                      covariates: Tensor | None) -> None:
-        """Permutation p / q of ``out.switch_strength`` (no gradient)."""
-        b = self.switch_permutations
-        segment = self.segment(features.device)
-        n_features, k = features.shape[1], scores.shape[1]
-        counts = switch_null_exceedances(
-            features.detach(), scores.detach(), segment, self.n_genes,
-            out.switch_strength.detach(), sample_permutations(features.shape[0], b, self.seed),
-            min_pairs=self.min_pairs,
-            block=permutation_block(n_features, k, b, NULL_BLOCK_BYTES,
-                                    0 if covariates is None else covariates.shape[1]),
-            covariates=None if covariates is None else covariates.detach())
-        ones = torch.ones((n_features, 1), dtype=torch.bool, device=features.device)
-        family = (segment_count(ones, segment, self.n_genes) >= 2).expand(-1, k)
-        p = permutation_pvalue(counts, b)
-        out.switch_pvalue = torch.where(family, p, torch.full_like(p, float("nan")))
-        out.switch_qvalue = fdr_adjust(out.switch_pvalue, family, self.fdr_method)
+        """Permutation p / q of ``out.switch_strength`` (no gradient): the explain run's
+        switch null (:class:`~isograph_gpu.compute.companions.SwitchNull`) with the whole
+        matrix as its one chunk, every feature of a gene with >= 2 tested against every
+        module."""
+        k = scores.shape[1]
+        segments = self._segment_cpu.numpy()
+        pairs, genes, modules = switch_pairs(
+            segments, np.ones((len(segments), k), dtype=bool), self.n_genes)
+        shared = NullScores.build(
+            scores, sample_permutations(features.shape[0], self.switch_permutations, self.seed),
+            covariates, min_pairs=self.min_pairs, block_bytes=NULL_BLOCK_BYTES,
+            dtype=features.dtype, device=features.device)
+        null = SwitchNull(shared, pairs, len(genes))
+        null.update(features.detach(), 0)
+        out.switch_pvalue, out.switch_qvalue = switch_pvalues(
+            null, out.switch_strength, genes, modules, self.fdr_method)

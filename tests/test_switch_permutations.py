@@ -1,24 +1,23 @@
 """Switch significance: the permutation p of every gene's switch strength equals a plain
 numpy loop over the same permutations (pairwise-complete null r: masks stay, scores
-move), does not depend on chunking or permutation blocks, is calibrated on null data, and
-reaches the demo's planted switches."""
+move), does not depend on chunking (a gene's features in any chunks) or permutation
+blocks, is calibrated on null data, and reaches the demo's planted switches."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+from isograph_gpu.compute.companions import NullScores, SwitchNull, switch_pairs, switch_pvalues
+from isograph_gpu.engine import feature_statistics
 from isograph_gpu.ops.permutation import (
     permutation_pvalue,
     sample_permutations,
     switch_null_exceedances,
 )
 from isograph_gpu.ops.segments import switch_strength
-from isograph_gpu.switch_significance import gene_chunks, switch_family, switch_pvalues
 
 
 def numpy_r(x: np.ndarray, y: np.ndarray, min_pairs: int = 3) -> float:
@@ -74,47 +73,59 @@ def test_pvalue_equals_a_plain_numpy_loop_over_the_same_permutations():
     assert p[0, 0] == 1 / 61
 
 
-def test_the_gene_pass_does_not_depend_on_chunks_blocks_or_feature_order():
+def engine_pvalues(x, scores, segments, member, n_genes, *, n_permutations, seed,
+                   block_bytes=256 << 20, chunk_features=None):
+    """(p, q) [G, K] of the run's path: the engine's chunk loop with the running switch
+    null (compute.companions), the observed strength from the same loop's r."""
+    cpu = torch.device("cpu")
+    scores_t = torch.from_numpy(scores)
+    pairs, genes, modules = switch_pairs(segments, member, n_genes)
+    shared = NullScores.build(scores_t, sample_permutations(len(scores), n_permutations, seed),
+                              None, min_pairs=3, block_bytes=block_bytes,
+                              dtype=torch.float64, device=cpu)
+    null = SwitchNull(shared, pairs, len(genes))
+    stats = feature_statistics(x, scores_t, min_pairs=3, device=cpu, dtype=torch.float64,
+                               memory_budget_bytes=1 << 30, chunk_features=chunk_features,
+                               switch_null=null)
+    observed = switch_strength(stats.r, torch.from_numpy(segments), n_genes)
+    return switch_pvalues(null, observed, genes, modules, "bh")
+
+
+def test_the_chunk_pass_does_not_depend_on_chunks_blocks_or_feature_order():
     x, scores, segments = _null_data(1, 30, 40, 3, 2)
     rng = np.random.default_rng(3)
     order = rng.permutation(len(segments))  # features not sorted by gene
     x, segments = x[:, order], segments[order]
     member = np.ones((len(segments), 2), dtype=bool)
     member[segments < 5, 1] = False
-    from isograph_gpu.ops.pearson import masked_pearson
-
-    r, _ = masked_pearson(torch.from_numpy(x), torch.from_numpy(scores))
-    observed = switch_strength(r, torch.from_numpy(segments), 40)
-    common = dict(n_permutations=50, seed=3, min_pairs=3, fdr_method="bh",
-                  device=torch.device("cpu"), dtype=torch.float64)
-    rows = np.arange(len(segments))
-    whole = switch_pvalues(x, rows, segments, 40, member, torch.from_numpy(scores), observed,
-                           memory_budget_bytes=1 << 30, **common)
-    small = switch_pvalues(x, rows, segments, 40, member, torch.from_numpy(scores), observed,
-                           memory_budget_bytes=5_000, **common)
+    common = dict(n_permutations=50, seed=3)
+    whole = engine_pvalues(x, scores, segments, member, 40, **common)
+    small = engine_pvalues(x, scores, segments, member, 40, block_bytes=5_000,
+                           chunk_features=7, **common)  # 7 features: genes split
     torch.testing.assert_close(whole[0], small[0], rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(whole[1], small[1], rtol=0, atol=0, equal_nan=True)
     assert torch.isnan(whole[0][:5, 1]).all() and torch.isfinite(whole[0][:, 0]).all()
-    family = torch.from_numpy(switch_family(segments, member, 40))
     from isograph_gpu.ops.fdr import fdr_adjust
 
+    family = torch.isfinite(whole[0])
     torch.testing.assert_close(whole[1], fdr_adjust(whole[0], family), equal_nan=True)
+    sorted_order = np.argsort(segments, kind="stable")
+    by_gene = engine_pvalues(x[:, sorted_order], scores, segments[sorted_order],
+                             member[sorted_order], 40, **common)
+    torch.testing.assert_close(by_gene[0], whole[0], rtol=0, atol=0, equal_nan=True)
+    perms = sample_permutations(30, 50, 3).numpy()
+    np.testing.assert_array_equal(whole[0][:, 0].numpy(),
+                                  numpy_pvalues(x, scores, segments, perms)[:, 0])
 
 
-def test_gene_chunks_never_split_a_gene():
-    segments = np.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 3, 4])
-    spans = gene_chunks(segments, 4)
-    assert spans[0][0] == 0 and spans[-1][1] == len(segments)
-    assert all(b == c for (_, b), (c, _) in itertools.pairwise(spans))
-    for a, b in spans:
-        assert a == 0 or segments[a] != segments[a - 1]
-        assert b - a <= 4 or len(set(segments[a:b])) == 1
-
-
-def test_single_transcript_genes_get_nan():
+def test_single_transcript_genes_get_no_pair():
     segments = np.array([0, 0, 1, 2, 2, 2])
-    family = switch_family(segments, np.ones((6, 1), dtype=bool), 3)
-    assert family[:, 0].tolist() == [True, False, True]
+    member = np.ones((6, 2), dtype=bool)
+    member[3:, 1] = False  # gene 2 is not in module 1
+    pairs, genes, modules = switch_pairs(segments, member, 3)
+    assert list(zip(genes.tolist(), modules.tolist(), strict=True)) == [(0, 0), (0, 1), (2, 0)]
+    assert pairs[:, 0].tolist() == [0, 0, -1, 2, 2, 2]
+    assert pairs[:, 1].tolist() == [1, 1, -1, -1, -1, -1]
 
 
 def test_null_pvalues_are_uniform():
@@ -122,14 +133,7 @@ def test_null_pvalues_are_uniform():
     rate at 0.05 within [0.04, 0.06]."""
     x, scores, segments = _null_data(11, 40, 4000, 2, 1, nan=0.05)
     member = np.ones((len(segments), 1), dtype=bool)
-    from isograph_gpu.ops.pearson import masked_pearson
-
-    r, _ = masked_pearson(torch.from_numpy(x), torch.from_numpy(scores))
-    observed = switch_strength(r, torch.from_numpy(segments), 4000)
-    p, _ = switch_pvalues(x, np.arange(len(segments)), segments, 4000, member,
-                          torch.from_numpy(scores), observed, n_permutations=999, seed=5,
-                          min_pairs=3, fdr_method="bh", device=torch.device("cpu"),
-                          dtype=torch.float64, memory_budget_bytes=256 << 20)
+    p, _ = engine_pvalues(x, scores, segments, member, 4000, n_permutations=999, seed=5)
     p = p[:, 0].numpy()
     assert stats.kstest(p, "uniform").pvalue > 0.01
     assert 0.04 <= np.mean(p <= 0.05) <= 0.06

@@ -122,19 +122,39 @@ def plan_chunks(features: Any, n_results: int, dtype: torch.dtype, memory_budget
 
 
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
-                  memory_budget_bytes: int, n_splits: int = 1) -> list[slice]:
+                  memory_budget_bytes: int, n_splits: int = 1,
+                  null_state_bytes: int = 0) -> list[slice]:
     """Module columns computed together, so that one block's statistics (with ``n_splits``
     contrast splits: 2 with the tails contrast) fit the memory budget
     (:data:`~isograph_gpu.memory_model.STATISTICS_BYTES_PER_FEATURE_MODULE` and its
     neighbours; the engine's chunk working set takes
-    :data:`~isograph_gpu.memory_model.CHUNK_SHARE_OF_BUDGET` of it). At least one module
-    per block."""
+    :data:`~isograph_gpu.memory_model.CHUNK_SHARE_OF_BUDGET` of it);
+    ``null_state_bytes``: the switch null's running state per module
+    (:func:`null_state_bytes`). At least one module per block."""
     per_feature = (mm.STATISTICS_BYTES_PER_FEATURE_MODULE
                    + (n_splits - 1) * mm.WELCH_BYTES_PER_FEATURE_MODULE)
     per_module = max(1, n_features * per_feature
-                     + n_score_rows * mm.STATISTICS_BYTES_PER_SCORE_ROW_MODULE)
+                     + n_score_rows * mm.STATISTICS_BYTES_PER_SCORE_ROW_MODULE
+                     + int(null_state_bytes))
     size = max(1, memory_budget_bytes // per_module)
     return [slice(a, min(n_modules, a + size)) for a in range(0, n_modules, size)]
+
+
+def null_state_bytes(n_pairs: int, n_permutations: int) -> int:
+    """Bytes of the switch null's running maxima and minima of ``n_pairs`` (gene, module)
+    pairs under ``n_permutations`` permutations
+    (:data:`~isograph_gpu.memory_model.NULL_STATE_BYTES_PER_PAIR_PERMUTATION`)."""
+    return int(n_pairs) * int(n_permutations) * mm.NULL_STATE_BYTES_PER_PAIR_PERMUTATION
+
+
+def partial_step(n_samples: int, n_modules: int, n_covariates: int,
+                 memory_budget_bytes: int) -> int:
+    """Features per sub-chunk of the partial statistics (``n_covariates`` covariates, the
+    (C + 3)^2 Gram entries per feature and module of :mod:`isograph_gpu.ops.partial`) so
+    that one sub-chunk fits ``memory_budget_bytes``; at least 1."""
+    per_feature = (n_modules * (n_covariates + 3) ** 2 * mm.PARTIAL_BYTES_PER_GRAM_ENTRY
+                   + max(1, n_samples) * mm.PARTIAL_BYTES_PER_VALUE)
+    return max(1, memory_budget_bytes // per_feature)
 
 
 def device_free_bytes(device: torch.device) -> int:
@@ -172,14 +192,16 @@ class MemoryPlan:
               features: Any, chunk_features: int | None = None,
               stream_features: bool | None = None, read_again: bool = False,
               distributed: bool = False, fits_in_memory: bool | None = None,
-              device_bytes: int | None = None) -> MemoryPlan:
+              device_bytes: int | None = None, null_state_bytes: int = 0) -> MemoryPlan:
         """The plan of a run. ``features``: the feature matrix or the block reader it was
         opened as; ``stream_features`` the user's choice (None: the rule decides);
         ``read_again``: something after the statistics reads the table again (figures);
         ``distributed``: Dask tasks read their own columns; ``fits_in_memory``: whether
         loading the table fits the host (default:
         :func:`~isograph_gpu.io.memory.table_fits_in_memory`); ``device_bytes``: device
-        memory free for a resident matrix (default: :func:`device_free_bytes`).
+        memory free for a resident matrix (default: :func:`device_free_bytes`);
+        ``null_state_bytes``: the switch null's running state of the largest module
+        (:func:`null_state_bytes`), counted in every module of a block.
 
         Load rule: a table opened in blocks with the choice left to the rule is loaded
         whole when that costs no extra read or memory worth having: its matrix is one
@@ -190,7 +212,7 @@ class MemoryPlan:
         and more than one block reads it; a streamed table read by several blocks
         otherwise spills its decoded columns to a local file."""
         blocks = tuple(module_blocks(n_modules, n_features, n_score_rows, budget_bytes,
-                                     n_splits=n_splits))
+                                     n_splits=n_splits, null_state_bytes=null_state_bytes))
         in_blocks = not isinstance(features, np.ndarray)
         load = False
         if in_blocks and stream_features is None and not distributed:
