@@ -71,6 +71,42 @@ def test_scheduler_tables_equal_single_process_byte_for_byte(ref_inputs, cluster
     assert len(files) > 5 and files == snapshot(tmp_path / "dask", "*.parquet")
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["read-on-workers", "scattered-blocks"])
+def test_scheduler_with_covariates_and_permutations_equals_single_process(
+        ref_inputs, cluster, tmp_path, stream, monkeypatch):
+    """--covariates and --switch-permutations: the tasks return the partial r / n / p
+    and the switch null's extremes of their columns (a streamed table: the client
+    decodes no more of it than in a run without the options), and the tables (switch
+    p / q included) are the single-process ones byte for byte."""
+    samples = pd.read_parquet(ref_inputs["feature_table"], columns=["sample_id"])["sample_id"]
+    rng = np.random.default_rng(2)
+    covariates = pd.DataFrame({"sample_id": samples, "depth": rng.normal(size=len(samples))})
+    covariates.loc[3, "depth"] = np.nan
+    covariates.to_csv(tmp_path / "cov.tsv", sep="\t", index=False)
+    options = dict(covariates=str(tmp_path / "cov.tsv"), switch_permutations=15, seed=4,
+                   stream_features=stream)
+    local = _explain(ref_inputs, ref_inputs["feature_table"], tmp_path / "local", **options)
+    decoded: list[int] = []
+    decode = ParquetFeatureBlocks._decode
+    monkeypatch.setattr(ParquetFeatureBlocks, "_decode",
+                        lambda self, names: decoded.append(len(names)) or decode(self, names))
+    _explain(ref_inputs, ref_inputs["feature_table"], scheduler=cluster.scheduler_address,
+             stream_features=stream)
+    plain = sorted(decoded)
+    decoded.clear()
+    on_dask = _explain(ref_inputs, ref_inputs["feature_table"], tmp_path / "dask",
+                       scheduler=cluster.scheduler_address, **options)
+    assert sorted(decoded) == plain  # on the client (the workers are other processes)
+    polarity = next(iter(local.values())).transcript_polarity_table
+    assert polarity["switch_pvalue"].notna().any()
+    for module_id in local:
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(on_dask[module_id], name),
+                                          getattr(local[module_id], name), check_exact=True)
+    files = snapshot(tmp_path / "local", "*.parquet")
+    assert len(files) > 5 and files == snapshot(tmp_path / "dask", "*.parquet")
+
+
 def test_scheduler_matches_reference_fixture(ref_inputs, cluster):
     """The Dask path against isograph 0.1.5's stored tables (independent oracle)."""
     res = _explain(ref_inputs, pd.read_parquet(ref_inputs["feature_table"]),

@@ -70,6 +70,40 @@ def test_a_streamed_table_is_decoded_once_for_every_module_block(ref_inputs, mon
                                           getattr(result, name), check_exact=True)
 
 
+def test_covariates_and_switch_permutations_read_the_table_once(ref_inputs, monkeypatch,
+                                                                 tmp_path):
+    """--covariates and --switch-permutations on a streamed run, every module a block of
+    its own: the partial statistics and the switch null come from the chunks the run
+    reads anyway, so the table's columns are decoded as often as a plain one-block run
+    decodes them (once), and the tables are those of a loaded run with the same options,
+    bit for bit."""
+    samples = pd.read_parquet(ref_inputs["feature_table"], columns=["sample_id"])["sample_id"]
+    rng = np.random.default_rng(6)
+    covariates = pd.DataFrame({"sample_id": samples, "depth": rng.normal(size=len(samples)),
+                               "batch": rng.choice(["b1", "b2"], len(samples))})
+    covariates.loc[7, "depth"] = np.nan
+    covariates.to_csv(tmp_path / "cov.tsv", sep="\t", index=False)
+    common = dict(device="cpu", chunk_features=400)
+    options = dict(covariates=str(tmp_path / "cov.tsv"), switch_permutations=20, seed=3,
+                   memory_budget_bytes=ONE_MODULE_BUDGET, **common)
+    loaded = explain_api(ref_inputs, config=ExplainConfig(stream_features=False, **options))
+    decodes, blocks = _count_decodes(monkeypatch), _count_blocks(monkeypatch)
+    explain_api(ref_inputs, config=ExplainConfig(stream_features=True, **common))
+    assert len(blocks) == 1
+    one_block = sorted(decodes)
+    decodes.clear()
+    blocks.clear()
+    streamed = explain_api(ref_inputs, config=ExplainConfig(stream_features=True, **options))
+    assert len(blocks) == len(loaded) >= 4
+    assert sorted(decodes) == one_block  # decoded once, options and all
+    for module, result in loaded.items():
+        polarity = streamed[module].transcript_polarity_table
+        assert polarity["switch_pvalue"].notna().any()
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(streamed[module], name),
+                                          getattr(result, name), check_exact=True)
+
+
 @pytest.mark.parametrize("where", ["device", "spill"])
 def test_later_passes_read_what_the_first_kept(ref_inputs, monkeypatch, where):
     """Three passes over a streamed table: one read of the file (the later passes read
