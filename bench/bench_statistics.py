@@ -3,14 +3,15 @@
 permutations (default 1,000), and the module-trait table with and without covariates.
 
 One process, alternating runs of explain_module without and with ``switch_permutations``
-(the stage timing "switch permutations" comes from the manifest), so the ratio is taken
-on the same (possibly loaded) host. Also records the flop count the null rests on, 6 n B
+(the null runs on the chunk step's chunks, inside the "feature statistics" stage: its
+cost is that stage's time with the permutations minus without, from the manifests), so
+the ratio is taken on the same (possibly loaded) host. Also records the flop count the null rests on, 6 n B
 sum_k T_k (three moment GEMMs of each module's own transcripts T_k against b permuted
 score columns per block), and a projection for 1,000 x 250,000 x 32 x B = 1,000 on one
 H200 from its published peaks.
 
     python bench/bench_statistics.py [--permutations 1000] [--repeats 1]
-                                     [--threads N]
+                                     [--threads N] [--genes 12500]
                                      [--out bench/results/switch_permutations_cpu.json]
 """
 
@@ -30,6 +31,8 @@ import pandas as pd
 import torch
 
 from isograph_gpu import ExplainConfig, explain_module
+from isograph_gpu import memory_model as mm
+from isograph_gpu.compute.plan import chunk_size
 from isograph_gpu.synthetic import make_synthetic_dataset
 
 #: one H200 SXM (NVIDIA datasheet): dense FP64 tensor-core and FP32 peaks, HBM3e bandwidth
@@ -43,8 +46,8 @@ ELEMENTWISE_BYTES = 150
 KERNELS_PER_CALL = 40
 #: one kernel launch (and the packed-block check's host synchronisation, amortised)
 LAUNCH_S = 10e-6
-#: the engine's chunk at the default 2 GiB budget: a quarter of it, halved for the null
-CHUNK_BYTES = 2 * 1024**3 // 4 // 2
+#: the memory budget of the projected run (the default), and the engine chunk's share
+BUDGET_BYTES = 2 * 1024**3
 
 
 def null_flops(n: int, transcripts_in_modules: int, permutations: int) -> float:
@@ -53,13 +56,16 @@ def null_flops(n: int, transcripts_in_modules: int, permutations: int) -> float:
     return 6.0 * n * permutations * transcripts_in_modules
 
 
-def projection(n: int, transcripts_in_modules: int, permutations: int, modules: int = 32
-               ) -> dict:
+def projection(n: int, transcripts_in_modules: int, permutations: int, modules: int = 32,
+               n_features: int = 250_000) -> dict:
     """Seconds on one H200: GEMMs at :data:`GEMM_EFFICIENCY` of the FP64 peak, the
-    elementwise traffic at HBM bandwidth, and the kernel launches of one op call per chunk
-    of whole genes and module present in it (each chunk holds every module's genes)."""
+    elementwise traffic at HBM bandwidth, and the kernel launches of one op call per engine
+    chunk of the table (the run's chunk plan at :data:`BUDGET_BYTES`) and module (each
+    chunk holds some of every module's transcripts)."""
     flops = null_flops(n, transcripts_in_modules, permutations)
-    chunks = -(-transcripts_in_modules // (CHUNK_BYTES // (n * 32)))
+    step = chunk_size(n, n_features, 8, int(BUDGET_BYTES * mm.CHUNK_SHARE_OF_BUDGET),
+                      n_results=2 * modules)
+    chunks = -(-n_features // step)
     calls = chunks * modules  # modules=0: GEMM and memory terms only
     launch_s = calls * KERNELS_PER_CALL * LAUNCH_S
     gemm_s = flops / (H200["fp64_tensor_tflops"] * 1e12 * GEMM_EFFICIENCY)
@@ -86,7 +92,7 @@ def projection_h200() -> dict:
         "h200": H200, "gemm_efficiency": GEMM_EFFICIENCY,
         "elementwise_bytes_per_entry": ELEMENTWISE_BYTES,
         "launch": {"kernels_per_call": KERNELS_PER_CALL, "launch_s": LAUNCH_S,
-                   "chunk_bytes": CHUNK_BYTES},
+                   "budget_bytes": BUDGET_BYTES},
         "modules_of_50_genes_x_4": projection(1000, 32 * 50 * 4, 1000),
         "every_transcript_in_a_module": projection(1000, 250_000, 1000),
         # what testing every transcript against every module (not only its own) would
@@ -99,7 +105,7 @@ def projection_h200() -> dict:
 def _run(paths: dict, out: Path, config: ExplainConfig) -> tuple[float, dict]:
     t = time.perf_counter()
     explain_module(paths["artifact_dir"], paths["feature_table"], paths["feature_meta"],
-                   config=config, output_dir=out, return_tables=False)
+                   config=config.replace(report=False), output_dir=out, return_tables=False)
     wall = time.perf_counter() - t
     manifest = json.loads((out / "module_explanation_manifest.json").read_text())
     return wall, manifest["timings_seconds"]
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's); on a loaded host 1 "
                              "avoids the thread pool's oversubscription")
+    parser.add_argument("--genes", type=int, default=12500,
+                        help="genes of 4 transcripts (a reduced size on a loaded host)")
     parser.add_argument("--out", type=Path,
                         default=Path("bench/results/switch_permutations_cpu.json"))
     args = parser.parse_args()
@@ -124,7 +132,7 @@ def main() -> None:
         result["projection_h200"] = projection_h200()
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         return
-    n, genes, modules, per_module, transcripts = 1000, 12500, 20, 50, 4
+    n, genes, modules, per_module, transcripts = 1000, args.genes, 20, 50, 4
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dataset = make_synthetic_dataset(n_samples=n, n_genes=genes, n_modules=modules,
@@ -145,14 +153,16 @@ def main() -> None:
                 switch_permutations=args.permutations, seed=i))
             with_traits, trait_stages = _run(paths, root / f"traits{i}", ExplainConfig(
                 sample_traits=traits, covariates=covariates))
+            null_s = stages["feature statistics"] - base_stages["feature statistics"]
             runs.append({"explain_s": round(base, 3),
                          "explain_with_switch_permutations_s": round(with_null, 3),
-                         "switch_permutations_stage_s": stages.get("switch permutations"),
+                         "switch_null_in_feature_statistics_s": round(null_s, 3),
+                         "stage_timings_with_switch_permutations_s": stages,
                          "explain_with_traits_and_covariates_s": round(with_traits, 3),
                          "stage_timings_with_covariates_s": trait_stages,
                          "stage_timings_plain_s": base_stages})
     tested = modules * per_module * transcripts
-    stage = float(np.median([r["switch_permutations_stage_s"] for r in runs]))
+    stage = float(np.median([r["switch_null_in_feature_statistics_s"] for r in runs]))
     flops = null_flops(n, tested, args.permutations)
     result = {
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
@@ -160,6 +170,9 @@ def main() -> None:
                     "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()],
                     "note": "loaded host: shared by several processes; compare the ratios "
                             "measured in this process, not the absolute times"},
+        "where": "the switch null and the covariate adjustment run on the chunk step's "
+                 "chunks (compute/companions.py), inside the 'feature statistics' and "
+                 "'gene drivers' stages: no stage of their own",
         "size": {"n_samples": n, "n_transcripts": genes * transcripts, "n_modules": modules,
                  "genes_per_module": per_module, "transcripts_tested_sum_k_T_k": tested,
                  "permutations": args.permutations},

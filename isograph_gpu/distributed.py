@@ -329,4 +329,7 @@ def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
         device=device, dtype=dtype, memory_budget_bytes=0, chunk_features=step,
         pvalue_where=where, switch_null=null,
         partial=None if partial is None else dataclasses.replace(partial.to(device), rows=rows))
-    return stats.to("cpu"), None if null is None else (null.hi.cpu(), null.lo.cpu())
+    if null is None:
+        return stats.to("cpu"), None
+    null.flush()
+    return stats.to("cpu"), (null.hi.cpu(), null.lo.cpu())

@@ -130,38 +130,57 @@ class SwitchNull:
     """The running switch null of one block: ``pairs`` [F, K] host int64, the (gene,
     module) pair (0..P-1) each feature is tested for under each module (-1: not tested);
     :attr:`hi` / :attr:`lo` [B, P + 1] the running max / min of each pair's null r
-    (:func:`~isograph_gpu.ops.permutation.null_extremes`), on the scores' device."""
+    (:func:`~isograph_gpu.ops.permutation.null_extremes`), on the scores' device.
+
+    :meth:`update` keeps each chunk's tested columns until they fill ``block_bytes``
+    (a module's transcripts are a small share of a chunk: folding them chunk by chunk
+    would rebuild the permuted scores' GEMM block for every chunk and module), then
+    :meth:`flush` folds them in, one GEMM pass per module; :meth:`exceedances` and a
+    Dask task flush first."""
 
     def __init__(self, shared: NullScores, pairs: np.ndarray, n_pairs: int) -> None:
         self.shared, self.pairs, self.n_pairs = shared, pairs, int(n_pairs)
         self.hi, self.lo = null_extremes(shared.n_permutations, self.n_pairs,
                                          shared.scores.dtype, shared.scores.device)
+        self._pending: dict[tuple[int, int], list[tuple[Tensor, Tensor]]] = {}
+        self._pending_bytes = 0
 
     def update(self, x: Tensor, a: int) -> None:
-        """Fold the chunk ``x`` [n, c] (features a:a + c) into the running extremes: each
-        module's tested features against its score (one GEMM pass for all modules when
-        they test the same features), :func:`~isograph_gpu.ops.permutation.permutation_block`
-        permutations at a time."""
-        shared, pairs = self.shared, self.pairs[a:a + x.shape[1]]
+        """Take the chunk ``x`` [n, c] (features a:a + c): each module's tested columns
+        (one group of all modules when they test the same features), kept for
+        :meth:`flush`."""
+        pairs = self.pairs[a:a + x.shape[1]]
         tested = pairs >= 0
         k = pairs.shape[1]
-        groups = ([list(range(k))] if (tested == tested[:, :1]).all()
-                  else [[j] for j in range(k)])
-        c = 0 if shared.covariates is None else shared.covariates.shape[1]
-        for modules in groups:
-            local = np.flatnonzero(tested[:, modules[0]])
+        groups = [(0, k)] if (tested == tested[:, :1]).all() else [(j, j + 1) for j in range(k)]
+        for lo, hi in groups:
+            local = np.flatnonzero(tested[:, lo])
             if len(local) == 0:
                 continue
-            columns = slice(modules[0], modules[-1] + 1)
             index = torch.from_numpy(local).to(x.device)
+            self._pending.setdefault((lo, hi), []).append(
+                (x[:, index], torch.from_numpy(pairs[local, lo:hi]).to(x.device)))
+            self._pending_bytes += x.shape[0] * len(local) * x.element_size()
+        if self._pending_bytes > self.shared.block_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the kept columns into the running extremes: per module group, all its
+        columns against its scores under every permutation,
+        :func:`~isograph_gpu.ops.permutation.permutation_block` at a time."""
+        shared = self.shared
+        c = 0 if shared.covariates is None else shared.covariates.shape[1]
+        for (lo, hi), parts in self._pending.items():
+            x = torch.cat([p[0] for p in parts], dim=1)
+            pairs = torch.cat([p[1] for p in parts], dim=0)
             residuals = None if shared.residuals is None else (
-                shared.residuals[0][:, columns], shared.residuals[1][:, columns])
-            fold_null(self.hi, self.lo, x[:, index], shared.scores[:, columns],
-                      torch.from_numpy(pairs[local, columns]).to(x.device),
-                      shared.permutations, min_pairs=shared.min_pairs,
-                      block=permutation_block(len(local), len(modules),
-                                              shared.n_permutations, shared.block_bytes, c),
+                shared.residuals[0][:, lo:hi], shared.residuals[1][:, lo:hi])
+            fold_null(self.hi, self.lo, x, shared.scores[:, lo:hi], pairs, shared.permutations,
+                      min_pairs=shared.min_pairs,
+                      block=permutation_block(x.shape[1], hi - lo, shared.n_permutations,
+                                              shared.block_bytes, c),
                       covariates=shared.covariates, residuals=residuals)
+        self._pending, self._pending_bytes = {}, 0
 
     def part(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, pairs)`` of features a:b: the pairs they are tested for [p] and their
@@ -182,7 +201,8 @@ class SwitchNull:
 
     def exceedances(self, observed: Tensor) -> Tensor:
         """[P] int64: per pair, the permutations whose null switch strength is >= the
-        observed ``observed`` [P]."""
+        observed ``observed`` [P] (after :meth:`flush`)."""
+        self.flush()
         return null_exceedances(self.hi, self.lo, observed)
 
 
