@@ -3,8 +3,10 @@
 permutations (default 1,000), and the module-trait table with and without covariates.
 
 One process, alternating runs of explain_module without and with ``switch_permutations``
-(the null runs on the chunk step's chunks, inside the "feature statistics" stage: its
-cost is that stage's time with the permutations minus without, from the manifests), so
+(the null runs on the chunk step's chunks, inside the "feature statistics" stage, and its
+last kept columns, counts, p and q in the "switch permutations" stage: its cost is the
+first stage's time with the permutations minus without plus the second, from the
+manifests), so
 the ratio is taken on the same (possibly loaded) host. Also records the flop count the null rests on, 6 n B
 sum_k T_k (three moment GEMMs of each module's own transcripts T_k against b permuted
 score columns per block), and a projection for 1,000 x 250,000 x 32 x B = 1,000 on one
@@ -32,7 +34,6 @@ import torch
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu import memory_model as mm
-from isograph_gpu.compute.plan import chunk_size
 from isograph_gpu.synthetic import make_synthetic_dataset
 
 #: one H200 SXM (NVIDIA datasheet): dense FP64 tensor-core and FP32 peaks, HBM3e bandwidth
@@ -56,17 +57,16 @@ def null_flops(n: int, transcripts_in_modules: int, permutations: int) -> float:
     return 6.0 * n * permutations * transcripts_in_modules
 
 
-def projection(n: int, transcripts_in_modules: int, permutations: int, modules: int = 32,
-               n_features: int = 250_000) -> dict:
+def projection(n: int, transcripts_in_modules: int, permutations: int, modules: int = 32
+               ) -> dict:
     """Seconds on one H200: GEMMs at :data:`GEMM_EFFICIENCY` of the FP64 peak, the
-    elementwise traffic at HBM bandwidth, and the kernel launches of one op call per engine
-    chunk of the table (the run's chunk plan at :data:`BUDGET_BYTES`) and module (each
-    chunk holds some of every module's transcripts)."""
+    elementwise traffic at HBM bandwidth, and the kernel launches of one op call per
+    module and flush of the switch null (compute.companions.SwitchNull keeps the chunks'
+    tested columns until they fill half the chunk budget at :data:`BUDGET_BYTES`)."""
     flops = null_flops(n, transcripts_in_modules, permutations)
-    step = chunk_size(n, n_features, 8, int(BUDGET_BYTES * mm.CHUNK_SHARE_OF_BUDGET),
-                      n_results=2 * modules)
-    chunks = -(-n_features // step)
-    calls = chunks * modules  # modules=0: GEMM and memory terms only
+    kept = int(BUDGET_BYTES * mm.CHUNK_SHARE_OF_BUDGET) // 2
+    flushes = -(-transcripts_in_modules * n * 8 // kept)
+    calls = flushes * modules  # modules=0: GEMM and memory terms only
     launch_s = calls * KERNELS_PER_CALL * LAUNCH_S
     gemm_s = flops / (H200["fp64_tensor_tflops"] * 1e12 * GEMM_EFFICIENCY)
     memory_s = transcripts_in_modules * permutations * ELEMENTWISE_BYTES / (
@@ -153,7 +153,8 @@ def main() -> None:
                 switch_permutations=args.permutations, seed=i))
             with_traits, trait_stages = _run(paths, root / f"traits{i}", ExplainConfig(
                 sample_traits=traits, covariates=covariates))
-            null_s = stages["feature statistics"] - base_stages["feature statistics"]
+            null_s = (stages["feature statistics"] - base_stages["feature statistics"]
+                      + stages["switch permutations"])
             runs.append({"explain_s": round(base, 3),
                          "explain_with_switch_permutations_s": round(with_null, 3),
                          "switch_null_in_feature_statistics_s": round(null_s, 3),
@@ -172,7 +173,8 @@ def main() -> None:
                             "measured in this process, not the absolute times"},
         "where": "the switch null and the covariate adjustment run on the chunk step's "
                  "chunks (compute/companions.py), inside the 'feature statistics' and "
-                 "'gene drivers' stages: no stage of their own",
+                 "'gene drivers' stages; the null's last kept columns, its counts, p and q "
+                 "in 'switch permutations'",
         "size": {"n_samples": n, "n_transcripts": genes * transcripts, "n_modules": modules,
                  "genes_per_module": per_module, "transcripts_tested_sum_k_T_k": tested,
                  "permutations": args.permutations},

@@ -338,10 +338,12 @@ def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         block.feature_family, config)
-    if switch_null is not None:
-        polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
-            switch_null, polarity.gene_switch, pair_genes, pair_modules, config.fdr_method)
-        polarity.score_row_genes = _score_row_genes(inputs, layout)
+    if switch_null is not None:  # the null's last kept columns, counts, p and q
+        with progress.stage("switch permutations"):
+            polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
+                switch_null, polarity.gene_switch, pair_genes, pair_modules,
+                config.fdr_method)
+            polarity.score_row_genes = _score_row_genes(inputs, layout)
     return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite,
                              layout=layout)
