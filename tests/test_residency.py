@@ -281,3 +281,25 @@ def test_a_spill_without_room_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="cannot spill the streamed feature table"):
         residency.spill_matrix(10, 20, tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_plan_counts_the_switch_null_state_in_every_module_of_a_block():
+    """The switch null's running max / min ([B, pairs] twice, float64) live for a module
+    block: the plan's blocks hold as many modules as fit the budget with that state
+    counted per module (pairs of the largest module)."""
+    from isograph_gpu.compute.plan import null_state_bytes
+
+    per_module = 1000 * memory_model.STATISTICS_BYTES_PER_FEATURE_MODULE
+    state = null_state_bytes(50, 1000)
+    assert state == 50 * 1000 * 2 * 8
+
+    def sizes(null_bytes):
+        plan = MemoryPlan.build(n_samples=50, n_features=1000, n_score_rows=0,
+                                n_modules=12, n_splits=1, budget_bytes=6 * per_module,
+                                dtype=torch.float64, device=torch.device("cpu"),
+                                features=np.zeros((50, 1000)), null_state_bytes=null_bytes)
+        return [s.stop - s.start for s in plan.blocks]
+
+    assert sizes(0) == [6, 6]
+    per_block = 6 * per_module // (per_module + state)
+    assert per_block == 1 and sizes(state) == [per_block] * 12
