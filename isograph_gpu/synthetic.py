@@ -214,12 +214,13 @@ def _write_feature_table(path: Path, usage: Path, feature_ids: list[str],
 
     def write(fh: BinaryIO) -> None:
         nonlocal pending
-        with pq.ParquetWriter(fh, schema) as writer:
+        with pq.ParquetWriter(fh, schema) as writer, usage.open("rb") as source:
             for a in range(0, n, group_rows):
                 b = min(n, a + group_rows)
-                mapped = np.memmap(usage, dtype=np.float32, mode="r", shape=(f, n))
-                block = np.array(mapped[:, a:b])  # [f, b - a]: each column contiguous
-                del mapped
+                block = np.empty((f, b - a), dtype=np.float32)  # each column contiguous
+                for j in range(f):  # read, not mapped: no file pages resident here
+                    block[j] = np.frombuffer(os.pread(source.fileno(), 4 * (b - a),
+                                                      4 * (j * n + a)), dtype=np.float32)
                 while pending is not None and pending[0] < b:
                     start, stop, missing = pending  # rows start:stop, maybe beyond b
                     lo, hi = max(start, a), min(stop, b)
