@@ -237,7 +237,8 @@ def main() -> None:
               f"{row['projection'][name]['peak_anon_gib']:5.2f} GiB", flush=True)
     key = f"{n}x{f}x{k}"
     if key in results and results[key].get("commit") != commit:  # kept beside, by commit
-        results[f"{key}@{results[key].get('commit')}"] = results.pop(key)
+        old = results.pop(key)
+        results[f"{key}@{old.get('commit')}"] = old
     results[key] = row
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
