@@ -45,9 +45,8 @@ RESULTS = BENCH_DIR / "results" / "scale_cpu.json"
 RUNS = ("no_cache", "first_run", "rerun")
 #: manifest stages whose time follows the number of features (the rest: samples, module
 #: genes, start-up)
-FEATURE_STAGES = ("feature statistics", "feature_statistics", "write feature cache",
-                  "transcript polarity", "transcript_polarity", "gene drivers",
-                  "gene_drivers", "tables")
+FEATURE_STAGES = ("feature statistics", "write feature cache", "hash feature table",
+                  "verify feature cache", "tables", "transcript polarity")
 
 
 def _inputs(work: Path, n: int, f: int, k: int, genes_per_module: int) -> tuple[dict, float]:
