@@ -31,8 +31,11 @@ seconds and the only large arrays are the outputs themselves. Deterministic for 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -43,7 +46,8 @@ from .errors import InputError
 from .io.output import atomic_write
 from .text_columns import text_column
 
-__all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores"]
+__all__ = ["SyntheticDataset", "make_synthetic_dataset", "switch_scores",
+           "write_synthetic_dataset"]
 
 # elements of one (genes, transcripts, samples) chunk array; bounds working memory (~16 MB each)
 _CHUNK_ELEMENTS = 2_000_000
@@ -135,6 +139,136 @@ def make_synthetic_dataset(
                            kept_counts)
 
 
+def write_synthetic_dataset(
+    directory: str | os.PathLike[str],
+    n_samples: int,
+    n_genes: int,
+    n_modules: int,
+    genes_per_module: int,
+    transcripts_per_gene: tuple[int, int] = (2, 4),
+    nan_fraction: float = 0.02,
+    seed: int = 0,
+    *,
+    switch_fraction: float = 0.6,
+    block_bytes: int = 512 * 2**20,
+) -> dict[str, Path]:
+    """Write the explain inputs of ``make_synthetic_dataset(..., n_psi=0)`` with the same
+    arguments under ``directory`` without holding the dataset: the same draws, the same
+    tables, the feature table's values stored as float32 (half the file; the readers
+    decode to float64). For inputs larger than memory (17,000 samples x 50,000 transcripts
+    is 3.4 GB as float32).
+
+    The transcripts are simulated chunk by chunk (:func:`transcript_chunks`) into scratch
+    files beside the outputs (features-major usage, gene counts, switch coordinates; the
+    size of the outputs, removed at the end), then the samples x features feature table is
+    written in row groups of ``block_bytes`` of values and feature_scores in blocks of
+    genes. Peak memory about twice ``block_bytes``. Returns the paths of
+    :meth:`SyntheticDataset.write`.
+    """
+    lo, hi = _check_arguments(n_samples, n_genes, n_modules, genes_per_module,
+                              transcripts_per_gene, nan_fraction)
+    rng = np.random.default_rng(seed)
+    sample_ids = _ids("S", n_samples, 4)
+    gene_ids = _ids("G", n_genes, 5)
+    plan = _plan_genes(rng, n_samples, n_genes, n_modules, genes_per_module, (lo, hi),
+                       switch_fraction)
+    paths = input_paths(directory)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".synthetic-", dir=directory) as tmp:
+        usage, counts, switch = (Path(tmp) / name for name in ("usage", "counts", "switch"))
+        with usage.open("wb") as u, counts.open("wb") as c, switch.open("wb") as w:
+            for chunk in transcript_chunks(rng, plan, n_samples):
+                rows = chunk.usage.astype(np.float32)
+                for column, row in zip(chunk.columns, rows, strict=True):
+                    os.pwrite(u.fileno(), row.tobytes(), int(column) * n_samples * 4)
+                scores = (chunk.switch_rows if chunk.switch_rows is not None
+                          else np.full_like(chunk.gene_counts, np.nan))
+                for gene, total, score in zip(chunk.genes, chunk.gene_counts, scores,
+                                              strict=True):
+                    os.pwrite(c.fileno(), total.tobytes(), int(gene) * n_samples * 8)
+                    os.pwrite(w.fileno(), score.tobytes(), int(gene) * n_samples * 8)
+        psi_genes, _ = _simulate_psi(rng, 0, plan.module_of, plan.factor_rows, n_modules)
+        feature_ids, feature_meta, modules = id_tables(plan, psi_genes, gene_ids)
+        _write_feature_table(paths["feature_table"], usage, feature_ids, sample_ids,
+                             missing_masks(rng, (n_samples, len(feature_ids)), nan_fraction),
+                             block_bytes)
+        _write_feature_scores(paths["feature_scores"], counts, switch, gene_ids, plan.n_tx,
+                              sample_ids, block_bytes)
+    _write_parquet_atomic(feature_meta, paths["feature_meta"])
+    _write_parquet_atomic(modules, paths["modules"])
+    return {**paths, "artifact_dir": Path(directory) / "artifact"}
+
+
+def _write_feature_table(path: Path, usage: Path, feature_ids: list[str],
+                         sample_ids: list[str],
+                         masks: Iterator[tuple[int, int, np.ndarray]],
+                         block_bytes: int) -> None:
+    """The samples x features parquet from the features-major float32 ``usage`` file, in
+    row groups of about ``block_bytes`` of values, NaN (stored as null, as pandas writes
+    it) where ``masks`` say (row blocks of their own, applied across row groups)."""
+    n, f = len(sample_ids), len(feature_ids)
+    group_rows = max(1, block_bytes // max(1, 4 * f))
+    schema = pa.schema([pa.field("sample_id", pa.string()),
+                        *(pa.field(name, pa.float32()) for name in feature_ids)])
+    pending = next(masks, None)
+
+    def write(fh: BinaryIO) -> None:
+        nonlocal pending
+        with pq.ParquetWriter(fh, schema) as writer, usage.open("rb") as source:
+            for a in range(0, n, group_rows):
+                b = min(n, a + group_rows)
+                block = np.empty((f, b - a), dtype=np.float32)  # each column contiguous
+                for j in range(f):  # read, not mapped: no file pages resident here
+                    block[j] = np.frombuffer(os.pread(source.fileno(), 4 * (b - a),
+                                                      4 * (j * n + a)), dtype=np.float32)
+                while pending is not None and pending[0] < b:
+                    start, stop, missing = pending  # rows start:stop, maybe beyond b
+                    lo, hi = max(start, a), min(stop, b)
+                    block[:, lo - a:hi - a][missing[lo - start:hi - start].T] = np.nan
+                    if stop > b:
+                        break
+                    pending = next(masks, None)
+                columns = [pa.array(sample_ids[a:b], pa.string()),
+                           *(pa.array(column, from_pandas=True) for column in block)]
+                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+                del columns, block
+
+    atomic_write(path, write)
+
+
+def _write_feature_scores(path: Path, counts: Path, switch: Path, gene_ids: list[str],
+                          n_tx: np.ndarray, sample_ids: list[str], block_bytes: int) -> None:
+    """feature_scores.parquet from the (genes, samples) float64 gene-count and switch
+    files, in blocks of genes (abundance: z-scored log2 CPM over all genes' counts)."""
+    n, n_genes = len(sample_ids), len(gene_ids)
+    step = max(1, block_bytes // (8 * n * 6))
+
+    def rows(source: Path, a: int, b: int) -> np.ndarray:
+        return np.fromfile(source, dtype=np.float64, count=(b - a) * n,
+                           offset=a * n * 8).reshape(b - a, n)
+
+    totals = np.zeros(n)
+    for a in range(0, n_genes, step):
+        totals += rows(counts, a, min(n_genes, a + step)).sum(axis=0)  # integers: exact
+
+    def write(fh: BinaryIO) -> None:
+        writer = None
+        try:
+            for a in range(0, n_genes, step):
+                b = min(n_genes, a + step)
+                abundance = _zscore_rows(np.log2(rows(counts, a, b) / totals * 1e6 + 0.5))
+                frame = _feature_scores_frame(gene_ids[a:b], n_tx[a:b], abundance,
+                                              rows(switch, a, b), sample_ids)
+                table = arrow_table(frame)
+                writer = writer or pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(path, write)
+
+
 @dataclass
 class _GenePlan:
     """The per-gene draws of one simulation (arrays over genes unless said otherwise)."""
@@ -212,16 +346,48 @@ def _simulate_transcripts(rng: np.random.Generator, plan: _GenePlan, n_samples: 
     Returns the feature-table values (samples x [transcript usage | PSI], the PSI columns
     still to fill), gene counts (genes x samples), switch coordinates (genes x samples,
     NaN for one-transcript genes) and, with ``keep_counts``, the transcript counts."""
-    n_tx = plan.n_tx
-    tx_offset = np.concatenate([[0], np.cumsum(n_tx)[:-1]])
-    n_transcripts_total = int(n_tx.sum())
-    n_genes = n_tx.size
+    n_transcripts_total = int(plan.n_tx.sum())
+    n_genes = plan.n_tx.size
     values = np.empty((n_samples, n_transcripts_total + n_psi_features), dtype=np.float64)
     usage = values[:, :n_transcripts_total]
     gene_counts = np.empty((n_genes, n_samples), dtype=np.float64)
     switch_rows = np.full((n_genes, n_samples), np.nan, dtype=np.float64)
     kept_counts = np.empty((n_transcripts_total, n_samples)) if keep_counts else None
+    for chunk in transcript_chunks(rng, plan, n_samples):
+        gene_counts[chunk.genes] = chunk.gene_counts
+        usage[:, chunk.columns] = chunk.usage.T
+        if kept_counts is not None:
+            kept_counts[chunk.columns] = chunk.counts
+        if chunk.switch_rows is not None:
+            switch_rows[chunk.genes] = chunk.switch_rows
+    return values, gene_counts, switch_rows, kept_counts
 
+
+@dataclass(frozen=True)
+class TranscriptChunk:
+    """One chunk of simulated genes (all with the same transcript count).
+
+    ``genes``: gene indices [G]; ``columns``: their transcripts' feature-table columns
+    [G * k] (gene-major); ``usage``: transcript usage [G * k, samples]; ``counts``: the
+    transcript counts [G * k, samples]; ``gene_counts``: [G, samples]; ``switch_rows``:
+    switch coordinates [G, samples], ``None`` for one-transcript genes. float64."""
+
+    genes: np.ndarray
+    columns: np.ndarray
+    usage: np.ndarray
+    counts: np.ndarray
+    gene_counts: np.ndarray
+    switch_rows: np.ndarray | None
+
+
+def transcript_chunks(rng: np.random.Generator, plan: _GenePlan, n_samples: int
+                      ) -> Iterator[TranscriptChunk]:
+    """The simulated transcripts chunk by chunk, in the simulation's draw order (genes of
+    equal transcript count together, ``_CHUNK_ELEMENTS`` values per chunk): what
+    :func:`make_synthetic_dataset` assembles, and what a writer too large to hold the
+    dataset streams to disk."""
+    n_tx = plan.n_tx
+    tx_offset = np.concatenate([[0], np.cumsum(n_tx)[:-1]])
     for k in np.unique(n_tx):
         genes_k = np.flatnonzero(n_tx == k)
         chunk = max(1, _CHUNK_ELEMENTS // (int(k) * n_samples))
@@ -229,19 +395,15 @@ def _simulate_transcripts(rng: np.random.Generator, plan: _GenePlan, n_samples: 
             g = genes_k[start : start + chunk]
             counts = _transcript_counts(rng, plan, g, int(k), n_samples)
             totals = counts.sum(axis=1)  # (G, S)
-            gene_counts[g] = totals
             with np.errstate(invalid="ignore", divide="ignore"):
                 chunk_usage = counts / totals[:, None, :]
             if np.any(totals == 0):  # an unexpressed gene in a sample: pseudocount usage
                 pseudo = (counts + _PSEUDOCOUNT) / (totals[:, None, :] + _PSEUDOCOUNT * k)
                 chunk_usage = np.where(totals[:, None, :] == 0, pseudo, chunk_usage)
             columns = (tx_offset[g, None] + np.arange(int(k))[None, :]).ravel()
-            usage[:, columns] = chunk_usage.reshape(-1, n_samples).T
-            if kept_counts is not None:
-                kept_counts[columns] = counts.reshape(-1, n_samples)
-            if k >= 2:
-                switch_rows[g] = switch_scores(counts)
-    return values, gene_counts, switch_rows, kept_counts
+            yield TranscriptChunk(g, columns, chunk_usage.reshape(-1, n_samples),
+                                  counts.reshape(-1, n_samples), totals,
+                                  switch_scores(counts) if k >= 2 else None)
 
 
 def _transcript_counts(rng: np.random.Generator, plan: _GenePlan, g: np.ndarray, k: int,
@@ -272,46 +434,33 @@ def _transcript_counts(rng: np.random.Generator, plan: _GenePlan, g: np.ndarray,
 
 def _mask_missing(rng: np.random.Generator, values: np.ndarray, nan_fraction: float) -> None:
     """Set each value to NaN with probability ``nan_fraction`` (in place, in row blocks)."""
+    for start, stop, missing in missing_masks(rng, values.shape, nan_fraction):
+        values[start:stop][missing] = np.nan
+
+
+def missing_masks(rng: np.random.Generator, shape: tuple[int, int], nan_fraction: float
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The missing values of a (rows, columns) feature table, in blocks of rows
+    ``start:stop`` (``_CHUNK_ELEMENTS`` values each): ``(start, stop, mask)``, mask bool
+    [stop - start, columns], True where NaN; nothing when ``nan_fraction`` is 0."""
+    n_rows, n_columns = shape
     if nan_fraction > 0:
-        rows_per_block = max(1, _CHUNK_ELEMENTS // values.shape[1])
-        for start in range(0, values.shape[0], rows_per_block):
-            block = values[start : start + rows_per_block]
-            block[rng.random(block.shape) < nan_fraction] = np.nan
+        rows_per_block = max(1, _CHUNK_ELEMENTS // n_columns)
+        for start in range(0, n_rows, rows_per_block):
+            stop = min(n_rows, start + rows_per_block)
+            yield start, stop, rng.random((stop - start, n_columns)) < nan_fraction
 
 
 def _dataset_tables(plan: _GenePlan, values: np.ndarray, psi_genes: np.ndarray,
                     gene_ids: list[str], sample_ids: list[str], feature_scores: pd.DataFrame,
                     kept_counts: np.ndarray | None) -> SyntheticDataset:
     """The simulated arrays as the package's input tables (ids as strings) plus the truth."""
-    n_tx, module_of, planted = plan.n_tx, plan.module_of, plan.planted
+    n_tx, module_of = plan.n_tx, plan.module_of
     n_genes = n_tx.size
     module_names = [f"M{k:03d}" for k in range(plan.n_modules)]
-    transcript_ids = [
-        f"{gene_ids[gi]}.T{t + 1}" for gi in range(n_genes) for t in range(int(n_tx[gi]))
-    ]
-    psi_ids = [f"{gene_ids[gi]}:psi:E1" for gi in psi_genes]
-    feature_table = pd.DataFrame(values, columns=[*transcript_ids, *psi_ids], copy=False)
+    feature_ids, feature_meta, modules = id_tables(plan, psi_genes, gene_ids)
+    feature_table = pd.DataFrame(values, columns=feature_ids, copy=False)
     feature_table.insert(0, "sample_id", text_column(sample_ids))
-
-    tx_gene = np.repeat(np.arange(n_genes), n_tx)
-    meta_gene = [gene_ids[i] for i in tx_gene] + [gene_ids[i] for i in psi_genes]
-    feature_meta = pd.DataFrame(
-        {
-            "feature_id": text_column([*transcript_ids, *psi_ids]),
-            "gene_id": text_column(meta_gene),
-            "feature_type": text_column(
-                ["transcript_usage"] * len(transcript_ids) + ["psi"] * len(psi_ids)),
-            "transcript_id": text_column([*transcript_ids, *([None] * len(psi_ids))]),
-            "gene_name": text_column([f"{gid}_name" for gid in meta_gene]),
-        }
-    )
-
-    modules = pd.DataFrame(
-        {
-            "gene_id": text_column([gene_ids[i] for i in planted]),
-            "module_id": text_column([module_names[module_of[i]] for i in planted]),
-        }
-    ).sort_values(["module_id", "gene_id"], ignore_index=True)
 
     switches, up, down = plan.switches, plan.up, plan.down
     truth = pd.DataFrame(
@@ -338,6 +487,40 @@ def _dataset_tables(plan: _GenePlan, values: np.ndarray, psi_genes: np.ndarray,
         module_factors=module_factors,
         transcript_counts=kept_counts,
     )
+
+
+def id_tables(plan: _GenePlan, psi_genes: np.ndarray, gene_ids: list[str]
+              ) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+    """The feature table's feature ids (its column order), ``feature_meta`` and
+    ``modules`` of a simulation (ids as strings)."""
+    n_tx, module_of, planted = plan.n_tx, plan.module_of, plan.planted
+    n_genes = n_tx.size
+    module_names = [f"M{k:03d}" for k in range(plan.n_modules)]
+    transcript_ids = [
+        f"{gene_ids[gi]}.T{t + 1}" for gi in range(n_genes) for t in range(int(n_tx[gi]))
+    ]
+    psi_ids = [f"{gene_ids[gi]}:psi:E1" for gi in psi_genes]
+
+    tx_gene = np.repeat(np.arange(n_genes), n_tx)
+    meta_gene = [gene_ids[i] for i in tx_gene] + [gene_ids[i] for i in psi_genes]
+    feature_meta = pd.DataFrame(
+        {
+            "feature_id": text_column([*transcript_ids, *psi_ids]),
+            "gene_id": text_column(meta_gene),
+            "feature_type": text_column(
+                ["transcript_usage"] * len(transcript_ids) + ["psi"] * len(psi_ids)),
+            "transcript_id": text_column([*transcript_ids, *([None] * len(psi_ids))]),
+            "gene_name": text_column([f"{gid}_name" for gid in meta_gene]),
+        }
+    )
+
+    modules = pd.DataFrame(
+        {
+            "gene_id": text_column([gene_ids[i] for i in planted]),
+            "module_id": text_column([module_names[module_of[i]] for i in planted]),
+        }
+    ).sort_values(["module_id", "gene_id"], ignore_index=True)
+    return [*transcript_ids, *psi_ids], feature_meta, modules
 
 
 def switch_scores(counts: np.ndarray) -> np.ndarray:
@@ -429,9 +612,14 @@ def _ids(prefix: str, n: int, min_width: int) -> list[str]:
 def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
     """Parquet without index, string columns as ``string`` (as the fit writes), atomically,
     with the permissions of any file the user creates (0666 less the umask)."""
+    table = arrow_table(df)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))  # streamed, not held twice
+
+
+def arrow_table(df: pd.DataFrame) -> pa.Table:
+    """``df`` as the Arrow table the generator writes: no index, text as ``string``."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     fields = [
         pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
     ]
-    table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
-    atomic_write(path, lambda fh: pq.write_table(table, fh))  # streamed, not held twice
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))

@@ -218,3 +218,36 @@ def test_deterministic_for_a_seed():
 def test_bad_arguments_raise_input_error(kwargs):
     with pytest.raises(InputError):
         make_synthetic_dataset(**kwargs)
+
+
+@pytest.mark.parametrize("transcripts, nan_fraction", [((1, 5), 0.05), ((4, 4), 0.0)])
+def test_write_synthetic_dataset_streams_the_same_tables(tmp_path, transcripts, nan_fraction):
+    """The streamed writer (several row groups and gene blocks: a 64 KiB block) writes
+    make_synthetic_dataset's tables: the feature table's values as float32, NaN where it
+    has NaN, everything else equal."""
+    from isograph_gpu.synthetic import write_synthetic_dataset
+
+    args = dict(n_samples=70, n_genes=90, n_modules=3, genes_per_module=10,
+                transcripts_per_gene=transcripts, nan_fraction=nan_fraction, seed=5)
+    whole = make_synthetic_dataset(n_psi=0, **args)
+    paths = write_synthetic_dataset(tmp_path, block_bytes=64 * 1024, **args)
+    table = pq.ParquetFile(paths["feature_table"])
+    assert table.metadata.num_row_groups > 1
+    written = pd.read_parquet(paths["feature_table"])
+    expected = whole.feature_table
+    assert list(written.columns) == list(expected.columns)
+    assert written["sample_id"].tolist() == expected["sample_id"].tolist()
+    got = written.drop(columns="sample_id").to_numpy()
+    want = expected.drop(columns="sample_id").to_numpy().astype(np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(want).mean() == pytest.approx(nan_fraction, abs=0.01)
+    scores = pq.ParquetFile(paths["feature_scores"])
+    assert scores.metadata.num_row_groups > 1
+    pd.testing.assert_frame_equal(pd.read_parquet(paths["feature_scores"]),
+                                  whole.feature_scores, check_exact=True)
+    for name in ("feature_meta", "modules"):
+        pd.testing.assert_frame_equal(pd.read_parquet(paths[name]), getattr(whole, name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "feature_meta.parquet",
+                                                           "feature_table.parquet"]

@@ -32,8 +32,9 @@ class BlockReads:
             self._blocks = read_ahead([self._reader(r0, r1) for r0, r1 in self._groups])
         else:  # decoded there, made a block here once the last block is freed
             split = [parts(r0, r1) for r0, r1 in self._groups]
+            finishes = iter([finish for _, finish in split])  # group i's, in order
             self._blocks = read_ahead([decode for decode, _ in split],
-                                      split[0][1] if split else None)
+                                      lambda raw: next(finishes)(raw))
 
     def _reader(self, r0: int, r1: int) -> Any:
         return lambda: self._features[:, r0:r1]

@@ -88,29 +88,55 @@ def _hasher(algorithm: str) -> Callable[[Any], Any]:
     raise _StaleCache(f"uses the unknown hash {algorithm!r}")
 
 
-def content_digest(buffer: Any, algorithm: str) -> str:
+def content_digest(buffer: Any, algorithm: str,
+                   release: Callable[[int, int], None] | None = None) -> str:
     """Hex digest of every byte of ``buffer`` (bytes-like): the digest of its length and the
     digests of its :data:`HASH_SEGMENT` segments, hashed on a thread per core (hashlib and
-    xxhash release the GIL), so it does not depend on the number of threads."""
+    xxhash release the GIL), so it does not depend on the number of threads. ``release``
+    is called with each segment's ``(start, length)`` once it is hashed: a mapped buffer
+    drops its pages there (:func:`mapping_release`), so hashing a mapped file does not
+    make the whole file resident in this process."""
     new = _hasher(algorithm)
     view = memoryview(buffer).cast("B")
     starts = range(0, len(view), HASH_SEGMENT)
     workers = max(1, min(len(starts), os.cpu_count() or 1))
+
+    def segment(a: int) -> bytes:
+        digest = new(view[a:a + HASH_SEGMENT]).digest()
+        if release is not None:
+            release(a, min(HASH_SEGMENT, len(view) - a))
+        return digest
+
     with ThreadPoolExecutor(workers, thread_name_prefix="isograph-hash") as pool:
-        parts = list(pool.map(lambda a: new(view[a:a + HASH_SEGMENT]).digest(), starts))
+        parts = list(pool.map(segment, starts))
     total = new(f"{len(view)}/{HASH_SEGMENT}".encode())
     for part in parts:
         total.update(part)
     return total.hexdigest()
 
 
+def mapping_release(mapped: mmap.mmap, offset: int = 0) -> Callable[[int, int], None]:
+    """A ``release`` for :func:`content_digest` of ``mapped`` from byte ``offset`` (a
+    multiple of the page size): ``madvise(MADV_DONTNEED)`` each hashed segment (the mapping
+    is read-only or private and unwritten: its pages are read from the file again if
+    touched later). A no-op where madvise is not available."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return lambda start, length: None
+
+    def release(start: int, length: int) -> None:
+        mapped.madvise(mmap.MADV_DONTNEED, offset + start, length)
+
+    return release
+
+
 def file_digest(path: Path, algorithm: str) -> str:
-    """:func:`content_digest` of the bytes of the file ``path`` (mapped, not copied)."""
+    """:func:`content_digest` of the bytes of the file ``path`` (mapped, not copied; each
+    segment's pages dropped once hashed)."""
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             return content_digest(b"", algorithm)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return content_digest(mapped, algorithm)
+            return content_digest(mapped, algorithm, mapping_release(mapped))
 
 
 def cache_key(source: Path, layout: str, progress: Progress | None = None
@@ -312,6 +338,14 @@ def _map_data(path: Path, header: dict[str, Any]) -> np.ndarray:
     return np.memmap(path, dtype=_DTYPE, mode="c", offset=offset, shape=shape)
 
 
+def _data_release(data: np.ndarray) -> Callable[[int, int], None] | None:
+    """The :func:`mapping_release` of the mapped cache data (``None`` when not mapped)."""
+    mapped = getattr(data, "_mmap", None)
+    if mapped is None:
+        return None
+    return mapping_release(mapped, int(getattr(data, "offset", 0)) % mmap.ALLOCATIONGRANULARITY)
+
+
 def read_feature_cache(path: Path, key: dict[str, Any], progress: Progress | None = None
                        ) -> tuple[dict[str, Any], np.ndarray]:
     """The header and mapped data of the cache ``path`` when its key equals ``key`` and
@@ -327,7 +361,8 @@ def read_feature_cache(path: Path, key: dict[str, Any], progress: Progress | Non
                               "(or another --feature-layout)")
         data = _map_data(path, header)
         with (progress or Progress()).stage("verify feature cache"):
-            digest = content_digest(data, header["key"]["source"]["hash"]) if data.size \
+            digest = content_digest(data, header["key"]["source"]["hash"],
+                                    _data_release(data)) if data.size \
                 else content_digest(b"", header["key"]["source"]["hash"])
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise _StaleCache(f"is unreadable ({type(exc).__name__})") from exc
@@ -384,7 +419,8 @@ def write_feature_cache(table: FeatureTable, path: Path, key: dict[str, Any],
         if n * f:
             with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
                 header["data_digest"] = content_digest(memoryview(mapped)[offset:],
-                                                       algorithm)
+                                                       algorithm,
+                                                       mapping_release(mapped, offset))
         else:
             header["data_digest"] = content_digest(b"", algorithm)
         final = json.dumps(header).encode()
