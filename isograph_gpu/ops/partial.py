@@ -90,25 +90,90 @@ def partial_correlation(x: Tensor, y: Tensor, z: Tensor, min_pairs: int = 3
 
     Returns ``(r, n)`` [F, K]: r in x's dtype, n int64 (the pair's complete samples).
     NaN where n < ``min_pairs`` or n - 2 - C < 1, where the design is singular on the
-    pair's samples, or where a residual is constant (as :func:`~.pearson.pearson_from_moments`).
-    C = 0 gives the pairwise-complete Pearson r. One batched solve of [F, K] systems of
-    size C + 1 on x's device.
+    pair's samples (a pivot of its unit-diagonal Cholesky factor below 1024 eps: a
+    covariate constant there, or in the span of the others), or where a residual is
+    constant (as :func:`~.pearson.pearson_from_moments`). C = 0 gives the
+    pairwise-complete Pearson r. One batched Cholesky solve of [F, K] systems of size
+    C + 1 on x's device; the (rare) pairs whose Schur complement loses more digits than
+    the contract allows are recomputed from their own samples (:func:`_recompute_pairs`:
+    one host synchronisation to select them).
     """
     y = y.to(dtype=x.dtype, device=x.device)
     z = z.to(dtype=x.dtype, device=x.device)
     c = z.shape[1]
     dd, dab, ab = partial_moments(x, y, z)
     n = dd[..., 0, 0]
-    solution, info = torch.linalg.solve_ex(dd, dab)
-    residual = ab - dab.transpose(-1, -2) @ torch.where(
-        (info == 0)[..., None, None], solution, torch.zeros_like(solution))
-    sxx, syy, sxy = residual[..., 0, 0], residual[..., 1, 1], residual[..., 0, 1]
+    solution, pivot = _scaled_cholesky_solve(dd, dab)
     tol = _FLAT_RTOL_EPS * torch.finfo(x.dtype).eps
+    singular = ~(pivot > tol)
+    residual = ab - dab.transpose(-1, -2) @ torch.where(
+        singular[..., None, None], torch.zeros_like(solution), solution)
+    sxx, syy, sxy = residual[..., 0, 0], residual[..., 1, 1], residual[..., 0, 1]
     flat = (sxx <= tol * ab[..., 0, 0]) | (syy <= tol * ab[..., 1, 1])
-    invalid = flat | (info != 0) | (n < min_pairs) | (n - 2 - c < 1)
-    denom = torch.sqrt(torch.where(invalid, torch.ones_like(sxx), sxx * syy))
+    invalid = singular | (n < min_pairs) | (n - 2 - c < 1)
+    denom = torch.sqrt(torch.where(invalid | flat, torch.ones_like(sxx), sxx * syy))
     r = (sxy / denom).clamp(-1.0, 1.0)
-    return torch.where(invalid, torch.full_like(r, float("nan")), r), n.round().to(torch.int64)
+    r = torch.where(invalid | flat, torch.full_like(r, float("nan")), r)
+    # relative error of the Schur complement: eps x (raw / residual moment) x the
+    # design's condition (1 / smallest pivot of the unit-diagonal factor)
+    lost = torch.finfo(x.dtype).eps / pivot.clamp_min(tol) * (
+        ab[..., 0, 0] / sxx.abs().clamp_min(torch.finfo(x.dtype).tiny)
+        + ab[..., 1, 1] / syy.abs().clamp_min(torch.finfo(x.dtype).tiny))
+    unsafe = ~invalid & (lost > _RECOMPUTE_ABOVE[x.dtype])
+    if bool(unsafe.any()):
+        where = unsafe.nonzero()
+        r[where[:, 0], where[:, 1]] = _recompute_pairs(x, y, z, where, tol)
+    return r, n.round().to(torch.int64)
+
+
+#: relative error of a pair's moments above which it is recomputed from its own samples
+_RECOMPUTE_ABOVE = {torch.float64: 1e-12, torch.float32: 1e-4}
+
+#: pairs recomputed at once ([pairs, n, C + 3] values each)
+_RECOMPUTE_BATCH = 4096
+
+
+def _scaled_cholesky_solve(dd: Tensor, dab: Tensor) -> tuple[Tensor, Tensor]:
+    """``(dd^-1 dab, pivot)`` of the batched Gram matrices ``dd`` [..., p, p] through the
+    Cholesky factor of ``D^-1/2 dd D^-1/2`` (unit diagonal): ``pivot`` [...] is its smallest
+    squared diagonal entry, the fraction of a design column's second moment left after
+    the columns before it (0 where a column is all zero or the factorisation fails)."""
+    diag = dd.diagonal(dim1=-2, dim2=-1)
+    scale = torch.where(diag > 0, diag.clamp_min(torch.finfo(dd.dtype).tiny).rsqrt(),
+                        torch.zeros_like(diag))
+    scaled = dd * scale[..., :, None] * scale[..., None, :]
+    eye = torch.eye(dd.shape[-1], dtype=dd.dtype, device=dd.device)
+    factor, info = torch.linalg.cholesky_ex(torch.where((diag > 0)[..., None], scaled, eye))
+    pivot = factor.diagonal(dim1=-2, dim2=-1).square().amin(dim=-1)
+    failed = (info != 0) | ~(diag > 0).all(dim=-1) | ~torch.isfinite(pivot)
+    factor = torch.where(failed[..., None, None], eye, factor)
+    solution = scale[..., :, None] * torch.cholesky_solve(scale[..., :, None] * dab, factor)
+    return solution, torch.where(failed, torch.zeros_like(pivot), pivot)
+
+
+def _recompute_pairs(x: Tensor, y: Tensor, z: Tensor, where: Tensor, tol: float) -> Tensor:
+    """Partial r [P] of the pairs ``where`` [P, 2] (feature, column) from their own
+    complete samples: Householder QR of the design over those samples, the residuals of
+    x and y, then their Pearson r (NaN where a residual is flat). Exact to the dtype's
+    precision whatever the moments lost."""
+    d, complete = covariate_design(z)
+    out = []
+    for a in range(0, len(where), _RECOMPUTE_BATCH):
+        f, k = where[a:a + _RECOMPUTE_BATCH, 0], where[a:a + _RECOMPUTE_BATCH, 1]
+        xs, ys = x[:, f].T, y[:, k].T  # [P, n]
+        m = (torch.isfinite(xs) & torch.isfinite(ys) & (complete > 0)).to(x.dtype)
+        values = torch.stack([torch.nan_to_num(xs), torch.nan_to_num(ys)], dim=-1)
+        values = values * m[..., None]  # [P, n, 2]
+        design = d[None] * m[..., None]  # [P, n, C + 1]: zero rows do not move the fit
+        q, _ = torch.linalg.qr(design)
+        resid = values - q @ (q.transpose(-1, -2) @ values)
+        sxx, syy = resid[..., 0].square().sum(-1), resid[..., 1].square().sum(-1)
+        sxy = (resid[..., 0] * resid[..., 1]).sum(-1)
+        flat = (sxx <= tol * values[..., 0].square().sum(-1)) | (
+            syy <= tol * values[..., 1].square().sum(-1))
+        r = (sxy / torch.sqrt(torch.where(flat, torch.ones_like(sxx), sxx * syy))).clamp(-1, 1)
+        out.append(torch.where(flat, torch.full_like(r, float("nan")), r))
+    return torch.cat(out)
 
 
 def partial_pvalue(r: Tensor, n: Tensor, n_covariates: int) -> Tensor:
