@@ -11,6 +11,7 @@ module block, and each module's tables slice it there. The memory decisions are 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,11 @@ import numpy as np
 import torch
 
 from .compute.context import RunContext
-from .compute.residency import FeatureColumns
+from .compute.residency import FeatureColumns, StatisticsSpill
+from .compute.results import FeatureStatistics
+from .compute.step import prepare_scores
 from .config import ExplainConfig
-from .engine import feature_statistics
+from .engine import feature_statistics, store_chunks
 from .io.explain_inputs import ExplainInputs
 from .io.gene_codes import GeneCodes, transcript_usage_rows
 from .io.gene_codes import module_membership as module_membership  # the memberships taken
@@ -249,46 +252,125 @@ class ModuleBlock:
         return int(self.scores.shape[1])
 
 
+def _splits(scores: torch.Tensor, config: ExplainConfig
+            ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The contrast splits (high, low) [n, K] bool of module ``scores`` [n, K]."""
+    splits = {"split": percentile_split(scores, float(config.split_percentile))}
+    if config.contrast_tails is not None:
+        splits["tails"] = tail_split(scores, float(config.contrast_tails))
+    return splits
+
+
+class FeaturePasses:
+    """The table features' statistics of each module block of a run, block by block in
+    order (:meth:`statistics`), from ``columns`` (the run's
+    :class:`~isograph_gpu.compute.residency.FeatureColumns`); ``every`` is the block of
+    all the run's modules, ``blocks`` the plan's blocks of it.
+
+    With residency "spill" (a table read by several blocks, not kept on the device) the
+    first block's call makes one pass over the table for every module, as a run of one
+    block does (each chunk read, masked and centred once, one GEMM set for all modules),
+    keeps the first block's statistics on the device and spills the later blocks'
+    (:class:`~isograph_gpu.compute.residency.StatisticsSpill`), which their calls read
+    back; otherwise each block is a pass of its own (on the Dask cluster when ``ctx`` has
+    a client). :meth:`close` frees the spill."""
+
+    def __init__(self, inputs: ExplainInputs, ctx: RunContext, columns: FeatureColumns,
+                 every: ModuleBlock, blocks: Sequence[ModuleBlock]) -> None:
+        self.inputs, self.ctx, self.columns = inputs, ctx, columns
+        self.every, self.blocks = every, list(blocks)
+        self._next = 0
+        self._spill: StatisticsSpill | None = None
+        # Pearson p of table features is used only by the transcript polarity tables
+        self._is_usage = torch.from_numpy(
+            inputs.feature_types == ctx.config.transcript_usage_feature_type).to(ctx.device)
+        self.one_pass = (ctx.plan.residency == "spill" and ctx.client is None
+                         and len(self.blocks) > 1)
+
+    def statistics(self, block: ModuleBlock) -> FeatureStatistics:
+        """The statistics [F, Kb] (device) of ``block``, the next block of the run."""
+        index = self._next
+        if index >= len(self.blocks) or block is not self.blocks[index]:
+            raise ValueError(f"module block {index} asked out of order: blocks are "
+                             "computed in the plan's order")
+        self._next += 1
+        if not self.one_pass:
+            return self._pass(block)
+        if index == 0:
+            return self._every_block()
+        assert self._spill is not None
+        return self._spill.load(index - 1, self.ctx.device)
+
+    def _pvalue_where(self, block: ModuleBlock) -> torch.Tensor:
+        return self._is_usage[:, None] & block.feature_family
+
+    def _pass(self, block: ModuleBlock) -> FeatureStatistics:
+        ctx = self.ctx
+        common = dict(min_pairs=ctx.min_pairs, splits=_splits(block.scores, ctx.config),
+                      device=ctx.device, dtype=ctx.dtype,
+                      memory_budget_bytes=ctx.plan.chunk_budget_bytes,
+                      chunk_features=ctx.config.chunk_features, progress=ctx.progress,
+                      label="features", pvalue_where=self._pvalue_where(block))
+        chunks = ctx.plan.feature_chunks(self.columns.source)
+        if ctx.client is not None:
+            from .distributed import feature_statistics_on_dask
+
+            return feature_statistics_on_dask(ctx.client, self.columns.source, block.scores,
+                                              chunks=chunks, **common)
+        return feature_statistics(self.columns, block.scores, chunks=chunks, **common)
+
+    def _every_block(self) -> FeatureStatistics:
+        ctx, every = self.ctx, self.every
+        prepared = prepare_scores(every.scores, _splits(every.scores, ctx.config),
+                                  min_pairs=ctx.min_pairs, dtype=ctx.dtype, device=ctx.device)
+        names = list(prepared.layout.names)
+        n_features = self.columns.shape[1]
+        slices = list(ctx.plan.blocks)
+        first = FeatureStatistics.empty(n_features, self.blocks[0].n_modules, names,
+                                        ctx.device)
+        self._spill = spill = StatisticsSpill(
+            n_features, [b.n_modules for b in self.blocks[1:]], names)
+
+        def store(a: int, b: int, chunk: FeatureStatistics) -> None:
+            first.store(a, b, chunk.modules(slices[0]))
+            for i, cols in enumerate(slices[1:]):
+                spill.store(i, a, b, chunk.modules(cols))
+
+        store_chunks(self.columns, ctx.plan.feature_chunks(self.columns.source), prepared,
+                     store, pvalue_where=self._pvalue_where(every), progress=ctx.progress,
+                     label="features")
+        return first
+
+    def close(self) -> None:
+        """Free the spilled statistics."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
 def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout,
-                       block: ModuleBlock, columns: FeatureColumns,
+                       block: ModuleBlock, features: FeaturePasses,
                        covariates: np.ndarray | None = None,
                        switch_trait: np.ndarray | None = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``ctx.device`` (working precision ``ctx.dtype``; p- and q-values float64).
 
-    ``layout`` the run's :class:`RowLayout`; ``columns`` the feature table as every block
-    reads it (:class:`~isograph_gpu.compute.residency.FeatureColumns`). With a Dask
-    client in ``ctx`` the table features' statistics run as one task per read block of
-    the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
-    ``covariates`` [n, C] (host, NaN = missing; None: none): the driver and polarity r / p
-    (and the switch strength) are partial given them; high_vs_low stays unadjusted.
-    ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch strength are
-    against it instead of each module's score.
+    ``layout`` the run's :class:`RowLayout`; ``features`` the run's
+    :class:`FeaturePasses` (the table features' statistics of each block, in order).
+    With a Dask client in ``ctx`` the table features' statistics run as one task per
+    read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the
+    rest runs here. ``covariates`` [n, C] (host, NaN = missing; None: none): the driver
+    and polarity r / p (and the switch strength) are partial given them; high_vs_low stays
+    unadjusted. ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch
+    strength are against it instead of each module's score.
     """
     config, progress = ctx.config, ctx.progress
     with progress.stage("gene drivers"):
         drivers = _driver_statistics(inputs, layout, block, ctx, covariates)
 
     scores = block.scores
-    splits = {"split": percentile_split(scores, float(config.split_percentile))}
-    if config.contrast_tails is not None:
-        splits["tails"] = tail_split(scores, float(config.contrast_tails))
     with progress.stage("feature statistics"):
-        # Pearson p of table features is used only by the transcript polarity tables
-        is_usage = torch.from_numpy(
-            inputs.feature_types == config.transcript_usage_feature_type).to(ctx.device)
-        common = dict(min_pairs=ctx.min_pairs, splits=splits, device=ctx.device,
-                      dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
-                      chunk_features=config.chunk_features, progress=progress,
-                      label="features", pvalue_where=is_usage[:, None] & block.feature_family)
-        chunks = ctx.plan.feature_chunks(columns.source, block.n_modules)
-        if ctx.client is not None:
-            from .distributed import feature_statistics_on_dask
-
-            feats = feature_statistics_on_dask(ctx.client, columns.source, scores,
-                                               chunks=chunks, **common)
-        else:
-            feats = feature_statistics(columns, scores, chunks=chunks, **common)
+        feats = features.statistics(block)
 
     polarity_scores = scores if switch_trait is None else torch.from_numpy(
         np.repeat(switch_trait[:, None], scores.shape[1], axis=1)).to(scores)
