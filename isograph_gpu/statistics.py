@@ -145,10 +145,14 @@ class RowLayout:
     driver_name_order: torch.Tensor
     n_driver_genes: int
     #: [T] host int64 transcript-usage feature columns in feature_meta row order, their
-    #: gene codes [T] (device) and number of genes
+    #: gene codes [T] (device) and [G] host str the gene of each code
     polarity_rows: np.ndarray
     polarity_segments: torch.Tensor
-    n_polarity_genes: int
+    polarity_genes: np.ndarray
+
+    @property
+    def n_polarity_genes(self) -> int:
+        return len(self.polarity_genes)
 
     @classmethod
     def build(cls, inputs: ExplainInputs, config: ExplainConfig,
@@ -160,7 +164,7 @@ class RowLayout:
                    driver_name_order=torch.from_numpy(drivers.name_order).to(device),
                    n_driver_genes=drivers.n_genes, polarity_rows=tu_rows,
                    polarity_segments=torch.from_numpy(polarity.codes).to(device),
-                   n_polarity_genes=polarity.n_genes)
+                   polarity_genes=polarity.genes)
 
 
 def _driver_statistics(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
@@ -233,9 +237,7 @@ def _switch_significance(polarity: PolarityStatistics, inputs: ExplainInputs,
         min_pairs=ctx.min_pairs, fdr_method=config.fdr_method,
         device=ctx.device, dtype=ctx.dtype,
         memory_budget_bytes=ctx.plan.chunk_budget_bytes, covariates=covariates)
-    tu_genes = np.asarray(inputs.feature_gene_ids[layout.polarity_rows], dtype=str)
-    first = np.sort(np.unique(tu_genes, return_index=True)[1])  # genes by first appearance
-    polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, tu_genes[first])
+    polarity.score_row_genes = driver_gene_codes(inputs.score_gene_ids, layout.polarity_genes)
 
 
 @dataclass(frozen=True)
