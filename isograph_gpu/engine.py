@@ -11,6 +11,7 @@ are :mod:`isograph_gpu.compute`'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,10 @@ from .ops.moments import Workspace
 from .progress import Progress
 
 __all__ = ["FeatureStatistics", "chunk_plan", "chunk_size", "chunk_spans", "device_chunks",
-           "feature_statistics", "read_groups", "statistics_of_chunks"]
+           "feature_statistics", "read_groups", "statistics_of_chunks", "store_chunks"]
+
+#: where a pass's chunk statistics go: ``store(a, b, chunk)`` for features a:b
+ChunkStore = Callable[[int, int, FeatureStatistics], None]
 
 
 def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
@@ -39,21 +43,19 @@ def chunk_plan(features: Any, n_modules: int, n_splits: int, dtype: torch.dtype,
     return plan.step, list(plan.spans)
 
 
-def statistics_of_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan,
-                         prepared: PreparedScores, *, pvalue_where: torch.Tensor | None = None,
-                         progress: Progress | None = None, label: str = "features",
-                         partial: PartialScores | None = None,
-                         switch_null: SwitchNull | None = None) -> FeatureStatistics:
+def store_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan, prepared: PreparedScores,
+                 store: ChunkStore, *, pvalue_where: torch.Tensor | None = None,
+                 progress: Progress | None = None, label: str = "features",
+                 partial: PartialScores | None = None,
+                 switch_null: SwitchNull | None = None) -> None:
     """The chunk loop: :func:`~isograph_gpu.compute.step.chunk_statistics` of every span of
     ``chunks`` of ``columns`` (a :class:`~isograph_gpu.compute.residency.FeatureColumns`
-    or a host matrix / block reader), stored into one [F, K] container on the prepared
-    scores' device. ``pvalue_where`` [F, K] bool device tensor: Pearson p only there.
+    or a host matrix / block reader), each handed to ``store(a, b, stats)``.
+    ``pvalue_where`` [F, K] bool device tensor: Pearson p only there.
     The companions of :mod:`isograph_gpu.compute.companions` run on the same chunks:
     ``partial`` overwrites its rows' r / n / p with the partial statistics,
     ``switch_null`` folds each chunk into its running null."""
     device, dtype = prepared.right.block.device, prepared.right.block.dtype
-    f = columns.shape[1]
-    out = FeatureStatistics.empty(f, prepared.n_modules, list(prepared.layout.names), device)
     workspace = Workspace(columns.shape[0], chunks.width, dtype, device)
     reads = (columns.chunks(chunks) if isinstance(columns, FeatureColumns)
              else device_chunks(columns, chunks, device, dtype))
@@ -64,10 +66,22 @@ def statistics_of_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan,
             adjust_chunk(stats, x, a, partial)
         if switch_null is not None:
             switch_null.update(x, a)
-        out.store(a, b, stats)
+        store(a, b, stats)
         del x  # a view of a streamed read block: let it go before the next block is read
         if progress is not None:
             progress.chunk(label, i, len(chunks.spans))
+
+
+def statistics_of_chunks(columns: FeatureColumns | Any, chunks: ChunkPlan,
+                         prepared: PreparedScores, *, pvalue_where: torch.Tensor | None = None,
+                         progress: Progress | None = None, label: str = "features",
+                         partial: PartialScores | None = None,
+                         switch_null: SwitchNull | None = None) -> FeatureStatistics:
+    """:func:`store_chunks` into one [F, K] container on the prepared scores' device."""
+    out = FeatureStatistics.empty(columns.shape[1], prepared.n_modules,
+                                  list(prepared.layout.names), prepared.right.block.device)
+    store_chunks(columns, chunks, prepared, out.store, pvalue_where=pvalue_where,
+                 progress=progress, label=label, partial=partial, switch_null=switch_null)
     return out
 
 

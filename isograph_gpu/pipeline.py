@@ -45,6 +45,7 @@ from .result import ExplainResult
 from .result_tables import ResultTables, TableIds, eigengene_table
 from .run_manifest import build_manifest
 from .statistics import (
+    FeaturePasses,
     ModuleBlock,
     RowLayout,
     compute_statistics,
@@ -208,11 +209,18 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
         ctx = RunContext(config=config, device=device, dtype=dtype, progress=progress,
                          plan=plan, client=client)
         columns = FeatureColumns(inputs.features, plan.residency, device, dtype)
+        every = ModuleBlock(scores=scores, channel_family=memberships[0],
+                            feature_family=memberships[1])
+        blocks = [ModuleBlock(scores=scores[:, b], channel_family=memberships[0][:, b],
+                              feature_family=memberships[1][:, b]) for b in plan.blocks]
+        samples = sample_tables or SampleTables()
+        features = FeaturePasses(inputs, ctx, columns, every, blocks, layout,
+                                 samples.covariate_matrix, samples.switch_trait)
         try:
-            _explain_blocks(results, inputs, ctx, layout, scores, memberships, columns,
-                            annotation, staged, return_tables, drivers,
-                            sample_tables)
+            _explain_blocks(results, inputs, ctx, layout, features, annotation, staged,
+                            return_tables, drivers, sample_tables)
         finally:
+            features.close()
             columns.close()
     eigengenes_host = scores.cpu().numpy()  # the one host copy of the module scores
     if config.vae_attribution or config.integrated_gradients:
@@ -234,27 +242,21 @@ def _run(staged: StagedOutput | None, artifact_dir: str | os.PathLike[str],
 
 
 def _explain_blocks(results: dict[str, ExplainResult], inputs: ExplainInputs,
-                    ctx: RunContext, layout: RowLayout, scores: torch.Tensor,
-                    memberships: tuple[torch.Tensor, torch.Tensor], columns: FeatureColumns,
+                    ctx: RunContext, layout: RowLayout, features: FeaturePasses,
                     annotation: pd.DataFrame | None, staged: StagedOutput | None,
                     return_tables: bool, drivers: dict[str, pd.DataFrame] | None,
                     sample_tables: SampleTables | None = None) -> None:
     """Statistics and tables of each module block of ``ctx.plan`` in turn (one block's
-    statistics in memory at a time); ``scores`` [n, K] and ``memberships`` ([R, K],
-    [F, K] bool) on the device, sliced per block there. ``drivers`` (when not None)
-    receives each module's driver columns for the attribution; ``sample_tables``:
-    covariates to adjust the driver and polarity statistics for, and the --trait-switch
-    trait."""
+    statistics in memory at a time): ``features.blocks`` hold each block's scores and
+    memberships on the device. ``drivers`` (when not None) receives each module's driver
+    columns for the attribution; ``sample_tables``: covariates to adjust the driver and
+    polarity statistics for, and the --trait-switch trait."""
     samples = sample_tables or SampleTables()
     ids = TableIds(inputs)
-    channel_family, feature_family = memberships
-    for block in ctx.plan.blocks:
-        stats = compute_statistics(
-            inputs, ctx, layout,
-            ModuleBlock(scores=scores[:, block], channel_family=channel_family[:, block],
-                        feature_family=feature_family[:, block]), columns,
-            samples.covariate_matrix, samples.switch_trait)
-        block_scores = scores[:, block].cpu().numpy()  # [n, Kb]: each result's eigengene
+    for block, module_block in zip(ctx.plan.blocks, features.blocks, strict=True):
+        stats = compute_statistics(inputs, ctx, layout, module_block, features,
+                                   samples.covariate_matrix, samples.switch_trait)
+        block_scores = module_block.scores.cpu().numpy()  # [n, Kb]: each result's eigengene
         with ctx.progress.stage("tables"):
             builder = ResultTables(ids, stats)
             for j, module_id in enumerate(inputs.module_ids[block]):

@@ -10,7 +10,9 @@ module block, and each module's tables slice it there. The memory decisions are 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +27,11 @@ from .compute.companions import (
 )
 from .compute.context import RunContext
 from .compute.plan import partial_step
-from .compute.residency import FeatureColumns
+from .compute.residency import FeatureColumns, StatisticsSpill
+from .compute.results import FeatureStatistics
+from .compute.step import prepare_scores
 from .config import ExplainConfig
-from .engine import feature_statistics
+from .engine import feature_statistics, store_chunks
 from .io.explain_inputs import ExplainInputs
 from .io.gene_codes import GeneCodes, transcript_usage_rows
 from .io.gene_codes import module_membership as module_membership  # the memberships taken
@@ -150,10 +154,14 @@ class RowLayout:
     driver_name_order: torch.Tensor
     n_driver_genes: int
     #: [T] host int64 transcript-usage feature columns in feature_meta row order, their
-    #: gene codes [T] (device) and number of genes
+    #: gene codes [T] (device) and [G] host str the gene of each code
     polarity_rows: np.ndarray
     polarity_segments: torch.Tensor
-    n_polarity_genes: int
+    polarity_genes: np.ndarray
+
+    @property
+    def n_polarity_genes(self) -> int:
+        return len(self.polarity_genes)
 
     @classmethod
     def build(cls, inputs: ExplainInputs, config: ExplainConfig,
@@ -165,7 +173,7 @@ class RowLayout:
                    driver_name_order=torch.from_numpy(drivers.name_order).to(device),
                    n_driver_genes=drivers.n_genes, polarity_rows=tu_rows,
                    polarity_segments=torch.from_numpy(polarity.codes).to(device),
-                   n_polarity_genes=polarity.n_genes)
+                   polarity_genes=polarity.genes)
 
 
 def largest_switch_family(layout: RowLayout, feature_family: np.ndarray) -> int:
@@ -255,16 +263,16 @@ def _switch_null(inputs: ExplainInputs, layout: RowLayout, block: ModuleBlock,
 
 
 def _score_row_genes(inputs: ExplainInputs, layout: RowLayout) -> np.ndarray:
-    """[R] host int64: the polarity gene (0..G-1, genes by first appearance among the
-    transcript-usage features; -1: none) of each feature_scores row, for the driver
-    table's switch p / q."""
-    tu_genes = np.asarray(inputs.feature_gene_ids[layout.polarity_rows], dtype=str)
-    names, first = np.unique(tu_genes, return_index=True)  # names ascending
-    code = np.argsort(np.argsort(first))  # each name's rank of first appearance
+    """[R] host int64: the polarity gene (0..G-1, :attr:`RowLayout.polarity_genes`; -1:
+    none) of each feature_scores row, for the driver table's switch p / q."""
+    names = np.asarray(layout.polarity_genes, dtype=str)
+    order = np.argsort(names, kind="stable")
     wanted = np.asarray(inputs.score_gene_ids, dtype=str)
-    at = np.minimum(np.searchsorted(names, wanted), max(len(names) - 1, 0))
-    found = (names[at] == wanted) if len(names) else np.zeros(len(wanted), dtype=bool)
-    return np.where(found, code[at] if len(names) else -1, -1).astype(np.int64)
+    if len(names) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(names[order], wanted), len(names) - 1)
+    found = names[order][at] == wanted
+    return np.where(found, order[at], -1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -281,68 +289,194 @@ class ModuleBlock:
         return int(self.scores.shape[1])
 
 
+def _splits(scores: torch.Tensor, config: ExplainConfig
+            ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The contrast splits (high, low) [n, K] bool of module ``scores`` [n, K]."""
+    splits = {"split": percentile_split(scores, float(config.split_percentile))}
+    if config.contrast_tails is not None:
+        splits["tails"] = tail_split(scores, float(config.contrast_tails))
+    return splits
+
+
+@dataclass(frozen=True)
+class BlockCompanions:
+    """What the options add to one module block's pass (:mod:`isograph_gpu.compute.companions`):
+    the partial statistics' y side (``--covariates`` / ``--trait-switch``) and the
+    running switch null with each of its pairs' gene and module in the block
+    (``--switch-permutations``); None where not asked for."""
+
+    partial: PartialScores | None = None
+    switch_null: SwitchNull | None = None
+    pair_genes: np.ndarray | None = None
+    pair_modules: np.ndarray | None = None
+
+    def of_modules(self, cols: slice) -> BlockCompanions:
+        """The block of the modules ``cols`` of this one, after its pass: its pairs'
+        null (their columns of the running extremes) with modules counted from
+        ``cols.start``."""
+        if self.switch_null is None:
+            return BlockCompanions()
+        assert self.pair_genes is not None and self.pair_modules is not None
+        ids = np.flatnonzero((self.pair_modules >= cols.start)
+                             & (self.pair_modules < cols.stop))
+        return BlockCompanions(switch_null=self.switch_null.subset(ids),
+                               pair_genes=self.pair_genes[ids],
+                               pair_modules=self.pair_modules[ids] - cols.start)
+
+
+class FeaturePasses:
+    """The table features' statistics of each module block of a run, block by block in
+    order (:meth:`statistics`), from ``columns`` (the run's
+    :class:`~isograph_gpu.compute.residency.FeatureColumns`); ``every`` is the block of
+    all the run's modules, ``blocks`` the plan's blocks of it; ``covariates`` [n, C]
+    (host, NaN = missing) and ``switch_trait`` [n] the options' inputs (None: not asked
+    for), whose companions run on the same chunks (:class:`BlockCompanions`).
+
+    With residency "spill" (a table read by several blocks, not kept on the device) the
+    first block's call makes one pass over the table for every module, as a run of one
+    block does (each chunk read, masked and centred once, one GEMM set for all modules,
+    the companions of every module on it), keeps the first block's statistics on the
+    device and spills the later blocks'
+    (:class:`~isograph_gpu.compute.residency.StatisticsSpill`), which their calls read
+    back; otherwise each block is a pass of its own (on the Dask cluster when ``ctx`` has
+    a client). :meth:`close` frees the spill."""
+
+    def __init__(self, inputs: ExplainInputs, ctx: RunContext, columns: FeatureColumns,
+                 every: ModuleBlock, blocks: Sequence[ModuleBlock], layout: RowLayout,
+                 covariates: np.ndarray | None = None,
+                 switch_trait: np.ndarray | None = None) -> None:
+        self.inputs, self.ctx, self.columns = inputs, ctx, columns
+        self.every, self.blocks, self.layout = every, list(blocks), layout
+        self.covariates, self.switch_trait = covariates, switch_trait
+        self._next = 0
+        self._spill: StatisticsSpill | None = None
+        self._every_companions = BlockCompanions()
+        # Pearson p of table features is used only by the transcript polarity tables
+        self._is_usage = torch.from_numpy(
+            inputs.feature_types == ctx.config.transcript_usage_feature_type).to(ctx.device)
+        self.one_pass = (ctx.plan.residency == "spill" and ctx.client is None
+                         and len(self.blocks) > 1)
+
+    def statistics(self, block: ModuleBlock) -> tuple[FeatureStatistics, BlockCompanions]:
+        """The statistics [F, Kb] (device) of ``block``, the next block of the run, and its
+        companions after the pass."""
+        index = self._next
+        if index >= len(self.blocks) or block is not self.blocks[index]:
+            raise ValueError(f"module block {index} asked out of order: blocks are "
+                             "computed in the plan's order")
+        self._next += 1
+        if not self.one_pass:
+            companions = self._companions(block)
+            return self._pass(block, companions), companions
+        cols = self.ctx.plan.blocks[index]
+        if index == 0:
+            first = self._every_block()
+            return first, self._every_companions.of_modules(cols)
+        assert self._spill is not None
+        return (self._spill.load(index - 1, self.ctx.device),
+                self._every_companions.of_modules(cols))
+
+    def _companions(self, block: ModuleBlock) -> BlockCompanions:
+        ctx, layout = self.ctx, self.layout
+        scores = block.scores if self.switch_trait is None else torch.from_numpy(
+            np.repeat(self.switch_trait[:, None], block.n_modules, axis=1)).to(block.scores)
+        out = BlockCompanions()
+        if self.covariates is not None or self.switch_trait is not None:
+            tested = np.zeros(self.columns.shape[1], dtype=bool)  # the polarity rows tested
+            tested[layout.polarity_rows] = block.feature_family[torch.from_numpy(
+                layout.polarity_rows).to(ctx.device)].any(dim=1).cpu().numpy()
+            out = dataclasses.replace(out, partial=_partial_scores(
+                scores, np.empty((scores.shape[0], 0)) if self.covariates is None
+                else self.covariates, tested, ctx))
+        if ctx.config.switch_permutations:
+            null, genes, modules = _switch_null(self.inputs, layout, block, scores,
+                                                self.covariates, ctx)
+            out = dataclasses.replace(out, switch_null=null, pair_genes=genes,
+                                      pair_modules=modules)
+        return out
+
+    def _pvalue_where(self, block: ModuleBlock) -> torch.Tensor:
+        return self._is_usage[:, None] & block.feature_family
+
+    def _pass(self, block: ModuleBlock, companions: BlockCompanions) -> FeatureStatistics:
+        ctx = self.ctx
+        common = dict(min_pairs=ctx.min_pairs, splits=_splits(block.scores, ctx.config),
+                      device=ctx.device, dtype=ctx.dtype,
+                      memory_budget_bytes=ctx.plan.chunk_budget_bytes,
+                      chunk_features=ctx.config.chunk_features, progress=ctx.progress,
+                      label="features", pvalue_where=self._pvalue_where(block),
+                      partial=companions.partial, switch_null=companions.switch_null)
+        chunks = ctx.plan.feature_chunks(self.columns.source)
+        if ctx.client is not None:
+            from .distributed import feature_statistics_on_dask
+
+            return feature_statistics_on_dask(ctx.client, self.columns.source, block.scores,
+                                              chunks=chunks, **common)
+        return feature_statistics(self.columns, block.scores, chunks=chunks, **common)
+
+    def _every_block(self) -> FeatureStatistics:
+        ctx, every = self.ctx, self.every
+        prepared = prepare_scores(every.scores, _splits(every.scores, ctx.config),
+                                  min_pairs=ctx.min_pairs, dtype=ctx.dtype, device=ctx.device)
+        self._every_companions = companions = self._companions(every)
+        names = list(prepared.layout.names)
+        n_features = self.columns.shape[1]
+        slices = list(ctx.plan.blocks)
+        first = FeatureStatistics.empty(n_features, self.blocks[0].n_modules, names,
+                                        ctx.device)
+        self._spill = spill = StatisticsSpill(
+            n_features, [b.n_modules for b in self.blocks[1:]], names)
+
+        def store(a: int, b: int, chunk: FeatureStatistics) -> None:
+            first.store(a, b, chunk.modules(slices[0]))
+            for i, cols in enumerate(slices[1:]):
+                spill.store(i, a, b, chunk.modules(cols))
+
+        store_chunks(self.columns, ctx.plan.feature_chunks(self.columns.source), prepared,
+                     store, pvalue_where=self._pvalue_where(every), progress=ctx.progress,
+                     label="features", partial=companions.partial,
+                     switch_null=companions.switch_null)
+        return first
+
+    def close(self) -> None:
+        """Free the spilled statistics."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
 def compute_statistics(inputs: ExplainInputs, ctx: RunContext, layout: RowLayout,
-                       block: ModuleBlock, columns: FeatureColumns,
+                       block: ModuleBlock, features: FeaturePasses,
                        covariates: np.ndarray | None = None,
                        switch_trait: np.ndarray | None = None) -> ExplainStatistics:
     """All statistics of an explain run for a block of modules in one batched pass on
     ``ctx.device`` (working precision ``ctx.dtype``; p- and q-values float64).
 
-    ``layout`` the run's :class:`RowLayout`; ``columns`` the feature table as every block
-    reads it (:class:`~isograph_gpu.compute.residency.FeatureColumns`). With a Dask
-    client in ``ctx`` the table features' statistics run as one task per read block of
-    the feature table on its cluster (:mod:`isograph_gpu.distributed`); the rest runs here.
-    ``covariates`` [n, C] (host, NaN = missing; None: none): the driver and polarity r / p
-    (and the switch strength) are partial given them; high_vs_low stays unadjusted.
-    ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch strength are
-    against it instead of each module's score.
+    ``layout`` the run's :class:`RowLayout`; ``features`` the run's
+    :class:`FeaturePasses` (the table features' statistics of each block, in order).
+    With a Dask client in ``ctx`` the table features' statistics run as one task per
+    read block of the feature table on its cluster (:mod:`isograph_gpu.distributed`); the
+    rest runs here. ``covariates`` [n, C] (host, NaN = missing; None: none): the driver
+    and polarity r / p (and the switch strength) are partial given them; high_vs_low stays
+    unadjusted. ``switch_trait`` [n] (--trait-switch): the polarity r / p / q and switch
+    strength are against it instead of each module's score.
     """
     config, progress = ctx.config, ctx.progress
     with progress.stage("gene drivers"):
         drivers = _driver_statistics(inputs, layout, block, ctx, covariates)
 
-    scores = block.scores
-    splits = {"split": percentile_split(scores, float(config.split_percentile))}
-    if config.contrast_tails is not None:
-        splits["tails"] = tail_split(scores, float(config.contrast_tails))
-    polarity_scores = scores if switch_trait is None else torch.from_numpy(
-        np.repeat(switch_trait[:, None], scores.shape[1], axis=1)).to(scores)
-    partial = switch_null = None
-    if covariates is not None or switch_trait is not None:  # the polarity rows tested
-        tested = np.zeros(inputs.features.shape[1], dtype=bool)
-        tested[layout.polarity_rows] = block.feature_family[torch.from_numpy(
-            layout.polarity_rows).to(ctx.device)].any(dim=1).cpu().numpy()
-        partial = _partial_scores(polarity_scores, np.empty((scores.shape[0], 0))
-                                  if covariates is None else covariates, tested, ctx)
-    if config.switch_permutations:
-        switch_null, pair_genes, pair_modules = _switch_null(
-            inputs, layout, block, polarity_scores, covariates, ctx)
     with progress.stage("feature statistics"):
-        # Pearson p of table features is used only by the transcript polarity tables
-        is_usage = torch.from_numpy(
-            inputs.feature_types == config.transcript_usage_feature_type).to(ctx.device)
-        common = dict(min_pairs=ctx.min_pairs, splits=splits, device=ctx.device,
-                      dtype=ctx.dtype, memory_budget_bytes=ctx.plan.chunk_budget_bytes,
-                      chunk_features=config.chunk_features, progress=progress,
-                      label="features", pvalue_where=is_usage[:, None] & block.feature_family,
-                      partial=partial, switch_null=switch_null)
-        chunks = ctx.plan.feature_chunks(columns.source, block.n_modules)
-        if ctx.client is not None:
-            from .distributed import feature_statistics_on_dask
-
-            feats = feature_statistics_on_dask(ctx.client, columns.source, scores,
-                                               chunks=chunks, **common)
-        else:
-            feats = feature_statistics(columns, scores, chunks=chunks, **common)
+        feats, companions = features.statistics(block)
 
     with progress.stage("transcript polarity"):
         polarity = _polarity_statistics(layout, feats.r, feats.pvalue, feats.n,
                                         block.feature_family, config)
-    if switch_null is not None:  # the null's last kept columns, counts, p and q
+    if companions.switch_null is not None:  # the null's last columns, counts, p and q
+        assert companions.pair_genes is not None and companions.pair_modules is not None
         with progress.stage("switch permutations"):
             polarity.switch_pvalue, polarity.switch_qvalue = switch_pvalues(
-                switch_null, polarity.gene_switch, pair_genes, pair_modules,
-                config.fdr_method)
+                companions.switch_null, polarity.gene_switch, companions.pair_genes,
+                companions.pair_modules, config.fdr_method)
             polarity.score_row_genes = _score_row_genes(inputs, layout)
     return ExplainStatistics(drivers=drivers, polarity=polarity,
                              contrasts=feats.contrasts, n_finite=feats.n_finite,

@@ -13,20 +13,33 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isograph_gpu.engine import device_chunks
+from isograph_gpu.io.feature_blocks import FeatureBlocks
 from isograph_gpu.io.read_ahead import THREAD_NAME
 
 
-class CountingBlocks:
-    """A block reader over a matrix that counts its reads."""
+class CountingBlocks(FeatureBlocks):
+    """A block reader over a matrix that counts its reads (its read widths declared as
+    :class:`FeatureBlocks` declares them)."""
 
-    ndim = 2
-
-    def __init__(self, x: np.ndarray, read_columns: int) -> None:
-        self.x, self.read_columns, self.reads = x, read_columns, []
+    def __init__(self, x: np.ndarray, read_columns: int,
+                 read_ahead_columns: int | None = None) -> None:
+        self.x, self._read, self.reads = x, read_columns, []
+        self._ahead = read_columns if read_ahead_columns is None else read_ahead_columns
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.x.shape
+
+    @property
+    def read_columns(self) -> int:
+        return self._read
+
+    @property
+    def read_ahead_columns(self) -> int:
+        return self._ahead
+
+    def _read_positions(self, positions: np.ndarray) -> np.ndarray:
+        return np.asfortranarray(self.x[:, positions])
 
     def __getitem__(self, key):
         rows, cols = key
@@ -57,9 +70,8 @@ class ThreadRecordingBlocks(CountingBlocks):
     caller had taken by then."""
 
     def __init__(self, x: np.ndarray, read_columns: int, read_ahead_columns: int) -> None:
-        super().__init__(x, read_columns)
-        self.read_ahead_columns, self.threads, self.taken = read_ahead_columns, [], 0
-        self.taken_at_read = []
+        super().__init__(x, read_columns, read_ahead_columns)
+        self.threads, self.taken, self.taken_at_read = [], 0, []
 
     def __getitem__(self, key):
         self.threads.append(threading.current_thread().name)

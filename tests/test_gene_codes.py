@@ -26,7 +26,7 @@ def test_gene_codes_number_genes_by_first_appearance(gene_ids):
     genes = list(first)
     assert got.codes.dtype == np.int64 and got.name_order.dtype.kind == "i"
     assert got.codes.tolist() == [first[g] for g in gene_ids]
-    assert got.n_genes == len(genes)
+    assert got.n_genes == len(genes) and got.genes.tolist() == genes
     assert [genes[c] for c in got.name_order] == sorted(genes)
 
 

@@ -104,12 +104,11 @@ def test_covariates_and_switch_permutations_read_the_table_once(ref_inputs, monk
                                           getattr(result, name), check_exact=True)
 
 
-@pytest.mark.parametrize("where", ["device", "spill"])
-def test_later_passes_read_what_the_first_kept(ref_inputs, monkeypatch, where):
-    """Three passes over a streamed table: one read of the file (the later passes read
-    the device copy, or the spilled columns, not the source), each pass the same values
-    as a fresh read, in the working dtype. Reads of 250 columns: the first pass reads
-    several runs ahead (chunks of 100) or chunk by chunk (chunks of 333)."""
+def test_later_passes_read_the_device_copy(ref_inputs, monkeypatch):
+    """Three passes over a streamed table kept on the device: one read of the file (the
+    later passes read the device copy, not the source), each pass the same values as a
+    fresh read, in the working dtype. Reads of 250 columns: the first pass reads several
+    runs ahead (chunks of 100) or chunk by chunk (chunks of 333)."""
     monkeypatch.setattr(ParquetFeatureBlocks, "read_columns", property(lambda self: 250))
     monkeypatch.setattr(ParquetFeatureBlocks, "read_ahead_columns",
                         property(lambda self: 250))
@@ -125,15 +124,65 @@ def test_later_passes_read_what_the_first_kept(ref_inputs, monkeypatch, where):
         return device_chunks(features, *args)
 
     monkeypatch.setattr(residency, "device_chunks", counted)
-    columns = FeatureColumns(reader, where, torch.device("cpu"), torch.float32)
+    columns = FeatureColumns(reader, "device", torch.device("cpu"), torch.float32)
     for width in (100, 333, 1234):  # any later chunk plan reads the kept columns
         plan = plan_chunks(reader, 3, torch.float32, 1 << 30, chunk_features=width)
         got = torch.cat([x for _, _, x in columns.chunks(plan)], dim=1)
         torch.testing.assert_close(got, torch.from_numpy(want).to(torch.float32), rtol=0,
                                    atol=0, equal_nan=True)  # bit for bit, NaN included
     assert sum(decodes) == want.shape[1]  # the source read once
-    assert copies == ([1] if where == "device" else [1, 1, 1])  # device: no copy after
+    assert copies == [1]  # no copy after the first pass
     assert columns.passes_decoded == 1
+
+
+def test_a_spilled_run_masks_and_centres_each_chunk_once(ref_inputs, monkeypatch):
+    """Every module a block of its own: one pass over the table for every module (each
+    chunk read, masked and centred once, not once per block), the later blocks'
+    statistics read back from the spill. Loaded and streamed runs give the same tables,
+    and their table-feature tables are those of a run of one block at the same chunks,
+    bit for bit (the driver statistics of feature_scores are computed per block)."""
+    from isograph_gpu import statistics
+    from isograph_gpu.ops import moments
+
+    common = dict(device="cpu", chunk_features=400)
+    whole = explain_api(ref_inputs, config=ExplainConfig(stream_features=False, **common))
+    passes: list[int] = []  # modules of each pass over the table features
+    split: list[int] = []  # columns of each chunk masked and centred in such a pass
+    spans: list[tuple[int, int]] = []
+    centre, store = moments.centre_and_mask, statistics.store_chunks
+
+    def counted(x, *args):
+        if passes and passes[-1]:
+            split.append(x.shape[1])
+        return centre(x, *args)
+
+    def one_pass(columns, chunks, prepared, *args, **kw):
+        passes.append(prepared.n_modules)
+        spans.extend(chunks.spans)
+        try:
+            return store(columns, chunks, prepared, *args, **kw)
+        finally:
+            passes.append(0)
+
+    monkeypatch.setattr(moments, "centre_and_mask", counted)
+    monkeypatch.setattr(statistics, "store_chunks", one_pass)
+    blocks = _count_blocks(monkeypatch)
+    runs = {}
+    for stream in (True, False):
+        passes.clear(), split.clear(), spans.clear(), blocks.clear()
+        runs[stream] = explain_api(ref_inputs, config=ExplainConfig(
+            stream_features=stream, memory_budget_bytes=ONE_MODULE_BUDGET, **common))
+        assert len(blocks) == len(whole) >= 4
+        assert passes == [len(whole), 0]  # one pass for every module
+        assert split == [b - a for a, b in spans] and spans[-1][1] > 1000  # each chunk once
+    for module, result in whole.items():
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(runs[True][module], name),
+                                          getattr(runs[False][module], name),
+                                          check_exact=True)
+        for name in ("transcript_polarity_table", "high_vs_low_table"):
+            pd.testing.assert_frame_equal(getattr(runs[True][module], name),
+                                          getattr(result, name), check_exact=True)
 
 
 def test_plan_decides_load_and_residency():
@@ -146,7 +195,11 @@ def test_plan_decides_load_and_residency():
 
     matrix, reader = np.zeros((50, 1000)), object()
     assert len(plan(matrix).blocks) == 2
-    assert plan(matrix).residency == "host" and not plan(matrix).load
+    assert plan(matrix).residency == "spill" and not plan(matrix).load  # one pass
+    assert MemoryPlan.build(n_samples=50, n_features=1000, n_score_rows=0, n_modules=2,
+                            n_splits=1, budget_bytes=1 << 30, dtype=torch.float64,
+                            device=torch.device("cpu"), features=matrix).residency == "host"
+    assert plan(matrix, distributed=True).residency == "host"
     assert plan(matrix, device_bytes=10**9).residency == "device"
     # opened in blocks, the rule deciding: one read block is loaded whole
     assert plan(reader, fits_in_memory=False).load
@@ -181,8 +234,8 @@ def test_loaded_and_streamed_tables_share_one_chunk_plan(ref_inputs, monkeypatch
                             n_modules=3, n_splits=1, budget_bytes=ONE_MODULE_BUDGET,
                             dtype=torch.float64, device=torch.device("cpu"),
                             features=reader, chunk_features=70)
-    spans = plan.feature_chunks(reader, 1).spans
-    assert plan.feature_chunks(np.asarray(reader), 1).spans == spans
+    spans = plan.feature_chunks(reader).spans
+    assert plan.feature_chunks(np.asarray(reader)).spans == spans
     assert (280, 300) in spans and (300, 370) in spans  # cut at the read block
     runs = {}
     for stream in (True, False):
@@ -266,20 +319,45 @@ def test_cuda_streamed_blocks_match_the_loaded_run(ref_inputs):
                                           getattr(result, name), check_exact=True)
 
 
-def test_a_spill_without_room_is_one_clear_error(tmp_path, monkeypatch):
+def test_spilled_statistics_read_back_as_stored(tmp_path, monkeypatch):
+    """The later blocks' statistics go to one unlinked file chunk by chunk and come back
+    as stored, block by block; a folder without room is one clear error, nothing left."""
+    from isograph_gpu.compute.results import FeatureStatistics
     from isograph_gpu.errors import OutputError
 
-    spilled = residency.spill_matrix(3, 4, tmp_path)
-    spilled[:, 1:3] = 7.0
-    assert spilled.flags.f_contiguous and list(tmp_path.iterdir()) == []  # unlinked
-    np.testing.assert_array_equal(spilled[:, 2], [7.0, 7.0, 7.0])
+    rng = np.random.default_rng(0)
+    spill = residency.StatisticsSpill(7, [2, 1], ["split"], tmp_path)
+    assert list(tmp_path.iterdir()) == []  # unlinked at once
+    want = []
+    for i, k in enumerate((2, 1)):
+        full = FeatureStatistics.empty(7, k, ["split"], torch.device("cpu"))
+        for t in full.named_tensors().values():
+            t.copy_(torch.from_numpy(rng.integers(-50, 50, t.shape)).to(t.dtype) / 4)
+        for a, b in ((0, 3), (3, 7)):  # two chunks
+            chunk = FeatureStatistics.empty(b - a, k, ["split"], torch.device("cpu"))
+            chunk.store(0, b - a, FeatureStatistics(
+                **{n: getattr(full, n)[a:b] for n in ("r", "n", "pvalue", "n_finite")},
+                contrasts={}))
+            for name in chunk.named_tensors():
+                if "." in name:
+                    split, field = name.split(".")
+                    getattr(chunk.contrasts[split], field).copy_(
+                        getattr(full.contrasts[split], field)[a:b])
+            spill.store(i, a, b, chunk)
+        want.append(full)
+    assert spill.nbytes == 7 * 8 * ((3 + 8) * 3 + 2)  # r/n/p + 8 Welch a module, n_finite
+    for i in (0, 1):
+        got = spill.load(i, torch.device("cpu")).named_tensors()
+        for name, t in want[i].named_tensors().items():
+            assert torch.equal(got[name], t), name
+    spill.close()
 
     def no_room(fd, offset, size):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(residency.os, "posix_fallocate", no_room)
-    with pytest.raises(OutputError, match="cannot spill the streamed feature table"):
-        residency.spill_matrix(10, 20, tmp_path)
+    with pytest.raises(OutputError, match="cannot spill the statistics of the later"):
+        residency.StatisticsSpill(10, [3], ["split"], tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 

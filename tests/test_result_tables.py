@@ -49,8 +49,9 @@ def _layout(polarity_rows: np.ndarray, polarity_segments: torch.Tensor) -> RowLa
     return RowLayout(driver_segments=torch.zeros(0, dtype=torch.int64),
                      driver_name_order=torch.zeros(0, dtype=torch.int64), n_driver_genes=0,
                      polarity_rows=polarity_rows, polarity_segments=polarity_segments,
-                     n_polarity_genes=int(polarity_segments.max()) + 1
-                     if len(polarity_segments) else 0)
+                     polarity_genes=np.asarray(
+                         [f"G{g}" for g in range(int(polarity_segments.max()) + 1
+                                                 if len(polarity_segments) else 0)]))
 
 
 def _stats(f: int, k: int, rng: np.random.Generator) -> ExplainStatistics:

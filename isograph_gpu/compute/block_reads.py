@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.feature_blocks import FeatureBlocks, as_feature_blocks
 from ..io.read_ahead import read_ahead
 
 
@@ -17,27 +18,25 @@ class BlockReads:
 
     The groups are read in order one ahead (:func:`~isograph_gpu.io.read_ahead.read_ahead`):
     group ``i + 1`` is decoded on a background thread while the caller computes on group
-    ``i``. A reader with ``read_parts`` (a parquet table) has its decoded columns made a
-    block only after group ``i`` is freed; one without (the tests' block readers) is read
-    whole on the background thread. Slices must come in group order (a slice outside the
-    current and the next group is a ValueError). :meth:`close` waits for a read in flight.
+    ``i``, through the reader's
+    :meth:`~isograph_gpu.io.feature_blocks.FeatureBlocks.read_parts` (a parquet table's
+    decoded columns are made a block only after group ``i`` is freed; a reader without
+    its own reads each group whole on the background thread). ``features``: a
+    :class:`~isograph_gpu.io.feature_blocks.FeatureBlocks` or what
+    :func:`~isograph_gpu.io.feature_blocks.as_feature_blocks` takes. Slices must come in
+    group order (a slice outside the current and the next group is a ValueError).
+    :meth:`close` waits for a read in flight.
     """
 
-    def __init__(self, features: Any, groups: list[tuple[int, int]]) -> None:
-        self._features, self._groups = features, list(groups)
+    def __init__(self, features: FeatureBlocks | Any, groups: list[tuple[int, int]]) -> None:
+        reader = as_feature_blocks(features)
+        self._groups = list(groups)
         self._current, self._block = (0, 0), np.empty((0, 0))
         self._next = 0  # index in _groups of the next group read ahead
-        parts = getattr(features, "read_parts", None)
-        if parts is None:  # one step: each group is read whole on the background thread
-            self._blocks = read_ahead([self._reader(r0, r1) for r0, r1 in self._groups])
-        else:  # decoded there, made a block here once the last block is freed
-            split = [parts(r0, r1) for r0, r1 in self._groups]
-            finishes = iter([finish for _, finish in split])  # group i's, in order
-            self._blocks = read_ahead([decode for decode, _ in split],
-                                      lambda raw: next(finishes)(raw))
-
-    def _reader(self, r0: int, r1: int) -> Any:
-        return lambda: self._features[:, r0:r1]
+        split = [reader.read_parts(r0, r1) for r0, r1 in self._groups]
+        finishes = iter([finish for _, finish in split])  # group i's, in order
+        self._blocks = read_ahead([decode for decode, _ in split],
+                                  lambda raw: next(finishes)(raw))
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         a, b = key[1].start, key[1].stop

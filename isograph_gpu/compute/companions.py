@@ -199,6 +199,16 @@ class SwitchNull:
         self.hi[:, index] = torch.maximum(self.hi[:, index], hi[:, :-1].to(self.hi))
         self.lo[:, index] = torch.minimum(self.lo[:, index], lo[:, :-1].to(self.lo))
 
+    def subset(self, ids: np.ndarray) -> SwitchNull:
+        """The null of the pairs ``ids`` [p] alone, renumbered 0..p-1 (after :meth:`flush`):
+        a module block's share of a pass over several blocks' modules. It takes no
+        chunks (no pair table)."""
+        self.flush()
+        index = torch.from_numpy(np.r_[ids, self.n_pairs].astype(np.int64)).to(self.hi.device)
+        out = SwitchNull(self.shared, np.empty((0, 0), dtype=np.int64), 0)
+        out.n_pairs, out.hi, out.lo = len(ids), self.hi[:, index], self.lo[:, index]
+        return out
+
     def exceedances(self, observed: Tensor) -> Tensor:
         """[P] int64: per pair, the permutations whose null switch strength is >= the
         observed ``observed`` [P] (after :meth:`flush`)."""

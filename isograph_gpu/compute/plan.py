@@ -19,11 +19,14 @@ import numpy as np
 import torch
 
 from .. import memory_model as mm
+from ..io.feature_blocks import FeatureBlocks, as_feature_blocks
 
-#: where the feature columns live between module blocks: "host" (a loaded matrix, read
-#: by every block), "device" (kept on the device after the first read: no copy per
-#: block), "spill" (a streamed table, decoded once, its float64 columns kept in a local
-#: file for the later blocks) or "stream" (one module block: read once, held nowhere)
+#: where the feature table lives between module blocks: "host" (a loaded matrix read by
+#: one block, or by each block's Dask tasks), "device" (kept on the device after the
+#: first read: no copy per block), "spill" (read by several blocks, not kept on the
+#: device: one pass computes every module's statistics, the later blocks' kept in a local
+#: file until their turn, :mod:`~isograph_gpu.compute.residency`) or "stream" (a streamed
+#: table read by one block, or by each block's Dask tasks: read once, held nowhere)
 Residency = Literal["host", "device", "spill", "stream"]
 
 
@@ -112,13 +115,25 @@ def plan_chunks(features: Any, n_results: int, dtype: torch.dtype, memory_budget
     n, f = features.shape
     step = chunk_size(n, f, torch.finfo(dtype).bits // 8, memory_budget_bytes,
                       chunk_features, n_results=n_results)
-    reader_block = getattr(features, "read_columns", None)
+    reader_block, width = reader_widths(features)
     read = read_columns if read_columns is not None else reader_block
-    width = None
-    if reader_block is not None:  # a block reader: reads take runs of whole chunks
-        width = int(getattr(features, "read_ahead_columns", reader_block))
     return ChunkPlan(step=step, spans=tuple(chunk_spans(f, step, read)),
                      read_columns=None if read is None else int(read), read_width=width)
+
+
+def reader_widths(features: FeatureBlocks | np.ndarray | Any) -> tuple[int | None, int | None]:
+    """``(read_columns, read_ahead_columns)`` of ``features`` as
+    :class:`~isograph_gpu.io.feature_blocks.FeatureBlocks` declares them (a numpy matrix,
+    or a reader without a read block: ``(None, None)``): reads take runs of whole chunks
+    up to the read-ahead width."""
+    if isinstance(features, np.ndarray):
+        return None, None
+    reader = as_feature_blocks(features)
+    block = reader.read_columns
+    if block is None:
+        return None, None
+    ahead = reader.read_ahead_columns
+    return int(block), int(block if ahead is None else ahead)
 
 
 def module_blocks(n_modules: int, n_features: int, n_score_rows: int,
@@ -209,8 +224,9 @@ class MemoryPlan:
         and fits in memory. Residency: a host matrix on the CPU is read in place; on a
         GPU the matrix (host or streamed) stays on the device when it fits
         :data:`~isograph_gpu.memory_model.RESIDENT_SHARE_OF_DEVICE` of its free memory
-        and more than one block reads it; a streamed table read by several blocks
-        otherwise spills its decoded columns to a local file."""
+        and more than one block reads it; a table read by several blocks otherwise is read
+        in one pass for every module, the later blocks' statistics spilled to a local
+        file."""
         blocks = tuple(module_blocks(n_modules, n_features, n_score_rows, budget_bytes,
                                      n_splits=n_splits, null_state_bytes=null_state_bytes))
         in_blocks = not isinstance(features, np.ndarray)
@@ -231,10 +247,10 @@ class MemoryPlan:
             residency = "host" if held else "stream"
         elif len(blocks) > 1 and fits_device:
             residency = "device"
-        elif held:
-            residency = "host"
+        elif len(blocks) > 1:
+            residency = "spill"
         else:
-            residency = "spill" if len(blocks) > 1 else "stream"
+            residency = "host" if held else "stream"
         return cls(n_samples=int(n_samples), n_features=int(n_features),
                    n_score_rows=int(n_score_rows), n_modules=int(n_modules),
                    n_splits=int(n_splits), budget_bytes=int(budget_bytes), dtype=dtype,
@@ -246,13 +262,26 @@ class MemoryPlan:
         """The share of the budget one chunk's working set takes."""
         return int(self.budget_bytes * mm.CHUNK_SHARE_OF_BUDGET)
 
-    def feature_chunks(self, features: Any, n_modules: int) -> ChunkPlan:
-        """The chunk plan of the feature table for a block of ``n_modules`` modules (with
-        the plan's splits), its spans keeping to :attr:`read_columns` whatever the source,
-        so a loaded and a streamed table are computed on the same chunks."""
-        return plan_chunks(features, n_modules * (1 + self.n_splits), self.dtype,
+    @property
+    def widest_block(self) -> int:
+        """Modules in the largest module block."""
+        return max((b.stop - b.start for b in self.blocks), default=0)
+
+    @property
+    def pass_modules(self) -> int:
+        """Modules one pass over the feature table computes: every module with residency
+        "spill" (one pass for every block), else the widest block."""
+        return self.n_modules if self.residency == "spill" else self.widest_block
+
+    def feature_chunks(self, features: Any) -> ChunkPlan:
+        """The chunk plan of the feature table for a pass of :attr:`pass_modules`
+        modules (with the plan's splits), its spans keeping to :attr:`read_columns`
+        whatever the source, so a loaded and a streamed table are computed on the same
+        chunks."""
+        return plan_chunks(features, self.pass_modules * (1 + self.n_splits), self.dtype,
                            self.chunk_budget_bytes, self.chunk_features,
-                           read_columns=getattr(features, "read_columns", self.read_columns))
+                           read_columns=reader_widths(features)[0]
+                           if not isinstance(features, np.ndarray) else self.read_columns)
 
     def score_chunks(self, scores: Any, n_modules: int) -> ChunkPlan:
         """The chunk plan of the feature_scores matrix [n, R] (no contrast splits)."""

@@ -70,6 +70,18 @@ class FeatureStatistics:
                     tensors[f"{split}.{name}"] = value
         return tensors
 
+    def modules(self, cols: slice) -> FeatureStatistics:
+        """The statistics of the module columns ``cols`` (views; ``n_finite`` shared)."""
+        values = {s.name: None if getattr(self, s.name) is None
+                  else getattr(self, s.name)[:, cols] if s.metadata["per_module"]
+                  else getattr(self, s.name)
+                  for s in dataclasses.fields(self) if s.metadata}
+        contrasts = {name: WelchResult(**{w: None if getattr(c, w) is None
+                                          else getattr(c, w)[:, cols]
+                                          for w in (*WELCH_KEPT, "df")})
+                     for name, c in self.contrasts.items()}
+        return type(self)(**values, contrasts=contrasts)
+
     def store(self, a: int, b: int, chunk: FeatureStatistics) -> None:
         """Write ``chunk`` (the statistics of features a:b) into rows a:b, tensor by name
         (device to device, no host synchronisation)."""

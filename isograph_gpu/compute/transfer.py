@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .block_reads import BlockReads
-from .plan import ChunkPlan
+from .plan import ChunkPlan, chunk_spans, reader_widths
 
 
 def device_chunks(features: Any, chunks: ChunkPlan | int, device: torch.device,
@@ -33,10 +33,7 @@ def device_chunks(features: Any, chunks: ChunkPlan | int, device: torch.device,
     while the caller computes on the previous chunk.
     """
     if isinstance(chunks, int):
-        from .plan import chunk_spans
-
-        read = getattr(features, "read_columns", None)
-        width = None if read is None else int(getattr(features, "read_ahead_columns", read))
+        read, width = reader_widths(features)
         chunks = ChunkPlan(step=chunks, spans=tuple(chunk_spans(features.shape[1], chunks, read)),
                            read_columns=read, read_width=width)
     n = features.shape[0]

@@ -20,22 +20,25 @@ from .explain_inputs import ExplainInputs
 @dataclass(frozen=True)
 class GeneCodes:
     """The gene of each of R rows as a code: ``codes`` [R] int64 in 0..G-1 (genes numbered
-    in order of first appearance), ``name_order`` [G] int64 the codes of the genes in
-    ascending gene_id order (a stable sort of the ids as text)."""
+    in order of first appearance), ``genes`` [G] str the gene_id of each code, and
+    ``name_order`` [G] int64 the codes of the genes in ascending gene_id order (a stable
+    sort of the ids as text)."""
 
     codes: np.ndarray
+    genes: np.ndarray
     name_order: np.ndarray
 
     @property
     def n_genes(self) -> int:
-        return len(self.name_order)
+        return len(self.genes)
 
     @classmethod
     def of(cls, gene_ids: np.ndarray) -> GeneCodes:
         """Codes of the string ``gene_ids`` [R]."""
         codes, genes = pd.factorize(np.asarray(gene_ids, dtype=str))
-        return cls(codes=codes.astype(np.int64),
-                   name_order=np.argsort(np.asarray(genes, dtype=str), kind="stable"))
+        genes = np.asarray(genes, dtype=str)
+        return cls(codes=codes.astype(np.int64), genes=genes,
+                   name_order=np.argsort(genes, kind="stable"))
 
 
 class ModuleGenes(Protocol):
