@@ -479,14 +479,21 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
             return torch.empty(shape, dtype=dtype, device=x.device)
         return workspace.scratch(name, shape, dtype)
 
+    # the flags and temporaries in the sums' own layout: column-major where the GEMMs
+    # ran as block' x (each module's / group's sums contiguous over the features)
+    by_column = f > 1 and sums.total.stride(0) == 1
+
+    def shaped(flat: Tensor, w: int) -> Tensor:  # [f, w] view of f w elements
+        return flat.view(w, f).T if by_column else flat.view(f, w)
+
     flags = buffer("flags", (f * (k + g),), torch.bool)
-    pairs, groups = flags[:f * k].view(f, k), flags[f * k:].view(f, g)
+    pairs, groups = shaped(flags[:f * k], k), shaped(flags[f * k:], g)
     wide = max(k, g)
     space = buffer("square", (f * wide,), sums.count.dtype), buffer(
         "bound", (f * wide,), sums.count.dtype)
 
     def room(w: int) -> tuple[Tensor, Tensor]:
-        return space[0][:f * w].view(f, w), space[1][:f * w].view(f, w)
+        return shaped(space[0][:f * w], w), shaped(space[1][:f * w], w)
 
     with torch.no_grad():  # bools: nothing to differentiate
         if right.values is None:
@@ -508,28 +515,38 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
         if capacity < 1:
             raise ValueError(f"recompute_limit must be at least 1, got {capacity}")
         index = torch.nonzero_static(flags, size=int(capacity), fill_value=-1)[:, 0]
-    # one list of flat indices: pairs [0, f k), then groups [f k, f k + f g), -1 padding;
-    # every entry is computed as both and kept where it is one (-1 elsewhere)
+    # one list of flat indices into the flags: pairs [0, f k), then groups [f k, f k + f g),
+    # -1 padding; every entry is computed as both and kept where it is one (-1 elsewhere)
     is_pair = (index >= 0) & (index < f * k)
     is_group = index >= f * k
-    at_group = (index - f * k).clamp_min(0)
-    row = torch.where(is_pair, index.clamp_min(0) // max(k, 1), at_group // max(g, 1))
-    row = row.clamp(0, max(f - 1, 0))
-    module = torch.where(is_pair, index.clamp_min(0) % max(k, 1), 0)
-    group = torch.where(is_group, at_group % max(g, 1), 0)
+    at_pair, at_group = index.clamp(0, max(f * k - 1, 0)), (index - f * k).clamp_min(0)
+    if by_column:  # flat index = column f + row
+        pair_row, module = at_pair % max(f, 1), at_pair // max(f, 1)
+        group_row, group = at_group % max(f, 1), at_group // max(f, 1)
+    else:  # flat index = row width + column
+        pair_row, module = at_pair // max(k, 1), at_pair % max(k, 1)
+        group_row, group = at_group // max(g, 1), at_group % max(g, 1)
+    row = torch.where(is_pair, pair_row, group_row).clamp(0, max(f - 1, 0))
+    module = torch.where(is_pair, module, 0).clamp(0, max(k - 1, 0))
+    group = torch.where(is_group, group, 0).clamp(0, max(g - 1, 0))
+    if by_column:  # recompute in row-major order, as every other layout does (same bits)
+        key = torch.where(is_pair, row * k + module, f * k + row * g + group)
+        order = torch.argsort(torch.where(index >= 0, key, f * (k + g)), stable=True)
+        is_pair, is_group, row, module, group = (
+            t[order] for t in (is_pair, is_group, row, module, group))
     batch = max(1, f // 2)  # temporaries of ~4 [n, batch] values at a time
     parts = [_recompute_entries(x, right, row[i:i + batch], module[i:i + batch],
                                 group[i:i + batch]) for i in range(0, index.numel(), batch)]
     count, cov, va, vb, mean, stderr = (torch.cat(t) for t in zip(*parts, strict=True))
-    pair_at = torch.where(is_pair, index, -1)
-    group_at = torch.where(is_group, at_group, -1)
+    pair_at = torch.where(is_pair, row * k + module, -1)  # row-major flat [F, K]
+    group_at = torch.where(is_group, row * g + group, -1)  # row-major flat [F, G]
     lost_pairs, lost_groups = pairs[:0], groups[:0]  # [0, K], [0, G]: none lost
     if capacity is not None:  # flagged entries without room: NaN, never a wrong value
         lost_pairs = pairs & ~_put(torch.zeros_like(pairs), pair_at, is_pair)
         lost_groups = groups & ~_put(torch.zeros_like(groups), group_at, is_group)
     m.centred = CentredPairs(index=pair_at, n=count, cov=cov, va=va, vb=vb, lost=lost_pairs)
-    group_row = torch.where(is_group, at_group // max(g, 1), -1)
-    sums.centred = CentredGroups(at=torch.stack([group_row, group], dim=1), mean=mean,
+    sums.centred = CentredGroups(at=torch.stack([torch.where(is_group, row, -1), group],
+                                                dim=1), mean=mean,
                                  stderr=stderr, lost=lost_groups)
     return m, sums
 
