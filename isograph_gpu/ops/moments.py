@@ -556,13 +556,23 @@ def _recompute_entries(x: Tensor, right: RightBlock, row: Tensor, module: Tensor
     """For entries (feature ``row``, ``module``, ``group``) [P]: the centred pair moments
     (n, cov, va, vb) of x's column against y's, and the (mean, stderr) of x's column in
     the group."""
-    xs = x.index_select(1, row)
-    ys = right.values.index_select(1, module) if right.values is not None else xs
+    xs = _columns(x, row)
+    ys = _columns(right.values, module) if right.values is not None else xs
     n, cov, va, vb = centred_pair_moments(xs, ys, 0)
     c = 1 if right.packed else right.n_modules
-    member = right.block.index_select(1, c + group) > 0
+    member = _columns(right.block, c + group) > 0
     mean, stderr = centred_group_stats(xs, member)
     return n, cov, va, vb, mean, stderr
+
+
+def _columns(t: Tensor, index: Tensor) -> Tensor:
+    """``t.index_select(1, index)`` of ``t`` [n, F] read along its memory order: a
+    column-major t (the engine's chunks) by rows of its transpose (index_select along a
+    strided dimension would first copy the whole of t); row-major [n, P] either way, so
+    the sums over it are those of index_select's."""
+    if t.ndim == 2 and t.stride(0) == 1 and t.shape[1] > 1:
+        return t.T.index_select(0, index).T.contiguous()  # row-major, as index_select's
+    return t.index_select(1, index)
 
 
 def _put(target: Tensor, flat: Tensor, values: Tensor) -> Tensor:
