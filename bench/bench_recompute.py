@@ -81,7 +81,7 @@ def _run(x: np.ndarray, scores: torch.Tensor, fast_only: bool
     patches = [mock.patch.object(moments_module, "_recompute_entries", counter)]
     if fast_only:
         patches.append(mock.patch.object(moments_module, "_recompute_cancelled",
-                                         lambda x, right, m, sums, capacity: (m, sums)))
+                                         lambda x, right, m, sums, *rest: (m, sums)))
     else:
         patches.append(mock.patch.object(moments_module, "_recompute_cancelled", timer))
     for p in patches:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .moments import CentredGroups
+from .moments import CentredGroups, InPlace, put_entries
 
 
 def percentile_split(scores: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
@@ -75,59 +75,107 @@ def welch_from_sums(
     1 as scipy sets it, so the p-value follows from t alone (NaN or 0).
 
     ``centred``: (high, low) :class:`~isograph_gpu.ops.moments.CentredGroups` of the
-    same columns (:attr:`GroupSums.centred`): where either group was recomputed, the
-    statistics come from each group's mean and standard error (:func:`_welch_from_means`)
-    instead of the sums.
+    same columns (:attr:`GroupSums.centred`, :meth:`~isograph_gpu.ops.moments.CentredGroups.columns`):
+    where either group was recomputed, the statistics come from each group's mean and
+    standard error (:func:`_welch_from_means`) instead of the sums, computed for those
+    entries only. Without autograd the work is done in place on its own temporaries.
     """
     f64 = torch.float64
     nh, nl = count_h.to(f64), count_l.to(f64)
     sh, sl, qh, ql = sum_h.to(f64), sum_l.to(f64), sq_h.to(f64), sq_l.to(f64)
-    ok = (nh >= 2) & (nl >= 2)
+    own = InPlace(nh, nl, sh, sl, qh, ql, centre, scale)
+    ok = nh >= 2  # bools: in place whatever autograd does
+    ok &= nl >= 2
     nh_s, nl_s = nh.clamp_min(2.0), nl.clamp_min(2.0)
     mh, ml = sh / nh_s, sl / nl_s
     tol = 1024.0 * torch.finfo(sum_h.dtype).eps
-    ssh = qh - sh * mh
-    ssl = ql - sl * ml
-    ssh = torch.where(ssh <= tol * qh, torch.zeros_like(ssh), ssh)
-    ssl = torch.where(ssl <= tol * ql, torch.zeros_like(ssl), ssl)
-    vh, vl = ssh / (nh_s - 1.0), ssl / (nl_s - 1.0)
-    ah, al = vh / nh_s, vl / nl_s
-    se = torch.sqrt(ah + al)
+    nh1, nl1 = nh_s - 1.0, nl_s - 1.0
+    ah = own.div_(own.div_(_sum_of_squares(own, qh, sh, mh, tol), nh1), nh_s)  # var / n
+    al = own.div_(own.div_(_sum_of_squares(own, ql, sl, ml, tol), nl1), nl_s)
+    total = ah + al
+    se = torch.sqrt(total)
     c = centre.to(f64)[:, None]
     delta = mh - ml
-    magnitude = mh.abs() + ml.abs() + c.abs()
-    same = delta.abs() <= tol * magnitude
+    magnitude = own.add_(own.add_(mh.abs(), ml.abs()), c.abs())
+    same = delta.abs() <= own.mul_(magnitude, tol)
     zero_se = se == 0
-    t = torch.where(zero_se, torch.where(same, torch.full_like(se, float("nan")),
-                                         torch.sign(delta) * float("inf")), delta / se)
-    delta = torch.where(zero_se & same, torch.zeros_like(delta), delta)
-    unit = 1.0 if scale is None else scale.to(f64)[:, None]
-    mean_high, mean_low = (mh + c) * unit, (ml + c) * unit
-    delta, se = delta * unit, se * unit
-    df = torch.where(zero_se, torch.ones_like(se),
-                     (ah + al) ** 2 / (ah**2 / (nh_s - 1.0) + al**2 / (nl_s - 1.0)))
-    if centred is not None:
-        high, low = centred
-        exact = _welch_from_means(
-            nh_s, torch.where(high.recomputed, high.mean.to(f64), mean_high),
-            torch.where(high.recomputed, high.stderr.to(f64), torch.sqrt(ah) * unit),
-            nl_s, torch.where(low.recomputed, low.mean.to(f64), mean_low),
-            torch.where(low.recomputed, low.stderr.to(f64), torch.sqrt(al) * unit), tol)
-        either = high.recomputed | low.recomputed
-        mean_high, mean_low, delta, se, t, df = (
-            torch.where(either, e, v) for e, v in
-            zip(exact, (mean_high, mean_low, delta, se, t, df), strict=True))
-    nan = torch.full_like(se, float("nan"))
+    # delta / 0 is already ±inf where the means differ; NaN where they are the same
+    t = delta / se
+    equal = zero_se & same
+    t = own.masked_fill_(t, equal, float("nan"))
+    delta = own.masked_fill_(delta, equal, 0.0)
+    unit = None if scale is None else scale.to(f64)[:, None]
+    mean_high, mean_low = own.add_(mh, c), own.add_(ml, c)
+    if unit is not None:
+        mean_high, mean_low = own.mul_(mean_high, unit), own.mul_(mean_low, unit)
+        delta, se = own.mul_(delta, unit), own.mul_(se, unit)
+    exact = None
+    if centred is not None:  # before df: ah, al are its fast standard errors
+        exact = _welch_of_centred(centred, nh_s, nl_s, mean_high, mean_low, ah, al, unit, tol)
+    ah, al = own.div_(own.pow_(ah, 2), nh1), own.div_(own.pow_(al, 2), nl1)
+    df = own.masked_fill_(own.div_(own.pow_(total, 2), own.add_(ah, al)), zero_se, 1.0)
+    values = [mean_high, mean_low, delta, se, t, df]
+    if exact is not None:
+        entries, exact_values, lost_h, lost_l = exact
+        values = [put_entries(v, entries, e) for v, e in zip(values, exact_values, strict=True)]
+        nan = torch.full_like(se, float("nan"))
+        for lost, kept in ((lost_h, 1), (lost_l, 0)):  # no room: that group's mean and all
+            if lost.shape[0]:                         # that depends on it NaN
+                values = [v if i == kept else torch.where(lost, nan, v)
+                          for i, v in enumerate(values)]
+    bad = ~ok
+    mean_high, mean_low, delta, se, t, df = (own.masked_fill_(v, bad, float("nan"))
+                                             for v in values)
     return WelchResult(
-        mean_high=torch.where(ok, mean_high, nan),
-        mean_low=torch.where(ok, mean_low, nan),
-        delta=torch.where(ok, delta, nan),
-        se=torch.where(ok, se, nan),
-        tstat=torch.where(ok, t, nan),
-        df=torch.where(ok, df, nan),
+        mean_high=mean_high, mean_low=mean_low, delta=delta, se=se, tstat=t, df=df,
         n_high=count_h.round().to(torch.int64),
         n_low=count_l.round().to(torch.int64),
     )
+
+
+def _sum_of_squares(own: InPlace, squares: Tensor, total: Tensor, mean: Tensor,
+                    tol: float) -> Tensor:
+    """``squares - total * mean`` (a new tensor), 0 where at most ``tol`` of ``squares``."""
+    spread = own.rsub_(total * mean, squares)
+    return own.masked_fill_(spread, spread <= squares * tol, 0.0)
+
+
+def _welch_of_centred(centred: tuple[CentredGroups, CentredGroups], nh: Tensor, nl: Tensor,
+                      mean_high: Tensor, mean_low: Tensor, ah: Tensor, al: Tensor,
+                      unit: Tensor | None, tol: float
+                      ) -> tuple[Tensor, tuple[Tensor, ...], Tensor, Tensor]:
+    """``(entries, values, lost_high, lost_low)``: the flat [F, K] indices [P] (-1:
+    padding) where the high or the low group was recomputed and the six Welch values
+    (:func:`_welch_from_means`) there, each group's mean and standard error its
+    recomputed one or the fast one (``mean_*``, sqrt(a) * unit); and the groups a
+    sync-free selection had no room for (:attr:`CentredGroups.lost`). O(P) work, no host
+    synchronisation."""
+    f64 = torch.float64
+    high, low = centred
+    k = max(mean_high.shape[1], 1)
+
+    def flat(group: CentredGroups) -> Tensor:
+        return torch.where(group.at[:, 0] >= 0, group.at[:, 0] * k + group.at[:, 1], -1)
+
+    entries = torch.cat([flat(high), flat(low)])
+    at = entries.clamp_min(0)
+    row, col = at // k, at % k
+
+    def side(group: CentredGroups, mean: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        keys, order = torch.sort(flat(group))
+        pos = torch.searchsorted(keys, entries).clamp_max(keys.numel() - 1)
+        found = (keys[pos] == entries) & (entries >= 0)
+        pos = order[pos]
+        stderr = torch.sqrt(a[row, col])
+        if unit is not None:
+            stderr = stderr * unit[row, 0]
+        return (torch.where(found, group.mean.to(f64)[pos], mean[row, col]),
+                torch.where(found, group.stderr.to(f64)[pos], stderr))
+
+    mh, eh = side(high, mean_high, ah)
+    ml, el = side(low, mean_low, al)
+    values = _welch_from_means(nh[row, col], mh, eh, nl[row, col], ml, el, tol)
+    return entries, values, high.lost, low.lost
 
 
 def _welch_from_means(nh: Tensor, mh: Tensor, eh: Tensor, nl: Tensor, ml: Tensor,

@@ -22,7 +22,9 @@ outlier): the centred second moment is the raw one minus a square of nearly its 
 WGCNA's ``cor`` does, each pair and group whose raw second moment exceeds its centred one
 by more than :func:`loss_limit` (a quarter of the significand's bits lost) is recomputed on
 the device from its own centred values (:func:`centred_values`, two passes, its own power
-of two); ordinary data has none.
+of two; ordinary data has none, or a handful per chunk); the sums stay as the GEMMs gave
+them and the recomputed entries (:class:`CentredPairs`, :class:`CentredGroups`) are put
+into r and the Welch statistics by their consumers, entry by entry.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ class Moments:
 
     ``sx``/``sxx`` are moments of the centred (and possibly power-of-two scaled) x,
     ``sy``/``syy`` of the centred (and scaled) y: in units of each column's scale, which
-    Pearson r does not depend on. A pair recomputed from its own centred values (see the
-    module docstring) has ``sx = sy = 0`` and its centred sums in units of its own.
+    Pearson r does not depend on. These are the GEMMs' sums for every pair; the pairs
+    whose sums cancel (module docstring) are in ``centred``, recomputed from their own
+    centred values, and :func:`~isograph_gpu.ops.pearson.pearson_from_moments` takes their
+    r from there.
     """
 
     n: Tensor
@@ -50,6 +54,52 @@ class Moments:
     sxx: Tensor
     syy: Tensor
     sxy: Tensor
+    #: the pairs recomputed from their own centred values (None: none was)
+    centred: CentredPairs | None = None
+
+
+@dataclass
+class CentredPairs:
+    """Pairs recomputed from their own centred values: flat indices ``index`` [P] into
+    the [F, K] moments (-1: padding of a sync-free selection, no pair), their count
+    ``n``, cross product ``cov`` and sums of squares ``va`` / ``vb`` [P]
+    (:func:`centred_pair_moments`, each side in units of its own power of two; x's dtype),
+    and ``lost`` bool: the [F, K] pairs that cancel but found no room in a sync-free
+    selection (their r is NaN), or [0, K] where none can be."""
+
+    index: Tensor
+    n: Tensor
+    cov: Tensor
+    va: Tensor
+    vb: Tensor
+    lost: Tensor
+
+
+class InPlace:
+    """Arithmetic on a function's own temporaries: in place, or out of place where autograd
+    tracks any of ``tensors`` (an in-place op could overwrite a value saved for backward).
+    ``own.mul_(a, b)`` is ``a.mul_(b)`` or ``a.mul(b)`` (any in-place tensor method by its
+    name); :meth:`rsub_` writes ``b - a`` into ``a``. Same values either way."""
+
+    def __init__(self, *tensors: Tensor | None) -> None:
+        self.tracked = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors)
+
+    def __getattr__(self, name: str):
+        if not name.endswith("_"):
+            raise AttributeError(name)
+        method = name if not self.tracked else name[:-1]
+        return lambda t, *args: getattr(t, method)(*args)
+
+    def rsub_(self, a: Tensor, b: Tensor) -> Tensor:
+        """``b - a``, into ``a`` (of the broadcast shape) unless tracked."""
+        return b - a if self.tracked else torch.sub(b, a, out=a)
+
+
+def broadcast_column(t: Tensor) -> Tensor:
+    """``t`` [F, K] itself, or its one column [F, 1] when it is a broadcast view of it
+    (the packed block's n, sx, sxx): element-wise work on it then costs F, not F K."""
+    return t[:, :1] if t.ndim == 2 and t.shape[1] > 1 and t.stride(1) == 0 else t
 
 
 def power_of_two_scale(values: Tensor, dim: int = 0) -> Tensor:
@@ -88,6 +138,7 @@ class Workspace:
                  ) -> None:
         self._values = torch.empty((width, n), dtype=dtype, device=device)
         self._mask = torch.empty((width, n), dtype=dtype, device=device)
+        self._scratch: dict[str, Tensor] = {}
 
     def buffers(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
         """(values, mask) views [n, F] for ``x`` [n, F], or None when x does not fit (other
@@ -99,6 +150,17 @@ class Workspace:
             return None
         f = x.shape[1]
         return self._values[:f].T, self._mask[:f].T
+
+    def scratch(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """A row-major buffer of ``shape`` and ``dtype`` on the workspace's device, kept
+        under ``name`` and reused by the next chunk (grown when too small): valid until
+        the next call with that name. The cancellation test's temporaries live here."""
+        numel = math.prod(shape)
+        held = self._scratch.get(name)
+        if held is None or held.numel() < numel or held.dtype != dtype:
+            held = self._scratch[name] = torch.empty(numel, dtype=dtype,
+                                                     device=self._values.device)
+        return held[:numel].view(shape)
 
 
 def centre_and_mask(x: Tensor, workspace: Workspace | None = None
@@ -165,19 +227,27 @@ class GroupSums:
 
 @dataclass
 class CentredGroups:
-    """Groups recomputed from their own centred values, each [F, G] like the group sums:
-    ``recomputed`` (bool), their ``mean`` and ``stderr`` (sqrt(var / count), ddof 1; 0
-    for a constant group) in x's units; NaN where not recomputed, and both NaN where a
-    sync-free selection (``recompute_limit``) had no room for a group that needed it."""
+    """Groups recomputed from their own centred values: ``at`` [P, 2] int64, each group's
+    (feature row, group column) in the [F, G] group sums (row -1: padding of a sync-free
+    selection, no group), their ``mean`` and ``stderr`` [P] (sqrt(var / count), ddof 1; 0
+    for a constant group) in x's units, and ``lost`` bool: the [F, G] groups that cancel
+    but found no room in a sync-free selection (their Welch statistics NaN), or [0, G]
+    where none can be (every flagged group recomputed)."""
 
-    recomputed: Tensor
+    at: Tensor
     mean: Tensor
     stderr: Tensor
+    lost: Tensor
 
     def columns(self, cols: slice) -> CentredGroups:
-        """The group columns ``cols``."""
-        return CentredGroups(self.recomputed[:, cols], self.mean[:, cols],
-                             self.stderr[:, cols])
+        """The group columns ``cols`` (a step-1 slice of G): positions in [F, len(cols)],
+        the groups of other columns as padding. No host synchronisation."""
+        start, stop, _ = cols.indices(self.lost.shape[1])
+        row, col = self.at[:, 0], self.at[:, 1]
+        inside = (row >= 0) & (col >= start) & (col < stop)
+        at = torch.stack([torch.where(inside, row, -1), (col - start).clamp(min=0)], dim=1)
+        return CentredGroups(at=at, mean=self.mean, stderr=self.stderr,
+                             lost=self.lost[:, cols])
 
 
 def loss_limit(dtype: torch.dtype) -> float:
@@ -371,37 +441,73 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     sums = GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
                      squares=by_square[:, cols], centre=centre,
                      finite=by_mask[:, 0] if right.packed else by_mask[:, -1], scale=scale)
-    return _recompute_cancelled(x, right, moments, sums, recompute_limit)
+    return _recompute_cancelled(x, right, moments, sums, recompute_limit, workspace)
 
 
-def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor) -> None:
+def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor,
+           space: tuple[Tensor, Tensor]) -> None:
     """Into bool ``out``: where the centred second moment ``squares - total^2 / count`` is
     below ``(count - 1) / count / limit`` of the raw one ``squares`` (about 1 / limit; a
     single value, whose total^2 is its squares, never): total^2 > (count (1 - 1 / limit)
-    + 1 / limit) squares, in four passes."""
-    bound = torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit)
-    torch.gt(total * total, bound * squares, out=out)
+    + 1 / limit) squares, in four passes through the two buffers ``space`` of out's shape
+    (``count`` may be a column [F, 1]: the packed block's pair counts)."""
+    square, bound = space
+    torch.mul(total, total, out=square)
+    if count.shape == out.shape:
+        torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit, out=bound).mul_(squares)
+    else:
+        torch.mul(torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit), squares, out=bound)
+    torch.gt(square, bound, out=out)
 
 
 def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSums,
-                         capacity: int | None) -> tuple[Moments, GroupSums]:
+                         capacity: int | None, workspace: Workspace | None = None
+                         ) -> tuple[Moments, GroupSums]:
     """:func:`moments_from_block`'s fast sums with the pairs and groups that cancel
-    recomputed (see there); ``capacity``: its ``recompute_limit``."""
+    recomputed into ``m.centred`` and ``sums.centred`` (see there); ``capacity``: its
+    ``recompute_limit``; ``workspace``: where the test's flags and temporaries are kept
+    from chunk to chunk (None: fresh ones). The sums themselves are left as the GEMMs
+    gave them: the consumers (:func:`~isograph_gpu.ops.pearson.pearson_from_moments`,
+    :func:`~isograph_gpu.ops.contrast.welch_from_sums`) put the recomputed entries into
+    their results, so a recompute costs its entries, not the chunk."""
     f, k = m.sxy.shape
     g = sums.count.shape[1]
     limit = loss_limit(x.dtype)
-    flags = torch.empty(f * (k + g), dtype=torch.bool, device=x.device)
-    pairs, groups = flags[:f * k].view(f, k), flags[f * k:].view(f, g)
-    if right.values is None:
-        pairs.zero_()
-    else:
-        n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))  # [F, c]
-        _lossy(m.sy, n, m.syy, limit, pairs)
-        x_side = torch.empty(sx.shape, dtype=torch.bool, device=x.device)
-        _lossy(sx, n, sxx, limit, x_side)
-        pairs |= x_side
-    _lossy(sums.total, sums.count, sums.squares, limit, groups)
+
+    def buffer(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        if workspace is None:
+            return torch.empty(shape, dtype=dtype, device=x.device)
+        return workspace.scratch(name, shape, dtype)
+
+    # the flags and temporaries in the sums' own layout: column-major where the GEMMs
+    # ran as block' x (each module's / group's sums contiguous over the features)
+    by_column = f > 1 and sums.total.stride(0) == 1
+
+    def shaped(flat: Tensor, w: int) -> Tensor:  # [f, w] view of f w elements
+        return flat.view(w, f).T if by_column else flat.view(f, w)
+
+    flags = buffer("flags", (f * (k + g),), torch.bool)
+    pairs, groups = shaped(flags[:f * k], k), shaped(flags[f * k:], g)
+    wide = max(k, g)
+    space = buffer("square", (f * wide,), sums.count.dtype), buffer(
+        "bound", (f * wide,), sums.count.dtype)
+
+    def room(w: int) -> tuple[Tensor, Tensor]:
+        return shaped(space[0][:f * w], w), shaped(space[1][:f * w], w)
+
+    with torch.no_grad():  # bools: nothing to differentiate
+        if right.values is None:
+            pairs.zero_()
+        else:
+            n, sx, sxx = (t[:, :1] if right.packed else t for t in (m.n, m.sx, m.sxx))
+            _lossy(m.sy, n, m.syy, limit, pairs, room(k))
+            x_side = torch.empty(sx.shape, dtype=torch.bool, device=x.device)
+            _lossy(sx, n, sxx, limit, x_side, room(sx.shape[1]))
+            pairs |= x_side
+        _lossy(sums.total, sums.count, sums.squares, limit, groups, room(g))
     if capacity is None:
+        if x.device.type == "cpu" and not bool(flags.any()):  # faster than nonzero
+            return m, sums
         index = torch.nonzero(flags)[:, 0]  # the one host synchronisation (CUDA)
         if index.numel() == 0:
             return m, sums
@@ -409,53 +515,85 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
         if capacity < 1:
             raise ValueError(f"recompute_limit must be at least 1, got {capacity}")
         index = torch.nonzero_static(flags, size=int(capacity), fill_value=-1)[:, 0]
-    # one list of flat indices: pairs [0, f k), then groups [f k, f k + f g), -1 padding;
-    # every entry is computed as both and written where it is one (a sentinel elsewhere)
+    # one list of flat indices into the flags: pairs [0, f k), then groups [f k, f k + f g),
+    # -1 padding; every entry is computed as both and kept where it is one (-1 elsewhere)
     is_pair = (index >= 0) & (index < f * k)
     is_group = index >= f * k
-    at_group = (index - f * k).clamp_min(0)
-    row = torch.where(is_pair, index.clamp_min(0) // max(k, 1), at_group // max(g, 1))
-    row = row.clamp(0, max(f - 1, 0))
-    module = torch.where(is_pair, index.clamp_min(0) % max(k, 1), 0)
-    group = torch.where(is_group, at_group % max(g, 1), 0)
+    at_pair, at_group = index.clamp(0, max(f * k - 1, 0)), (index - f * k).clamp_min(0)
+    if by_column:  # flat index = column f + row
+        pair_row, module = at_pair % max(f, 1), at_pair // max(f, 1)
+        group_row, group = at_group % max(f, 1), at_group // max(f, 1)
+    else:  # flat index = row width + column
+        pair_row, module = at_pair // max(k, 1), at_pair % max(k, 1)
+        group_row, group = at_group // max(g, 1), at_group % max(g, 1)
+    row = torch.where(is_pair, pair_row, group_row).clamp(0, max(f - 1, 0))
+    module = torch.where(is_pair, module, 0).clamp(0, max(k - 1, 0))
+    group = torch.where(is_group, group, 0).clamp(0, max(g - 1, 0))
+    if by_column:  # recompute in row-major order, as every other layout does (same bits)
+        key = torch.where(is_pair, row * k + module, f * k + row * g + group)
+        order = torch.argsort(torch.where(index >= 0, key, f * (k + g)), stable=True)
+        is_pair, is_group, row, module, group = (
+            t[order] for t in (is_pair, is_group, row, module, group))
     batch = max(1, f // 2)  # temporaries of ~4 [n, batch] values at a time
     parts = [_recompute_entries(x, right, row[i:i + batch], module[i:i + batch],
                                 group[i:i + batch]) for i in range(0, index.numel(), batch)]
-    cov, va, vb, mean, stderr = (torch.cat(t) for t in zip(*parts, strict=True))
-    pair_at = torch.where(is_pair, index, f * k)
-    group_at = torch.where(is_group, at_group, f * g)
-    zero = torch.zeros_like(cov)
-    m = Moments(n=m.n, sx=_put(m.sx, pair_at, zero), sy=_put(m.sy, pair_at, zero),
-                sxx=_put(m.sxx, pair_at, va), syy=_put(m.syy, pair_at, vb),
-                sxy=_put(m.sxy, pair_at, cov))
-    recomputed = _put(torch.zeros_like(groups), group_at, is_group)
-    nan = torch.full_like(sums.count, float("nan"))
-    mean, stderr = _put(nan, group_at, mean), _put(nan, group_at, stderr)
+    count, cov, va, vb, mean, stderr = (torch.cat(t) for t in zip(*parts, strict=True))
+    pair_at = torch.where(is_pair, row * k + module, -1)  # row-major flat [F, K]
+    group_at = torch.where(is_group, row * g + group, -1)  # row-major flat [F, G]
+    lost_pairs, lost_groups = pairs[:0], groups[:0]  # [0, K], [0, G]: none lost
     if capacity is not None:  # flagged entries without room: NaN, never a wrong value
-        covered = _put(torch.zeros_like(pairs), pair_at, is_pair)
-        m.sxy = torch.where(pairs & ~covered, float("nan"), m.sxy)
-        recomputed = recomputed | groups  # not recomputed: mean and stderr NaN
-    sums.centred = CentredGroups(recomputed, mean, stderr)
+        lost_pairs = pairs & ~_put(torch.zeros_like(pairs), pair_at, is_pair)
+        lost_groups = groups & ~_put(torch.zeros_like(groups), group_at, is_group)
+    m.centred = CentredPairs(index=pair_at, n=count, cov=cov, va=va, vb=vb, lost=lost_pairs)
+    sums.centred = CentredGroups(at=torch.stack([torch.where(is_group, row, -1), group],
+                                                dim=1), mean=mean,
+                                 stderr=stderr, lost=lost_groups)
     return m, sums
 
 
 def _recompute_entries(x: Tensor, right: RightBlock, row: Tensor, module: Tensor,
                        group: Tensor) -> tuple[Tensor, ...]:
     """For entries (feature ``row``, ``module``, ``group``) [P]: the centred pair moments
-    (cov, va, vb) of x's column against y's, and the (mean, stderr) of x's column in the
-    group."""
-    xs = x.index_select(1, row)
-    ys = right.values.index_select(1, module) if right.values is not None else xs
-    _, cov, va, vb = centred_pair_moments(xs, ys, 0)
+    (n, cov, va, vb) of x's column against y's, and the (mean, stderr) of x's column in
+    the group."""
+    xs = _columns(x, row)
+    ys = _columns(right.values, module) if right.values is not None else xs
+    n, cov, va, vb = centred_pair_moments(xs, ys, 0)
     c = 1 if right.packed else right.n_modules
-    member = right.block.index_select(1, c + group) > 0
+    member = _columns(right.block, c + group) > 0
     mean, stderr = centred_group_stats(xs, member)
-    return cov, va, vb, mean, stderr
+    return n, cov, va, vb, mean, stderr
+
+
+def _columns(t: Tensor, index: Tensor) -> Tensor:
+    """``t.index_select(1, index)`` of ``t`` [n, F] read along its memory order: a
+    column-major t (the engine's chunks) by rows of its transpose (index_select along a
+    strided dimension would first copy the whole of t); row-major [n, P] either way, so
+    the sums over it are those of index_select's."""
+    if t.ndim == 2 and t.stride(0) == 1 and t.shape[1] > 1:
+        return t.T.index_select(0, index).T.contiguous()  # row-major, as index_select's
+    return t.index_select(1, index)
 
 
 def _put(target: Tensor, flat: Tensor, values: Tensor) -> Tensor:
     """``target`` [F, W] (out of place) with ``values`` [P] at flat indices ``flat`` [P];
-    the index F W (a sentinel) writes nowhere. Differentiable."""
+    the index -1 (padding) writes nowhere. Differentiable."""
     f, w = target.shape
+    flat = torch.where(flat >= 0, flat, f * w)
     padded = torch.cat([target.reshape(-1), target.new_zeros(1)])
     return padded.index_put((flat,), values.to(target.dtype))[:-1].view(f, w)
+
+
+def put_entries(target: Tensor, flat: Tensor, values: Tensor) -> Tensor:
+    """``target`` [F, W] with ``values`` [P] at the flat indices ``flat`` [P] (-1:
+    padding, written nowhere): in place into a CPU tensor that autograd does not track
+    (selecting the real indices synchronises with nothing there), else out of place
+    (:func:`_put`: no host synchronisation, differentiable). Returns the result."""
+    tracked = torch.is_grad_enabled() and (target.requires_grad or values.requires_grad)
+    if tracked or target.device.type != "cpu":
+        return _put(target, flat, values)
+    keep = flat >= 0
+    flat = flat[keep]
+    w = max(target.shape[1], 1)
+    target.index_put_((flat // w, flat % w), values[keep].to(target.dtype))
+    return target

@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .moments import Moments, centred_pair_moments, masked_moments
+from .moments import (
+    InPlace,
+    Moments,
+    broadcast_column,
+    centred_pair_moments,
+    masked_moments,
+    put_entries,
+)
 
 #: a variance below this fraction of the raw second moment is treated as zero
 #: (the column is constant on its complete pairs), scaled by the dtype's epsilon
@@ -24,19 +31,38 @@ def pearson_from_moments(m: Moments, min_pairs: int = 3) -> Tensor:
     complete pairs (as scipy.stats.pearsonr). Values are centred by their column mean, so a
     column constant on its pairs has identical centred values and a variance at rounding
     level: below ``1024 eps`` of its raw second moment counts as zero. Clipped to [-1, 1].
-    Differentiable.
+    The pairs recomputed from their own centred values (``m.centred``) take their r from
+    there (NaN where a sync-free selection had no room). Differentiable; without autograd
+    in place on its own temporaries (three [F, K] and two bool [F, K]), the packed block's
+    broadcast n / sx / sxx read as one column.
     """
-    n = m.n
+    n, sx, sxx = (broadcast_column(t) for t in (m.n, m.sx, m.sxx))
+    r = _pearson(n, sx, m.sy, sxx, m.syy, m.sxy, min_pairs)
+    c = m.centred
+    if c is not None:
+        zero = torch.zeros_like(c.va)
+        r = put_entries(r, c.index, _pearson(c.n, zero, zero, c.va, c.vb, c.cov, min_pairs))
+        if c.lost.shape[0]:
+            r = torch.where(c.lost, torch.full_like(r, float("nan")), r)
+    return r
+
+
+def _pearson(n: Tensor, sx: Tensor, sy: Tensor, sxx: Tensor, syy: Tensor, sxy: Tensor,
+             min_pairs: int) -> Tensor:
+    """r of :func:`pearson_from_moments` from moments that broadcast to [F, K] (x's side
+    may be [F, 1]); sy, syy, sxy of the full shape."""
+    own = InPlace(n, sx, sy, sxx, syy, sxy)
     safe_n = n.clamp_min(1.0)
-    vx = m.sxx - m.sx * m.sx / safe_n
-    vy = m.syy - m.sy * m.sy / safe_n
-    cov = m.sxy - m.sx * m.sy / safe_n
-    tol = _constant_tolerance(m.sxx.dtype)
-    flat = (vx <= tol * m.sxx) | (vy <= tol * m.syy)
-    invalid = flat | (n < min_pairs)
-    denom = torch.sqrt(torch.where(invalid, torch.ones_like(vx), vx * vy))
-    r = (cov / denom).clamp(-1.0, 1.0)
-    return torch.where(invalid, torch.full_like(r, float("nan")), r)
+    vx = sxx - sx * sx / safe_n
+    vy = own.rsub_(own.div_(sy * sy, safe_n), syy)
+    cov = own.rsub_(own.div_(sx * sy, safe_n), sxy)
+    tol = _constant_tolerance(sxx.dtype)
+    invalid = vy <= syy * tol  # bools: in place whatever autograd does
+    invalid |= vx <= tol * sxx
+    invalid |= n < min_pairs
+    denom = own.sqrt_(own.masked_fill_(own.mul_(vy, vx), invalid, 1.0))
+    r = own.clamp_(own.div_(cov, denom), -1.0, 1.0)
+    return own.masked_fill_(r, invalid, float("nan"))
 
 
 def masked_pearson(x: Tensor, y: Tensor, min_pairs: int = 3) -> tuple[Tensor, Tensor]:

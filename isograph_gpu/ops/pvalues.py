@@ -146,10 +146,12 @@ def welch_pvalue(t: Tensor, df: Tensor) -> Tensor:
     gives NaN."""
     t = t.detach().to(torch.float64)
     df = df.detach().to(device=t.device, dtype=torch.float64)
-    finite_df = torch.nan_to_num(df, nan=1.0, posinf=1.0).clamp_min(1e-300)
+    t, df = torch.broadcast_tensors(t, df)
+    finite_df = torch.nan_to_num(df, nan=1.0, posinf=1.0).clamp_min_(1e-300)
     infinite = torch.isinf(t)  # (nan_to_num would turn inf t^2 into the largest float)
-    t2 = torch.where(infinite | torch.isnan(t), torch.zeros_like(t), t * t)
-    x = torch.where(infinite, torch.zeros_like(t2), finite_df / (finite_df + t2))
-    p = betainc(finite_df / 2.0, torch.full_like(x, 0.5), x)
-    bad = torch.isnan(t) | (torch.isnan(df) & ~infinite)
-    return torch.where(bad, torch.full_like(p, float("nan")), p.clamp(0.0, 1.0))
+    undefined = torch.isnan(t)
+    t2 = (t * t).masked_fill_(infinite | undefined, 0.0)
+    x = torch.div(finite_df, t2.add_(finite_df, alpha=1.0), out=t2).masked_fill_(infinite, 0.0)
+    p = betainc(finite_df.div_(2.0), torch.full_like(x, 0.5), x)
+    undefined |= torch.isnan(df) & ~infinite
+    return p.clamp_(0.0, 1.0).masked_fill_(undefined, float("nan"))
