@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import ExplainConfig
+from .reproducible_blas import set_reproducible_blas
 from .version import REFERENCE_VERSION, __version__
+
+set_reproducible_blas()  # before MKL's first call: same bits whatever the thread count
 
 __all__ = ["REFERENCE_VERSION", "ExplainConfig", "ExplainResult", "__version__", "explain_module"]
 

@@ -1,0 +1,47 @@
+"""Importing the package asks MKL for strict reproducibility (same GEMM bits whatever the
+thread count) unless the user's environment says otherwise, and it holds: a GEMM in a
+fresh process gives the same bits with 1 and 2 threads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from isograph_gpu.reproducible_blas import REPRODUCIBLE_BLAS, set_reproducible_blas
+
+PROBE = """
+import os, sys
+import isograph_gpu
+import numpy as np, torch
+rng = np.random.default_rng(32)
+x = torch.from_numpy(np.asfortranarray(rng.normal(size=(200, 300)) + 5.0))
+b = torch.from_numpy(rng.normal(size=(200, 193)))
+runs = []
+for t in (1, 2):
+    torch.set_num_threads(t)
+    runs.append([(x[:, :c].T @ b, b.T @ x[:, :c]) for c in (13, 34, 300)])
+same = all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(*runs))
+print(os.environ.get("MKL_CBWR"), same)
+"""
+
+
+def _probe(env: dict[str, str]) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                         text=True, check=True)
+    return out.stdout.split()
+
+
+def test_import_sets_strict_mkl_and_gemms_agree_across_thread_counts():
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    setting, same = _probe(env)
+    assert setting == REPRODUCIBLE_BLAS["MKL_CBWR"]
+    assert same == "True"
+
+
+def test_the_users_setting_wins():
+    assert _probe({**os.environ, "MKL_CBWR": "COMPATIBLE"})[0] == "COMPATIBLE"
+    environ = {"MKL_CBWR": ""}
+    assert set_reproducible_blas(environ) == {} and environ == {"MKL_CBWR": ""}
+    environ = {}
+    assert set_reproducible_blas(environ) == REPRODUCIBLE_BLAS == environ
