@@ -250,7 +250,7 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
 #: the engine's GEMMs are block' x when the block prefix is wider than this, else x'
 #: block (as every other caller's): MKL sums some small GEMMs in a thread-dependent
 #: order in either orientation, and this split keeps 1 and 2 threads bit-identical on
-#: the shapes tests/test_engine_and_contrasts.py checks (docs/gpu.md, One chunk step)
+#: the shapes tests/compute/test_engine_and_contrasts.py checks (docs/gpu.md, One chunk step)
 _OUTER_MIN_WIDTH = 96
 
 

@@ -6,11 +6,11 @@ name is spelled in one module only."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from _helpers import paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 PACKAGE = ROOT / "isograph_gpu"
 ENTRY = re.compile(r"^(?P<indent>(?:  )*)(?P<name>\w+(?:\.py|/))(?: +(?P<text>\S.*))?$")
 

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import paths
 from _helpers.explain import explain_api
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PACKAGES = ("ops", "io", "plots", "structure", "attribution", "training", "errors",
             "synthetic", "config", "backends", "engine", "pipeline", "result")

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 HEAVY = ("torch", "pandas", "pyarrow", "matplotlib", "click", "captum")
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _helpers import paths
+
+ROOT = paths.REPO
 CPU_INDEX = "--index-url https://download.pytorch.org/whl/cpu"
 
 

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.explain import explain_args
 from conftest import INPUTS, REF
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 OPTIONAL = ("matplotlib", "captum", "isograph_gpu.plots", "isograph_gpu.attribution",
             "isograph_gpu.structure", "isograph_gpu.distributed", "anndata", "h5py",
             "scipy.sparse", "dask", "distributed")  # scipy.special: the CPU's betainc

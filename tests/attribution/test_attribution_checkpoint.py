@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import paths
 
 from isograph_gpu.attribution import ModuleAttribution, attribution_dtype, run_attribution
 from isograph_gpu.attribution.checkpoint import (
@@ -24,7 +25,7 @@ from isograph_gpu.progress import Progress
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
 
-CKPT = Path(__file__).parent / "data" / "isograph-0.1.5" / "inputs" / "artifact" / "vae_checkpoint.pt"
+CKPT = paths.DATA / "isograph-0.1.5" / "inputs" / "artifact" / "vae_checkpoint.pt"
 
 
 def elu(v: np.ndarray) -> np.ndarray:

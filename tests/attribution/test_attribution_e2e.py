@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from _helpers.explain import invoke_explain
 
 from isograph_gpu import ExplainConfig, explain_module
@@ -17,7 +17,7 @@ from isograph_gpu import ExplainConfig, explain_module
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
 
-DATA = Path(__file__).parent / "data" / "isograph-0.1.5"
+DATA = paths.DATA / "isograph-0.1.5"
 INPUTS = DATA / "inputs"
 EXPECTED = DATA / "expected"
 IG_VALUES = ["ig_score", "ig_score_corrected", "ig_score_abs_mean"]

@@ -8,12 +8,12 @@ expected/api_run/eigengenes.parquet, driver tables from the expected gene_driver
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import paths
 
 from isograph_gpu.attribution import run_attribution
 from isograph_gpu.config import ExplainConfig
@@ -23,7 +23,7 @@ from isograph_gpu.progress import Progress
 # these tests run the encoder through Captum (optional extra `explain`)
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed")
 
-DATA = Path(__file__).parent / "data" / "isograph-0.1.5"
+DATA = paths.DATA / "isograph-0.1.5"
 EXPECTED = DATA / "expected"
 SCORE_META = {"feature_id", "gene_id", "feature_type", "n_transcripts"}
 IG_VALUE_COLUMNS = ["ig_score", "ig_score_corrected", "ig_score_abs_mean"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers.cli import assert_no_output, assert_one_line_error
 from _helpers.explain import invoke_explain
 from _helpers.files import snapshot, writable_copy
 
@@ -34,20 +35,6 @@ def run_cli(inputs, *, table=None, meta=None, extra=(), out=None):
     result = invoke_explain({"artifact": inputs["artifact"], "feature_table": table_path,
                              "feature_meta": meta_path}, out, *extra)
     return result, out
-
-
-def assert_one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
-def assert_no_output(out: Path):
-    assert not out.exists()
-    assert not list(out.parent.glob(f".{out.name}.isograph-gpu-staging-*"))
 
 
 def test_unknown_module(inputs):

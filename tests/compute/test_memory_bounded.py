@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 
 from isograph_gpu.compute.plan import module_blocks
 from isograph_gpu.memory_model import (
@@ -19,7 +20,7 @@ from isograph_gpu.memory_model import (
 )
 from isograph_gpu.synthetic import make_synthetic_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 N_SAMPLES, N_GENES, TRANSCRIPTS, N_MODULES, FEW = 40, 5000, 4, 32, 8
 N_FEATURES, N_SCORE_ROWS = N_GENES * TRANSCRIPTS, 2 * N_GENES  # feature_scores: 2 a gene
 #: a budget whose module blocks hold FEW modules: FEW modules are one block, N_MODULES four

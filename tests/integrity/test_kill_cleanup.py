@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.explain import explain_args
 from _helpers.files import snapshot
 from _helpers.processes import PARENT, processes_where
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads /proc; PR_SET_PDEATHSIG is Linux-only")

@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.explain import explain_args
 from click.testing import CliRunner
 
 from isograph_gpu.cli import main
 
-HELPERS = Path(__file__).parent / "_helpers"
-REPO = Path(__file__).resolve().parents[1]
+HELPERS = paths.TESTS / "_helpers"
+REPO = paths.REPO
 TRIALS = 30
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),

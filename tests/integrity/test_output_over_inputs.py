@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.explain import explain_args
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from isograph_gpu.cli import main
 from isograph_gpu.errors import OutputError
 from isograph_gpu.io.output import refuse_output_over_inputs, remove_stale_staging
 
-DATA = Path(__file__).parent / "data" / "isograph-0.1.5"
+DATA = paths.DATA / "isograph-0.1.5"
 STRUCTURE = DATA / "structure"
 
 

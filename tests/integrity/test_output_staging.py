@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from _helpers.files import snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,7 +54,7 @@ def test_a_failed_table_leaves_no_output(tmp_path):
 # --- the whole output directory is replaced in one step ---------------------------------
 
 MANIFEST = "module_explanation_manifest.json"
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 
 
 def _run_into(out: Path, files: dict[str, str], **kwargs) -> None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.explain import explain_args
 from _helpers.files import snapshot
 from click.testing import CliRunner
@@ -22,8 +23,8 @@ from click.testing import CliRunner
 from isograph_gpu.cli import main
 from isograph_gpu.manifest import MANIFEST
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data" / "isograph-0.1.5" / "inputs"
+REPO = paths.REPO
+DATA = paths.DATA / "isograph-0.1.5" / "inputs"
 
 
 def _own_inputs(root: Path) -> dict[str, Path]:

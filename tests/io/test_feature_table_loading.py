@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from isograph_gpu.io.feature_tables import open_feature_table
 from isograph_gpu.io.table_readers import PANDAS_NA_VALUES
 from isograph_gpu.progress import Progress
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 
 
 def _pandas_oracle(path: Path, sep: str) -> tuple[list[str], np.ndarray]:

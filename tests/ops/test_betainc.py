@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.special as sp
 import torch
-from _helpers import oracles
+from _helpers import oracles, paths
 from _helpers.cuda import no_host_sync
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -430,9 +430,8 @@ def test_a_forked_child_computes_betainc_on_threads() -> None:
     (exit 3: hung; 1: wrong values)."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = paths.REPO
     done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], cwd=root, timeout=120,
                           capture_output=True, text=True)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

@@ -521,7 +521,7 @@ def test_workspace_reused_across_chunks_gives_the_same_moments(data, magnitude):
 
 def test_block_x_orientation_only_for_the_engine_block_on_the_cpu():
     """The engine's (packed) block on the CPU runs wide GEMMs as block' x; any other block
-    keeps x' block (CUDA: tests/test_cuda_path.py)."""
+    keeps x' block (CUDA: tests/ops/test_cuda_path.py)."""
     y = torch.from_numpy(np.random.default_rng(2).normal(size=(8, 40)))
     assert RightBlock.build(y, dtype=torch.float64, device="cpu", pack=True).outer
     assert not RightBlock.build(y, dtype=torch.float64, device="cpu").outer

@@ -6,16 +6,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 FIXTURE = ROOT / "tests" / "data" / "isograph-0.1.5"
 INPUTS = FIXTURE / "inputs"
 EXPECTED = FIXTURE / "expected" / "api_run"

@@ -3,17 +3,16 @@ as ``isograph fit`` computes them (checked against plain per-gene numpy), plante
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from _helpers import paths
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.synthetic import make_synthetic_dataset, switch_scores
 
-FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5" / "inputs"
+FIXTURE = paths.DATA / "isograph-0.1.5" / "inputs"
 
 
 @pytest.fixture(scope="module")

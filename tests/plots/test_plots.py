@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.colors import to_rgba
@@ -35,7 +35,7 @@ from isograph_gpu.plots.style import NEGATIVE_COLOR, NEUTRAL_COLOR, POSITIVE_COL
 from isograph_gpu.plots.transcripts import trend_lines
 from isograph_gpu.result import ExplainResult
 
-FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
+FIXTURE = paths.DATA / "isograph-0.1.5"
 API_RUN = FIXTURE / "expected" / "api_run"
 TABLES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from click.testing import CliRunner
 
 from isograph_gpu.errors import MissingInputError
 from isograph_gpu.plots import load_explain_dir, plot_driver_bar, render_explain_figures
 from isograph_gpu.plots.style import encode_png, figure_bytes, figure_style, freeze_layout
 
-FIXTURE = Path(__file__).parent / "data" / "isograph-0.1.5"
+FIXTURE = paths.DATA / "isograph-0.1.5"
 API_RUN = FIXTURE / "expected" / "api_run"
 FEATURE_TABLE = FIXTURE / "inputs" / "feature_table.parquet"
 FEATURE_META = FIXTURE / "inputs" / "feature_meta.parquet"

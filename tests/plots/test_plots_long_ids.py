@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.explain import explain_api
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -20,7 +21,6 @@ from isograph_gpu.plots.overview import plot_eigengene_heatmap
 from isograph_gpu.plots.render import _module_builders, eigengene_frame
 from isograph_gpu.plots.style import freeze_layout
 from isograph_gpu.synthetic import make_synthetic_dataset
-from tests._helpers.explain import explain_api
 
 
 def _ensembl_ids(data, rng) -> tuple[dict[str, str], dict[str, str]]:

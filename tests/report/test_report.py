@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.explain import explain_api
 from click.testing import CliRunner
 
 from isograph_gpu import ExplainConfig, explain_module
@@ -22,7 +23,6 @@ from isograph_gpu.manifest import MANIFEST
 from isograph_gpu.report import REPORT_NAME
 from isograph_gpu.report.html import column_header
 from isograph_gpu.synthetic import make_synthetic_dataset
-from tests._helpers.explain import explain_api
 
 N_MODULES = 3
 

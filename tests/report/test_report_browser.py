@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers.explain import explain_api
+from _helpers.headless_browser import find_chromium, visit
 
 from isograph_gpu import ExplainConfig
 from isograph_gpu.manifest import MANIFEST
 from isograph_gpu.report import REPORT_NAME
 from isograph_gpu.synthetic import make_synthetic_dataset
-from tests._helpers.explain import explain_api
-from tests._helpers.headless_browser import find_chromium, visit
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(

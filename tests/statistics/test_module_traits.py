@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers.cli import assert_no_output, assert_one_line_error
 from _helpers.explain import explain_api, invoke_explain
+from _helpers.oracles import partial_pearson
 from scipy import stats
-from test_cli_errors import assert_no_output, assert_one_line_error
-from test_partial_and_anova import oracle_partial
 
 from isograph_gpu import ExplainConfig
 from isograph_gpu.errors import InputError
@@ -114,7 +114,7 @@ def test_covariate_adjusted_r_equals_ols_residuals(runs):
     cov = runs["cov_frame"].set_index("sample_id").reindex(eig.index)
     z = np.column_stack([cov["depth"], cov["batch"] == "b2", cov["batch"] == "b3"]).astype(float)
     for row in table[table["trait"] == "age"].itertuples():
-        expected, n = oracle_partial(age, eig[row.module_id].to_numpy(), z)
+        expected, n = partial_pearson(age, eig[row.module_id].to_numpy(), z)
         assert row.r == pytest.approx(expected, abs=1e-10)
         assert row.n_samples == n
         t = expected * np.sqrt((n - 5) / (1 - expected**2))
@@ -148,7 +148,7 @@ def test_driver_and_polarity_tables_are_partial_given_covariates(runs, ref_input
     plain = pd.read_parquet(runs["plain"] / module / CORE[1])
     assert list(polarity.columns) == list(plain.columns)
     for row in polarity.head(12).itertuples():
-        expected, n = oracle_partial(table[row.feature_id].to_numpy(np.float64), e, z)
+        expected, n = partial_pearson(table[row.feature_id].to_numpy(np.float64), e, z)
         if n - 5 < 1:  # too few complete samples for the 3 covariates
             assert np.isnan(row.r) and row.n_samples == n
             continue
@@ -165,7 +165,7 @@ def test_driver_and_polarity_tables_are_partial_given_covariates(runs, ref_input
                                atol=1e-15)
     drivers = pd.read_parquet(runs["adjusted"] / module / CORE[0])
     for row in drivers.head(8).itertuples():
-        expected, n = oracle_partial(scores.loc[row.feature_id].to_numpy(np.float64), e, z)
+        expected, n = partial_pearson(scores.loc[row.feature_id].to_numpy(np.float64), e, z)
         assert row.r == pytest.approx(expected, abs=1e-10) and row.n_samples == n
 
 

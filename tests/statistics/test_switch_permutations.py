@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from _helpers.oracles import partial_pearson, switch_permutation_pvalues
 from scipy import stats
 
 from isograph_gpu.ops.permutation import (
@@ -19,31 +20,6 @@ from isograph_gpu.ops.permutation import (
 )
 from isograph_gpu.ops.segments import switch_strength
 from isograph_gpu.switch_significance import gene_chunks, switch_family, switch_pvalues
-
-
-def numpy_r(x: np.ndarray, y: np.ndarray, min_pairs: int = 3) -> float:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < min_pairs or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return np.nan
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])
-
-
-def numpy_strength(x: np.ndarray, y: np.ndarray, segments: np.ndarray, gene: int) -> float:
-    r = np.array([numpy_r(x[:, f], y) for f in np.flatnonzero(segments == gene)])
-    r = r[np.isfinite(r)]
-    return float(r.max() - r.min()) if len(r) >= 2 else 0.0
-
-
-def numpy_pvalues(x, scores, segments, permutations):
-    """p [G, K] by a plain loop over genes, modules and permutations."""
-    genes = segments.max() + 1
-    p = np.empty((genes, scores.shape[1]))
-    for k in range(scores.shape[1]):
-        for g in range(genes):
-            observed = numpy_strength(x, scores[:, k], segments, g)
-            null = [numpy_strength(x, scores[order, k], segments, g) for order in permutations]
-            p[g, k] = (1 + sum(v >= observed for v in null)) / (len(permutations) + 1)
-    return p
 
 
 def _null_data(seed, n, genes, transcripts, k, nan=0.1):
@@ -70,7 +46,7 @@ def test_pvalue_equals_a_plain_numpy_loop_over_the_same_permutations():
     observed = switch_strength(r, seg, 6)
     counts = switch_null_exceedances(xt, st, seg, 6, observed, perms, min_pairs=3, block=7)
     p = permutation_pvalue(counts, 60).numpy()
-    np.testing.assert_array_equal(p, numpy_pvalues(x, scores, segments, perms.numpy()))
+    np.testing.assert_array_equal(p, switch_permutation_pvalues(x, scores, segments, perms.numpy()))
     assert p[0, 0] == 1 / 61
 
 
@@ -165,7 +141,6 @@ def test_power_on_the_demo_planted_switches(seed, tmp_path):
 def test_covariate_null_permutes_residuals_as_a_numpy_loop():
     """With covariates: observed and null r are partial; the null permutes the scores'
     OLS residuals on [1, Z] (Freedman-Lane), as a plain numpy loop does."""
-    from test_partial_and_anova import oracle_partial
 
     from isograph_gpu.ops.partial import partial_correlation
 
@@ -188,7 +163,7 @@ def test_covariate_null_permutes_residuals_as_a_numpy_loop():
     residual = np.where(ok, scores[:, 0] - fitted, np.nan)
 
     def strength(y, gene):
-        rs = [oracle_partial(x[:, f], y, z) for f in np.flatnonzero(segments == gene)]
+        rs = [partial_pearson(x[:, f], y, z) for f in np.flatnonzero(segments == gene)]
         rs = np.array([v for v, n in rs if n >= 3 and np.isfinite(v)])
         return rs.max() - rs.min() if len(rs) >= 2 else 0.0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 
 from isograph_gpu.structure import (
     CANONICAL_LABELS,
@@ -20,7 +21,7 @@ from isograph_gpu.structure import (
     read_switch_pairs,
 )
 
-REF = Path(__file__).parent / "data" / "isograph-0.1.5"
+REF = paths.DATA / "isograph-0.1.5"
 STRUCTURE_TSV = REF / "structure" / "transcript_structure_annotations.tsv"
 CLI_RUN = REF / "expected" / "cli_run"
 BOOLS = list(CANONICAL_LABELS[:7])

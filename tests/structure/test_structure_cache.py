@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from _helpers import paths
 from _helpers.files import write_gtf
 
 from isograph_gpu.structure import cache as cache_module
 from isograph_gpu.structure import gtf as gtf_module
 from isograph_gpu.structure.cache import METADATA_KEY, load_transcript_models
 
-GTF = Path(__file__).parent / "data" / "real-gtf" / "gencode_human.gtf.gz"
+GTF = paths.DATA / "real-gtf" / "gencode_human.gtf.gz"
 
 
 @pytest.fixture()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 from _helpers.files import write_gtf
 from click.testing import CliRunner
 
 from isograph_gpu.cli import main
 
-REAL = Path(__file__).parent / "data" / "real-gtf"
+REAL = paths.DATA / "real-gtf"
 GTF = REAL / "gencode_human.gtf.gz"
 PAIRS = REAL / "gencode_switch_pairs.tsv"
 

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structure_oracle import (
@@ -25,7 +24,7 @@ from isograph_gpu.structure.compare import compare_pairs
 from isograph_gpu.structure.labels import SPLICING_EVENTS
 from isograph_gpu.structure.models import TranscriptModels
 
-REAL = Path(__file__).parent / "data" / "real-gtf"
+REAL = paths.DATA / "real-gtf"
 GTF = REAL / "gencode_human.gtf.gz"
 
 

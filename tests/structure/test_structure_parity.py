@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers import paths
 from _helpers.files import write_gtf
 from click.testing import CliRunner
 from structure_oracle import read_plain
@@ -21,7 +22,7 @@ from isograph_gpu.structure import (
     read_switch_pairs,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = paths.DATA
 SYNTH = DATA / "isograph-0.1.5" / "structure"
 REAL = DATA / "real-gtf"
 CASES = {

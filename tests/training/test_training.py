@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _helpers import oracles
+from _helpers import oracles, paths
 from _helpers.cuda import no_host_sync
 from _helpers.testers import Tolerance, assert_matches
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.training import ModuleStatistics
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_vae_with_drivers.py"
+EXAMPLE = paths.REPO / "examples" / "train_vae_with_drivers.py"
 
 
 def _example():

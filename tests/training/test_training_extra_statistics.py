@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _helpers.oracles import partial_pearson, switch_permutation_pvalues
 from scipy import stats
-from test_partial_and_anova import oracle_partial
-from test_switch_permutations import numpy_pvalues
 
 from isograph_gpu.ops.permutation import sample_permutations
 from isograph_gpu.training import ModuleStatistics
@@ -29,7 +28,7 @@ def test_switch_pvalues_equal_a_numpy_loop():
     stats_ = ModuleStatistics(gene_ids, switch_permutations=40, seed=4)
     out = stats_(torch.from_numpy(x), torch.from_numpy(scores))
     segments = np.array([stats_.gene_names.index(g) for g in gene_ids])
-    expected = numpy_pvalues(x, scores, segments, sample_permutations(30, 40, 4).numpy())
+    expected = switch_permutation_pvalues(x, scores, segments, sample_permutations(30, 40, 4).numpy())
     p = out.switch_pvalue.numpy()
     assert np.isnan(p[-1]).all()
     np.testing.assert_array_equal(p[:-1], expected[:-1])
@@ -47,11 +46,11 @@ def test_covariates_and_traits_on_tensors():
         torch.from_numpy(x), latent, covariates=torch.from_numpy(z),
         traits=torch.from_numpy(traits))
     for f in range(x.shape[1]):
-        expected, n = oracle_partial(x[:, f], scores[:, 0], z)
+        expected, n = partial_pearson(x[:, f], scores[:, 0], z)
         assert out.r[f, 0].item() == pytest.approx(expected, abs=1e-10)
         t = expected * np.sqrt((n - 4) / (1 - expected**2))
         assert out.pvalue[f, 0].item() == pytest.approx(2 * stats.t.sf(abs(t), n - 4), rel=1e-9)
-    expected, _ = oracle_partial(traits[:, 0], scores[:, 1], z)
+    expected, _ = partial_pearson(traits[:, 0], scores[:, 1], z)
     assert out.trait_r[0, 1].item() == pytest.approx(expected, abs=1e-10)
     (-out.switch_strength.mean()).backward()
     assert latent.grad is not None and torch.isfinite(latent.grad).all()

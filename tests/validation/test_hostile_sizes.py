@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import paths
 from _helpers.explain import invoke_explain
 
 from isograph_gpu.attribution.checkpoint import VaeDecoder, VaeEncoder, load_checkpoint
 from isograph_gpu.config import ExplainConfig, ig_quadrature_bytes
 from isograph_gpu.errors import InputError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 
 
 def save_checkpoint(path: Path, **declared: int) -> Path:
