@@ -13,7 +13,7 @@ import torch
 from _helpers import oracles
 from _helpers.explain import explain_api, invoke_explain
 from _helpers.memory import PeakAllocation
-from _helpers.testers import Tolerance, assert_matches
+from _helpers.testers import Tolerance, assert_matches, device_marks
 
 from isograph_gpu import ExplainConfig, explain_module
 from isograph_gpu.engine import chunk_size, device_chunks, feature_statistics
@@ -178,11 +178,8 @@ def test_cli_writes_tails_table_and_progress(ref_inputs, tmp_path):
     (torch.float64, [1e300, 1e-300, 1e-310, 1.0, 2.0**-600, 1e150], 1e-9),
     (torch.float32, [1e30, 1e-30, 1.0, 1e18, 1e-18, 3e-36], 2e-4),
 ], ids=["float64", "float32"])
-@pytest.mark.parametrize("device", [
-    "cpu",
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs CUDA")]),
-])
+@pytest.mark.parametrize("device", [pytest.param(d, marks=device_marks(d))
+                                    for d in ("cpu", "cuda")])
 def test_feature_statistics_at_extreme_magnitudes(dtype, magnitudes, tol, device):
     """Features and scores of 1e300 / 1e-300 (float32: 1e30 / 1e-30) gave all-NaN r, se,
     t and p: squares overflowed or underflowed. Now every statistic equals scipy on the

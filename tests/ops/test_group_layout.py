@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import oracles
-from _helpers.testers import Tolerance, assert_matches, device_marks
+from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,28 +73,30 @@ def _wide_lognormal_data():
 _GROUP_SUM_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
+def _group_sums(x: torch.Tensor, y: torch.Tensor, member: torch.Tensor
+                ) -> dict[str, torch.Tensor]:
+    _, sums = moments_and_group_sums(x, y, member)
+    return {"count": sums.count, "total": sums.total, "squares": sums.squares}
+
+
 @pytest.mark.parametrize("data", [_data, _wide_lognormal_data], ids=["normal", "lognormal"])
-@pytest.mark.parametrize("device,dtype", [
-    pytest.param(device, dtype, id=f"{device}-{str(dtype)[6:]}", marks=device_marks(device))
-    for device in ("cpu", "cuda") for dtype in (torch.float64, torch.float32)])
-def test_overlapping_group_sums_match_numpy(data, device, dtype) -> None:
+@pytest.mark.parametrize("case", op_cases(chunks=(None, 16)))
+def test_overlapping_group_sums_match_numpy(data, case: OpCase) -> None:
     """Median and tails splits overlap; every group column counted on its own (the old
-    group kernel got the tails columns wrong here), on each device and dtype."""
+    group kernel got the tails columns wrong here), on each device, dtype and chunking."""
     x, y = data()
-    layout = _overlapping_layout(torch.from_numpy(y), device)
-    _, sums = moments_and_group_sums(torch.as_tensor(x, dtype=dtype, device=device),
-                                     torch.as_tensor(y, dtype=dtype, device=device),
-                                     layout.matrix)
-    member = layout.matrix.cpu().numpy()
+    member = _overlapping_layout(torch.from_numpy(y)).matrix
+    sums = run_op(_group_sums, x, y, member, case=case)
+    member = member.numpy()
     want = oracles.group_sums(x, member)
-    np.testing.assert_array_equal(sums.count.double().cpu().numpy(), want.count)
-    total = sums.total.double().cpu().numpy()
-    squares = sums.squares.double().cpu().numpy()
-    tol = _GROUP_SUM_TOL[dtype]
+    np.testing.assert_array_equal(sums["count"].astype(np.float64), want.count)
+    total = sums["total"].astype(np.float64)
+    squares = sums["squares"].astype(np.float64)
+    tol = _GROUP_SUM_TOL[case.dtype]
     deviation = np.nan_to_num(np.abs(x - np.nanmean(x, axis=0)))
     scale = (member.T.astype(np.float64) @ deviation).T + 1.0  # sum |deviation| + 1 [F, G]
     assert np.max(np.abs(total - want.total) / scale) <= tol
-    if device == "cpu" and dtype == torch.float64:  # the CPU float64 bounds as they were
+    if case.device == "cpu" and case.dtype == torch.float64:  # the CPU float64 bounds as they were
         np.testing.assert_allclose(total, want.total, atol=1e-10)
     np.testing.assert_allclose(squares, want.squares, rtol=tol)
 

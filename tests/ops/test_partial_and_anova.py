@@ -10,6 +10,7 @@ import pytest
 import torch
 from _helpers.oracles import complete
 from _helpers.oracles import partial_pearson as oracle_partial  # ci examples hash this name
+from _helpers.testers import OpCase, Tolerance, assert_matches, op_cases, run_op
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -140,29 +141,113 @@ def test_f_pvalue_matches_scipy_including_tails():
     assert np.isnan(p[6])
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_partial_f_and_switch_null_equal_the_cpu():
-    """The same ops on CUDA in float64 give the CPU's numbers (p-values to rounding)."""
-    from isograph_gpu.ops.permutation import sample_permutations, switch_null_exceedances
-    from isograph_gpu.ops.segments import switch_strength
+def _partial_oracle(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    """r, n and p [F, K] of :func:`oracle_partial` per pair; r and p NaN where fewer than
+    3 samples or no residual degree of freedom is left (as ``partial_correlation``)."""
+    f, k, c = x.shape[1], y.shape[1], z.shape[1]
+    r, n = np.full((f, k), np.nan), np.zeros((f, k), dtype=np.int64)
+    for i in range(f):
+        for j in range(k):
+            value, n[i, j] = oracle_partial(x[:, i], y[:, j], z)
+            if n[i, j] >= 3 and n[i, j] - 2 - c >= 1:
+                r[i, j] = value
+    df = n - 2 - c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = r * np.sqrt(df / (1 - r**2))
+    return {"r": r, "n": n, "pvalue": 2 * stats.t.sf(np.abs(t), df)}
 
-    x, y, z = _data(3, 80, 40, 3, 2, 0.1, 0.05)
-    cpu = [torch.from_numpy(a) for a in (x, y, z)]
-    gpu = [t.cuda() for t in cpu]
-    r_cpu, n_cpu = partial_correlation(*cpu)
-    r_gpu, n_gpu = partial_correlation(*gpu)
-    torch.testing.assert_close(r_gpu.cpu(), r_cpu, rtol=0, atol=1e-12, equal_nan=True)
-    assert torch.equal(n_gpu.cpu(), n_cpu)
-    levels = torch.arange(80) % 3
-    f_cpu = group_f_test(cpu[1], levels, 3, cpu[2])
-    f_gpu = group_f_test(gpu[1], levels.cuda(), 3, gpu[2])
-    torch.testing.assert_close(f_gpu[0].cpu(), f_cpu[0], rtol=1e-10, atol=0)
-    segment = torch.arange(40) // 4
-    observed = switch_strength(r_cpu, segment, 10)
-    perms = sample_permutations(80, 30, 1)
-    counts_cpu = switch_null_exceedances(cpu[0], cpu[1], segment, 10, observed, perms,
-                                         min_pairs=3, block=8, covariates=cpu[2])
-    counts_gpu = switch_null_exceedances(gpu[0], gpu[1], segment.cuda(), 10, observed.cuda(),
-                                         perms, min_pairs=3, block=8, covariates=gpu[2])
-    assert (counts_gpu.cpu() - counts_cpu).abs().max() <= 1  # a near-tie may round apart
+
+#: the bound of the float64 edge-case test above; float32 at the runner's tolerance
+PARTIAL_FLOAT64 = Tolerance(atol=1e-10, rtol=1e-10, log10=1e-8)
+
+
+def _partial_cases() -> list:
+    """The runner's cases with covariates of unit scale, and float64's also with the
+    covariates of :func:`_data` (scale 0.1..100: y's residual is then below float32's
+    flat threshold, 1024 eps of its raw second moment, and r is NaN by design)."""
+    params = []
+    for wide in (False, True):
+        dtypes = (torch.float64,) if wide else (torch.float64, torch.float32)
+        for p in op_cases(dtypes=dtypes, pvalue_routes=("default", "torch")):
+            params.append(pytest.param(p.values[0], wide, marks=p.marks,
+                                       id=f"{p.id}-{'wide' if wide else 'unit'}-covariates"))
+    return params
+
+
+@pytest.mark.parametrize(("case", "wide"), _partial_cases())
+def test_partial_correlation_on_every_device_dtype_and_chunking(case: OpCase,
+                                                                wide: bool) -> None:
+    if wide:
+        x, y, z = _data(3, 80, 8, 3, 2, 0.1, 0.05)
+    else:
+        rng = np.random.default_rng(3)
+        z = rng.normal(size=(80, 2))
+        x = rng.normal(size=(80, 8)) + z @ rng.normal(size=(2, 8)) / 2 + 5.0
+        y = rng.normal(size=(80, 3)) + z[:, :1]
+        x[rng.random(x.shape) < 0.1] = np.nan
+        z[rng.random(z.shape) < 0.05] = np.nan
+
+    def op(xc, yt, zt):
+        r, n = partial_correlation(xc, yt, zt)
+        return {"r": r, "n": n, "pvalue": partial_pvalue(r, n, zt.shape[1])}
+
+    got = run_op(op, x, y, z, case=case)
+    tol = PARTIAL_FLOAT64 if case.dtype == torch.float64 else case.tol
+    assert_matches(got, _partial_oracle(x, y, z), tol)
+
+
+def _f_oracle(y: np.ndarray, levels: np.ndarray, n_levels: int,
+              z: np.ndarray | None) -> dict[str, np.ndarray]:
+    """F, its degrees of freedom, n and p per column of y: ``scipy.stats.f_oneway``
+    without covariates, the nested-OLS F (levels added to [1, z]) with them."""
+    k = y.shape[1]
+    out = {"fstat": np.full(k, np.nan), "df1": np.zeros(k), "df2": np.zeros(k),
+           "n": np.zeros(k, dtype=np.int64), "pvalue": np.full(k, np.nan)}
+    for j in range(k):
+        ok = np.isfinite(y[:, j]) & (levels >= 0)
+        if z is not None:
+            ok &= np.isfinite(z).all(axis=1)
+        out["n"][j] = ok.sum()
+        present = np.unique(levels[ok])
+        reduced = np.column_stack([np.ones(ok.sum()), *([] if z is None else [z[ok]])])
+        full = np.column_stack([reduced, (levels[ok][:, None] == present[1:]).astype(float)])
+        d1, d2 = len(present) - 1, ok.sum() - full.shape[1]
+        out["df1"][j], out["df2"][j] = d1, d2
+
+        def rss(design, j=j, ok=ok):
+            return np.sum((y[ok, j] - design @ np.linalg.lstsq(design, y[ok, j],
+                                                                rcond=None)[0]) ** 2)
+
+        if z is None:
+            res = stats.f_oneway(*(y[ok & (levels == g), j] for g in present))
+            out["fstat"][j], out["pvalue"][j] = res.statistic, res.pvalue
+        else:
+            out["fstat"][j] = ((rss(reduced) - rss(full)) / d1) / (rss(full) / d2)
+            out["pvalue"][j] = stats.f.sf(out["fstat"][j], d1, d2)
+    return out
+
+
+#: the bounds of the float64 tests above (rel 1e-10 on F, 1e-9 on p)
+F_FLOAT64 = Tolerance(atol=1e-10, rtol=1e-10, log10=1e-9 / np.log(10))
+
+
+@pytest.mark.parametrize("covariates", [False, True], ids=["plain", "covariates"])
+@pytest.mark.parametrize("case", op_cases(chunks=(None, 2), pvalue_routes=("default", "torch")))
+def test_group_f_test_on_every_device_dtype_and_chunking(case: OpCase, covariates: bool) -> None:
+    """Chunks are score columns here (the F test runs per column of y)."""
+    rng = np.random.default_rng(5)
+    n, k, n_levels = 50, 5, 3
+    levels = rng.integers(0, n_levels, n)
+    levels[[3, 17]] = -1
+    z = rng.normal(size=(n, 2)) if covariates else None
+    y = rng.normal(size=(n, k)) + 0.5 * levels[:, None] + (z[:, :1] if covariates else 0.0)
+    y[rng.random(y.shape) < 0.1] = np.nan
+
+    def op(yc, lv, *zt):
+        f, df1, df2, count = group_f_test(yc, lv, n_levels, *zt)
+        return {"fstat": f, "df1": df1, "df2": df2, "n": count,
+                "pvalue": f_pvalue(f, df1, df2)}
+
+    got = run_op(op, y, levels, *([z] if covariates else []), case=case)
+    tol = F_FLOAT64 if case.dtype == torch.float64 else case.tol
+    assert_matches(got, _f_oracle(y, levels, n_levels, z), tol)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers.oracles import partial_pearson, switch_permutation_pvalues
+from _helpers.testers import OpCase, op_cases, run_op
 from scipy import stats
 
 from isograph_gpu.ops.permutation import (
@@ -31,23 +32,49 @@ def _null_data(seed, n, genes, transcripts, k, nan=0.1):
     return x, scores, segments
 
 
-def test_pvalue_equals_a_plain_numpy_loop_over_the_same_permutations():
+def _null_counts(case: OpCase, got: np.ndarray, want: np.ndarray) -> None:
+    """Exceedance counts: exactly the oracle's on the CPU; on CUDA (another GEMM
+    summation order) a near-tie of a null strength with the observed may round apart."""
+    if case.device == "cpu":
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert np.abs(got - want).max() <= 1
+
+
+def _exceedance_op(segments: np.ndarray, n_genes: int, perms: torch.Tensor, block: int):
+    """The switch null on the chunk's device: observed strength from masked Pearson (or
+    partial r given covariates), then the exceedances and permutation p of each gene."""
+    from isograph_gpu.ops.partial import partial_correlation
+    from isograph_gpu.ops.pearson import masked_pearson
+
+    def op(x, scores, *covariates):
+        seg = torch.as_tensor(segments, device=x.device)
+        r = (partial_correlation(x, scores, covariates[0])[0] if covariates
+             else masked_pearson(x, scores)[0])
+        observed = switch_strength(r, seg, n_genes)
+        counts = switch_null_exceedances(x, scores, seg, n_genes, observed, perms,
+                                         min_pairs=3, block=block,
+                                         covariates=covariates[0] if covariates else None)
+        return {"observed": observed, "exceedances": counts,
+                "pvalue": permutation_pvalue(counts, len(perms))}
+
+    return op
+
+
+@pytest.mark.parametrize("case", op_cases(chunks=(None,)))
+def test_pvalue_equals_a_plain_numpy_loop_over_the_same_permutations(case: OpCase) -> None:
     x, scores, segments = _null_data(0, 25, 6, 3, 2)
     x[:, 0] += 2.0 * scores[:, 0]  # one planted switch: T1 up with module 0
     x[:, 1] -= 2.0 * scores[:, 0]
     scores[3, 1] = np.nan  # a missing score moves with its sample
     perms = sample_permutations(25, 60, seed=7)
     assert torch.equal(perms, sample_permutations(25, 60, seed=7))
-    xt, st = torch.from_numpy(x), torch.from_numpy(scores)
-    from isograph_gpu.ops.pearson import masked_pearson
-
-    r, _ = masked_pearson(xt, st)
-    seg = torch.from_numpy(segments)
-    observed = switch_strength(r, seg, 6)
-    counts = switch_null_exceedances(xt, st, seg, 6, observed, perms, min_pairs=3, block=7)
-    p = permutation_pvalue(counts, 60).numpy()
-    np.testing.assert_array_equal(p, switch_permutation_pvalues(x, scores, segments, perms.numpy()))
-    assert p[0, 0] == 1 / 61
+    got = run_op(_exceedance_op(segments, 6, perms, block=7), x, scores, case=case)
+    p = switch_permutation_pvalues(x, scores, segments, perms.numpy())
+    _null_counts(case, got["exceedances"], np.rint(p * 61).astype(np.int64) - 1)
+    if case.device == "cpu":
+        np.testing.assert_array_equal(got["pvalue"], p)
+    assert got["pvalue"][0, 0] == 1 / 61
 
 
 def test_the_gene_pass_does_not_depend_on_chunks_blocks_or_feature_order():
@@ -138,24 +165,18 @@ def test_power_on_the_demo_planted_switches(seed, tmp_path):
     assert power >= 0.8 and power > false_rate
 
 
-def test_covariate_null_permutes_residuals_as_a_numpy_loop():
+@pytest.mark.parametrize("case", op_cases(dtypes=(torch.float64,), chunks=(None,)))
+def test_covariate_null_permutes_residuals_as_a_numpy_loop(case: OpCase) -> None:
     """With covariates: observed and null r are partial; the null permutes the scores'
     OLS residuals on [1, Z] (Freedman-Lane), as a plain numpy loop does."""
-
-    from isograph_gpu.ops.partial import partial_correlation
-
     x, scores, segments = _null_data(4, 24, 4, 3, 1)
     rng = np.random.default_rng(9)
     z = rng.normal(size=(24, 2))
     z[5, 0] = np.nan
     scores[:, 0] += z[:, 1]
     perms = sample_permutations(24, 40, seed=2)
-    zt = torch.from_numpy(z)
-    r, _ = partial_correlation(torch.from_numpy(x), torch.from_numpy(scores), zt)
-    seg = torch.from_numpy(segments)
-    observed = switch_strength(r, seg, 4)
-    counts = switch_null_exceedances(torch.from_numpy(x), torch.from_numpy(scores), seg, 4,
-                                     observed, perms, min_pairs=3, block=9, covariates=zt)
+    got = run_op(_exceedance_op(segments, 4, perms, block=9), x, scores, z, case=case)
+    observed, counts = got["observed"], got["exceedances"]
     ok = np.isfinite(scores[:, 0]) & np.isfinite(z).all(axis=1)
     design = np.column_stack([np.ones(24), np.nan_to_num(z)])
     beta = np.linalg.lstsq(design[ok], scores[ok, 0], rcond=None)[0]
@@ -167,11 +188,13 @@ def test_covariate_null_permutes_residuals_as_a_numpy_loop():
         rs = np.array([v for v, n in rs if n >= 3 and np.isfinite(v)])
         return rs.max() - rs.min() if len(rs) >= 2 else 0.0
 
+    want = np.zeros((4, 1), dtype=np.int64)
     for gene in range(4):
         obs = strength(scores[:, 0], gene)
         assert obs == pytest.approx(observed[gene, 0].item(), abs=1e-12)
         null = [strength(fitted + residual[order], gene) for order in perms.numpy()]
-        assert counts[gene, 0].item() == sum(v >= obs for v in null)
+        want[gene, 0] = sum(v >= obs for v in null)
+    _null_counts(case, counts, want)
 
 
 def test_explain_appends_switch_columns_and_records_them(ref_inputs, tmp_path):
