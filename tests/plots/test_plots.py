@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _helpers import paths
+from _helpers.reference_run import API_RUN, FIXTURE, TABLES, load_fixture_results
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.colors import to_rgba
@@ -34,22 +34,6 @@ from isograph_gpu.plots._data import moving_average_trend, top_drivers, transcri
 from isograph_gpu.plots.style import NEGATIVE_COLOR, NEUTRAL_COLOR, POSITIVE_COLOR
 from isograph_gpu.plots.transcripts import trend_lines
 from isograph_gpu.result import ExplainResult
-
-FIXTURE = paths.DATA / "isograph-0.1.5"
-API_RUN = FIXTURE / "expected" / "api_run"
-TABLES = ("gene_driver_table", "transcript_polarity_table", "high_vs_low_table")
-
-
-def load_fixture_results(modules: tuple[str, ...] = ("M000", "M001", "M002", "M003", "M004")
-                         ) -> dict[str, ExplainResult]:
-    eig = pd.read_parquet(API_RUN / "eigengenes.parquet")
-    out = {}
-    for m in modules:
-        t = {n: pd.read_parquet(API_RUN / m / f"{n}.parquet") for n in TABLES}
-        out[m] = ExplainResult(m, t["gene_driver_table"], t["transcript_polarity_table"],
-                               t["high_vs_low_table"], eig[m].to_numpy(np.float64),
-                               eig["sample_id"].astype(str).tolist(), 20)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 import pytest
-from test_plots import API_RUN, FIXTURE, TABLES
+from _helpers.reference_run import API_RUN, FIXTURE, TABLES
 
 from isograph_gpu.plots import (
     plot_driver_bar,

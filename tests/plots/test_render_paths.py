@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from test_plots import load_fixture_results
+from _helpers.reference_run import load_fixture_results
 
 from isograph_gpu.errors import InputError
 from isograph_gpu.plots import render_explain_figures
