@@ -4,15 +4,15 @@
 #   bash bench/gpu_check.sh [--quick]
 #
 # 1. the CUDA tests (pytest -m cuda, reference parity excluded),
-# 2. reference parity on CUDA at the default precision, float64 (tests/test_parity_devices.py),
+# 2. reference parity on CUDA at the default precision, float64 (tests/parity/test_parity_devices.py),
 # 3. bench/bench_gpu.py: stages at 1,000 x 250,000 x 32 with X on the device, parity
 #    deviations at float64 and float32 from isograph 0.1.5's stored tables, and the whole
 #    explain end to end (skipped with --quick),
 # 4. bench/bench_training.py: ModuleStatistics at 256 x 50,000 x 16 vs one VAE step,
-# 5. the numeric cases against exact arithmetic on CUDA (tests/test_cancellation.py:
+# 5. the numeric cases against exact arithmetic on CUDA (tests/ops/test_cancellation.py:
 #    offsets on NaN-score samples, far-apart groups, 1e10..1e300 outliers, the sync-free
-#    selection of the training call; tests/test_betainc.py: the torch betainc route).
-# 5. the residency and transfer paths (tests/test_residency.py and tests/test_block_reads.py
+#    selection of the training call; tests/ops/test_betainc.py: the torch betainc route).
+# 5. the residency and transfer paths (tests/compute/test_residency.py and tests/compute/test_block_reads.py
 #    on CUDA: a matrix kept on the device copied once, streamed module blocks equal to the
 #    loaded run) and bench/bench_blocks.py: 1 vs 4 module blocks on a streamed 1,000 x
 #    50,000 table on the device (skipped with --quick).
@@ -68,18 +68,18 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 step cuda_tests 120 "$py" -m pytest -q -p no:cacheprovider -m cuda tests \
-    --ignore=tests/test_parity_devices.py
+    --ignore=tests/parity/test_parity_devices.py
 step parity_cuda_float64 60 "$py" -m pytest -q -p no:cacheprovider -m cuda \
-    tests/test_parity_devices.py
+    tests/parity/test_parity_devices.py
 bench_args=(--device cuda --repeats 5 --end-to-end-repeats 1 --out "$results/gpu_$card.json")
 [ "$quick" -eq 1 ] && bench_args+=(--skip-end-to-end)
 step bench_gpu 270 "$py" bench/bench_gpu.py "${bench_args[@]}"
 step bench_training 60 "$py" bench/bench_training.py --device cuda \
     --out "$results/training_cuda.json"
 step numerics_cuda 120 "$py" -m pytest -q -p no:cacheprovider -m cuda \
-    tests/test_cancellation.py tests/test_betainc.py tests/test_training.py
-step residency_cuda 90 "$py" -m pytest -q -p no:cacheprovider tests/test_residency.py \
-    tests/test_compute_step.py tests/test_block_reads.py
+    tests/ops/test_cancellation.py tests/ops/test_betainc.py tests/training/test_training.py
+step residency_cuda 90 "$py" -m pytest -q -p no:cacheprovider tests/compute/test_residency.py \
+    tests/compute/test_compute_step.py tests/compute/test_block_reads.py
 [ "$quick" -eq 1 ] || step bench_blocks 240 "$py" bench/bench_blocks.py --device cuda \
     --repeats 3 --json "$results/blocks_$card.json"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import paths
 from hypothesis import settings
 
 #: Property tests are deterministic unless asked otherwise. "ci" (the default) draws the
@@ -25,7 +26,7 @@ for _name, _profile in HYPOTHESIS_PROFILES.items():
     settings.register_profile(_name, _profile)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-DATA = Path(__file__).parent / "data"
+DATA = paths.DATA
 REF = DATA / "isograph-0.1.5"
 INPUTS = REF / "inputs"
 EXPECTED = REF / "expected"
@@ -103,18 +104,18 @@ def ref_inputs() -> dict[str, Path]:
 #: ``slow`` here in one place: the default run (pyproject's ``addopts = -m 'not slow'``)
 #: leaves them out, CI runs them after it (``.ci/run``: ``python -m pytest -q -m slow``)
 SLOW_TESTS = (
-    "tests/test_distributed.py::",
-    "tests/test_kill_cleanup.py::test_sigkill_during_plots",
-    "tests/test_kill_cleanup.py::test_sigterm_during_plots",
-    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[driver",
-    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[isoform",
-    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[high",
-    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[transcript",
-    "tests/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[switch",
-    "tests/test_plots_cli.py::test_full_render_is_deterministic_for_vector_formats",
-    "tests/test_plots_cli.py::test_plot_command_renders_and_updates_manifest",
-    "tests/test_plots_cli.py::test_explain_plot_and_plot_command_list_the_same_plot_files",
-    "tests/test_plots_cli.py::test_plot_command_takes_the_inputs_from_the_manifest",
+    "tests/distributed/test_distributed.py::",
+    "tests/integrity/test_kill_cleanup.py::test_sigkill_during_plots",
+    "tests/integrity/test_kill_cleanup.py::test_sigterm_during_plots",
+    "tests/plots/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[driver",
+    "tests/plots/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[isoform",
+    "tests/plots/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[high",
+    "tests/plots/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[transcript",
+    "tests/plots/test_plots_long_ids.py::test_no_text_overlaps_with_ensembl_ids[switch",
+    "tests/plots/test_plots_cli.py::test_full_render_is_deterministic_for_vector_formats",
+    "tests/plots/test_plots_cli.py::test_plot_command_renders_and_updates_manifest",
+    "tests/plots/test_plots_cli.py::test_explain_plot_and_plot_command_list_the_same_plot_files",
+    "tests/plots/test_plots_cli.py::test_plot_command_takes_the_inputs_from_the_manifest",
 )
 
 

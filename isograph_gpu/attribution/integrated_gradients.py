@@ -29,7 +29,7 @@ from .checkpoint import VaeEncoder
 INSTALL_HINT = "pip install 'isograph-gpu[explain]'"
 #: Captum releases [first, last] checked to call ``self.gradient_func(forward_fn, inputs,
 #: target_ind, additional_forward_args)`` with ``captum._utils.gradient.compute_gradients``
-#: as its default (tests/test_attribution_ig.py fails when the installed Captum leaves
+#: as its default (tests/attribution/test_attribution_ig.py fails when the installed Captum leaves
 #: this range or changes that hook). Outside it Captum's own gradients are used.
 CAPTUM_GRADIENT_HOOK_VERSIONS = ((0, 9), (0, 9))
 

@@ -10,7 +10,7 @@ so p-values keep ~1e-13 relative accuracy for a up to 1e6.
 Used for exact p-values on CUDA when CuPy is not installed (or ``ISOGRAPH_GPU_CUPY=0``)
 and whenever a gradient is needed (``ops.pvalues.betainc_route``); the CPU uses
 ``scipy.special.betainc`` and CUDA with CuPy ``cupyx.scipy.special.betainc``. scipy is the
-oracle in ``tests/test_betainc.py``.
+oracle in ``tests/ops/test_betainc.py``.
 """
 
 from __future__ import annotations

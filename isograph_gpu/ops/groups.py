@@ -6,7 +6,7 @@ group sums back through :class:`GroupLayout`, never by hand. Splits may overlap:
 can be in the high group of the median split and in the high group of the tails split, and
 each group column counts it independently (the GEMM path in
 :func:`isograph_gpu.ops.moments.moments_and_group_sums` does; a kernel that folded two
-groups into one membership test would not, see ``tests/test_group_layout.py``).
+groups into one membership test would not, see ``tests/ops/test_group_layout.py``).
 """
 
 from __future__ import annotations

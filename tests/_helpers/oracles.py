@@ -213,3 +213,51 @@ def canonical_eigengene(matrix: np.ndarray) -> np.ndarray:
         if both.sum() >= 3 and np.corrcoef(e[both], mean[both])[0, 1] < 0:
             return -e
     return e
+
+
+def complete(*columns: np.ndarray) -> np.ndarray:
+    """Rows [n] finite in every column given ([n] or [n, c] each)."""
+    return np.all([np.isfinite(c).all(axis=1) if c.ndim == 2 else np.isfinite(c)
+                   for c in columns], axis=0)
+
+
+def partial_pearson(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float, int]:
+    """Pearson r of the OLS residuals of x [n] and y [n] on [1, z] (z [n, c]) over their
+    complete samples, and the number of those samples."""
+    ok = complete(x, y, z)
+    design = np.column_stack([np.ones(ok.sum()), z[ok]])
+    rx = x[ok] - design @ np.linalg.lstsq(design, x[ok], rcond=None)[0]
+    ry = y[ok] - design @ np.linalg.lstsq(design, y[ok], rcond=None)[0]
+    return float(np.corrcoef(rx, ry)[0, 1]), int(ok.sum())
+
+
+def _plain_r(x: np.ndarray, y: np.ndarray, min_pairs: int = 3) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < min_pairs or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return np.nan
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+
+
+def gene_switch_strength(x: np.ndarray, y: np.ndarray, segments: np.ndarray,
+                         gene: int) -> float:
+    """max r - min r of the finite pairwise-complete r of gene's columns of x [n, F] with
+    y [n]; 0 with fewer than 2."""
+    r = np.array([_plain_r(x[:, f], y) for f in np.flatnonzero(segments == gene)])
+    r = r[np.isfinite(r)]
+    return float(r.max() - r.min()) if len(r) >= 2 else 0.0
+
+
+def switch_permutation_pvalues(x: np.ndarray, scores: np.ndarray, segments: np.ndarray,
+                               permutations: np.ndarray) -> np.ndarray:
+    """Permutation p [G, K] of each gene's switch strength by a plain loop over genes,
+    score columns (scores [n, K]) and permutations ([P, n] sample orders: the scores move,
+    the masks of x stay): (1 + #null >= observed) / (P + 1)."""
+    genes = segments.max() + 1
+    p = np.empty((genes, scores.shape[1]))
+    for k in range(scores.shape[1]):
+        for g in range(genes):
+            observed = gene_switch_strength(x, scores[:, k], segments, g)
+            null = [gene_switch_strength(x, scores[order, k], segments, g)
+                    for order in permutations]
+            p[g, k] = (1 + sum(v >= observed for v in null)) / (len(permutations) + 1)
+    return p

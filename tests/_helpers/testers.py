@@ -37,9 +37,12 @@ TOLERANCES = {
     torch.float64: Tolerance(atol=1e-9, rtol=1e-7, log10=1e-8),
     torch.float32: Tolerance(atol=2e-5, rtol=2e-4, log10=2e-3),
 }
-#: columns compared exactly (counts) and in log10 (p- and q-values)
-EXACT = frozenset({"n", "n_high", "n_low", "count", "argmax", "high", "low"})
+#: columns compared exactly (counts, degrees of freedom), in log10 (p- and q-values) and
+#: relatively with the absolute floor (test statistics: t, F)
+EXACT = frozenset({"n", "n_high", "n_low", "count", "argmax", "high", "low", "df1", "df2",
+                   "exceedances"})
 LOG10 = frozenset({"pvalue", "qvalue"})
+RELATIVE = frozenset({"tstat", "fstat"})
 #: p-values below this are compared as "both tiny" (the float64 tail underflows)
 TINY_P = 1e-280
 
@@ -143,7 +146,7 @@ def assert_matches(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]
             pos = w > 0
             np.testing.assert_allclose(np.log10(g[pos]), np.log10(w[pos]), rtol=0,
                                        atol=tol.log10, err_msg=msg)
-        elif name == "tstat":
+        elif name in RELATIVE:
             # relative, with the means' absolute floor: a t near 0 comes from a delta that
             # cancels, whose error is absolute (hypothesis found t = 1.3e-4 off by 1.4e-11)
             np.testing.assert_allclose(g, w, rtol=tol.rtol, atol=tol.atol, err_msg=msg)
