@@ -67,11 +67,8 @@ def test_the_companions_give_identical_tensors_to_engine_dask_task_and_module_st
     the engine's chunk loop, a Dask task and ModuleStatistics give the same tensors on
     the same chunk; in chunks of 7 features (which split genes: a gene's features are
     scattered over the columns) the engine's switch p are the same still. The partial r
-    is the numpy OLS residuals' Pearson r (test_partial_and_anova's oracle) and the
-    switch p is test_switch_permutations' plain numpy loop."""
-    from test_partial_and_anova import oracle_partial
-    from test_switch_permutations import numpy_pvalues
-
+    is the numpy OLS residuals' Pearson r (_helpers.oracles.partial_pearson) and the
+    switch p is the plain numpy loop of _helpers.oracles.switch_permutation_pvalues."""
     x, y = _chunk(seed=3, n=40, f=21, k=2)
     rng = np.random.default_rng(8)
     z = rng.normal(size=(40, 2))
@@ -115,12 +112,12 @@ def test_the_companions_give_identical_tensors_to_engine_dask_task_and_module_st
     assert torch.isnan(training.switch_pvalue[single]).all()
     if with_covariates:
         for j in (0, 5, 13):
-            want, n = oracle_partial(x[:, j], y[:, 1], z)
+            want, n = oracles.partial_pearson(x[:, j], y[:, 1], z)
             assert training.r[j, 1].item() == pytest.approx(want, abs=1e-10)
             assert training.n[j, 1].item() == n
     else:
         perms = sample_permutations(40, b, seed).numpy()
-        want = numpy_pvalues(x, y, segments, perms)
+        want = oracles.switch_permutation_pvalues(x, y, segments, perms)
         keep = np.arange(training_api.n_genes) != single
         np.testing.assert_array_equal(training.switch_pvalue.numpy()[keep], want[keep])
 

@@ -118,7 +118,7 @@ def test_the_chunk_pass_does_not_depend_on_chunks_blocks_or_feature_order():
     torch.testing.assert_close(by_gene[0], whole[0], rtol=0, atol=0, equal_nan=True)
     perms = sample_permutations(30, 50, 3).numpy()
     np.testing.assert_array_equal(whole[0][:, 0].numpy(),
-                                  numpy_pvalues(x, scores, segments, perms)[:, 0])
+                                  switch_permutation_pvalues(x, scores, segments, perms)[:, 0])
 
 
 def test_single_transcript_genes_get_no_pair():
