@@ -41,6 +41,15 @@ def interrupt(make: Callable[[], BaseException]) -> None:
     raise make()
 
 
+def interrupt_raised() -> BaseException | None:
+    """The last interrupt raised since :func:`reset_outputs` (a new instance), or None. A
+    native library calling back into Python may wrap it in its own exception: polars (a
+    Rust extension) turns one raised in its callback into ``pyo3_runtime.PanicException``,
+    a ``BaseException`` that is neither ``KeyboardInterrupt`` nor ``Exception``; the
+    command line asks this to report it as the interrupt it was."""
+    return _raised[-1]() if _raised else None
+
+
 def raise_swallowed_interrupt() -> None:
     """Raise again an interrupt that was raised and never ended the run (Python swallows an
     exception raised inside a weakref callback or a finaliser): called where a run that

@@ -23,12 +23,18 @@ import traceback
 import warnings
 from collections.abc import Callable, MutableMapping, Sequence
 from types import ModuleType
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 
 from ..errors import IsographGpuError, first_line
-from ..interrupts import describe_outputs, interrupt, note_output, reset_outputs
+from ..interrupts import (
+    describe_outputs,
+    interrupt,
+    interrupt_raised,
+    note_output,
+    reset_outputs,
+)
 
 T = TypeVar("T")
 
@@ -144,6 +150,15 @@ def import_long_lived(name: str) -> ModuleType:
             gc.enable()
 
 
+def _exit_interrupted(exc: BaseException) -> NoReturn:
+    """Print the interrupt's line and exit 143 (SIGTERM) or 130 (Ctrl-C)."""
+    if isinstance(exc, Terminated):
+        click.echo(interrupted_line("terminated (SIGTERM)"), err=True)
+        sys.exit(128 + signal.SIGTERM)
+    click.echo(interrupted_line("interrupted"), err=True)
+    sys.exit(130)
+
+
 def run_command(fn: Callable[[], T], quiet: bool = False,
                 outputs: Sequence[object] = ()) -> T:
     """Run ``fn``; every failure prints one ``Error:`` line and exits non-zero.
@@ -156,26 +171,23 @@ def run_command(fn: Callable[[], T], quiet: bool = False,
     for destination in outputs:
         note_output(destination)
     _HANDLER_PID["pid"] = os.getpid()
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        previous_int = signal.getsignal(signal.SIGINT)
-        if previous_int is signal.default_int_handler:  # Ctrl-C: also held through a commit
-            signal.signal(signal.SIGINT, _raise_interrupted)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = previous_int = None
-    try:
+    previous = previous_int = None
+    try:  # the handlers are installed inside: a signal right after is reported as well
+        try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+            previous_int = signal.getsignal(signal.SIGINT)
+            if previous_int is signal.default_int_handler:  # Ctrl-C: held through a commit
+                signal.signal(signal.SIGINT, _raise_interrupted)
+        except ValueError:  # not the main thread: leave SIGTERM alone
+            previous = previous_int = None
         return fn()
     except (IsographGpuError, OSError) as exc:
         if DEBUG["enabled"]:
             traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"Error: {expected_error_line(exc)}", err=True)
         sys.exit(EXIT_FAILURE)
-    except Terminated:
-        click.echo(interrupted_line("terminated (SIGTERM)"), err=True)
-        sys.exit(128 + signal.SIGTERM)
-    except KeyboardInterrupt:
-        click.echo(interrupted_line("interrupted"), err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        _exit_interrupted(exc)
     except MemoryError as exc:
         click.echo("Error: out of memory; lower --memory-budget or use --stream-features"
                    + (f" ({exc})" if str(exc) else ""), err=True)
@@ -183,6 +195,14 @@ def run_command(fn: Callable[[], T], quiet: bool = False,
     except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         raise  # usage errors: click prints them (exit 2)
     except Exception as exc:  # a bug: say so, keep the traceback
+        report_bug(exc)
+        sys.exit(EXIT_FAILURE)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # e.g. a Rust library's panic (pyo3 PanicException)
+        interrupted = interrupt_raised()
+        if interrupted is not None:  # it wrapped our interrupt, raised in its callback
+            _exit_interrupted(interrupted)
         report_bug(exc)
         sys.exit(EXIT_FAILURE)
     finally:
