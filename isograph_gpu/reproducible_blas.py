@@ -1,4 +1,4 @@
-"""Bit-reproducible GEMMs on the CPU whatever the thread count.
+"""Bit-reproducible GEMMs on the CPU whatever the thread count (on Intel CPUs).
 
 MKL (torch's CPU BLAS on x86) splits some GEMMs' sums over threads in a thread-dependent
 order, so 1 and 2 threads (a Dask worker and its caller, a laptop and a CI runner) could
@@ -6,7 +6,8 @@ give tables that differ in the last bit. MKL's conditional numerical reproducibi
 strict mode (``MKL_CBWR=AUTO,STRICT``) fixes the order; measured at the engine's chunk
 shape it costs nothing (bench/results/blas_reproducibility_cpu.json). MKL reads the
 setting at its first call, so :func:`set_reproducible_blas` runs when the package is
-imported; a value the user's environment sets wins.
+imported; a value the user's environment sets wins. MKL honours the mode on Intel CPUs
+only: on AMD CPUs thread counts agree to rounding, not bit for bit.
 """
 
 from __future__ import annotations
