@@ -137,10 +137,11 @@ def large_run(n: int, f: int, k: int, budget: int) -> dict:
     }
 
 
-def _peak_rss_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+def _peak_rss_run(cmd: list[str], env: dict[str, str] | None = None,
+                  cwd: Path | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of ``cmd`` in a fresh child (``wait4`` rusage)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:

@@ -1,0 +1,115 @@
+"""The explain-module CLI end to end at several commits, side by side on the same inputs.
+
+"No slower than before" is a ratio measured in one run on one machine: each commit is
+exported (``git archive``) to a temporary folder and run as ``python -m isograph_gpu`` from
+there, the commits alternating run by run, on the 1,000 x 50,010 x 20 inputs of
+bench_explain.py ('large') and the 1,000 x 250,000 x 32 inputs of bench_scaling.py
+(``--whole-run``), with ``--no-report`` where the commit has the report (the earlier
+commits write none). Wall clock and peak RSS per run (``wait4``), the manifest's stage
+timings, medians, each commit's median over the first's. Writes
+``bench/results/commits_cpu.json``.
+
+    python bench/bench_commits.py 4d9fbc6 e2fb8cd HEAD --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from bench_explain import SIZES, prepare_inputs  # noqa: E402
+from bench_scaling import _peak_rss_run, _whole_run_inputs  # noqa: E402
+
+RESULTS = BENCH_DIR / "results" / "commits_cpu.json"
+
+
+def export(commit: str, root: Path) -> tuple[str, Path]:
+    """``(sha, folder)``: the package of ``commit`` exported under ``root``."""
+    sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    folder = root / sha
+    folder.mkdir()
+    archive = subprocess.run(["git", "archive", sha, "isograph_gpu"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    imported = subprocess.run([sys.executable, "-c", "import isograph_gpu; print(isograph_gpu.__file__)"],
+                              cwd=folder, env={**os.environ, "PYTHONPATH": str(folder)},
+                              check=True, capture_output=True, text=True).stdout.strip()
+    if not Path(imported).resolve().is_relative_to(folder.resolve()):
+        raise RuntimeError(f"{commit}: python imported {imported}, not the export")
+    return sha, folder
+
+
+def run_once(folder: Path, paths: dict[str, Path], out: Path, modules: list[str]) -> dict:
+    has_report = "no-report" in (folder / "isograph_gpu" / "cli" / "explain.py").read_text() \
+        if (folder / "isograph_gpu" / "cli" / "explain.py").exists() else False
+    cmd = [sys.executable, "-m", "isograph_gpu", "explain-module",
+           "--artifact-dir", str(paths["artifact_dir"]),
+           "--feature-table", str(paths["feature_table"]),
+           "--feature-meta", str(paths["feature_meta"]),
+           "--output-dir", str(out), "--device", "cpu", "--quiet",
+           *(["--no-report"] if has_report else []),
+           *(["--module-ids", *modules] if modules else [])]
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env.pop("MKL_CBWR", None)  # each commit's own setting
+    wall, peak_kib = _peak_rss_run(cmd, env, cwd=folder)  # -m puts the cwd first
+    manifest = json.loads((out / "module_explanation_manifest.json").read_text())
+    assert "report" not in manifest.get("timings_seconds", {}), f"{folder}: a report was drawn"
+    return {"wall_s": round(wall, 3), "peak_rss_gib": round(peak_kib / 2**20, 3),
+            "stage_timings_s": manifest.get("timings_seconds", {})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("commits", nargs="+")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", default="50k,250k")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    inputs = {"50k": (prepare_inputs("large", SIZES["large"]), []),
+              "250k": (_whole_run_inputs(BENCH_DIR / ".work" / "whole_1000_250000_32" / "inputs",
+                                         1000, 250000, 32), [])}
+    load = [os.getloadavg()[0]]
+    record: dict = {"benchmark": "bench/bench_commits.py", "commits": {}, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="isograph_gpu_commits_") as tmp:
+        exported = [export(c, Path(tmp)) for c in args.commits]
+        record["commits"] = {sha: name for (sha, _), name in zip(exported, args.commits,
+                                                                 strict=True)}
+        for size in args.sizes.split(","):
+            paths, modules = inputs[size]
+            runs: dict[str, list[dict]] = {sha: [] for sha, _ in exported}
+            for rep in range(args.repeats):
+                for sha, folder in exported:
+                    out = Path(tmp) / f"out_{size}_{sha}_{rep}"
+                    runs[sha].append(run_once(folder, paths, out, modules))
+                    print(size, sha, json.dumps(runs[sha][-1]), flush=True)
+                    subprocess.run(["rm", "-rf", str(out)], check=True)
+            first = exported[0][0]
+            medians = {sha: statistics.median(r["wall_s"] for r in rs) for sha, rs in runs.items()}
+            record["sizes"][size] = {
+                "runs": runs, "median_wall_s": medians,
+                "median_peak_rss_gib": {sha: statistics.median(r["peak_rss_gib"] for r in rs)
+                                        for sha, rs in runs.items()},
+                f"ratio_over_{first}": {sha: round(m / medians[first], 3)
+                                        for sha, m in medians.items()}}
+            load.append(os.getloadavg()[0])
+    record["load_average_1min"] = load
+    record["host"] = "quiet" if max(load) < 1.5 else "loaded host"
+    args.output.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps({s: v["median_wall_s"] for s, v in record["sizes"].items()}, indent=1))
+    print(json.dumps({s: v[f"ratio_over_{exported[0][0]}"] for s, v in record["sizes"].items()},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()
