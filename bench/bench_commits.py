@@ -62,11 +62,27 @@ def run_once(folder: Path, paths: dict[str, Path], out: Path, modules: list[str]
            *(["--module-ids", *modules] if modules else [])]
     env = {**os.environ, "PYTHONPATH": str(folder)}
     env.pop("MKL_CBWR", None)  # each commit's own setting
+    parent_kib = _rss_kib()
     wall, peak_kib = _peak_rss_run(cmd, env, cwd=folder)  # -m puts the cwd first
     manifest = json.loads((out / "module_explanation_manifest.json").read_text())
     assert "report" not in manifest.get("timings_seconds", {}), f"{folder}: a report was drawn"
-    return {"wall_s": round(wall, 3), "peak_rss_gib": round(peak_kib / 2**20, 3),
+    # Linux carries the forking process's RSS into the child's ru_maxrss (kept across exec):
+    # a reading no larger than this process's own RSS measures this process, not the run
+    peak = round(peak_kib / 2**20, 3) if peak_kib > parent_kib else None
+    return {"wall_s": round(wall, 3), "peak_rss_gib": peak,
             "stage_timings_s": manifest.get("timings_seconds", {})}
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _median_or_none(values: list) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
 
 
 def main() -> None:
@@ -98,7 +114,7 @@ def main() -> None:
             medians = {sha: statistics.median(r["wall_s"] for r in rs) for sha, rs in runs.items()}
             record["sizes"][size] = {
                 "runs": runs, "median_wall_s": medians,
-                "median_peak_rss_gib": {sha: statistics.median(r["peak_rss_gib"] for r in rs)
+                "median_peak_rss_gib": {sha: _median_or_none([r["peak_rss_gib"] for r in rs])
                                         for sha, rs in runs.items()},
                 f"ratio_over_{first}": {sha: round(m / medians[first], 3)
                                         for sha, m in medians.items()}}
