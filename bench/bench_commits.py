@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,16 +51,14 @@ def export(commit: str, root: Path) -> tuple[str, Path]:
     return sha, folder
 
 
-def run_once(folder: Path, paths: dict[str, Path], out: Path, modules: list[str]) -> dict:
-    has_report = "no-report" in (folder / "isograph_gpu" / "cli" / "explain.py").read_text() \
-        if (folder / "isograph_gpu" / "cli" / "explain.py").exists() else False
+def run_once(folder: Path, paths: dict[str, Path], out: Path) -> dict:
+    has_report = "no-report" in (folder / "isograph_gpu" / "cli" / "explain.py").read_text()
     cmd = [sys.executable, "-m", "isograph_gpu", "explain-module",
            "--artifact-dir", str(paths["artifact_dir"]),
            "--feature-table", str(paths["feature_table"]),
            "--feature-meta", str(paths["feature_meta"]),
            "--output-dir", str(out), "--device", "cpu", "--quiet",
-           *(["--no-report"] if has_report else []),
-           *(["--module-ids", *modules] if modules else [])]
+           *(["--no-report"] if has_report else [])]
     env = {**os.environ, "PYTHONPATH": str(folder)}
     env.pop("MKL_CBWR", None)  # each commit's own setting
     parent_kib = _rss_kib()
@@ -92,9 +91,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="50k,250k")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    inputs = {"50k": (prepare_inputs("large", SIZES["large"]), []),
-              "250k": (_whole_run_inputs(BENCH_DIR / ".work" / "whole_1000_250000_32" / "inputs",
-                                         1000, 250000, 32), [])}
+    inputs = {  # each prepared (generated once under bench/.work) only when asked for
+        "50k": lambda: prepare_inputs("large", SIZES["large"]),
+        "250k": lambda: _whole_run_inputs(
+            BENCH_DIR / ".work" / "whole_1000_250000_32" / "inputs", 1000, 250000, 32)}
     load = [os.getloadavg()[0]]
     record: dict = {"benchmark": "bench/bench_commits.py", "commits": {}, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="isograph_gpu_commits_") as tmp:
@@ -102,14 +102,14 @@ def main() -> None:
         record["commits"] = {sha: name for (sha, _), name in zip(exported, args.commits,
                                                                  strict=True)}
         for size in args.sizes.split(","):
-            paths, modules = inputs[size]
+            paths = inputs[size]()
             runs: dict[str, list[dict]] = {sha: [] for sha, _ in exported}
             for rep in range(args.repeats):
                 for sha, folder in exported:
                     out = Path(tmp) / f"out_{size}_{sha}_{rep}"
-                    runs[sha].append(run_once(folder, paths, out, modules))
+                    runs[sha].append(run_once(folder, paths, out))
                     print(size, sha, json.dumps(runs[sha][-1]), flush=True)
-                    subprocess.run(["rm", "-rf", str(out)], check=True)
+                    shutil.rmtree(out)
             first = exported[0][0]
             medians = {sha: statistics.median(r["wall_s"] for r in rs) for sha, rs in runs.items()}
             record["sizes"][size] = {

@@ -3,7 +3,7 @@ modules, streamed within the memory budget, from the parquet and from the featur
 
 The inputs are written by :func:`isograph_gpu.synthetic.write_synthetic_dataset` (the
 generator's tables, streamed to disk in row groups; float32 values) under ``--work`` (default
-``/tmp/isograph_scale``, reused while the parameters match; ``--remove-inputs`` deletes them
+``bench/.work/scale``, git-ignored, reused while the parameters match; ``--remove-inputs`` deletes them
 at the end). The feature table is the reference's samples x features parquet: it is the
 layout the CLI streams in column blocks (a features x samples parquet is read whole by
 polars and then copied to float64, 10 GB at this size, over this host's share).
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--genes-per-module", type=int, default=50)
     parser.add_argument("--memory-budget", default="2G")
     parser.add_argument("--project-features", type=int, default=250_000)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/isograph_scale"))
+    parser.add_argument("--work", type=Path, default=BENCH_DIR / ".work" / "scale")
     parser.add_argument("--remove-inputs", action="store_true",
                         help="delete the generated inputs at the end")
     parser.add_argument("--smoke", action="store_true",

@@ -12,26 +12,24 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import paths
 
 from isograph_gpu.reproducible_blas import REPRODUCIBLE_BLAS, set_reproducible_blas
 
 PROBE = """
-import os, sys
+import os
 import isograph_gpu
-import numpy as np, torch
-rng = np.random.default_rng(32)
-x = torch.from_numpy(np.asfortranarray(rng.normal(size=(200, 300)) + 5.0))
-b = torch.from_numpy(rng.normal(size=(200, 193)))
-runs = []
-for t in (1, 2):
-    torch.set_num_threads(t)
-    runs.append([(x[:, :c].T @ b, b.T @ x[:, :c]) for c in (13, 34, 300)])
-same = all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(*runs))
-print(os.environ.get("MKL_CBWR"), same)
+from _helpers.blas import gemm_bits_independent_of_threads
+print(os.environ.get("MKL_CBWR"), gemm_bits_independent_of_threads())
 """
 
 
 def _probe(env: dict[str, str]) -> list[str]:
+    """In a fresh process (MKL reads MKL_CBWR once): the setting after importing the
+    package, and whether the engine's GEMM shapes then give the same bits at 1 and 2
+    threads (tests/_helpers/blas.py)."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(
+        [str(paths.TESTS), *filter(None, [env.get("PYTHONPATH")])])}
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                          text=True, check=True)
     return out.stdout.split()

@@ -62,3 +62,27 @@ def test_system_exit_from_the_command_passes_through():
     with pytest.raises(SystemExit) as exited:
         run_command(job)
     assert exited.value.code == 3
+
+
+def test_a_signal_arriving_as_the_handler_is_installed_is_reported(tmp_path, capsys,
+                                                                    monkeypatch):
+    """SIGTERM delivered the moment its handler is in place (before the command starts)
+    is the run's interrupt, reported in one line, not an escaped exception (click once
+    printed 'Aborted!' and exited 1)."""
+    real_signal = signal.signal
+
+    def install_then_deliver(signum, handler):
+        previous = real_signal(signum, handler)
+        if signum == signal.SIGTERM and callable(handler):
+            os.kill(os.getpid(), signal.SIGTERM)  # the new handler runs before returning
+            time.sleep(0.5)
+        return previous
+
+    monkeypatch.setattr(signal, "signal", install_then_deliver)
+    with pytest.raises(SystemExit) as exited:
+        run_command(lambda: pytest.fail("the command ran after the SIGTERM"),
+                    outputs=[tmp_path / "out"])
+    monkeypatch.undo()
+    assert exited.value.code == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: terminated (SIGTERM)"), err
