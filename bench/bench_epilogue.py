@@ -83,7 +83,8 @@ def worker(repeats: int, chunks: int) -> dict:
         a, b = c + right.n_groups, c + right.n_groups + k
 
         def times(left, w):
-            if right.outer and w > moments_module._OUTER_MIN_WIDTH:
+            # trees before the orientation went by device alone had a width threshold
+            if right.outer and w > getattr(moments_module, "_OUTER_MIN_WIDTH", 0):
                 return (block[:, :w].T @ left).T
             return left.T @ block[:, :w]
         start = time.perf_counter()

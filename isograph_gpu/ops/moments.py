@@ -317,12 +317,6 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
     return moments_and_group_sums(x, y)[0]
 
 
-#: the engine's GEMMs are block' x when the block prefix is wider than this, else x'
-#: block (as every other caller's). MKL sums some small GEMMs in a thread-dependent
-#: order in either orientation unless its strict reproducibility is on (the package sets
-#: it: isograph_gpu/reproducible_blas.py); this split also kept 1 and 2 threads
-#: bit-identical without it on some CPUs, not all (docs/gpu.md, One chunk step)
-_OUTER_MIN_WIDTH = 96
 
 
 @dataclass(frozen=True)
@@ -340,10 +334,11 @@ class RightBlock:
     n_modules: int
     n_groups: int
     packed: bool
-    #: the engine's block on the CPU: GEMMs on prefixes wider than _OUTER_MIN_WIDTH
-    #: columns run as block' x [W, F] read back transposed (faster with MKL for the
-    #: column-major chunks, docs/gpu.md; not measured on cuBLAS, so never on CUDA);
-    #: False: always x' block
+    #: a block on the CPU: every GEMM runs as block' x [W, F] read back transposed (with
+    #: MKL 1.6-2.7x faster than x' block on the engine's chunks, up to 16% slower only on
+    #: narrow chunks of many samples: bench/results/gemm_orientation_cpu.json); one
+    #: orientation for every caller, so the engine, a Dask task and a training loop get
+    #: the same bits. Not measured on cuBLAS, so never on CUDA. False: x' block
     outer: bool = False
     #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
     #: their own centred values read it (None: not kept, no pair is recomputed)
@@ -355,8 +350,8 @@ class RightBlock:
         """Block of ``y`` [n, K] (NaN/inf = missing) and 0/1 ``groups`` [n, G] (None: no
         groups) in ``dtype`` on ``device``, one row per sample ([n, W], row-major as
         ``torch.cat`` makes it). ``pack`` (the engine's block): use the packed layout when
-        y has no missing value (asks the device once: a host synchronisation on CUDA),
-        and on the CPU run the wide GEMMs as block' x (:attr:`outer`)."""
+        y has no missing value (asks the device once: a host synchronisation on CUDA).
+        On the CPU every GEMM runs as block' x (:attr:`outer`)."""
         y = y.to(dtype=dtype, device=device)
         n, k = y.shape
         my, y0, _, _ = centre_and_mask(y)
@@ -366,7 +361,7 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, outer=pack and y.device.type == "cpu", values=y)
+                   packed=packed, outer=y.device.type == "cpu", values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,
@@ -420,7 +415,7 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     mx, x0, centre, scale = centre_and_mask(x, workspace)
 
     def times(left: Tensor, width: int) -> Tensor:  # left' block[:, :width], [F, width]
-        if right.outer and width > _OUTER_MIN_WIDTH:
+        if right.outer:
             return (block[:, :width].T @ left).T
         return left.T @ block[:, :width]
 

@@ -519,12 +519,13 @@ def test_workspace_reused_across_chunks_gives_the_same_moments(data, magnitude):
     assert torch.equal(xt.nan_to_num(7.0), torch.from_numpy(x).nan_to_num(7.0))
 
 
-def test_block_x_orientation_only_for_the_engine_block_on_the_cpu():
-    """The engine's (packed) block on the CPU runs wide GEMMs as block' x; any other block
-    keeps x' block (CUDA: tests/ops/test_cuda_path.py)."""
+def test_block_x_orientation_for_every_block_on_the_cpu():
+    """Every block on the CPU, packed (the engine's) or not (a training loop's, the public
+    moments), runs its GEMMs as block' x, so all callers get the same bits; CUDA keeps x'
+    block (tests/ops/test_cuda_path.py)."""
     y = torch.from_numpy(np.random.default_rng(2).normal(size=(8, 40)))
     assert RightBlock.build(y, dtype=torch.float64, device="cpu", pack=True).outer
-    assert not RightBlock.build(y, dtype=torch.float64, device="cpu").outer
+    assert RightBlock.build(y, dtype=torch.float64, device="cpu").outer
 
 
 def test_a_tracked_right_block_keeps_its_gradient_with_a_reused_workspace():
