@@ -69,7 +69,9 @@ class StatisticsSpill:
         self._fd: int | None = fd
 
     def _empty(self, f: int, k: int) -> FeatureStatistics:
-        return FeatureStatistics.empty(f, k, self.splits, torch.device("cpu"))
+        # row-major: a chunk's rows a:b are one contiguous range of each statistic
+        return FeatureStatistics.empty(f, k, self.splits, torch.device("cpu"),
+                                       column_major=False)
 
     def store(self, index: int, a: int, b: int, chunk: FeatureStatistics) -> None:
         """Write ``chunk`` (block ``index``'s statistics of features a:b, any device) into

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..ops.contrast import WelchResult
+from ..ops.moments import block_x_orientation
 
 #: the Welch fields the engine keeps per split, and their dtypes (``df`` is not kept)
 WELCH_KEPT: dict[str, torch.dtype] = {
@@ -45,12 +46,23 @@ class FeatureStatistics:
     contrasts: dict[str, WelchResult] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, f: int, k: int, splits: list[str], device: torch.device
-              ) -> FeatureStatistics:
+    def empty(cls, f: int, k: int, splits: list[str], device: torch.device, *,
+              column_major: bool | None = None) -> FeatureStatistics:
         """Uninitialised tensors for ``f`` features x ``k`` modules and the named splits on
-        ``device``, filled chunk by chunk (results stay on the device)."""
+        ``device``, filled chunk by chunk (results stay on the device). ``column_major``
+        (default: in the chunk step's layout on ``device``,
+        :func:`~isograph_gpu.ops.moments.block_x_orientation`): [F, K] tensors as
+        transposed [K, F] ones, so storing a chunk is a plain copy and each module's
+        column is contiguous for its table; False: row-major."""
+        if column_major is None:
+            column_major = block_x_orientation(device)
+
         def make(dtype: torch.dtype, per_module: bool = True) -> torch.Tensor:
-            return torch.empty((f, k) if per_module else (f,), dtype=dtype, device=device)
+            if not per_module:
+                return torch.empty((f,), dtype=dtype, device=device)
+            if column_major:
+                return torch.empty((k, f), dtype=dtype, device=device).T
+            return torch.empty((f, k), dtype=dtype, device=device)
 
         values = {s.name: make(**s.metadata) for s in dataclasses.fields(cls) if s.metadata}
         contrasts = {name: WelchResult(df=None, **{w: make(dtype)

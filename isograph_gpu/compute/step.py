@@ -64,7 +64,7 @@ def _pearson_pvalue_where(r: Tensor, n: Tensor, where: Tensor | None) -> Tensor:
         return pearson_pvalue(r, n)
     if r.is_cuda:  # boolean indexing would synchronise with the host; the device is fast
         return torch.where(where, pearson_pvalue(r, n), torch.nan)
-    p = torch.full(r.shape, float("nan"), dtype=torch.float64, device=r.device)
+    p = torch.full_like(r, float("nan"), dtype=torch.float64)  # r's layout
     p[where] = pearson_pvalue(r[where], n[where])
     return p
 

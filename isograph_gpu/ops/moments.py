@@ -319,6 +319,13 @@ def masked_moments(x: Tensor, y: Tensor) -> Moments:
 
 
 
+def block_x_orientation(device: torch.device | str) -> bool:
+    """Whether the moment GEMMs on ``device`` run as block' x (:attr:`RightBlock.outer`):
+    on the CPU. Their [F, W] results, and the statistics computed from them, are then
+    column-major (each module's values contiguous over the features)."""
+    return torch.device(device).type == "cpu"
+
+
 @dataclass(frozen=True)
 class RightBlock:
     """y's side of the moment GEMMs, built once for a fixed ``y`` [n, K] and group matrix
@@ -361,7 +368,7 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, outer=y.device.type == "cpu", values=y)
+                   packed=packed, outer=block_x_orientation(y.device), values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,

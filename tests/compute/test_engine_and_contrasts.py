@@ -51,6 +51,35 @@ def test_chunked_equals_single_pass():
     assert "features: chunk 15/15" in buf.getvalue()
 
 
+def test_cpu_statistics_are_stored_in_the_chunk_steps_column_major_layout():
+    """On the CPU the GEMMs run as block' x, so the chunk step's statistics are column-major;
+    the engine's [F, K] container takes that layout (a store is a plain copy, a module's
+    column is contiguous for its table) and holds what a row-major container holds."""
+    from isograph_gpu.compute.results import FeatureStatistics
+    from isograph_gpu.compute.step import chunk_statistics, prepare_scores
+
+    rng = np.random.default_rng(3)
+    x = np.asfortranarray(rng.normal(size=(50, 40)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = torch.from_numpy(rng.normal(size=(50, 5)))
+    splits = {"split": percentile_split(y, 50.0)}
+    cpu = torch.device("cpu")
+    stats = feature_statistics(x, y, min_pairs=3, splits=splits, device=cpu,
+                               dtype=torch.float64, memory_budget_bytes=1 << 30,
+                               chunk_features=9)
+    rows = FeatureStatistics.empty(40, 5, ["split"], cpu, column_major=False)
+    prepared = prepare_scores(y, splits, min_pairs=3, dtype=torch.float64, device=cpu)
+    for a in range(0, 40, 9):
+        chunk = chunk_statistics(torch.from_numpy(x[:, a:a + 9]), prepared)
+        assert chunk.r.stride()[0] == 1  # column-major from the GEMMs
+        rows.store(a, min(a + 9, 40), chunk)
+    assert rows.r.stride() == (5, 1)
+    for name, t in stats.named_tensors().items():
+        if t.ndim == 2:
+            assert t.stride() == (1, 40), name
+        assert torch.equal(t.nan_to_num(7.0), rows.named_tensors()[name].nan_to_num(7.0)), name
+
+
 def test_pvalues_only_where_asked_equal_the_full_computation():
     rng = np.random.default_rng(9)
     x = np.asfortranarray(rng.normal(size=(40, 30)))

@@ -41,6 +41,14 @@ def test_module_columns_are_the_transposed_slice(rows, k, data):
     assert single.dtype == np.float64
     np.testing.assert_array_equal(single, values[:, start:stop].T.astype(np.float32))
     assert module_columns(counts.astype(np.int32), start, stop).dtype == np.int64
+    # column-major statistics (the CPU's layout) in the tables' dtypes: the same values, a
+    # view of the statistic, no copy
+    for source in (np.asfortranarray(values), np.asfortranarray(counts)):
+        view = module_columns(source, start, stop)
+        assert view.flags.c_contiguous and np.shares_memory(view, source) == (rows > 0)
+        np.testing.assert_array_equal(view, source[:, start:stop].T)
+    single = module_columns(np.asfortranarray(values, dtype=np.float32), start, stop)
+    assert single.dtype == np.float64 and not np.shares_memory(single, values)
 
 
 def _layout(polarity_rows: np.ndarray, polarity_segments: torch.Tensor) -> RowLayout:
