@@ -112,8 +112,10 @@ def explain_module(
         annotation = load_annotation_table(annotation_table)
     check_streamable(feature_table, config.stream_features, config.feature_cache)
     if config.feature_cache is not None:
-        check_cache_path(config.feature_cache, (feature_table, feature_meta,
-                                                module_score_table), output_dir)
+        check_cache_path(config.feature_cache, (artifact_dir, feature_table, feature_meta,
+                                                module_score_table, annotation_table,
+                                                config.sample_traits, config.covariates),
+                         output_dir)
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.precision)

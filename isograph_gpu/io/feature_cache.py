@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..progress import Progress
 from .feature_blocks import FeatureBlocks
 from .memory import (
@@ -49,7 +49,7 @@ from .memory import (
     stream_read_columns,
     table_fits_in_memory,
 )
-from .output import atomic_write
+from .output import atomic_write, refuse_output_over_inputs
 from .table_readers import existing_file
 
 if TYPE_CHECKING:  # the opener in feature_tables imports this module
@@ -152,23 +152,20 @@ def cache_key(source: Path, layout: str, progress: Progress | None = None
 
 def check_cache_path(cache: str | os.PathLike[str], inputs: Sequence[object] = (),
                      output_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``cache`` as a Path after refusing (InputError) a cache that is one of ``inputs``
-    (paths; real paths compared, so links count), lies inside ``output_dir`` (replaced
-    whole by each run) or is a directory."""
+    """``cache`` as a Path after refusing a directory (InputError), a cache that is, or
+    resolves to, one of ``inputs`` (:func:`~isograph_gpu.io.output.refuse_output_over_inputs`,
+    the rule every output of the package follows: links, ``..``, hard links and the
+    entries of an input folder count; OutputError) or lies inside ``output_dir`` (replaced
+    whole by each run; OutputError)."""
     cache = Path(cache)
-    real = Path(os.path.realpath(cache))
-    for source in inputs:
-        if isinstance(source, str | os.PathLike) and os.path.exists(source):
-            if Path(os.path.realpath(source)) == real:
-                raise InputError(f"feature cache {cache} is the input {source}; choose "
-                                 "another path for the cache")
-    if output_dir is not None:
-        out = Path(os.path.realpath(output_dir))
-        if real == out or out in real.parents:
-            raise InputError(f"feature cache {cache} is inside the output dir {output_dir}, "
-                             "which each run replaces; choose a path outside it")
     if cache.is_dir():
         raise InputError(f"feature cache {cache} is a directory; give a file path")
+    refuse_output_over_inputs([cache], inputs, "feature cache")
+    if output_dir is not None:
+        real, out = Path(os.path.realpath(cache)), Path(os.path.realpath(output_dir))
+        if real == out or out in real.parents:
+            raise OutputError(f"feature cache {cache} is inside the output dir {output_dir}, "
+                              "which each run replaces; choose a path outside it")
     return cache
 
 

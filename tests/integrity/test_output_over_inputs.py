@@ -82,6 +82,20 @@ def test_explain_output_dir_over_every_input_is_refused(explain_inputs, tmp_path
                 _refused(explain_args(explain_inputs, given, *extra), tmp_path)
 
 
+def test_feature_cache_over_every_explain_input_is_refused(explain_inputs, tmp_path):
+    """--feature-cache follows the outputs' rule: aimed at any input of the run (the
+    artifact's entries, the annotation table and the module score table included), as
+    given, through a link or through ``..``, it is refused before anything is written."""
+    extra = ["--module-score-table", str(explain_inputs["module_score_table"]),
+             "--annotation-table", str(explain_inputs["annotation"])]
+    targets = [p for name, p in explain_inputs.items() if name != "artifact"]
+    targets += sorted(explain_inputs["artifact"].iterdir())
+    for target in targets:
+        for given in _forms(tmp_path, target, f"cache-{target.name}").values():
+            _refused(explain_args(explain_inputs, tmp_path / "out", *extra,
+                                  "--feature-cache", str(given)), tmp_path)
+
+
 def test_explain_input_linked_into_the_output_dir_is_refused(explain_inputs, ref_inputs,
                                                              tmp_path):
     """Item 2: feature_scores.parquet in the artifact dir is a link into the output dir."""

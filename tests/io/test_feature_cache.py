@@ -16,7 +16,7 @@ from _helpers.explain import explain_api, invoke_explain
 from conftest import EXPECTED, assert_table_matches
 
 from isograph_gpu import ExplainConfig
-from isograph_gpu.errors import InputError
+from isograph_gpu.errors import InputError, OutputError
 from isograph_gpu.io import feature_cache
 from isograph_gpu.io.feature_cache import CachedFeatureBlocks, CachedFeatureTable
 from isograph_gpu.io.feature_tables import open_feature_table
@@ -199,12 +199,16 @@ def test_a_file_that_is_not_a_cache_is_never_written_over(tmp_path):
     with pytest.raises(InputError, match="not an isograph-gpu feature cache"):
         open_feature_table(path, cache=other)
     assert other.read_text() == "sample_id,x\nA,1\n"
-    with pytest.raises(InputError, match="is the input"):
+    with pytest.raises(OutputError, match="is the input"):
         open_feature_table(path, cache=path)
     link = tmp_path / "link.parquet"
     link.symlink_to(path)
-    with pytest.raises(InputError, match="is the input"):
+    with pytest.raises(OutputError, match="is the input"):
         open_feature_table(path, cache=link)
+    hard = tmp_path / "hard.parquet"
+    os.link(path, hard)  # another name of the same file: the same input
+    with pytest.raises(OutputError, match="is the input"):
+        open_feature_table(path, cache=hard)
     with pytest.raises(InputError, match="in-memory DataFrame"):
         open_feature_table(_samples_by_features(), cache=tmp_path / "c.igcache")
 
