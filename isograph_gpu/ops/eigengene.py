@@ -36,11 +36,25 @@ REFINEMENT_ROUNDS = 5
 _SIGN_BLOCK_BYTES = 32 << 20
 
 
+def _matmul_eps(dtype: torch.dtype) -> float:
+    """The unit roundoff of ``dtype`` matrix products: float32 products may run in TF32
+    (10 significand bits) or bfloat16 (7) where the user allows it
+    (``torch.set_float32_matmul_precision``, ``torch.backends.cuda.matmul.allow_tf32``)."""
+    eps = torch.finfo(dtype).eps
+    if dtype == torch.float32:
+        precision = torch.get_float32_matmul_precision()
+        if precision == "medium":
+            eps = max(eps, 2.0 ** -7)
+        elif precision == "high" or torch.backends.cuda.matmul.allow_tf32:
+            eps = max(eps, 2.0 ** -10)
+    return eps
+
+
 def _sign_tolerance(dtype: torch.dtype, n: int) -> float:
-    """Fraction of sqrt(saa see) (of saa, see) that cov (va, vb) must exceed for the sums
-    of :func:`row_signs` to fix r's sign: 64 n eps, far above their rounding error (at
-    most ~(n + 3) eps of it, by Cauchy-Schwarz on the sums of products)."""
-    return min(0.5, 64.0 * max(n, 1) * torch.finfo(dtype).eps)
+    """Fraction of sqrt(saa) sqrt(see) (of saa, see) that cov (va, vb) must exceed for
+    the sums of :func:`row_signs` to fix r's sign: 64 n eps, far above their rounding
+    error (at most ~(n + 3) eps of it, by Cauchy-Schwarz on the sums of products)."""
+    return min(0.5, 64.0 * max(n, 1) * _matmul_eps(dtype))
 
 
 def row_signs(block: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
@@ -60,6 +74,7 @@ def row_signs(block: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
     by_mask = torch.stack([mef, e0, e0 * e0], dim=2)  # [K, n, 3]: n | se | see
     by_value = torch.stack([mef, e0], dim=2)  # [K, n, 2]: sa | sae
     tol = _sign_tolerance(dtype, n)
+    normal = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
     sign = torch.empty((k, rows), dtype=torch.int8, device=block.device)
     count = torch.empty((k, rows), dtype=torch.int64, device=block.device)
     unclear = torch.empty((k, rows), dtype=torch.bool, device=block.device)
@@ -76,8 +91,11 @@ def row_signs(block: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
         saa = (x0.square_() @ mef[:, :, None])[..., 0]
         safe = pairs.clamp_min(1.0)
         cov = sae - sa * se / safe
-        clear = (cov.abs() > tol * torch.sqrt(saa * see)) & (
-            saa - sa * sa / safe > tol * saa) & (see - se * se / safe > tol * see)
+        # the bound holds for normal sums: a side whose squares reach the subnormal
+        # range (or whose product would) goes to the exact recompute
+        clear = (cov.abs() > tol * torch.sqrt(saa) * torch.sqrt(see)) & (
+            saa - sa * sa / safe > tol * saa) & (see - se * se / safe > tol * see) & (
+            saa > normal) & (see > normal)
         sign[:, a:a + step] = torch.where(cov > 0, 1, -1)
         count[:, a:a + step] = pairs.round().to(torch.int64)
         unclear[:, a:a + step] = ~clear

@@ -60,6 +60,45 @@ def test_row_signs_are_those_of_the_exact_r(seed, k, rows, n):
     np.testing.assert_array_equal(sign.numpy(), want_sign)
 
 
+@pytest.mark.parametrize(("dtype", "magnitudes"), [
+    (torch.float64, (1e-100, 1e-150, 1e-160, 1e-170)),
+    (torch.float32, (1e-13, 1e-15, 1e-19, 1e-21))])
+def test_row_signs_of_tiny_rows_and_references_are_those_of_the_exact_r(dtype, magnitudes):
+    """Both sides tiny: the product of their sums of squares underflows (and the sums
+    reach the subnormal range), so the sums cannot bound cov's rounding; those rows are
+    recomputed exactly. Rows uncorrelated with their reference to rounding level."""
+    rng = np.random.default_rng(17)
+    for magnitude in magnitudes:
+        ref = rng.normal(size=(2, 50))
+        block = rng.normal(size=(2, 100, 50))
+        e = ref - ref.mean(axis=1, keepdims=True)
+        block -= (block @ e[:, :, None]) / (e * e).sum(axis=1)[:, None, None] * e[:, None, :]
+        tb = torch.from_numpy(block * magnitude).to(dtype)
+        tr = torch.from_numpy(ref * magnitude).to(dtype)
+        sign, count = row_signs(tb, tr)
+        want_sign, want_n = _exact(tb, tr)
+        np.testing.assert_array_equal(count.numpy(), want_n)
+        np.testing.assert_array_equal(sign.numpy(), want_sign, err_msg=f"{magnitude:g}")
+
+
+def test_reduced_precision_float32_products_widen_the_bound():
+    """Where float32 matrix products may run in TF32 or bfloat16, the tolerance follows
+    their roundoff, not float32's."""
+    before = torch.get_float32_matmul_precision()
+    try:
+        full = eigengene._sign_tolerance(torch.float32, 100)
+        torch.set_float32_matmul_precision("high")
+        assert eigengene._sign_tolerance(torch.float32, 2) == pytest.approx(
+            64 * 2 * 2.0 ** -10)
+        torch.set_float32_matmul_precision("medium")
+        assert eigengene._sign_tolerance(torch.float32, 2) == 0.5  # capped: 64 * 2 * 2^-7
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert full == pytest.approx(64 * 100 * torch.finfo(torch.float32).eps)
+    assert eigengene._sign_tolerance(torch.float64, 100) == pytest.approx(
+        64 * 100 * torch.finfo(torch.float64).eps)
+
+
 def test_row_signs_in_float32_are_those_of_the_exact_float32_r():
     block, ref = _adversarial_block(11, 3, 40, 80)
     block = np.clip(np.nan_to_num(block, nan=np.nan, posinf=1e30, neginf=-1e30), -1e30, 1e30)
