@@ -277,6 +277,26 @@ def test_cache_inside_the_output_dir_is_refused(ref_inputs, tmp_path):
     assert not out.exists()
 
 
+def test_a_cache_beside_the_artifacts_is_written_and_reused(ref_inputs, tmp_path):
+    """The cache may live in --artifact-dir: the first run writes it there and the rerun
+    maps it (the artifact's own files stay refused: tests/integrity)."""
+    import shutil
+
+    artifact = tmp_path / "artifact"
+    shutil.copytree(ref_inputs["artifact"], artifact)
+    inputs = {**ref_inputs, "artifact": artifact}
+    cache = artifact / "features.igcache"
+    for i in range(2):
+        result = invoke_explain(inputs, tmp_path / f"out{i}", "--module-ids", "M001",
+                                "--feature-cache", str(cache))
+        assert result.exit_code == 0, result.output
+        assert feature_cache.is_feature_cache(cache)
+    for name in CORE:
+        first, rerun = (pd.read_parquet(tmp_path / f"out{i}" / "M001" / f"{name}.parquet")
+                        for i in range(2))
+        pd.testing.assert_frame_equal(first, rerun)
+
+
 def test_blocks_pickle_as_the_cache_path(tmp_path):
     """A Dask worker maps the cache itself (isograph_gpu.distributed)."""
     import pickle
