@@ -1,7 +1,8 @@
 """Module eigengenes (``ops.eigengene.module_eigengenes``: the sign bootstrap, up to five
 refinement rounds, the mean) at the benchmarks' shapes, this tree against a git ref side by
-side: each shape runs in alternating subprocesses of the two packages (``git archive`` of
-the ref in a temporary folder), so both are timed on the same (possibly loaded) host.
+side: for each shape a subprocess of the ref's package (``git archive`` in a temporary
+folder), then one of this tree's, each timing the repeats, so both run on the same
+(possibly loaded) host minutes apart.
 Checks that both give the same eigengene bits.
 
     python bench/bench_eigengenes.py --baseline REF [--repeats 5]

@@ -342,8 +342,8 @@ class RightBlock:
     n_groups: int
     packed: bool
     #: a block on the CPU: every GEMM runs as block' x [W, F] read back transposed (with
-    #: MKL 1.6-2.7x faster than x' block on the engine's chunks, up to 16% slower only on
-    #: narrow chunks of many samples: bench/results/gemm_orientation_cpu.json); one
+    #: MKL 1.6-2.7x faster than x' block on the engine's chunks, up to 19% slower on a few
+    #: narrow ones: bench/results/gemm_orientation_cpu.json); one
     #: orientation for every caller, so the engine, a Dask task and a training loop get
     #: the same bits. Not measured on cuBLAS, so never on CUDA. False: x' block
     outer: bool = False
