@@ -118,9 +118,23 @@ def _filters_hide_user_warnings() -> bool:
     return False
 
 
+def cpu_model_name() -> str:
+    """The processor's model name from ``/proc/cpuinfo`` ("" where there is none: not
+    Linux). Read, never asked of a subprocess (``platform.processor()`` runs ``uname -p``
+    on Linux and macOS: a child process of the run before any of its work)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def device_name(device: Any) -> str:
     """What ``device`` (a torch.device) is: the GPU's name on CUDA, else the processor
-    (``platform.processor()``, else the machine, else "CPU"). The progress line's and the
+    (:func:`cpu_model_name`, else the machine, else "CPU"). The progress line's and the
     manifest's ``device_name``."""
     import platform
 
@@ -128,7 +142,7 @@ def device_name(device: Any) -> str:
         import torch
 
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "CPU"
+    return cpu_model_name() or platform.machine() or "CPU"
 
 
 def describe_device(device: Any, dtype: Any) -> str:

@@ -139,6 +139,24 @@ def test_progress_line_and_manifest_name_the_device_alike(ref_inputs, tmp_path, 
     manifest = json.loads((tmp_path / "o" / "module_explanation_manifest.json").read_text())
     assert first.startswith(f"[isograph-gpu] device cpu ({manifest['device_name']}),")
     assert manifest["device_name"] == progress_module.device_name(cpu)
-    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(progress_module, "cpu_model_name", lambda: "")
     monkeypatch.setattr(platform, "machine", lambda: "")
     assert progress_module.device_name(cpu) == "CPU"
+
+
+def test_naming_the_cpu_starts_no_process(monkeypatch):
+    """platform.processor() runs `uname -p`: a child of the run before any of its work
+    (a kill harness waiting for the plot workers saw it). The name is read instead."""
+    import subprocess
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    name = progress_module.device_name(torch.device("cpu"))
+    assert name
+    model = progress_module.cpu_model_name()
+    if model:  # Linux: the processor's own name
+        assert name == model

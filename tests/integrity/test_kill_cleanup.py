@@ -36,6 +36,13 @@ def _children(pid: int) -> set[int]:
     return set(processes_where(PARENT, pid, zombies=True))
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _wait_until(condition, timeout: float, step: float = 0.01) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -91,9 +98,11 @@ def _start_plot_run_and_wait_for_workers(ref_inputs, out: Path, log: Path):
         proc = subprocess.Popen(_explain(ref_inputs, out, "--plot"), cwd=REPO,
                                 stdout=sink, stderr=sink)
     workers: set[int] = set()
+    own = _cmdline(proc.pid)
 
-    def started() -> bool:
-        workers.update(_children(proc.pid))
+    def started() -> bool:  # forked workers carry the parent's command line; any other
+        # child (a helper program some library runs) is not a plot worker
+        workers.update(c for c in _children(proc.pid) if _cmdline(c) == own)
         return bool(workers) or proc.poll() is not None
     assert _wait_until(started, 300), "no plot workers appeared"
     if proc.poll() is not None:
