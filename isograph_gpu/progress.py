@@ -146,7 +146,7 @@ def device_name(device: Any) -> str:
 
 
 def describe_device(device: Any, dtype: Any) -> str:
-    """The first progress line: ``device cpu (x86_64), precision float64 (p-values float64)``
+    """The first progress line: ``device cpu (AMD EPYC), precision float64 (p-values float64)``
     (a torch.device and torch.dtype; :func:`device_name` in brackets)."""
     name = device_name(device)
     precision = str(dtype).replace("torch.", "")
