@@ -722,22 +722,26 @@ def staged_output(destination: str | os.PathLike[str], replace_foreign: bool = F
         raise io_error("clean up earlier staging folders beside", destination, exc) from exc
     check_destination(destination, replace_foreign, inputs)
     parent = destination.parent
+    leftover: Path | None = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = parent / f".{destination.name}{STAGING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to output dir {destination}: {exc.strerror or exc}"
-        ) from exc
-    if os.path.lexists(destination) and staging.stat().st_dev != destination.stat().st_dev:
-        remove_tree(staging)
-        raise OutputError(f"output dir {destination} is on another file system than "
-                          f"{parent}; choose a folder inside it")
-    staged = StagedOutput(destination, staging)
-    note_output(destination)
-    leftover: Path | None = staging
-    try:
+        # an interrupt while the staging folder is made waits until the finally below
+        # knows it (raised at the end of this block, inside the try): none is left behind
+        with interrupts_deferred():
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                staging = (parent / f".{destination.name}{STAGING_MARK}{os.getpid()}-"
+                           f"{uuid.uuid4().hex[:8]}")
+                staging.mkdir()
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write to output dir {destination}: {exc.strerror or exc}"
+                ) from exc
+            leftover = staging
+        if os.path.lexists(destination) and staging.stat().st_dev != destination.stat().st_dev:
+            raise OutputError(f"output dir {destination} is on another file system than "
+                              f"{parent}; choose a folder inside it")
+        staged = StagedOutput(destination, staging)
+        note_output(destination)
         yield staged
         raise_swallowed_interrupt()  # an interrupt Python swallowed still stops the commit
         # an interrupt from here on waits until the swap is done and the old output (or,

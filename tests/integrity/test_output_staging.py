@@ -371,3 +371,34 @@ def test_an_interrupt_python_swallowed_still_stops_the_commit(tmp_path):
         interrupts.reset_outputs()
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["making the staging folder", "right after it"])
+def test_an_interrupt_while_the_staging_folder_is_made_leaves_none(tmp_path, monkeypatch,
+                                                                   where):
+    """A SIGTERM's handler raising just as the staging folder is made (a kill test caught
+    it at 19 ms into a run: exit 143 and a staging folder left beside the output): the
+    interrupt still ends the run, and no staging folder is left."""
+    from isograph_gpu import interrupts
+    from isograph_gpu.cli.common import Terminated
+
+    out = tmp_path / "out"
+    if where == "making the staging folder":
+        real_mkdir = Path.mkdir
+
+        def mkdir_then_signal(self, *args, **kwargs):
+            real_mkdir(self, *args, **kwargs)
+            if output_module.STAGING_MARK in self.name:
+                interrupts.interrupt(Terminated)  # what the SIGTERM handler does
+
+        monkeypatch.setattr(Path, "mkdir", mkdir_then_signal)
+    else:
+        def signalled(*args, **kwargs):
+            interrupts.interrupt(Terminated)
+
+        monkeypatch.setattr(output_module, "StagedOutput", signalled)
+    with pytest.raises(Terminated):
+        with staged_output(out):
+            pytest.fail("the run went on after the interrupt")
+    assert not list(tmp_path.glob(f".out{output_module.STAGING_MARK}*"))
+    assert not out.exists()
