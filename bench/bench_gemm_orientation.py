@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import isograph_gpu  # noqa: F401  (sets the BLAS mode the package runs under)
+from isograph_gpu.progress import cpu_model_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gemm_orientation_cpu.json"
 #: (n samples, chunk features): the engine's chunks at 1,000 samples, a narrow last
@@ -65,7 +66,7 @@ def main() -> None:
     record = {
         "benchmark": "bench/bench_gemm_orientation.py",
         "what": "x' block vs (block' x)' on column-major float64 chunks, medians",
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
+        "machine": {"platform": platform.platform(), "processor": cpu_model_name() or platform.processor(),
                     "cpus": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads(),
                     "MKL_CBWR": os.environ.get("MKL_CBWR")},
@@ -77,16 +78,6 @@ def main() -> None:
     }
     args.output.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps({k: record[k] for k in ("median_ratio", "min_ratio")}))
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

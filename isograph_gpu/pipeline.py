@@ -111,19 +111,16 @@ def explain_module(
 
         annotation = load_annotation_table(annotation_table)
     check_streamable(feature_table, config.stream_features, config.feature_cache)
+    inputs = (artifact_dir, feature_table, feature_meta, module_score_table,
+              annotation_table, config.sample_traits, config.covariates)
     if config.feature_cache is not None:
-        check_cache_path(config.feature_cache, (artifact_dir, feature_table, feature_meta,
-                                                module_score_table, annotation_table,
-                                                config.sample_traits, config.covariates),
-                         output_dir)
+        check_cache_path(config.feature_cache, inputs, output_dir)
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.precision)
     progress.message(describe_device(device, dtype))
     outer = (staged_output(output_dir, replace_foreign=config.replace_output_dir,
-                           inputs=(artifact_dir, feature_table, feature_meta,
-                                   module_score_table, annotation_table,
-                                   config.sample_traits, config.covariates))
+                           inputs=inputs)
              if output_dir is not None else contextlib.nullcontext())
     with outer as staged, progress.recording_warnings():
         try:

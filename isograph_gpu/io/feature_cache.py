@@ -160,34 +160,14 @@ def check_cache_path(cache: str | os.PathLike[str], inputs: Sequence[object] = (
     cache = Path(cache)
     if cache.is_dir():
         raise InputError(f"feature cache {cache} is a directory; give a file path")
-    refuse_output_over_inputs([cache], _input_files(inputs, cache), "feature cache")
+    refuse_output_over_inputs([cache], inputs, "feature cache",
+                              own=lambda path: _readable_cache(Path(path)))
     if output_dir is not None:
         real, out = Path(os.path.realpath(cache)), Path(os.path.realpath(output_dir))
         if real == out or out in real.parents:
             raise OutputError(f"feature cache {cache} is inside the output dir {output_dir}, "
                               "which each run replaces; choose a path outside it")
     return cache
-
-
-def _input_files(inputs: Sequence[object], cache: Path) -> list[object]:
-    """``inputs`` with each folder replaced by its entries (files and links; as
-    :func:`~isograph_gpu.io.output.refuse_output_over_inputs` counts them) except an
-    existing feature cache that is ``cache`` itself: a cache kept beside the artifacts
-    is the run's own output, replaced by the next cache, and no input."""
-    real = os.path.realpath(cache)
-    files: list[object] = []
-    for source in inputs:
-        if not (isinstance(source, str | os.PathLike) and os.path.isdir(source)):
-            files.append(source)
-            continue
-        with os.scandir(source) as entries:
-            for entry in entries:
-                if entry.is_dir() and not entry.is_symlink():
-                    continue  # a subfolder is no input (as for the output dir)
-                if os.path.realpath(entry.path) == real and _readable_cache(Path(entry.path)):
-                    continue
-                files.append(entry.path)
-    return files
 
 
 class CachedFeatureBlocks(FeatureBlocks):

@@ -580,7 +580,8 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def refuse_output_over_inputs(outputs: Sequence[object], inputs: Sequence[object],
-                              what: str = "output") -> None:
+                              what: str = "output",
+                              own: Callable[[str], bool] | None = None) -> None:
     """Raise :class:`OutputError` when an output path (a file the run writes, or a folder
     it replaces as a whole) is, holds, or resolves to one of the run's ``inputs``, or two
     outputs are the same path; called before anything is read or written.
@@ -589,12 +590,16 @@ def refuse_output_over_inputs(outputs: Sequence[object], inputs: Sequence[object
     input folder counts with each of its entries (an artifact dir's
     ``feature_scores.parquet`` may be a link into the output dir); files that are the same
     inode (hard links) are the same file. Objects that are not paths (a DataFrame, None)
-    are skipped; an input that does not exist cannot be overwritten and is skipped."""
+    are skipped; an input that does not exist cannot be overwritten and is skipped.
+    ``own(path)``: True for an existing output file that is the run's own earlier output
+    (a feature cache kept in the artifact dir): as an input folder's entry it is no input
+    (named as an input itself, it still is)."""
     def is_path(value: object) -> bool:
         return isinstance(value, str | os.PathLike) and str(value) != ""
 
-    sources = [(value, real) for value in inputs if is_path(value)
-               and os.path.lexists(value) for real in _real_paths(value)]  # type: ignore[arg-type]
+    sources = [(value, real, i > 0) for value in inputs if is_path(value)
+               and os.path.lexists(value)
+               for i, real in enumerate(_real_paths(value))]  # type: ignore[arg-type]
     seen: dict[str, object] = {}
     for output in outputs:
         if not is_path(output):
@@ -605,7 +610,9 @@ def refuse_output_over_inputs(outputs: Sequence[object], inputs: Sequence[object
                               "each output its own path")
         seen[target] = output
         inside = target.rstrip(os.sep) + os.sep
-        for source, real in sources:
+        for source, real, entry in sources:
+            if entry and own is not None and real == target and own(target):
+                continue  # the run's own earlier output, found in an input folder
             if real == target or real.startswith(inside) or _same_file(real, target):
                 relation = "is" if real == target or _same_file(real, target) else "holds"
                 raise OutputError(

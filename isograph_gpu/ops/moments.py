@@ -341,15 +341,19 @@ class RightBlock:
     n_modules: int
     n_groups: int
     packed: bool
-    #: a block on the CPU: every GEMM runs as block' x [W, F] read back transposed (with
-    #: MKL 1.6-2.7x faster than x' block on the engine's chunks, up to 19% slower on a few
-    #: narrow ones: bench/results/gemm_orientation_cpu.json); one
-    #: orientation for every caller, so the engine, a Dask task and a training loop get
-    #: the same bits. Not measured on cuBLAS, so never on CUDA. False: x' block
-    outer: bool = False
     #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
     #: their own centred values read it (None: not kept, no pair is recomputed)
     values: Tensor | None = None
+
+    @property
+    def outer(self) -> bool:
+        """A block on the CPU (:func:`block_x_orientation`): every GEMM runs as block' x
+        [W, F] read back transposed (with MKL 1.6-2.7x faster than x' block on the engine's
+        chunks, up to 19% slower on a few narrow ones:
+        bench/results/gemm_orientation_cpu.json); one orientation for every caller, so the
+        engine, a Dask task and a training loop get the same bits. Not measured on cuBLAS,
+        so never on CUDA (False: x' block)."""
+        return block_x_orientation(self.block.device)
 
     @classmethod
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
@@ -368,7 +372,7 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, outer=block_x_orientation(y.device), values=y)
+                   packed=packed, values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,
