@@ -222,7 +222,7 @@ def _polarity_statistics(layout: RowLayout, r: torch.Tensor, p: torch.Tensor,
         member, r_tu, p_tu, n_tu = feature_family[index], r[index], p[index], n[index]
     q = fdr_adjust(p_tu, member, config.fdr_method)
     seg = layout.polarity_segments
-    strength = switch_strength(r_tu, seg, layout.n_polarity_genes)  # [G, K]
+    strength = switch_strength(r_tu, seg, layout.n_polarity_genes, member)  # [G, K]
     return PolarityStatistics(member=member, r=r_tu, pvalue=p_tu, qvalue=q, n=n_tu,
                               gene_switch=strength)
 

@@ -21,9 +21,21 @@ def segment_count(valid: Tensor, segment: Tensor, n_segments: int) -> Tensor:
     return out.index_add_(0, segment, valid.to(torch.int64))
 
 
-def switch_strength(r: Tensor, segment: Tensor, n_segments: int) -> Tensor:
+def switch_strength(r: Tensor, segment: Tensor, n_segments: int,
+                    member: Tensor | None = None) -> Tensor:
     """Within-gene switch strength [G, K]: max r - min r over a gene's features with
-    finite r when there are at least two, else 0. Differentiable in r."""
+    finite r when there are at least two, else 0. Differentiable in r.
+
+    ``member`` [F, K] bool: only those entries count (a gene's strength in module k over
+    its features that are members of k; 0 where fewer than two). Reduced over the member
+    entries alone, so the cost is theirs, not F K's (module transcripts among all
+    features); the values are those of the dense reduction with the other entries NaN."""
+    if member is not None:
+        k = r.shape[1]
+        rows, cols = torch.nonzero(member, as_tuple=True)  # one host sync on CUDA
+        keys, pair = torch.unique(segment[rows] * k + cols, return_inverse=True)
+        part = switch_strength(r[rows, cols][:, None], pair, keys.numel())[:, 0]
+        return r.new_zeros(n_segments * k).index_put((keys,), part).view(n_segments, k)
     finite = torch.isfinite(r)
     hi = _scatter(torch.where(finite, r, torch.full_like(r, -float("inf"))), segment,
                   n_segments, "amax", -float("inf"))

@@ -160,8 +160,9 @@ def test_fdr_of_no_columns_or_no_rows_is_empty(f, k, with_family):
        st.sampled_from(["bh", "by"]))
 def test_fdr_top_members_match_scipy_per_family(seed, f, k, method):
     """Families with tied p, NaN p, empty families, all-member columns and no rows at all:
-    the q of the m smallest members (topk, tie order arbitrary) and of the full sort both
-    equal scipy's false_discovery_control over each column's finite members."""
+    the q of the members gathered column by column (tie order arbitrary) and of the full
+    sort both equal scipy's false_discovery_control over each column's finite members, and
+    each other bit for bit, whatever the memory order of p."""
     rng = np.random.default_rng(seed)
     levels = rng.random(rng.integers(1, 6))  # few distinct values: many ties
     p = np.where(rng.random((f, k)) < 0.5, rng.choice(levels, (f, k)), rng.random((f, k)))
@@ -171,11 +172,16 @@ def test_fdr_top_members_match_scipy_per_family(seed, f, k, method):
     if k > 1:
         family[:, 1] = True  # every row a member (its NaN p still not)
     expected = oracles.fdr(p, family, method)
-    for share in (0.0, 1.0):  # 0: always sort every row; 1: always topk of the members
-        with mock.patch.object(fdr_module, "_TOPK_SHARE", share):
-            q = fdr_adjust(torch.from_numpy(p), torch.from_numpy(family), method).numpy()
-        np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
-        assert np.array_equal(np.isnan(q), np.isnan(expected))
+    got = []
+    for share in (0.0, 1.0):  # 0: always sort every row; 1: always gather the members
+        for pt in (torch.from_numpy(p), torch.from_numpy(np.asfortranarray(p))):
+            with mock.patch.object(fdr_module, "_GATHER_SHARE", share):
+                q = fdr_adjust(pt, torch.from_numpy(family), method).numpy()
+            np.testing.assert_allclose(q, expected, rtol=1e-12, equal_nan=True)
+            assert np.array_equal(np.isnan(q), np.isnan(expected))
+            got.append(q)
+    for q in got[1:]:
+        np.testing.assert_array_equal(q, got[0])
 
 
 @SETTINGS
@@ -191,6 +197,14 @@ def test_switch_strength_and_argmax_match_loops(seed, n_genes, k):
     arg = segment_argmax(torch.from_numpy(key), torch.from_numpy(seg), n_genes).numpy()
     np.testing.assert_allclose(got, oracles.switch_strength(r, seg, n_genes), rtol=0,
                                atol=1e-15)
+    # over member entries only: the dense reduction with every other entry NaN, same bits,
+    # whatever r's memory order
+    member = rng.random(r.shape) < rng.choice([0.0, 0.3, 0.8, 1.0])
+    want = oracles.switch_strength(np.where(member, r, np.nan), seg, n_genes)
+    for values in (r, np.asfortranarray(r)):
+        only = switch_strength(torch.from_numpy(values), torch.from_numpy(seg), n_genes,
+                               member=torch.from_numpy(member)).numpy()
+        np.testing.assert_array_equal(only, want)
     np.testing.assert_array_equal(arg, oracles.segment_argmax(key, seg, n_genes))
 
 
