@@ -450,3 +450,75 @@ def test_one_betainc_pool_of_torch_thread_count() -> None:
         second = pvalues._pool()
     assert second is not first and second._max_workers == 2
     assert list(pvalues._pool_of.values()) == [second]
+
+
+def _exact_two_sided_t(t: float, df: float) -> float:
+    """2 F(-|t|; df) to 50 digits, from t itself: I_x(df/2, 1/2) at x = df / (df + t^2)
+    where p is small, else 1 - I_{1-x}(1/2, df/2) with 1 - x = t^2 / (df + t^2) exact."""
+    if (df + 1.0) / 2.0 * np.log1p(float(t) ** 2 / df) > 800.0:
+        return 0.0  # below e^-790 (the density's decay; its constant is below df): underflow
+    with mpmath.workdps(50):
+        t, df = mpmath.mpf(t), mpmath.mpf(df)
+        if t == 0:
+            return 1.0
+        if mpmath.isinf(t):
+            return 0.0
+        x, y = df / (df + t * t), t * t / (df + t * t)
+        if 2.0 * sp.stdtr(float(df), -abs(float(t))) < 0.5:  # from the end where p is small
+            return float(mpmath.betainc(df / 2, 0.5, 0, x, regularized=True))
+        return float(1 - mpmath.betainc(0.5, df / 2, 0, y, regularized=True))
+
+
+def _pvalue_tolerance(t: float, df: float) -> float:
+    """Relative error allowed in p = 2 F(-|t|; df): 64 ulp times the tail's condition
+    number in t, 1 + (df + 1) t^2 / (df + t^2) (one ulp of t, or of x = df / (df + t^2)
+    inside the tail, moves p that many ulp: ~1 near p = 1, up to df + 1 where p is
+    tiny)."""
+    t2 = float(t) ** 2 if np.isfinite(float(t)) else np.inf
+    cond = 1.0 + (df + 1.0) * (1.0 if np.isinf(t2) else t2 / (df + t2))
+    return 64.0 * np.finfo(np.float64).eps * cond
+
+
+@settings(max_examples=80, deadline=None)
+@given(df=st.one_of(st.sampled_from([1.0, 1.5, 2.0, 3.7, 57.3, 998.0, 1e4, 1e6]),
+                    st.floats(min_value=1.0, max_value=2e6, allow_nan=False)),
+       t=st.one_of(st.sampled_from([0.0, 1e-12, 1e-8, 1e-4, 1e-2, 0.3, 2.0, 10.0]),
+                   st.floats(min_value=0.0, max_value=1e3, allow_nan=False)))
+@example(df=1e6, t=1e-4)  # the incomplete beta of x = df / (df + t^2): 3e-8 off
+@example(df=998.0, t=1e-4)
+@example(df=1.0, t=1e-8)  # Boost's Student t at df = 1 near t = 0: 3e-9 off
+def test_welch_pvalue_is_the_exact_student_t_tail_on_the_cpu(df: float, t: float) -> None:
+    """p near 1 (t -> 0, the bulk of a null's p-values) keeps its digits: the CPU route
+    takes the tail of t itself, not of 1 - x rounded near x = 1."""
+    from isograph_gpu.ops.pvalues import welch_pvalue
+
+    got = welch_pvalue(torch.tensor([t, -t], dtype=torch.float64),
+                       torch.tensor([df, df], dtype=torch.float64)).numpy()
+    want = _exact_two_sided_t(t, df)
+    if want > TINY:
+        np.testing.assert_allclose(got, want, rtol=_pvalue_tolerance(t, df), atol=0)
+    else:
+        assert np.all(got <= 1e-299)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=3, max_value=1_000_000),
+       r=st.floats(min_value=-1.0, max_value=1.0, allow_nan=False))
+@example(n=1_000, r=1.4492737998e-4)  # a p of 0.998 that was 4e-12 off
+@example(n=3, r=1e-9)
+@example(n=1_000_000, r=1e-5)
+@example(n=50, r=1.0)
+def test_pearson_pvalue_is_the_exact_student_t_tail_on_the_cpu(n: int, r: float) -> None:
+    """Pearson p from t = r sqrt(df / (1 - r^2)) at df = n - 2, against the exact tail of
+    that r."""
+    from isograph_gpu.ops.pvalues import pearson_pvalue
+
+    got = pearson_pvalue(torch.tensor([r], dtype=torch.float64), torch.tensor([n])).numpy()[0]
+    with mpmath.workdps(50):
+        rr = mpmath.mpf(r)
+        t = float("inf") if abs(r) == 1 else rr * mpmath.sqrt((n - 2) / ((1 - rr) * (1 + rr)))
+    want = _exact_two_sided_t(t, n - 2.0)
+    if want > TINY:
+        assert abs(got - want) <= _pvalue_tolerance(t, n - 2.0) * want, (got, want)
+    else:
+        assert got <= 1e-299
