@@ -42,6 +42,7 @@ from .compute.plan import ChunkPlan, plan_chunks
 from .compute.results import FeatureStatistics
 from .engine import feature_statistics
 from .errors import InputError, OptionalDependencyError, first_line
+from .ops.contrast import split_like
 from .progress import Progress
 
 #: times Dask re-runs a task that raised (a worker that dies is re-run by the scheduler
@@ -251,8 +252,8 @@ def feature_statistics_on_dask(
         chunks = plan_chunks(features, k * (1 + len(split_names)), dtype,
                              memory_budget_bytes, chunk_features)
     step, spans = chunks.step, list(chunks.spans)
-    host_splits = {name: (hi.cpu().numpy(), lo.cpu().numpy())
-                   for name, (hi, lo) in (splits or {}).items()}
+    host_splits = {name: split_like(split, split[0].cpu().numpy(), split[1].cpu().numpy())
+                   for name, split in (splits or {}).items()}
     # tasks, not scattered data: a worker that dies with the last copy (the scheduler
     # keeps one copy of data that no queued task needs on several workers) loses
     # scattered data for good, and every task needing it is cancelled; a task's result
@@ -319,8 +320,8 @@ def _block_task(columns: Any, a: int, b: int, scores: np.ndarray,
     on the CPU."""
     device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" \
         else torch.device("cpu")
-    masks = {name: (torch.from_numpy(hi), torch.from_numpy(lo))
-             for name, (hi, lo) in splits.items()}
+    masks = {name: split_like(split, torch.from_numpy(split[0]), torch.from_numpy(split[1]))
+             for name, split in splits.items()}
     block = np.asarray(columns[:, a:b])  # the one read of this block
     null = None if null_scores is None or pairs is None else SwitchNull(
         null_scores.to(device), pairs, int(pairs.max(initial=-1)) + 1)

@@ -53,8 +53,8 @@ def prepare_scores(scores: Tensor, splits: Mapping[str, tuple[Tensor, Tensor]] |
     n, k = scores.shape
     layout = GroupLayout.from_splits(splits, n, k, device)
     y = scores if differentiable else scores.detach()
-    right = RightBlock.build(y, layout.matrix, dtype=dtype, device=device,
-                             pack=not differentiable)
+    right = RightBlock.build(y, layout.gemm_matrix, dtype=dtype, device=device,
+                             pack=not differentiable, segments=layout.segments)
     return PreparedScores(right=right, layout=layout, min_pairs=int(min_pairs))
 
 

@@ -5,6 +5,7 @@ from masked group sums (computed as GEMMs with one-hot group matrices by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -12,18 +13,41 @@ from torch import Tensor
 from .moments import CentredGroups, InPlace, put_entries
 
 
-def percentile_split(scores: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
+class ComplementSplit(tuple):
+    """``(high, low)`` bool [n, K] of a split whose low group is exactly the other samples
+    with a finite score (:func:`percentile_split`). Unpacks as a pair; a
+    :class:`~isograph_gpu.ops.groups.GroupLayout` takes its low group's sums as the
+    pairwise-complete sums less the high group's, so the GEMMs carry only the high columns.
+    A plain ``(high, low)`` tuple is summed column by column."""
+
+    __slots__ = ()
+
+    def __new__(cls, high: Tensor, low: Tensor) -> ComplementSplit:
+        return super().__new__(cls, (high, low))
+
+    def __getnewargs__(self) -> tuple[Any, Any]:  # pickles (a Dask task's splits)
+        return tuple(self)
+
+
+def split_like(split: tuple[Any, Any], high: Any, low: Any) -> tuple[Any, Any]:
+    """``(high, low)`` as the same kind of split as ``split`` (a :class:`ComplementSplit`
+    stays one): for a caller that moves a split's masks to another device or to numpy."""
+    return ComplementSplit(high, low) if isinstance(split, ComplementSplit) else (high, low)
+
+
+def percentile_split(scores: Tensor, percentile: float) -> ComplementSplit:
     """Reference split per column of ``scores`` [n, K]: high = score >= nanpercentile
     (linear interpolation), low = the other samples with a finite score.
 
-    Returns two bool tensors [n, K]. Samples with a NaN score join neither group
-    (isograph 0.1.5 puts them in low; a documented deliberate difference).
+    Returns two bool tensors [n, K] (a :class:`ComplementSplit`). Samples with a NaN score
+    join neither group (isograph 0.1.5 puts them in low; a documented deliberate
+    difference).
     """
     threshold = torch.nanquantile(scores.to(torch.float64), percentile / 100.0, dim=0,
                                   interpolation="linear")
     finite = torch.isfinite(scores)
     high = finite & (scores.to(torch.float64) >= threshold)
-    return high, finite & ~high
+    return ComplementSplit(high, finite & ~high)
 
 
 def tail_split(scores: Tensor, tail_percent: float) -> tuple[Tensor, Tensor]:

@@ -335,12 +335,19 @@ class RightBlock:
     G + 1). ``packed``: y has no missing value, so ``My`` is all ones and the moments that
     only depend on it (n, sx, sxx) are the same for every module: one ones column stands
     for My's K and for the trailing ones, ``[1 | groups | Y0 | Y0^2]`` (W = 2K + G + 1).
+
+    ``segments`` (:attr:`GroupLayout.segments <isograph_gpu.ops.groups.GroupLayout>`):
+    the group sums' K-column groups in order, each the block's group columns ``start :
+    start + K`` or, derived, the pairs' sums (n, sx, sxx) less those columns' (a low group
+    that is the complement of its high group among the pairs); ``n_groups`` counts the
+    sums' columns, the block then carries fewer. Empty: the sums are the block's groups.
     """
 
     block: Tensor
     n_modules: int
     n_groups: int
     packed: bool
+    segments: tuple[tuple[bool, int], ...] = ()
     #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
     #: their own centred values read it (None: not kept, no pair is recomputed)
     values: Tensor | None = None
@@ -355,14 +362,40 @@ class RightBlock:
         so never on CUDA (False: x' block)."""
         return block_x_orientation(self.block.device)
 
+    @property
+    def n_block_groups(self) -> int:
+        """Group columns of :attr:`block` (fewer than :attr:`n_groups` where some are
+        derived)."""
+        if not self.segments:
+            return self.n_groups
+        return max((start + self.n_modules for derived, start in self.segments
+                    if not derived), default=0)
+
+    def group_members(self, group: Tensor) -> Tensor:
+        """bool [n, P]: the samples of the sums' group columns ``group`` [P] (int64)."""
+        c = 1 if self.packed else self.n_modules
+        if not self.segments:
+            return _columns(self.block, c + group) > 0
+        k = self.n_modules
+        table = torch.tensor(self.segments, dtype=torch.int64, device=group.device)
+        segment, module = group // k, group % k
+        derived = table[segment, 0] > 0
+        member = _columns(self.block, c + table[segment, 1] + module) > 0
+        assert self.values is not None  # kept by build
+        finite = torch.isfinite(_columns(self.values, module))
+        return torch.where(derived, finite & ~member, member)
+
     @classmethod
     def build(cls, y: Tensor, groups: Tensor | None = None, *, dtype: torch.dtype,
-              device: torch.device | str, pack: bool = False) -> RightBlock:
+              device: torch.device | str, pack: bool = False,
+              segments: tuple[tuple[bool, int], ...] = ()) -> RightBlock:
         """Block of ``y`` [n, K] (NaN/inf = missing) and 0/1 ``groups`` [n, G] (None: no
         groups) in ``dtype`` on ``device``, one row per sample ([n, W], row-major as
         ``torch.cat`` makes it). ``pack`` (the engine's block): use the packed layout when
         y has no missing value (asks the device once: a host synchronisation on CUDA).
-        On the CPU every GEMM runs as block' x (:attr:`outer`)."""
+        ``segments``: how the group sums are laid out from ``groups``' columns (see the
+        class; empty: they are ``groups``' columns). On the CPU every GEMM runs as block' x
+        (:attr:`outer`)."""
         y = y.to(dtype=dtype, device=device)
         n, k = y.shape
         my, y0, _, _ = centre_and_mask(y)
@@ -371,8 +404,9 @@ class RightBlock:
         ones = torch.ones((n, 1), dtype=dtype, device=device)
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
-        return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=g.shape[1],
-                   packed=packed, values=y)
+        n_groups = k * len(segments) if segments else g.shape[1]
+        return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=n_groups,
+                   packed=packed, segments=tuple(segments), values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,
@@ -417,7 +451,7 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     """
     if x.ndim != 2 or x.shape[0] != right.block.shape[0]:
         raise ValueError(f"moments expect x [{right.block.shape[0]}, F], got {tuple(x.shape)}")
-    k, n_groups = right.n_modules, right.n_groups
+    k, n_groups = right.n_modules, right.n_block_groups
     c = 1 if right.packed else k  # columns of My
     a, b = c + n_groups, c + n_groups + k  # prefix widths for squares / values
     block = right.block
@@ -445,10 +479,47 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
                       sy=by_mask[:, a:b], sxx=per_module(by_square[:, :c]),
                       syy=by_mask[:, b:b + k], sxy=by_value[:, a:b])
     cols = slice(c, a)
-    sums = GroupSums(count=by_mask[:, cols], total=by_value[:, cols],
-                     squares=by_square[:, cols], centre=centre,
+    count, total, squares = by_mask[:, cols], by_value[:, cols], by_square[:, cols]
+    if right.segments:  # complement groups: the pairs' sums less their high group's
+        count, total, squares = (
+            _with_derived_groups(t, pair, right, workspace, name) for t, pair, name in (
+                (count, by_mask[:, :c], "count"), (total, by_value[:, :c], "total"),
+                (squares, by_square[:, :c], "squares")))
+    sums = GroupSums(count=count, total=total, squares=squares, centre=centre,
                      finite=by_mask[:, 0] if right.packed else by_mask[:, -1], scale=scale)
-    return _recompute_cancelled(x, right, moments, sums, recompute_limit, workspace)
+    return _recompute_cancelled(x, right, moments, sums, recompute_limit, workspace,
+                                by_square[:, :c])
+
+
+def _with_derived_groups(gemm: Tensor, pair: Tensor, right: RightBlock,
+                         workspace: Workspace | None, name: str) -> Tensor:
+    """Group sums [F, G] laid out by ``right.segments`` from the GEMMs' group columns
+    ``gemm`` [F, G'] and the pairs' sums ``pair`` [F, K] (or [F, 1] packed): each derived
+    group is ``pair - gemm[:, start : start + K]``. Column-major where ``gemm`` is (the
+    CPU's GEMMs), into the workspace's buffers when it has one; out of place where autograd
+    tracks the inputs."""
+    k = right.n_modules
+    parts = [pair - gemm[:, start:start + k] if derived else gemm[:, start:start + k]
+             for derived, start in right.segments] if _tracked(gemm, pair) else None
+    if parts is not None:
+        return torch.cat(parts, dim=1)
+    f, g = gemm.shape[0], right.n_groups
+    if workspace is None:
+        flat = torch.empty(f * g, dtype=gemm.dtype, device=gemm.device)
+    else:
+        flat = workspace.scratch(f"groups_{name}", (f * g,), gemm.dtype)
+    out = flat.view(g, f).T if gemm.stride(0) == 1 and f > 1 else flat.view(f, g)
+    for j, (derived, start) in enumerate(right.segments):
+        target = out[:, j * k:(j + 1) * k]
+        if derived:
+            torch.sub(pair, gemm[:, start:start + k], out=target)
+        else:
+            target.copy_(gemm[:, start:start + k])
+    return out
+
+
+def _tracked(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor,
@@ -467,16 +538,28 @@ def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Ten
     torch.gt(square, bound, out=out)
 
 
+def _lossy_against(total: Tensor, count: Tensor, squares: Tensor, reference: Tensor,
+                   limit: float) -> Tensor:
+    """bool [F, K]: groups of at least two values whose centred second moment ``squares -
+    total^2 / count`` is below ``reference / limit`` (``reference`` [F, K] or [F, 1]):
+    total^2 > count (squares - reference / limit)."""
+    return (count >= 2) & (total * total > count * (squares - reference / limit))
+
+
 def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSums,
-                         capacity: int | None, workspace: Workspace | None = None
-                         ) -> tuple[Moments, GroupSums]:
+                         capacity: int | None, workspace: Workspace | None = None,
+                         pair_squares: Tensor | None = None) -> tuple[Moments, GroupSums]:
     """:func:`moments_from_block`'s fast sums with the pairs and groups that cancel
     recomputed into ``m.centred`` and ``sums.centred`` (see there); ``capacity``: its
     ``recompute_limit``; ``workspace``: where the test's flags and temporaries are kept
     from chunk to chunk (None: fresh ones). The sums themselves are left as the GEMMs
     gave them: the consumers (:func:`~isograph_gpu.ops.pearson.pearson_from_moments`,
     :func:`~isograph_gpu.ops.contrast.welch_from_sums`) put the recomputed entries into
-    their results, so a recompute costs its entries, not the chunk."""
+    their results, so a recompute costs its entries, not the chunk. ``pair_squares``
+    [F, K] (or [F, 1] packed): the pairs' sums of squares, the reference of derived groups
+    (``right.segments``): one is recomputed as well where its centred second moment is
+    below 1 / :func:`loss_limit` of its pairs' squares, which its subtraction rounds
+    with."""
     f, k = m.sxy.shape
     g = sums.count.shape[1]
     limit = loss_limit(x.dtype)
@@ -512,6 +595,13 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
             _lossy(sx, n, sxx, limit, x_side, room(sx.shape[1]))
             pairs |= x_side
         _lossy(sums.total, sums.count, sums.squares, limit, groups, room(g))
+        if pair_squares is not None:
+            for j, (derived, _) in enumerate(right.segments):
+                if derived:
+                    cols = slice(j * k, (j + 1) * k)
+                    groups[:, cols] |= _lossy_against(
+                        sums.total[:, cols], sums.count[:, cols], sums.squares[:, cols],
+                        pair_squares, limit)
     if capacity is None:
         if x.device.type == "cpu" and not bool(flags.any()):  # faster than nonzero
             return m, sums
@@ -566,9 +656,7 @@ def _recompute_entries(x: Tensor, right: RightBlock, row: Tensor, module: Tensor
     xs = _columns(x, row)
     ys = _columns(right.values, module) if right.values is not None else xs
     n, cov, va, vb = centred_pair_moments(xs, ys, 0)
-    c = 1 if right.packed else right.n_modules
-    member = _columns(right.block, c + group) > 0
-    mean, stderr = centred_group_stats(xs, member)
+    mean, stderr = centred_group_stats(xs, right.group_members(group))
     return n, cov, va, vb, mean, stderr
 
 

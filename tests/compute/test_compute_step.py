@@ -19,7 +19,7 @@ from isograph_gpu.compute.companions import (
 )
 from isograph_gpu.compute.step import chunk_statistics, prepare_scores
 from isograph_gpu.engine import feature_statistics
-from isograph_gpu.ops.contrast import WelchResult, percentile_split
+from isograph_gpu.ops.contrast import WelchResult, percentile_split, split_like
 from isograph_gpu.ops.permutation import sample_permutations
 from isograph_gpu.ops.segments import switch_strength
 from isograph_gpu.training import ModuleStatistics
@@ -43,7 +43,7 @@ def test_engine_dask_task_and_module_statistics_give_identical_tensors():
                                 dtype=torch.float64, memory_budget_bytes=1 << 30,
                                 chunk_features=f)
     task, null = distributed._block_task(
-        x, 0, f, y, {"split": tuple(m.numpy() for m in splits["split"])}, None, None, 3, None,
+        x, 0, f, y, {"split": split_like(splits["split"], *(m.numpy() for m in splits["split"]))}, None, None, 3, None,
         "cpu", torch.float64, f)
     assert null is None
     training = ModuleStatistics([f"g{i // 3}" for i in range(f)], min_pairs=3,

@@ -309,3 +309,69 @@ def test_recompute_keeps_gradients():
     bumped[i, 0] += h
     numeric = (_exact_pearson(x, bumped)["r"] - _exact_pearson(x, y[:, :1])["r"]) / h
     assert math.isclose(yt.grad[i, 0].item(), numeric[0, 0], rel_tol=1e-4)
+
+
+def _chunk_welch(x: np.ndarray, yt: torch.Tensor, split: tuple, **kwargs) -> dict:
+    """The chunk step's Welch statistics of one split, its block's group columns."""
+    prepared = prepare_scores(yt, {"split": split}, min_pairs=3, dtype=torch.float64,
+                              device=torch.device("cpu"))
+    out = chunk_statistics(torch.from_numpy(np.asfortranarray(x)), prepared, **kwargs)
+    return vars(out.contrasts["split"]) | {"block_groups": prepared.right.n_block_groups}
+
+
+@pytest.mark.parametrize("recompute_limit", [None, 4096])
+@pytest.mark.parametrize("complete", [False, True])
+def test_complement_low_groups_are_exact_on_every_case(complete, recompute_limit):
+    """The percentile split's low groups come from the pairs' sums less the high group's
+    (no GEMM columns of their own): on far-apart groups, offsets and outliers of 1e10 ..
+    1e300 in the high group, the low group or neither, they are exact, as the same split
+    summed column by column (a plain tuple); with the host-synchronising selection of
+    the groups to recompute and with the sync-free one."""
+    x1, y1 = _offset_on_missing_scores(n=50)
+    x2, _ = _far_apart_groups(n=50)
+    x = np.concatenate([x1, x2], axis=1)
+    y = np.where(np.isfinite(y1), y1, 0.3) if complete else y1
+    yt = torch.from_numpy(y)
+    split = percentile_split(yt, 50.0)
+    high, low = (m.numpy() for m in split)
+    derived = _chunk_welch(x, yt, split, recompute_limit=recompute_limit)
+    summed = _chunk_welch(x, yt, tuple(split), recompute_limit=recompute_limit)
+    assert derived["block_groups"] == y.shape[1] and summed["block_groups"] == 2 * y.shape[1]
+    want = _exact_welch(x, high, low)
+    _assert_welch(derived, want)
+    _assert_welch(summed, want)
+
+
+def test_complement_low_group_under_a_wide_high_group_is_recomputed():
+    """A high group spread over +-1e6 .. 1e8 around the centre, a low group of sd 1 at it:
+    the low group's squares are the pairs' less the high group's, which cancels to the
+    high group's rounding while the low group's own sums look ordinary. Flagged against
+    the pairs' squares, it is recomputed (its stderr exact); its fast variance from the
+    sums is off, so without that flag it would be kept."""
+    rng = np.random.default_rng(5)
+    n = 60
+    yt = torch.from_numpy(rng.normal(size=(n, 1)))
+    layout = GroupLayout.from_splits({"split": percentile_split(yt, 50.0)}, n, 1)
+    high = layout.masks("split")[0][:, 0].numpy()
+    x = rng.normal(size=(n, 3))
+    rows = np.flatnonzero(high)
+    pairs = rows.size // 2  # +v and -v: the centre stays at the low group's
+    v = np.array([1e6, 1e7, 1e8]) * (1.0 + 0.1 * rng.random((pairs, 1)))
+    x[rows[:pairs]], x[rows[pairs:2 * pairs]] = v, -v
+    x[rows[2 * pairs:]] = 0.0
+    right = moments_module.RightBlock.build(yt, layout.gemm_matrix, dtype=torch.float64,
+                                            device="cpu", segments=layout.segments)
+    _, sums = moments_module.moments_from_block(torch.from_numpy(x), right)
+    low = x[~high]
+    exact = low.std(axis=0, ddof=1) / np.sqrt(low.shape[0])
+    assert sums.centred is not None
+    at = sums.centred.at.numpy()
+    recomputed = at[:, 1] == 1  # group column 1: the derived low group
+    assert sorted(at[recomputed, 0].tolist()) == [0, 1, 2]
+    order = at[recomputed, 0]
+    np.testing.assert_allclose(sums.centred.stderr.numpy()[recomputed], exact[order],
+                               rtol=1e-12)
+    count, total, squares = (t[:, 1].numpy() for t in (sums.count, sums.total,
+                                                        sums.squares))
+    fast = np.sqrt(np.maximum(squares - total**2 / count, 0.0) / (count - 1) / count)
+    assert np.all(np.abs(fast - exact) > 1e-6 * exact)  # the sums alone: wrong

@@ -97,8 +97,10 @@ def test_engine_right_block_packed_when_scores_complete_matches_scipy(data, comp
                               device=torch.device("cpu"))
     right, layout = prepared.right, prepared.layout
     assert right.packed == bool(np.isfinite(y).all())
+    # the percentile split's low groups are derived (complements): not block columns
+    assert right.n_block_groups == layout.n_groups - y.shape[1] == layout.gemm_matrix.shape[1]
     assert right.block.shape[1] == (2 if right.packed else 3) * y.shape[1] + \
-        layout.n_groups + 1
+        right.n_block_groups + 1
     out = chunk_statistics(torch.from_numpy(x), prepared)
     tol = Tolerance(1e-9, 1e-7, 1e-8)
     assert_matches({"r": out.r, "n": out.n, "pvalue": out.pvalue},
