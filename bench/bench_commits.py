@@ -7,9 +7,12 @@ bench_explain.py ('large') and the 1,000 x 250,000 x 32 inputs of bench_scaling.
 (``--whole-run``), with ``--no-report`` where the commit has the report (the earlier
 commits write none). Wall clock and peak RSS per run (``wait4``), the manifest's stage
 timings, medians, each commit's median over the first's. Writes
-``bench/results/commits_cpu.json``.
+``bench/results/commits_cpu.json``. ``--feature-cache``: every run is a rerun, from one
+feature cache per size written by an untimed run of the last commit first (the commits
+must share its format: 54726da and later).
 
     python bench/bench_commits.py 4d9fbc6 e2fb8cd HEAD --repeats 3
+    python bench/bench_commits.py f157273 HEAD --feature-cache --output OUT.json
 """
 
 from __future__ import annotations
@@ -51,14 +54,16 @@ def export(commit: str, root: Path) -> tuple[str, Path]:
     return sha, folder
 
 
-def run_once(folder: Path, paths: dict[str, Path], out: Path) -> dict:
+def run_once(folder: Path, paths: dict[str, Path], out: Path,
+             cache: Path | None = None) -> dict:
     has_report = "no-report" in (folder / "isograph_gpu" / "cli" / "explain.py").read_text()
     cmd = [sys.executable, "-m", "isograph_gpu", "explain-module",
            "--artifact-dir", str(paths["artifact_dir"]),
            "--feature-table", str(paths["feature_table"]),
            "--feature-meta", str(paths["feature_meta"]),
            "--output-dir", str(out), "--device", "cpu", "--quiet",
-           *(["--no-report"] if has_report else [])]
+           *(["--no-report"] if has_report else []),
+           *(["--feature-cache", str(cache)] if cache is not None else [])]
     env = {**os.environ, "PYTHONPATH": str(folder)}
     env.pop("MKL_CBWR", None)  # each commit's own setting
     parent_kib = _rss_kib()
@@ -90,13 +95,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", default="50k,250k")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--feature-cache", action="store_true",
+                        help="time reruns from a feature cache written once per size")
     args = parser.parse_args()
     inputs = {  # each prepared (generated once under bench/.work) only when asked for
         "50k": lambda: prepare_inputs("large", SIZES["large"]),
         "250k": lambda: _whole_run_inputs(
             BENCH_DIR / ".work" / "whole_1000_250000_32" / "inputs", 1000, 250000, 32)}
     load = [os.getloadavg()[0]]
-    record: dict = {"benchmark": "bench/bench_commits.py", "commits": {}, "sizes": {}}
+    record: dict = {"benchmark": "bench/bench_commits.py", "commits": {}, "sizes": {},
+                    "feature_cache": bool(args.feature_cache)}
     with tempfile.TemporaryDirectory(prefix="isograph_gpu_commits_") as tmp:
         exported = [export(c, Path(tmp)) for c in args.commits]
         record["commits"] = {sha: name for (sha, _), name in zip(exported, args.commits,
@@ -104,10 +112,15 @@ def main() -> None:
         for size in args.sizes.split(","):
             paths = inputs[size]()
             runs: dict[str, list[dict]] = {sha: [] for sha, _ in exported}
+            cache = None
+            if args.feature_cache:  # written once, untimed, by the last commit
+                cache = Path(tmp) / f"features_{size}.igcache"
+                run_once(exported[-1][1], paths, Path(tmp) / f"cache_{size}", cache)
+                shutil.rmtree(Path(tmp) / f"cache_{size}")
             for rep in range(args.repeats):
                 for sha, folder in exported:
                     out = Path(tmp) / f"out_{size}_{sha}_{rep}"
-                    runs[sha].append(run_once(folder, paths, out))
+                    runs[sha].append(run_once(folder, paths, out, cache))
                     print(size, sha, json.dumps(runs[sha][-1]), flush=True)
                     shutil.rmtree(out)
             first = exported[0][0]
