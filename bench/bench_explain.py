@@ -319,16 +319,19 @@ def machine_info() -> dict:
     }
 
 
-def bench_size(name: str, size: Size, repeats: int, reference_cli: Path | None) -> dict:
+def bench_size(name: str, size: Size, repeats: int, reference_cli: Path | None,
+               no_report: bool = False) -> dict:
     paths = prepare_inputs(name, size)
     out_root = WORK / name / "runs"
     out_root.mkdir(parents=True, exist_ok=True)
     module_ids = sorted(pd.read_parquet(paths["artifact_dir"] / "modules.parquet")["module_id"].unique())
     runs: dict[str, list[dict]] = {}
     pandas_paths = pandas_written(paths)
-    run_repeats(name, {"isograph_gpu": lambda o: ours_cmd(paths, o),
+    extra = ["--no-report"] if no_report else []  # the reference and the baseline draw none
+    run_repeats(name, {"isograph_gpu": lambda o: [*ours_cmd(paths, o), *extra],
                        "numpy_baseline": lambda o: baseline_cmd(paths, o),
-                       "isograph_gpu_pandas_parquet": lambda o: ours_cmd(pandas_paths, o)},
+                       "isograph_gpu_pandas_parquet": lambda o: [*ours_cmd(pandas_paths, o),
+                                                                 *extra]},
                 out_root, repeats, runs)
     tools = {tool: summarise(r) for tool, r in runs.items()}
     agreement = {"numpy_baseline": compare_outputs(out_root / "isograph_gpu", out_root / "numpy_baseline", module_ids),
@@ -396,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="small,medium,large")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--no-report", action="store_true",
+                        help="isograph-gpu without report.html (isograph 0.1.5 draws none)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -409,9 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "reference_env": None if reference_cli is None else reference_versions(),
         "sizes": {},
+        "report": not args.no_report,
     }
     for name in names:
-        results["sizes"][name] = bench_size(name, SIZES[name], args.repeats, reference_cli)
+        results["sizes"][name] = bench_size(name, SIZES[name], args.repeats, reference_cli,
+                                            args.no_report)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2) + "\n")  # keep partial results
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
