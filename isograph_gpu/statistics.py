@@ -72,7 +72,8 @@ class PolarityStatistics:
     qvalue: torch.Tensor
     n: torch.Tensor
     #: [G, K] float64 switch strength per gene: a feature's switch strength is
-    #: ``gene_switch[RowLayout.polarity_segments[t], k]``
+    #: ``gene_switch[RowLayout.polarity_segments[t], k]`` (a gene's strength over its
+    #: member transcripts of module k; 0 for a gene outside k)
     gene_switch: torch.Tensor
     #: with --switch-permutations: [G, K] float64 permutation p and q of gene_switch (NaN
     #: outside each module's genes with >= 2 transcripts), and [R] host int64 the gene

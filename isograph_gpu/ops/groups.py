@@ -17,6 +17,7 @@ default run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,6 +46,10 @@ class GroupLayout:
     n_modules: int
     matrix: Tensor
     complement: tuple[bool, ...] = ()
+
+    def summed(self) -> GroupLayout:
+        """This layout with every group summed by the GEMMs (no complement split)."""
+        return dataclasses.replace(self, complement=(False,) * len(self.complement))
 
     @property
     def gemm_matrix(self) -> Tensor:

@@ -332,7 +332,7 @@ class RightBlock:
     [n, G] and used for every feature chunk (:func:`moments_from_block`).
 
     ``block`` [n, W] (x's dtype and device) is ``[My | groups | Y0 | Y0^2 | 1]`` (W = 3K +
-    G + 1). ``packed``: y has no missing value, so ``My`` is all ones and the moments that
+    G + 1, G the block's group columns: :attr:`n_block_groups`). ``packed``: y has no missing value, so ``My`` is all ones and the moments that
     only depend on it (n, sx, sxx) are the same for every module: one ones column stands
     for My's K and for the trailing ones, ``[1 | groups | Y0 | Y0^2]`` (W = 2K + G + 1).
 
@@ -348,6 +348,9 @@ class RightBlock:
     n_groups: int
     packed: bool
     segments: tuple[tuple[bool, int], ...] = ()
+    #: ``segments`` as an int64 [2 S, 2] tensor on the block's device (None: no segments),
+    #: made once so that :meth:`group_members` copies nothing to the device
+    segment_table: Tensor | None = None
     #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
     #: their own centred values read it (None: not kept, no pair is recomputed)
     values: Tensor | None = None
@@ -377,7 +380,8 @@ class RightBlock:
         if not self.segments:
             return _columns(self.block, c + group) > 0
         k = self.n_modules
-        table = torch.tensor(self.segments, dtype=torch.int64, device=group.device)
+        table = self.segment_table
+        assert table is not None  # made by build with the segments
         segment, module = group // k, group % k
         derived = table[segment, 0] > 0
         member = _columns(self.block, c + table[segment, 1] + module) > 0
@@ -405,8 +409,9 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         n_groups = k * len(segments) if segments else g.shape[1]
+        table = (torch.tensor(segments, dtype=torch.int64).to(device) if segments else None)
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=n_groups,
-                   packed=packed, segments=tuple(segments), values=y)
+                   packed=packed, segments=tuple(segments), segment_table=table, values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,
@@ -437,8 +442,10 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
 
     Three GEMMs of [F, n] against prefixes of ``right.block``: the mask takes all of it,
     the centred values the first c + G + K columns, their squares the first c + G (c = K,
-    or 1 when packed; each GEMM only computes the moments it is needed for). Packed, n, sx
-    and sxx are broadcast views ([F, 1] expanded to [F, K]). ``workspace``: buffers for
+    or 1 when packed; G the block's group columns, :attr:`RightBlock.n_block_groups`; each
+    GEMM only computes the moments it is needed for). Packed, n, sx and sxx are broadcast
+    views ([F, 1] expanded to [F, K]). The group sums have ``right.n_groups`` columns:
+    derived ones (``right.segments``) are the pairs' sums less their high group's. ``workspace``: buffers for
     :func:`centre_and_mask` reused across chunks (not used when autograd tracks
     ``right.block``: the GEMMs then save the mask and values for backward).
 
@@ -555,7 +562,8 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
     from chunk to chunk (None: fresh ones). The sums themselves are left as the GEMMs
     gave them: the consumers (:func:`~isograph_gpu.ops.pearson.pearson_from_moments`,
     :func:`~isograph_gpu.ops.contrast.welch_from_sums`) put the recomputed entries into
-    their results, so a recompute costs its entries, not the chunk. ``pair_squares``
+    their results, so a recompute costs its entries, not the chunk (derived group sums,
+    ``right.segments``, stay as :func:`moments_from_block` assembled them). ``pair_squares``
     [F, K] (or [F, 1] packed): the pairs' sums of squares, the reference of derived groups
     (``right.segments``): one is recomputed as well where its centred second moment is
     below 1 / :func:`loss_limit` of its pairs' squares, which its subtraction rounds

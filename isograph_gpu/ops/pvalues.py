@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor
 
-#: below this many values per thread the scipy incomplete beta runs on the calling thread
+#: below this many values per thread a scipy ufunc (the Student t tail, the incomplete
+#: beta) runs on the calling thread
 _VALUES_PER_THREAD = 1 << 16
 
 
@@ -91,10 +92,12 @@ def _ufunc_parts(ufunc: object, *args: Tensor) -> Tensor:
     """A scipy ufunc of CPU float64 tensors of one shape, over up to torch's intra-op
     thread count of row ranges (each at least :data:`_VALUES_PER_THREAD`; the ufunc
     releases the GIL; each value is computed alike whatever the split). Column-major
-    [F, K] arguments (the CPU's statistics) are split along their columns and give a
-    column-major result."""
-    if all(t.ndim == 2 and t.shape[0] > 1 and t.stride(0) == 1 for t in args):
-        return _ufunc_parts(ufunc, *(t.T for t in args)).T
+    [F, K] arguments (the CPU's statistics) are split along their memory, as one flat
+    range, and give a column-major result."""
+    if all(t.ndim == 2 and t.shape[1] > 1 and not t.is_contiguous() and t.T.is_contiguous()
+           for t in args):
+        k, f = args[0].T.shape
+        return _ufunc_parts(ufunc, *(t.T.reshape(-1) for t in args)).view(k, f).T
     first = args[0]
     rows = first.shape[0] if first.ndim else 1
     parts = min(torch.get_num_threads(), rows, first.numel() // _VALUES_PER_THREAD)

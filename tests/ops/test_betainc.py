@@ -374,11 +374,13 @@ def test_cupy_route_with_no_elements(monkeypatch) -> None:
     assert out.shape == (0,) and out.dtype == torch.float64 and fake.calls == []
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("threads", [2, 3, 16])
-@pytest.mark.parametrize("shape", [(300_001,), (70_001, 3), (5, 200_000)])
-def test_cpu_route_split_over_threads_equals_one_scipy_call(threads, shape) -> None:
-    """The CPU route runs large inputs as row ranges on a thread pool: every value equals
-    one scipy.special.betainc call on the whole array (broadcast b, NaN x, x at 0 and 1)."""
+@pytest.mark.parametrize("shape", [(300_001,), (70_001, 3), (200_000, 1), (5, 200_000)])
+def test_cpu_route_split_over_threads_equals_one_scipy_call(threads, shape, order) -> None:
+    """The CPU route runs large inputs as row ranges (column-major [F, K]: ranges of its
+    memory) on a thread pool: every value equals one scipy.special.betainc call on the
+    whole array (broadcast b, NaN x, x at 0 and 1), in the inputs' memory order."""
     from unittest import mock
 
     from isograph_gpu.ops import pvalues
@@ -389,11 +391,16 @@ def test_cpu_route_split_over_threads_equals_one_scipy_call(threads, shape) -> N
     x.flat[::97] = np.nan
     x.flat[1::101] = 0.0
     x.flat[2::103] = 1.0
+    a, x = np.asarray(a, order=order), np.asarray(x, order=order)
     want = sp.betainc(a, 0.5, x)
     with mock.patch.object(torch, "get_num_threads", return_value=threads):
         got = pvalues.betainc(torch.from_numpy(a), torch.tensor(0.5), torch.from_numpy(x))
     assert got.shape == shape and got.dtype == torch.float64
     np.testing.assert_array_equal(got.numpy(), want)
+    with mock.patch.object(torch, "get_num_threads", return_value=threads):
+        t = pvalues.welch_pvalue(torch.from_numpy(x) * 3.0 - 1.5, torch.from_numpy(a))
+    np.testing.assert_array_equal(t.numpy(), np.where(np.isnan(x), np.nan, np.clip(
+        2.0 * sp.stdtr(a, -np.abs(x * 3.0 - 1.5)), 0.0, 1.0)))
 
 
 _FORK_SCRIPT = """

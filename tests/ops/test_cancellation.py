@@ -375,3 +375,49 @@ def test_complement_low_group_under_a_wide_high_group_is_recomputed():
                                                         sums.squares))
     fast = np.sqrt(np.maximum(squares - total**2 / count, 0.0) / (count - 1) / count)
     assert np.all(np.abs(fast - exact) > 1e-6 * exact)  # the sums alone: wrong
+
+
+def test_complement_splits_are_summed_outside_float64():
+    """float32 sums every group: a score that overflows the cast (1e39) is high in the
+    float64 split but no pair of the block, and the subtraction would flag well separated
+    groups a summed one keeps; float64 derives the low groups."""
+    rng = np.random.default_rng(6)
+    n = 40
+    y = rng.normal(size=(n, 2))
+    y[3, 0] = 1e39  # finite in float64, inf in float32
+    yt = torch.from_numpy(y)
+    split = percentile_split(yt, 50.0)
+    x = rng.normal(size=(n, 5))
+    for dtype, block_groups in ((torch.float64, 2), (torch.float32, 4)):
+        prepared = prepare_scores(yt, {"split": split}, min_pairs=3, dtype=dtype,
+                                  device=torch.device("cpu"))
+        assert prepared.right.n_block_groups == block_groups
+        got = chunk_statistics(torch.from_numpy(x).to(dtype), prepared).contrasts["split"]
+        high, low = (m.numpy() for m in split)
+        finite = np.isfinite(x).T.astype(np.int64)
+        np.testing.assert_array_equal(got.n_high.numpy(), finite @ high.astype(np.int64))
+        np.testing.assert_array_equal(got.n_low.numpy(), finite @ low.astype(np.int64))
+
+
+def test_sync_free_recompute_of_derived_groups_copies_nothing_to_the_device():
+    """The sync-free selection (the training loop's on CUDA) with derived low groups: no
+    tensor is made from host values per call (on CUDA each would be a synchronising
+    copy; the segment table is made once, with the block)."""
+    x, y = _far_apart_groups(n=50)
+    yt = torch.from_numpy(y)
+    prepared = prepare_scores(yt, {"split": percentile_split(yt, 50.0)}, min_pairs=3,
+                              dtype=torch.float64, device=torch.device("cpu"))
+    assert prepared.right.segments
+    made = []
+    real = torch.tensor
+
+    def counting(*args, **kwargs):
+        made.append(args)
+        return real(*args, **kwargs)
+
+    with mock.patch.object(torch, "tensor", counting):
+        out = chunk_statistics(torch.from_numpy(np.asfortranarray(x)), prepared,
+                               recompute_limit=256)
+    assert made == []
+    _assert_welch(vars(out.contrasts["split"]),
+                  _exact_welch(x, *(m.numpy() for m in prepared.layout.masks("split"))))
