@@ -348,9 +348,6 @@ class RightBlock:
     n_groups: int
     packed: bool
     segments: tuple[tuple[bool, int], ...] = ()
-    #: ``segments`` as an int64 [2 S, 2] tensor on the block's device (None: no segments),
-    #: made once so that :meth:`group_members` copies nothing to the device
-    segment_table: Tensor | None = None
     #: y [n, K] itself (x's dtype and device; NaN/inf missing): the pairs recomputed from
     #: their own centred values read it (None: not kept, no pair is recomputed)
     values: Tensor | None = None
@@ -380,11 +377,15 @@ class RightBlock:
         if not self.segments:
             return _columns(self.block, c + group) > 0
         k = self.n_modules
-        table = self.segment_table
-        assert table is not None  # made by build with the segments
         segment, module = group // k, group % k
-        derived = table[segment, 0] > 0
-        member = _columns(self.block, c + table[segment, 1] + module) > 0
+        column = torch.zeros_like(group)
+        derived = torch.zeros_like(group, dtype=torch.bool)
+        for j, (is_derived, start) in enumerate(self.segments):  # <= 4: Python scalars only,
+            at = segment == j  # so nothing is copied from the host (no sync on CUDA)
+            column = torch.where(at, module + start, column)
+            if is_derived:
+                derived |= at
+        member = _columns(self.block, c + column) > 0
         assert self.values is not None  # kept by build
         finite = torch.isfinite(_columns(self.values, module))
         return torch.where(derived, finite & ~member, member)
@@ -409,9 +410,8 @@ class RightBlock:
         packed = bool(pack and bool(torch.isfinite(y).all()))
         columns = [ones, g, y0, y0 * y0] if packed else [my, g, y0, y0 * y0, ones]
         n_groups = k * len(segments) if segments else g.shape[1]
-        table = (torch.tensor(segments, dtype=torch.int64).to(device) if segments else None)
         return cls(block=torch.cat(columns, dim=1), n_modules=k, n_groups=n_groups,
-                   packed=packed, segments=tuple(segments), segment_table=table, values=y)
+                   packed=packed, segments=tuple(segments), values=y)
 
 
 def moments_and_group_sums(x: Tensor, y: Tensor, groups: Tensor | None = None, *,

@@ -401,13 +401,11 @@ def test_complement_splits_are_summed_outside_float64():
 
 def test_sync_free_recompute_of_derived_groups_copies_nothing_to_the_device():
     """The sync-free selection (the training loop's on CUDA) with derived low groups: no
-    tensor is made from host values per call (on CUDA each would be a synchronising
-    copy; the segment table is made once, with the block)."""
+    tensor is made from host values, in the block's build or in the chunk step (on CUDA
+    each would be a synchronising copy; a training loop builds the block every call)."""
     x, y = _far_apart_groups(n=50)
     yt = torch.from_numpy(y)
-    prepared = prepare_scores(yt, {"split": percentile_split(yt, 50.0)}, min_pairs=3,
-                              dtype=torch.float64, device=torch.device("cpu"))
-    assert prepared.right.segments
+    split = percentile_split(yt, 50.0)
     made = []
     real = torch.tensor
 
@@ -416,6 +414,9 @@ def test_sync_free_recompute_of_derived_groups_copies_nothing_to_the_device():
         return real(*args, **kwargs)
 
     with mock.patch.object(torch, "tensor", counting):
+        prepared = prepare_scores(yt, {"split": split}, min_pairs=3, dtype=torch.float64,
+                                  device=torch.device("cpu"))
+        assert prepared.right.segments
         out = chunk_statistics(torch.from_numpy(np.asfortranarray(x)), prepared,
                                recompute_limit=256)
     assert made == []
