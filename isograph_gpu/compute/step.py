@@ -52,11 +52,12 @@ def prepare_scores(scores: Tensor, splits: Mapping[str, tuple[Tensor, Tensor]] |
     has its low groups derived only in float64: there the subtraction keeps 40 bits where
     a summed group would (the recompute rule); in float32 it would flag well separated
     groups (from ~11 sd apart) that a summed group keeps, and a score that overflows the
-    cast would sit in a high group but not among the pairs. Other dtypes sum every group. ``differentiable`` (a training loop): gradients flow into the scores and
-    nothing synchronises with the host (never packed)."""
+    cast would sit in a high group but not among the pairs. Other dtypes sum every group.
+    ``differentiable`` (a training loop): gradients flow into the scores and nothing
+    synchronises with the host (never packed)."""
     n, k = scores.shape
     layout = GroupLayout.from_splits(splits, n, k, device)
-    if dtype != torch.float64:  # complement splits: float64 only (see below)
+    if dtype != torch.float64:  # complement splits: float64 only (see above)
         layout = layout.summed()
     y = scores if differentiable else scores.detach()
     right = RightBlock.build(y, layout.gemm_matrix, dtype=dtype, device=device,

@@ -332,9 +332,10 @@ class RightBlock:
     [n, G] and used for every feature chunk (:func:`moments_from_block`).
 
     ``block`` [n, W] (x's dtype and device) is ``[My | groups | Y0 | Y0^2 | 1]`` (W = 3K +
-    G + 1, G the block's group columns: :attr:`n_block_groups`). ``packed``: y has no missing value, so ``My`` is all ones and the moments that
-    only depend on it (n, sx, sxx) are the same for every module: one ones column stands
-    for My's K and for the trailing ones, ``[1 | groups | Y0 | Y0^2]`` (W = 2K + G + 1).
+    G + 1, G the block's group columns: :attr:`n_block_groups`). ``packed``: y has no
+    missing value, so ``My`` is all ones and the moments that only depend on it (n, sx,
+    sxx) are the same for every module: one ones column stands for My's K and for the
+    trailing ones, ``[1 | groups | Y0 | Y0^2]`` (W = 2K + G + 1).
 
     ``segments`` (:attr:`GroupLayout.segments <isograph_gpu.ops.groups.GroupLayout>`):
     the group sums' K-column groups in order, each the block's group columns ``start :
@@ -445,9 +446,10 @@ def moments_from_block(x: Tensor, right: RightBlock, workspace: Workspace | None
     or 1 when packed; G the block's group columns, :attr:`RightBlock.n_block_groups`; each
     GEMM only computes the moments it is needed for). Packed, n, sx and sxx are broadcast
     views ([F, 1] expanded to [F, K]). The group sums have ``right.n_groups`` columns:
-    derived ones (``right.segments``) are the pairs' sums less their high group's. ``workspace``: buffers for
-    :func:`centre_and_mask` reused across chunks (not used when autograd tracks
-    ``right.block``: the GEMMs then save the mask and values for backward).
+    derived ones (``right.segments``) are the pairs' sums less their high group's.
+    ``workspace``: buffers for :func:`centre_and_mask` reused across chunks (not used when
+    autograd tracks ``right.block``: the GEMMs then save the mask and values for
+    backward).
 
     Pairs and groups that cancel (module docstring) are then recomputed from x and
     ``right.values``: selected with one ``torch.nonzero`` (``recompute_limit`` None: a

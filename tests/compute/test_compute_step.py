@@ -43,7 +43,9 @@ def test_engine_dask_task_and_module_statistics_give_identical_tensors():
                                 dtype=torch.float64, memory_budget_bytes=1 << 30,
                                 chunk_features=f)
     task, null = distributed._block_task(
-        x, 0, f, y, {"split": split_like(splits["split"], *(m.numpy() for m in splits["split"]))}, None, None, 3, None,
+        x, 0, f, y, {"split": split_like(splits["split"],
+                                         *(m.numpy() for m in splits["split"]))},
+        None, None, 3, None,
         "cpu", torch.float64, f)
     assert null is None
     training = ModuleStatistics([f"g{i // 3}" for i in range(f)], min_pairs=3,
