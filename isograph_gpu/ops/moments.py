@@ -612,6 +612,8 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
                     groups[:, cols] |= _lossy_against(
                         sums.total[:, cols], sums.count[:, cols], sums.squares[:, cols],
                         pair_squares, limit)
+    if flags.numel() == 0:  # no feature, or neither modules nor groups: nothing to redo
+        return m, sums
     if capacity is None:
         if x.device.type == "cpu" and not bool(flags.any()):  # faster than nonzero
             return m, sums

@@ -183,20 +183,30 @@ def pearson_pvalue(r: Tensor, n: Tensor) -> Tensor:
 def welch_pvalue(t: Tensor, df: Tensor) -> Tensor:
     """Two-sided p of Welch ``t`` with real-valued ``df`` (float64, t's shape).
 
-    ±inf t gives 0 whatever df is (the limit for every df > 0); otherwise a NaN t or df
+    ±inf t gives 0 whatever df is (the limit for every df > 0); df = +inf gives the normal
+    tail erfc(|t| / sqrt 2) (the limit as df grows); otherwise a NaN t, a NaN df or df <= 0
     gives NaN."""
     t = t.detach().to(torch.float64)
     df = df.detach().to(device=t.device, dtype=torch.float64)
     t, df = torch.broadcast_tensors(t, df)
     finite_df = torch.nan_to_num(df, nan=1.0, posinf=1.0).clamp_min_(1e-300)
     undefined = torch.isnan(t)
+    normal = torch.isposinf(df)
+    bad_df = (torch.isnan(df) | (df <= 0.0)) & ~torch.isinf(t)
     if betainc_route(t.device) == "scipy":  # ±inf t: stdtr's lower tail is 0
         p = _student_t_two_sided(t.masked_fill(undefined, 0.0), finite_df)
-        undefined |= torch.isnan(df) & ~torch.isinf(t)
-        return p.clamp_(0.0, 1.0).masked_fill_(undefined, float("nan"))
+        return _welch_limits(p, t, normal, undefined | bad_df)
     infinite = torch.isinf(t)  # (nan_to_num would turn inf t^2 into the largest float)
     t2 = (t * t).masked_fill_(infinite | undefined, 0.0)
     x = torch.div(finite_df, t2.add_(finite_df, alpha=1.0), out=t2).masked_fill_(infinite, 0.0)
     p = betainc(finite_df.div_(2.0), torch.full_like(x, 0.5), x)
-    undefined |= torch.isnan(df) & ~infinite
-    return p.clamp_(0.0, 1.0).masked_fill_(undefined, float("nan"))
+    return _welch_limits(p, t, normal, undefined | bad_df)
+
+
+def _welch_limits(p: Tensor, t: Tensor, normal: Tensor, undefined: Tensor) -> Tensor:
+    """``p`` clamped to [0, 1], the normal tail where ``normal`` (df = +inf), NaN where
+    ``undefined``."""
+    p = p.clamp_(0.0, 1.0)
+    if p.device.type != "cpu" or bool(normal.any()):  # CUDA: always (asking would sync)
+        p = torch.where(normal, torch.special.erfc(t.abs() / math.sqrt(2.0)), p)
+    return p.masked_fill_(undefined, float("nan"))

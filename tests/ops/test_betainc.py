@@ -529,3 +529,21 @@ def test_pearson_pvalue_is_the_exact_student_t_tail_on_the_cpu(n: int, r: float)
         assert abs(got - want) <= _pvalue_tolerance(t, n - 2.0) * want, (got, want)
     else:
         assert got <= 1e-299
+
+
+@pytest.mark.parametrize("route", ["scipy", "torch"])
+def test_welch_pvalue_limits_of_df(route, monkeypatch) -> None:
+    """df = +inf is the normal tail (it was a Cauchy p: df mapped to 1); df <= 0 and NaN df
+    give NaN; ±inf t gives 0 whatever df is; on the CPU route and the torch one."""
+    from scipy import stats
+
+    from isograph_gpu.ops import pvalues
+
+    monkeypatch.setattr(pvalues, "betainc_route", lambda device, needs_grad=False: route)
+    inf, nan = float("inf"), float("nan")
+    t = torch.tensor([1.0, -2.0, 0.0, inf, 1.0, 1.0, 1.0, -inf, 2.5], dtype=torch.float64)
+    df = torch.tensor([inf, inf, inf, inf, 0.0, -3.0, nan, -1.0, 12.0], dtype=torch.float64)
+    got = pvalues.welch_pvalue(t, df).numpy()
+    want = [2 * stats.norm.sf(1.0), 2 * stats.norm.sf(2.0), 1.0, 0.0, nan, nan, nan, 0.0,
+            2 * stats.t.sf(2.5, 12.0)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)

@@ -422,3 +422,15 @@ def test_sync_free_recompute_of_derived_groups_copies_nothing_to_the_device():
     assert made == []
     _assert_welch(vars(out.contrasts["split"]),
                   _exact_welch(x, *(m.numpy() for m in prepared.layout.masks("split"))))
+
+
+@pytest.mark.parametrize("f, k", [(0, 3), (4, 0), (0, 0)])
+def test_sync_free_limit_with_no_features_or_no_modules(f, k):
+    """recompute_limit with F = 0 or K = 0 (no entry to select): empty statistics of the
+    right shapes, not an index error."""
+    x = torch.zeros((10, f), dtype=torch.float64)
+    y = torch.from_numpy(np.random.default_rng(0).normal(size=(10, k)))
+    m, _ = moments_and_group_sums(x, y, recompute_limit=4)
+    assert m.sxy.shape == (f, k) and m.centred is None
+    r = pearson_from_moments(m)
+    assert r.shape == (f, k)
