@@ -45,7 +45,8 @@ def fdr_adjust(p: Tensor, family: Tensor | None = None, method: str = "bh") -> T
         return torch.full_like(p, float("nan"))
     if depth <= _GATHER_SHARE * f:
         rows, cols, at = _member_slots(member)
-        gathered = torch.full((depth, p.shape[1]), float("inf"), dtype=p.dtype)  # CPU
+        gathered = torch.full((depth, p.shape[1]), float("inf"), dtype=p.dtype,
+                              device=p.device)
         gathered[at, cols] = p[rows, cols]
         q = _sorted_qvalues(gathered, m, method)
         out = torch.full_like(p, float("nan"))
@@ -61,7 +62,7 @@ def _member_slots(member: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     cols, rows = torch.nonzero(member.T, as_tuple=True)  # column-major: sorted by column
     counts = torch.bincount(cols, minlength=member.shape[1])
     start = torch.cumsum(counts, 0) - counts
-    return rows, cols, torch.arange(rows.numel()) - start[cols]
+    return rows, cols, torch.arange(rows.numel(), device=member.device) - start[cols]
 
 
 def _sorted_qvalues(keyed: Tensor, m: Tensor, method: str) -> Tensor:

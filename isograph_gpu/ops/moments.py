@@ -509,7 +509,7 @@ def _with_derived_groups(gemm: Tensor, pair: Tensor, right: RightBlock,
     tracks the inputs."""
     k = right.n_modules
     parts = [pair - gemm[:, start:start + k] if derived else gemm[:, start:start + k]
-             for derived, start in right.segments] if _tracked(gemm, pair) else None
+             for derived, start in right.segments] if InPlace(gemm, pair).tracked else None
     if parts is not None:
         return torch.cat(parts, dim=1)
     f, g = gemm.shape[0], right.n_groups
@@ -527,32 +527,29 @@ def _with_derived_groups(gemm: Tensor, pair: Tensor, right: RightBlock,
     return out
 
 
-def _tracked(*tensors: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
 def _lossy(total: Tensor, count: Tensor, squares: Tensor, limit: float, out: Tensor,
-           space: tuple[Tensor, Tensor]) -> None:
+           space: tuple[Tensor, Tensor], reference: Tensor | None = None) -> None:
     """Into bool ``out``: where the centred second moment ``squares - total^2 / count`` is
     below ``(count - 1) / count / limit`` of the raw one ``squares`` (about 1 / limit; a
     single value, whose total^2 is its squares, never): total^2 > (count (1 - 1 / limit)
     + 1 / limit) squares, in four passes through the two buffers ``space`` of out's shape
-    (``count`` may be a column [F, 1]: the packed block's pair counts)."""
+    (``count`` may be a column [F, 1]: the packed block's pair counts).
+
+    ``reference`` [F, K] or [F, 1] (a derived group's pairs' squares, which its
+    subtraction rounds with; at least its own squares): below ``reference / limit``
+    instead, for groups of at least two values: total^2 > count (squares - reference /
+    limit)."""
     square, bound = space
     torch.mul(total, total, out=square)
-    if count.shape == out.shape:
+    if reference is not None:
+        torch.sub(squares, reference, alpha=1.0 / limit, out=bound).mul_(count)
+        torch.gt(square, bound, out=out)
+        out &= count >= 2
+    elif count.shape == out.shape:
         torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit, out=bound).mul_(squares)
     else:
         torch.mul(torch.add(1.0 / limit, count, alpha=1.0 - 1.0 / limit), squares, out=bound)
     torch.gt(square, bound, out=out)
-
-
-def _lossy_against(total: Tensor, count: Tensor, squares: Tensor, reference: Tensor,
-                   limit: float) -> Tensor:
-    """bool [F, K]: groups of at least two values whose centred second moment ``squares -
-    total^2 / count`` is below ``reference / limit`` (``reference`` [F, K] or [F, 1]):
-    total^2 > count (squares - reference / limit)."""
-    return (count >= 2) & (total * total > count * (squares - reference / limit))
 
 
 def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSums,
@@ -567,9 +564,9 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
     their results, so a recompute costs its entries, not the chunk (derived group sums,
     ``right.segments``, stay as :func:`moments_from_block` assembled them). ``pair_squares``
     [F, K] (or [F, 1] packed): the pairs' sums of squares, the reference of derived groups
-    (``right.segments``): one is recomputed as well where its centred second moment is
-    below 1 / :func:`loss_limit` of its pairs' squares, which its subtraction rounds
-    with."""
+    (``right.segments``): one is recomputed where its centred second moment is below
+    1 / :func:`loss_limit` of its pairs' squares, which its subtraction rounds with (a
+    test that covers the one against its own squares, never larger)."""
     f, k = m.sxy.shape
     g = sums.count.shape[1]
     limit = loss_limit(x.dtype)
@@ -604,14 +601,13 @@ def _recompute_cancelled(x: Tensor, right: RightBlock, m: Moments, sums: GroupSu
             x_side = torch.empty(sx.shape, dtype=torch.bool, device=x.device)
             _lossy(sx, n, sxx, limit, x_side, room(sx.shape[1]))
             pairs |= x_side
-        _lossy(sums.total, sums.count, sums.squares, limit, groups, room(g))
-        if pair_squares is not None:
+        if pair_squares is None or not right.segments:
+            _lossy(sums.total, sums.count, sums.squares, limit, groups, room(g))
+        else:  # each group of K columns, derived ones against their pairs' squares
             for j, (derived, _) in enumerate(right.segments):
-                if derived:
-                    cols = slice(j * k, (j + 1) * k)
-                    groups[:, cols] |= _lossy_against(
-                        sums.total[:, cols], sums.count[:, cols], sums.squares[:, cols],
-                        pair_squares, limit)
+                cols = slice(j * k, (j + 1) * k)
+                _lossy(sums.total[:, cols], sums.count[:, cols], sums.squares[:, cols],
+                       limit, groups[:, cols], room(k), pair_squares if derived else None)
     if flags.numel() == 0:  # no feature, or neither modules nor groups: nothing to redo
         return m, sums
     if capacity is None:

@@ -172,8 +172,8 @@ def pearson_pvalue(r: Tensor, n: Tensor) -> Tensor:
     a = ((n - 2.0) / 2.0).clamp_min(0.5)
     if betainc_route(r.device) == "scipy":  # |r| = 1: t = ±inf, p = 0
         df = 2.0 * a
-        t = torch.nan_to_num(r, nan=0.0) * torch.sqrt(df / one_minus_r2)
-        p = _student_t_two_sided(t.nan_to_num_(nan=0.0), df)
+        t = r * torch.sqrt(df / one_minus_r2)  # NaN r: NaN, set to NaN p below
+        p = _student_t_two_sided(t.masked_fill_(torch.isnan(t), 0.0), df)
     else:
         p = betainc(a, torch.full_like(a, 0.5), torch.nan_to_num(one_minus_r2, nan=1.0))
     p = torch.where(n <= 2.0, torch.ones_like(p), p)

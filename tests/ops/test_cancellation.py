@@ -434,3 +434,35 @@ def test_sync_free_limit_with_no_features_or_no_modules(f, k):
     assert m.sxy.shape == (f, k) and m.centred is None
     r = pearson_from_moments(m)
     assert r.shape == (f, k)
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_derived_low_groups_carry_gradients(complete):
+    """Autograd through the derived low groups (a training loop's path): d sum(mean_low)
+    / dx is 1 / n_low on each finite low value and 0 elsewhere (the closed form), and the
+    se's gradient is that of the same split summed column by column."""
+    rng = np.random.default_rng(7)
+    n, f, k = 30, 4, 2
+    x = rng.normal(size=(n, f)) + 3.0
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = rng.normal(size=(n, k))
+    if not complete:
+        y[2, 0] = np.nan
+    yt = torch.from_numpy(y)
+    split = percentile_split(yt, 50.0)
+    grads = []
+    for kind in (split, tuple(split)):
+        xt = torch.from_numpy(x).requires_grad_()
+        prepared = prepare_scores(yt, {"split": kind}, min_pairs=3, dtype=torch.float64,
+                                  device=torch.device("cpu"), differentiable=True)
+        assert bool(prepared.right.segments) == (kind is split)
+        w = chunk_statistics(xt, prepared, with_pvalues=False).contrasts["split"]
+        g_mean, = torch.autograd.grad(w.mean_low.sum(), xt, retain_graph=True)
+        g_se, = torch.autograd.grad(w.se.sum(), xt)
+        grads.append((g_mean.numpy(), g_se.numpy()))
+    low = split[1].numpy().astype(np.float64)
+    finite = np.isfinite(x).astype(np.float64)
+    n_low = finite.T @ low  # [f, k]
+    want = sum(low[:, [j]] * finite / n_low[:, j] for j in range(k))
+    np.testing.assert_allclose(grads[0][0], want, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-14)
